@@ -1,0 +1,86 @@
+"""The seven masks: what the bot shows on its buttons and where each picture sits on a face.
+
+``catalog.json`` is written by :mod:`masks.generate`. It holds the face template (the 68
+landmark positions, in mask-picture pixels, of the face every mask was drawn on) and, per
+mask, its id, names, emoji, picture and the landmarks it follows (``anchors``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import UnknownMaskError
+
+HERE = Path(__file__).resolve().parent
+CATALOG_PATH = HERE / "catalog.json"
+PNG_DIR = HERE / "png"
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    id: int
+    name: str  # "Surgical mask": for captions
+    label: str  # "Surgical": short, for a button
+    emoji: str
+    file: str = ""  # relative to masks/
+    anchors: tuple[int, ...] = field(default=(), repr=False)
+
+    @property
+    def button(self) -> str:
+        """The text of this mask's button, e.g. ``"1 😷 Surgical"``."""
+        return f"{self.id} {self.emoji} {self.label}"
+
+    @property
+    def path(self) -> Path:
+        return HERE / self.file
+
+
+@dataclass(frozen=True)
+class Template:
+    width: int
+    height: int
+    points: np.ndarray  # (68, 2) float32: landmark positions in mask-picture pixels
+
+
+@lru_cache(maxsize=1)
+def _load() -> tuple[tuple[MaskSpec, ...], Template]:
+    data = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    specs = tuple(
+        MaskSpec(
+            id=m["id"],
+            name=m["name"],
+            label=m["label"],
+            emoji=m["emoji"],
+            file=m["file"],
+            anchors=tuple(m["anchors"]),
+        )
+        for m in data["masks"]
+    )
+    t = data["template"]
+    template = Template(t["width"], t["height"], np.asarray(t["points"], np.float32))
+    return specs, template
+
+
+def masks() -> list[MaskSpec]:
+    """All masks, ordered by id (1-7)."""
+    return list(_load()[0])
+
+
+def template() -> Template:
+    return _load()[1]
+
+
+def get(mask_id: int) -> MaskSpec:
+    """The mask with this id; :class:`UnknownMaskError` for anything else."""
+    for spec in _load()[0]:
+        if spec.id == mask_id and not isinstance(mask_id, bool):
+            return spec
+    raise UnknownMaskError()
+
+
+MASKS: list[MaskSpec] = masks() if CATALOG_PATH.exists() else []
