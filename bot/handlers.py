@@ -1,0 +1,284 @@
+"""What the bot does with each update. Handlers are registered in :func:`register`.
+
+Each handler parses the update, asks the inference worker through the queue, and replies.
+State that must outlive a restart (which photo a keyboard belongs to, crop on or off) lives in
+``chat_data``; the per-user throttle lives in ``user_data``. Both are persisted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import (
+    InputFile,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import gallery, keyboards, texts
+from bot.queue import MaskQueue
+from bot.settings import Settings
+from core.errors import FaceMaskError
+from core.worker import MaskedPhoto
+from masks import catalog
+from masks.catalog import MaskSpec
+
+logger = logging.getLogger(__name__)
+
+SERVICES = "services"  # bot_data key; bot_data itself is not persisted
+KEYBOARDS = "keyboards"  # chat_data key: keyboard message id -> the photo it belongs to
+RECENT_JOBS = "recent_jobs"  # user_data key: times of this user's last masked photos
+KEEP_KEYBOARDS = 100  # per chat; older keyboards answer "send it again"
+SEND_PHOTO_MAX_BYTES = 10 * 1024 * 1024  # sendPhoto's limit; bigger results go as files
+SEND_PHOTO_MAX_SIDES = 10_000  # sendPhoto's limit on width + height
+
+
+@dataclass
+class Services:
+    """What handlers need besides the update; lives in ``bot_data`` for the process's life."""
+
+    settings: Settings
+    queue: MaskQueue
+    masks: list[MaskSpec]
+    background: list[Any] = field(default_factory=list)
+
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+def services(context: Context) -> Services:
+    return context.bot_data[SERVICES]
+
+
+class _AddressedToBot(filters.MessageFilter):
+    """A caption holding /mask (or /mask@thisbot) or mentioning this bot."""
+
+    def filter(self, message: Message) -> bool:
+        username = (message.get_bot().username or "").lower()
+        for entity, text in message.parse_caption_entities().items():
+            text = text.lower()
+            if entity.type == MessageEntity.BOT_COMMAND and text in ("/mask", f"/mask@{username}"):
+                return True
+            if entity.type == MessageEntity.MENTION and text == f"@{username}":
+                return True
+        return False
+
+
+IMAGE = filters.PHOTO | filters.Document.IMAGE
+ADDRESSED_TO_BOT = _AddressedToBot(name="AddressedToBot")
+
+
+def register(app: Application) -> None:
+    """Every handler of the bot, in the order they are tried."""
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler("start", start))
+    app.add_handler(CommandHandler("help", help_command))
+    app.add_handler(CommandHandler("masks", masks_command))
+    app.add_handler(CommandHandler("mask", mask_command))
+    app.add_handler(MessageHandler(IMAGE & (private | ADDRESSED_TO_BOT), photo))
+    app.add_handler(MessageHandler(private & filters.Document.ALL, not_an_image))
+    app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, start))
+    app.add_handler(CallbackQueryHandler(button, pattern=keyboards.CALLBACK_PATTERN))
+    app.add_error_handler(error_handler)
+
+
+async def start(update: Update, context: Context) -> None:
+    await update.effective_message.reply_text(texts.START)
+
+
+async def help_command(update: Update, context: Context) -> None:
+    await update.effective_message.reply_text(texts.HELP)
+
+
+async def masks_command(update: Update, context: Context) -> None:
+    message = update.effective_message
+    picture = gallery.picture(services(context).masks)
+    if picture is None:
+        await message.reply_text(texts.masks_list(services(context).masks))
+        return
+    await message.reply_photo(InputFile(picture, filename="masks.png"), caption=texts.MASKS_CAPTION)
+
+
+async def mask_command(update: Update, context: Context) -> None:
+    """``/mask`` as a reply to a photo: offer the keyboard for that photo."""
+    message = update.effective_message
+    target = message.reply_to_message
+    if target is None or not (target.photo or _is_image_document(target)):
+        await message.reply_text(texts.MASK_HINT)
+        return
+    await _offer_masks(target, context)
+
+
+async def photo(update: Update, context: Context) -> None:
+    await _offer_masks(update.effective_message, context)
+
+
+async def not_an_image(update: Update, context: Context) -> None:
+    await update.effective_message.reply_text(texts.NOT_AN_IMAGE)
+
+
+async def button(update: Update, context: Context) -> None:
+    """A mask button or the Crop toggle under one of our keyboards."""
+    query = update.callback_query
+    chat_id, keyboard_id = query.message.chat.id, query.message.message_id
+    request = context.chat_data.get(KEYBOARDS, {}).get(keyboard_id)
+    if request is None:
+        await query.answer(texts.PHOTO_GONE, show_alert=True)
+        return
+    mask_id = keyboards.mask_id(query.data)
+    svc = services(context)
+
+    if mask_id is None:  # the toggle: same message, new keyboard
+        await query.answer()
+        request["crop"] = not request["crop"]
+        await query.edit_message_reply_markup(keyboards.mask_keyboard(svc.masks, request["crop"]))
+        return
+
+    wait = _throttle(context.user_data, svc.settings)
+    if wait:
+        await query.answer(texts.TOO_MANY.format(seconds=wait), show_alert=True)
+        return
+    await query.answer(texts.WORKING)
+    mask = catalog.get(mask_id)
+    reply_to = ReplyParameters(request["message_id"], allow_sending_without_reply=True)
+    await context.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
+    try:
+        image = await _download(context, request["file_id"])
+        result = await svc.queue.mask_photo(image, mask.id, request["crop"])
+    except FaceMaskError as error:
+        logger.info("chat %s user %s mask %d: %s", chat_id, query.from_user.id, mask.id, error.code)
+        await context.bot.send_message(chat_id, str(error), reply_parameters=reply_to)
+        return
+    logger.info(
+        "chat %s user %s mask %d crop %s: %d faces, %dx%d, %.0f ms in the worker",
+        chat_id, query.from_user.id, mask.id, request["crop"],
+        result.faces, result.width, result.height, result.ms,
+    )  # fmt: skip
+    await _send_result(context, chat_id, reply_to, mask, result, as_file=request["as_file"])
+
+
+async def error_handler(update: object, context: Context) -> None:
+    """Log every unexpected error with the update's ids; tell the user something useful."""
+    logger.error("error while handling %s", _describe(update), exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await update.effective_message.reply_text(texts.INTERNAL_ERROR)
+        except TelegramError:
+            logger.warning("could not tell the user about the error either")
+
+
+async def _offer_masks(photo_message: Message, context: Context) -> None:
+    """Reply to a photo with the mask keyboard and remember which photo it belongs to."""
+    svc = services(context)
+    if photo_message.photo:
+        size = photo_message.photo[-1]  # Telegram lists sizes smallest first
+        file_id, file_size, as_file = size.file_id, size.file_size, False
+    else:
+        document = photo_message.document
+        file_id, file_size, as_file = document.file_id, document.file_size, True
+    if file_size and file_size > svc.settings.max_file_size:
+        await photo_message.reply_text(_too_big(svc.settings))
+        return
+    crop = True
+    keyboard = await photo_message.reply_text(
+        texts.CHOOSE, reply_markup=keyboards.mask_keyboard(svc.masks, crop)
+    )
+    remembered = context.chat_data.setdefault(KEYBOARDS, {})
+    remembered[keyboard.message_id] = {
+        "file_id": file_id,
+        "message_id": photo_message.message_id,
+        "as_file": as_file,
+        "crop": crop,
+    }
+    while len(remembered) > KEEP_KEYBOARDS:
+        remembered.pop(next(iter(remembered)))
+
+
+async def _download(context: Context, file_id: str) -> bytes:
+    """The photo's bytes, kept in memory only."""
+    try:
+        telegram_file = await context.bot.get_file(file_id)
+    except BadRequest as error:
+        if "too big" in error.message.lower():
+            raise _FileTooBigError(_too_big(services(context).settings)) from error
+        raise
+    return bytes(await telegram_file.download_as_bytearray())
+
+
+async def _send_result(
+    context: Context,
+    chat_id: int,
+    reply_to: ReplyParameters,
+    mask: MaskSpec,
+    result: MaskedPhoto,
+    *,
+    as_file: bool,
+) -> None:
+    caption = texts.caption(mask, result.faces)
+    fits_photo = (
+        len(result.image) <= SEND_PHOTO_MAX_BYTES
+        and result.width + result.height <= SEND_PHOTO_MAX_SIDES
+        and result.format.lower() in ("jpeg", "jpg", "png")
+    )
+    if as_file or not fits_photo:
+        name = f"masked-{mask.label.lower().replace(' ', '-')}.{result.format.lower()}"
+        await context.bot.send_document(
+            chat_id, InputFile(result.image, filename=name), caption=caption,
+            reply_parameters=reply_to,
+        )  # fmt: skip
+        return
+    await context.bot.send_photo(chat_id, result.image, caption=caption, reply_parameters=reply_to)
+
+
+def _throttle(user_data: dict[str, Any], settings: Settings) -> int:
+    """Seconds this user must wait before another masked photo; 0 records one now."""
+    now = time.time()
+    recent = [t for t in user_data.get(RECENT_JOBS, []) if now - t < settings.throttle_seconds]
+    if len(recent) >= settings.throttle_jobs:
+        user_data[RECENT_JOBS] = recent
+        return max(1, round(recent[0] + settings.throttle_seconds - now))
+    user_data[RECENT_JOBS] = [*recent, now]
+    return 0
+
+
+def _too_big(settings: Settings) -> str:
+    return texts.TOO_BIG.format(limit=settings.max_file_size // (1024 * 1024))
+
+
+def _is_image_document(message: Message) -> bool:
+    document = message.document
+    return bool(document and (document.mime_type or "").startswith("image/"))
+
+
+def _describe(update: object) -> str:
+    if not isinstance(update, Update):
+        return repr(update)[:200]
+    parts = [f"update {update.update_id}"]
+    if update.effective_chat:
+        parts.append(f"chat {update.effective_chat.id}")
+    if update.effective_user:
+        parts.append(f"user {update.effective_user.id}")
+    if update.effective_message:
+        parts.append(f"message {update.effective_message.message_id}")
+    if update.callback_query:
+        parts.append(f"callback {update.callback_query.data!r}")
+    return " ".join(parts)
+
+
+class _FileTooBigError(FaceMaskError):
+    code = "file_too_big"

@@ -1,0 +1,107 @@
+"""How the bot reaches the inference worker: one interface, two backends.
+
+- :class:`EmbeddedQueue` (``REDIS_URL`` unset): worker processes started next to the bot.
+- :class:`RedisQueue` (``REDIS_URL`` set): jobs go through Redis to ``facemask-worker``
+  processes on any machine; images travel as bytes and results come back to this bot.
+
+Both answer :meth:`MaskQueue.mask_photo` with a :class:`~core.worker.MaskedPhoto` or raise a
+:class:`~core.errors.FaceMaskError` whose text can be shown as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from bot.settings import Settings
+from core.worker import (
+    ARQ_FUNCTION,
+    MaskedPhoto,
+    WorkerBusyError,
+    WorkerFailedError,
+    WorkerPool,
+    WorkerTimeoutError,
+    read_result,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class MaskQueue(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def mask_photo(self, image: bytes, mask_id: int, crop: bool) -> MaskedPhoto: ...
+
+
+class EmbeddedQueue:
+    """Worker processes owned by the bot process."""
+
+    def __init__(self, workers: int, queue_size: int, job_timeout: float) -> None:
+        self.pool = WorkerPool(workers, queue_size=queue_size, job_timeout=job_timeout)
+
+    async def start(self) -> None:
+        await self.pool.start()
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def mask_photo(self, image: bytes, mask_id: int, crop: bool) -> MaskedPhoto:
+        return read_result(await self.pool.run(image, mask_id, crop))
+
+
+class RedisQueue:
+    """Jobs through Redis (arq) to ``facemask-worker`` processes."""
+
+    def __init__(self, redis_url: str, queue_size: int, job_timeout: float) -> None:
+        self.redis_url = redis_url
+        self.queue_size = queue_size
+        self.job_timeout = job_timeout
+        self._redis = None
+
+    async def start(self) -> None:
+        from arq import create_pool
+        from arq.connections import RedisSettings
+
+        self._redis = await create_pool(RedisSettings.from_dsn(self.redis_url))
+        logger.info("sending jobs through Redis at %s", _without_password(self.redis_url))
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    async def mask_photo(self, image: bytes, mask_id: int, crop: bool) -> MaskedPhoto:
+        if self._redis is None:
+            raise WorkerFailedError("The inference workers are not running.")
+        # back-pressure: refuse new work while the shared queue is full
+        if await self._redis.zcard(self._redis.default_queue_name) >= self.queue_size:
+            raise WorkerBusyError()
+        # a job nobody has started within job_timeout is dropped: its answer would come too late
+        job = await self._redis.enqueue_job(
+            ARQ_FUNCTION, image, mask_id, crop, _expires=self.job_timeout
+        )
+        if job is None:  # only when a job id is reused, which we never do
+            raise WorkerFailedError()
+        try:
+            data = await job.result(timeout=self.job_timeout * 2, poll_delay=0.05)
+        except TimeoutError as error:
+            raise WorkerTimeoutError() from error
+        except Exception as error:  # the worker side failed; say so, log why
+            logger.warning("job %s failed in the worker: %r", job.job_id, error)
+            raise WorkerFailedError() from error
+        return read_result(data)
+
+
+def create_queue(settings: Settings) -> MaskQueue:
+    if settings.redis_url:
+        return RedisQueue(settings.redis_url, settings.queue_size, settings.job_timeout)
+    return EmbeddedQueue(settings.workers, settings.queue_size, settings.job_timeout)
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
