@@ -1,0 +1,147 @@
+"""The front door: one object that loads the model once and masks photos.
+
+>>> masker = FaceMasker()
+>>> result = masker.apply(Path("group.jpg").read_bytes(), mask_id=1)   # every face
+>>> Path("masked.jpg").write_bytes(result.image)
+>>> masker.landmarks("portrait.png", crop=False)                        # whole image = one face
+
+Everything happens at the input's full resolution; the output has the input's size and
+format family (:mod:`core.imageio`). Failures a user can cause are :mod:`core.errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from core import imageio, warp
+from core.detect import FaceDetector, default_detector
+from core.errors import NoFaceFoundError
+from masks import catalog
+
+if TYPE_CHECKING:
+    from core.landmarks import KeypointPredictor
+
+log = logging.getLogger(__name__)
+
+ImageInput = imageio.ImageInput
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in input pixels
+    points: np.ndarray  # (68, 2) float32, input pixels
+
+
+@dataclass(frozen=True)
+class MaskResult:
+    image: bytes  # encoded, same format family as the input
+    format: str  # "JPEG" | "PNG" | "WEBP"
+    width: int
+    height: int
+    faces: list[Face]
+    ms: float  # wall time of the whole call
+
+
+class FaceMasker:
+    """Detector + keypoint model + the seven masks, loaded once, used for many photos.
+
+    ``predictor`` and ``detector`` default to the shipped keypoint weights and OpenCV's
+    Haar cascade; pass your own (anything with the same methods) to swap either.
+    """
+
+    def __init__(
+        self,
+        predictor: KeypointPredictor | None = None,
+        detector: FaceDetector | None = None,
+    ) -> None:
+        if predictor is None:
+            from core.landmarks import KeypointPredictor
+
+            predictor = KeypointPredictor.load()
+        self.predictor = predictor
+        self.detector = detector if detector is not None else default_detector()
+        self._pictures: dict[int, warp.MaskPicture] = {}
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- public
+
+    def landmarks(self, image: ImageInput, crop: bool = True) -> list[Face]:
+        """Every face's box and 68 points (crop=True), or the whole image as one face."""
+        return self.find_faces(imageio.decode(image).rgb, crop)
+
+    def apply(self, image: ImageInput, mask_id: int, crop: bool = True) -> MaskResult:
+        """The photo with mask ``mask_id`` (1-7) on every face, encoded like the input."""
+        started = time.perf_counter()
+        decoded, rgb, faces = self.mask_pixels(image, mask_id, crop)
+        data = imageio.encode_like(decoded, rgb)
+        ms = (time.perf_counter() - started) * 1000
+        log.debug("mask %d on %d face(s) in %.1f ms", mask_id, len(faces), ms)
+        return MaskResult(data, decoded.format, decoded.width, decoded.height, faces, ms)
+
+    # ----------------------------------------------------------------- stages
+
+    def mask_pixels(
+        self, image: ImageInput, mask_id: int, crop: bool = True
+    ) -> tuple[imageio.Decoded, np.ndarray, list[Face]]:
+        """Decoded input, masked RGB pixels and the faces, before encoding."""
+        picture = self.picture(mask_id)  # an unknown mask fails before any work
+        decoded = imageio.decode(image)
+        faces = self.find_faces(decoded.rgb, crop)
+        rgb = warp.apply_masks(decoded.rgb, picture, [f.points for f in faces])
+        return decoded, rgb, faces
+
+    def find_faces(self, rgb: np.ndarray, crop: bool) -> list[Face]:
+        if not crop:
+            h, w = rgb.shape[:2]
+            points = self.predictor.predict_whole_image(rgb)
+            return [Face((0.0, 0.0, float(w), float(h)), np.asarray(points, np.float32))]
+        detections = self.detector.detect(rgb)
+        if not detections:
+            raise NoFaceFoundError()
+        boxes = [tuple(float(v) for v in d.box) for d in detections]
+        points = self.predictor.predict(rgb, boxes)
+        return [Face(b, np.asarray(p, np.float32)) for b, p in zip(boxes, points, strict=True)]
+
+    def picture(self, mask_id: int) -> warp.MaskPicture:
+        """The mask ready to warp (read and prepared on first use, then kept)."""
+        spec = catalog.get(mask_id)
+        with self._lock:
+            if spec.id not in self._pictures:
+                self._pictures[spec.id] = load_picture(spec)
+            return self._pictures[spec.id]
+
+
+def load_picture(spec: catalog.MaskSpec) -> warp.MaskPicture:
+    bgra = cv2.imread(str(spec.path), cv2.IMREAD_UNCHANGED)
+    if bgra is None or bgra.ndim != 3 or bgra.shape[2] != 4:
+        raise RuntimeError(f"mask picture {spec.path} is missing or not RGBA")
+    rgba = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
+    return warp.MaskPicture.from_rgba(rgba, catalog.template().points)
+
+
+_default_masker: FaceMasker | None = None
+_default_lock = threading.Lock()
+
+
+def default_masker() -> FaceMasker:
+    """One shared :class:`FaceMasker` with the shipped model, made on first use."""
+    global _default_masker
+    with _default_lock:
+        if _default_masker is None:
+            _default_masker = FaceMasker()
+        return _default_masker
+
+
+def face_mask(imagepath: str | Path | bytes, mask_id: int, crop: bool = False) -> Image.Image:
+    """The seed's function, kept: the masked photo as a Pillow image (RGBA if it had alpha)."""
+    decoded, rgb, _ = default_masker().mask_pixels(imagepath, mask_id, crop)
+    return imageio.to_pil(rgb, decoded.alpha)

@@ -1,0 +1,127 @@
+"""``facemask-bench``: how long each stage takes on a 1280x960 photo.
+
+Two photos are built from scikit-image's astronaut: one face, and four faces tiled on a
+canvas. For each, every stage (decode, detect, landmarks, warp, encode) is timed on its
+own, and the whole ``FaceMasker.apply`` call end to end; medians over ``--repeat`` runs
+after a warm-up. With ``--json`` the last line is JSON with ``total_ms_p50`` (the one-face
+photo's end-to-end median) and every stage's median per photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core import imageio, warp
+
+WIDTH, HEIGHT = 1280, 960
+
+
+def one_face_photo() -> np.ndarray:
+    """The astronaut at 960x960, centred on a 1280x960 canvas (face about 170 px wide)."""
+    from skimage import data
+
+    face = cv2.resize(data.astronaut(), (HEIGHT, HEIGHT), interpolation=cv2.INTER_CUBIC)
+    pad = (WIDTH - HEIGHT) // 2
+    return cv2.copyMakeBorder(face, 0, 0, pad, WIDTH - HEIGHT - pad, cv2.BORDER_REPLICATE)
+
+
+def group_photo(rows: int = 2, cols: int = 2) -> np.ndarray:
+    """``rows`` x ``cols`` copies of the astronaut on a 1280x960 canvas."""
+    from skimage import data
+
+    cell_w, cell_h = WIDTH // cols, HEIGHT // rows
+    face = cv2.resize(data.astronaut(), (cell_h, cell_h), interpolation=cv2.INTER_AREA)
+    pad = (cell_w - cell_h) // 2
+    cell = cv2.copyMakeBorder(face, 0, 0, pad, cell_w - cell_h - pad, cv2.BORDER_REPLICATE)
+    return np.vstack([np.hstack([cell] * cols)] * rows)
+
+
+def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def bench_photo(masker, jpeg: bytes, mask_id: int, repeat: int) -> dict[str, float]:
+    decoded = imageio.decode(jpeg)
+    rgb = decoded.rgb
+    boxes = [d.box for d in masker.detector.detect(rgb)]
+    points = masker.predictor.predict(rgb, boxes) if boxes else np.zeros((0, 68, 2))
+    picture = masker.picture(mask_id)
+    masked = warp.apply_masks(rgb, picture, list(points))
+    stages = {
+        "decode": median_ms(lambda: imageio.decode(jpeg), repeat),
+        "detect": median_ms(lambda: masker.detector.detect(rgb), repeat),
+        "landmarks": median_ms(lambda: masker.predictor.predict(rgb, boxes), repeat),
+        "warp": median_ms(lambda: warp.apply_masks(rgb, picture, list(points)), repeat),
+        "encode": median_ms(lambda: imageio.encode_like(decoded, masked), repeat),
+        "total": median_ms(lambda: masker.apply(jpeg, mask_id, crop=True), repeat),
+    }
+    return {"faces": len(boxes), **{k: round(v, 2) for k, v in stages.items()}}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="facemask-bench", description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=30, help="timed runs per stage (median reported)")
+    p.add_argument("--mask", type=int, default=1)
+    p.add_argument("--weights", type=Path, default=None, help="keypoint weights (default: shipped)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--json", action="store_true", help="last line: JSON with total_ms_p50")
+    args = p.parse_args(argv)
+
+    from core.api import FaceMasker
+    from core.errors import WeightsError
+    from core.landmarks import KeypointPredictor
+
+    try:
+        predictor = KeypointPredictor.load(args.weights, threads=args.threads)
+        weights = "shipped" if args.weights is None else str(args.weights)
+    except WeightsError as err:
+        # Untrained weights cost exactly the same time; only the points are meaningless.
+        print(f"facemask-bench: {err}; timing an untrained model instead")
+        predictor = KeypointPredictor.untrained()
+        weights = "untrained"
+    masker = FaceMasker(predictor=predictor)
+
+    results = {}
+    for name, photo in (("one_face", one_face_photo()), ("four_faces", group_photo())):
+        jpeg = imageio.encode(photo, None, "JPEG")
+        results[name] = bench_photo(masker, jpeg, args.mask, args.repeat)
+
+    stages = ["decode", "detect", "landmarks", "warp", "encode", "total"]
+    print(f"{WIDTH}x{HEIGHT} JPEG, mask {args.mask}, median of {args.repeat} runs (ms), "
+          f"{os.cpu_count()} CPUs, weights: {weights}")  # fmt: skip
+    print(f"{'photo':<11} {'faces':>5} " + " ".join(f"{s:>9}" for s in stages))
+    for name, r in results.items():
+        print(f"{name:<11} {r['faces']:>5} " + " ".join(f"{r[s]:>9.1f}" for s in stages))
+    if args.json:
+        summary = {
+            "total_ms_p50": results["one_face"]["total"],
+            "photos": results,
+            "size": [WIDTH, HEIGHT],
+            "repeat": args.repeat,
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+            "weights": weights,
+        }
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""``facemask``: mask photos, look at landmarks, list the masks, draw a gallery.
+
+    facemask apply IN --mask N [--crop | --no-crop] -o OUT [--json]
+    facemask landmarks IN [--crop | --no-crop] -o OUT.png|OUT.json
+    facemask masks [--json]
+    facemask gallery IN -o OUT.png [--crop | --no-crop]
+
+A problem with the input (not an image, no face, ...) prints its one-sentence reason and
+exits with status 1; with ``--json`` the last line is then ``{"error": code, "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core import imageio
+from core.errors import FaceMaskError
+from masks import catalog
+
+# Landmark groups of the 68-point scheme and the colour each is drawn in (RGB).
+GROUPS = {
+    "jaw": (range(0, 17), (255, 214, 10)),
+    "brows": (range(17, 27), (255, 120, 40)),
+    "nose": (range(27, 36), (60, 220, 255)),
+    "eyes": (range(36, 48), (80, 255, 120)),
+    "mouth": (range(48, 68), (255, 70, 160)),
+}
+OUTLINES = [
+    (range(0, 17), False), (range(17, 22), False), (range(22, 27), False),
+    (range(27, 31), False), (range(31, 36), False), (range(36, 42), True),
+    (range(42, 48), True), (range(48, 60), True), (range(60, 68), True),
+]  # fmt: skip
+
+
+def draw_landmarks(rgb: np.ndarray, faces: Sequence) -> np.ndarray:
+    """A copy of ``rgb`` with every face's box, outline and 68 points drawn on it."""
+    out = rgb.copy()
+    size = max(1.0, max(out.shape[:2]) / 700)
+    for face in faces:
+        pts = np.asarray(face.points, np.float32)
+        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 255, 255), max(1, round(size)), cv2.LINE_AA)
+        for idx, closed in OUTLINES:
+            line = np.round(pts[list(idx)] * 16).astype(np.int32)
+            cv2.polylines(out, [line], closed, (235, 235, 235), 1, cv2.LINE_AA, shift=4)
+        radius = max(2, round(1.6 * size))
+        for idx, color in GROUPS.values():
+            for x, y in pts[list(idx)]:
+                centre = (int(round(x * 16)), int(round(y * 16)))
+                cv2.circle(out, centre, radius * 16, color, -1, cv2.LINE_AA, shift=4)
+    return out
+
+
+def _label(tile: np.ndarray, text: str) -> None:
+    h = tile.shape[0]
+    scale = h / 480
+    thick = max(1, round(2 * scale))
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    cv2.rectangle(
+        tile, (0, h - th - round(16 * scale)), (tw + round(16 * scale), h), (20, 20, 20), -1
+    )
+    org = (round(8 * scale), h - round(8 * scale))
+    cv2.putText(
+        tile, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA
+    )
+
+
+def gallery(
+    masker, image: imageio.ImageInput, crop: bool = True, tile_height: int = 400
+) -> np.ndarray:
+    """All seven masks on ``image`` plus its landmarks, as one RGB picture (two rows of four)."""
+    decoded = imageio.decode(image)
+    faces = masker.find_faces(decoded.rgb, crop)
+    boxes = np.array([f.points.min(axis=0).tolist() + f.points.max(axis=0).tolist() for f in faces])
+    x0, y0 = boxes[:, :2].min(axis=0)
+    x1, y1 = boxes[:, 2:].max(axis=0)
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * 0.85
+    h, w = decoded.rgb.shape[:2]
+    left, top = int(max(0, cx - half)), int(max(0, cy - half * 1.05))
+    right, bottom = int(min(w, cx + half)), int(min(h, cy + half * 0.95))
+
+    def tile(rgb: np.ndarray, text: str) -> np.ndarray:
+        part = rgb[top:bottom, left:right]
+        scale = tile_height / part.shape[0]
+        size = (round(part.shape[1] * scale), tile_height)
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        out = np.ascontiguousarray(cv2.resize(part, size, interpolation=interp))
+        _label(out, text)
+        return out
+
+    tiles = []
+    for spec in catalog.masks():
+        masked = masker.mask_pixels(decoded.rgb, spec.id, crop)[1]
+        tiles.append(tile(masked, f"{spec.id} {spec.label}"))
+    tiles.append(tile(draw_landmarks(decoded.rgb, faces), "68 landmarks"))
+    return np.vstack([np.hstack(tiles[:4]), np.hstack(tiles[4:])])
+
+
+def _write_rgb(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    path.write_bytes(imageio.encode(rgb, None, fmt))
+
+
+def _masker(args: argparse.Namespace):
+    from core.api import FaceMasker
+    from core.landmarks import KeypointPredictor
+
+    return FaceMasker(predictor=KeypointPredictor.load(args.weights))
+
+
+def cmd_apply(args: argparse.Namespace) -> dict:
+    result = _masker(args).apply(imageio.read_bytes(args.input), args.mask, crop=args.crop)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(result.image)
+    print(f"{args.output}: mask {args.mask} on {len(result.faces)} face(s), "
+          f"{result.width}x{result.height} {result.format}, {result.ms:.0f} ms")  # fmt: skip
+    return {
+        "faces": len(result.faces),
+        "width": result.width,
+        "height": result.height,
+        "format": result.format,
+        "ms": round(result.ms, 1),
+        "mask": args.mask,
+        "output": str(args.output),
+    }
+
+
+def cmd_landmarks(args: argparse.Namespace) -> dict:
+    decoded = imageio.decode(imageio.read_bytes(args.input))
+    faces = _masker(args).find_faces(decoded.rgb, args.crop)
+    payload = {
+        "width": decoded.width,
+        "height": decoded.height,
+        "faces": [
+            {"box": [round(v, 1) for v in f.box], "points": np.round(f.points, 2).tolist()}
+            for f in faces
+        ],
+    }
+    if args.output.suffix.lower() == ".json":
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(payload) + "\n")
+    else:
+        _write_rgb(args.output, draw_landmarks(decoded.rgb, faces))
+    print(f"{args.output}: {len(faces)} face(s)")
+    return {"faces": len(faces), "width": decoded.width, "height": decoded.height}
+
+
+def cmd_masks(args: argparse.Namespace) -> dict:
+    specs = catalog.masks()
+    if not args.json:
+        for s in specs:
+            print(f"{s.id}  {s.emoji}  {s.label:<10} {s.name}")
+    return {
+        "masks": [{"id": s.id, "name": s.name, "label": s.label, "emoji": s.emoji} for s in specs]
+    }
+
+
+def cmd_gallery(args: argparse.Namespace) -> dict:
+    picture = gallery(_masker(args), imageio.read_bytes(args.input), crop=args.crop)
+    _write_rgb(args.output, picture)
+    print(f"{args.output}: {picture.shape[1]}x{picture.shape[0]}")
+    return {"width": picture.shape[1], "height": picture.shape[0], "output": str(args.output)}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facemask", description="Face masks on photos.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help: str, needs_model: bool = True) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=help)
+        s.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+        if needs_model:
+            s.add_argument("input", type=Path, help="the photo")
+            s.add_argument("-o", "--output", type=Path, required=True)
+            s.add_argument(
+                "--crop",
+                action=argparse.BooleanOptionalAction,
+                default=True,
+                help="find every face (default); --no-crop: the whole photo is one face",
+            )
+            s.add_argument(
+                "--weights", type=Path, default=None, help="keypoint weights (default: shipped)"
+            )
+        return s
+
+    a = add("apply", "put a mask on every face")
+    a.add_argument("--mask", type=int, required=True, help="mask id, 1-7 (see: facemask masks)")
+    a.set_defaults(run=cmd_apply)
+    add("landmarks", "draw (.png/.jpg) or write (.json) the 68 landmarks").set_defaults(
+        run=cmd_landmarks
+    )
+    add("masks", "list the masks", needs_model=False).set_defaults(run=cmd_masks)
+    add("gallery", "all seven masks on one photo, side by side").set_defaults(run=cmd_gallery)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        summary = args.run(args)
+    except FaceMaskError as err:
+        print(f"facemask: {err}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"error": err.code, "message": str(err)}))
+        return 1
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Put a mask picture on a face: a piecewise-affine warp over a fixed triangulation.
+
+Pure geometry first (control points, triangulation, fold guard), then the raster work
+(one ``cv2.remap`` per face over the face's bounding box, lighting, compositing).
+
+The control points are the landmarks a mask follows (jaw line, nose line, mouth) plus a
+ring of points outside the jaw, so straps and the edge of the mask are never clipped.
+The triangulation is computed once, on the mask template, and reused for every face: it
+can only fold if a face's landmarks turn a triangle over, and :func:`unfold` takes care of
+that by pulling the points towards the nearest similarity transform of the template just
+as far as needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# The landmarks the warp follows (iBUG 68, 0-based) ...
+JAW = list(range(17))
+INNER = [28, 29, 30, 33, 48, 51, 54, 57]
+# ... and the closed ring, jaw then the top of the nose, pushed outwards for the margin.
+RING = JAW + [27]
+RING_SCALE = 1.35
+
+
+def face_centre(points: np.ndarray) -> np.ndarray:
+    """Midway between the top of the nose and the chin: inside the jaw ring for any pose."""
+    return (points[..., 27, :] + points[..., 8, :]) / 2
+
+
+def control_points(points: np.ndarray) -> np.ndarray:
+    """(K, 2) warp control points from (68, 2) landmarks: ring, inner points, outer ring."""
+    points = np.asarray(points, np.float64)
+    ring = points[RING]
+    centre = face_centre(points)
+    outer = centre + RING_SCALE * (ring - centre)
+    return np.vstack([ring, points[INNER], outer])
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
+    return 0.5 * (
+        (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    )
+
+
+def triangulate(template_points: np.ndarray) -> np.ndarray:
+    """(T, 3) triangles over :func:`control_points` of the template, counter-clockwise.
+
+    The band between the ring and the outer ring is two triangles per ring edge; inside
+    the ring, a Delaunay triangulation of the ring and the inner points, keeping only the
+    triangles that lie inside the ring.
+    """
+    ctrl = control_points(template_points)
+    n_ring, n_inner = len(RING), len(INNER)
+    inside = ctrl[: n_ring + n_inner]
+    lo = inside.min(axis=0) - 10
+    subdiv = cv2.Subdiv2D(
+        (int(lo[0]), int(lo[1]), int(np.ptp(inside[:, 0]) + 20), int(np.ptp(inside[:, 1]) + 20))
+    )
+    for x, y in inside:
+        subdiv.insert((float(x), float(y)))
+    ring_poly = ctrl[:n_ring].astype(np.float32).reshape(-1, 1, 2)
+    triangles = []
+    for tri in subdiv.getTriangleList().reshape(-1, 3, 2):
+        idx = [int(np.argmin(np.linalg.norm(inside - v, axis=1))) for v in tri]
+        if np.max(np.linalg.norm(inside[idx] - tri, axis=1)) > 1e-2:
+            continue  # a vertex of Subdiv2D's outer bounding triangle
+        centroid = tri.mean(axis=0)
+        if cv2.pointPolygonTest(ring_poly, (float(centroid[0]), float(centroid[1])), False) > 0:
+            triangles.append(idx)
+    for i in range(n_ring):
+        j = (i + 1) % n_ring
+        oi, oj = n_ring + n_inner + i, n_ring + n_inner + j
+        triangles += [[i, j, oj], [i, oj, oi]]
+    triangles = np.asarray(triangles, np.int32)
+    flip = signed_areas(ctrl, triangles) < 0
+    triangles[flip] = triangles[flip][:, ::-1]
+    return triangles
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(2, 3) rotation + uniform scale + shift taking ``src`` closest to ``dst`` (no mirror)."""
+    ms, md = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - ms, dst - md
+    a = (s * d).sum()
+    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()
+    norm = max(float((s**2).sum()), 1e-9)
+    c, sn = a / norm, b / norm
+    rot = np.array([[c, -sn], [sn, c]])
+    return np.hstack([rot, (md - rot @ ms)[:, None]])
+
+
+def unfold(
+    src: np.ndarray, dst: np.ndarray, triangles: np.ndarray, min_ratio: float = 0.02
+) -> np.ndarray:
+    """``dst`` moved as little as needed towards a similarity of ``src`` so no triangle folds.
+
+    A triangle folds when its orientation flips (or it collapses below ``min_ratio`` of its
+    template area, scaled). A similarity with positive scale never folds, so blending
+    towards it always ends the search.
+    """
+    sim = fit_similarity(src, dst)
+    rigid = src @ sim[:, :2].T + sim[:, 2]
+    scale2 = abs(np.linalg.det(sim[:, :2]))
+    floor = min_ratio * signed_areas(src, triangles) * scale2
+
+    def folds(points: np.ndarray) -> bool:
+        return bool(np.any(signed_areas(points, triangles) <= floor))
+
+    if not folds(dst):
+        return dst
+    lo, hi = 0.0, 1.0
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        if folds((1 - mid) * dst + mid * rigid):
+            lo = mid
+        else:
+            hi = mid
+    return (1 - hi) * dst + hi * rigid
+
+
+# --------------------------------------------------------------------------- raster
+
+
+@dataclass(frozen=True)
+class MaskPicture:
+    """A mask ready to warp: premultiplied RGBA levels (float32, 0-1) and its control points."""
+
+    levels: tuple[np.ndarray, ...]  # level k is the picture at 1 / 2**k of its size
+    control: np.ndarray  # (K, 2) control points in level-0 pixels
+    triangles: np.ndarray  # (T, 3)
+
+    @classmethod
+    def from_rgba(
+        cls, rgba: np.ndarray, template_points: np.ndarray, n_levels: int = 4
+    ) -> MaskPicture:
+        pic = rgba.astype(np.float32) / 255
+        pic[..., :3] *= pic[..., 3:]
+        levels = [pic]
+        for _ in range(n_levels - 1):
+            h, w = levels[-1].shape[:2]
+            levels.append(
+                cv2.resize(
+                    levels[-1], (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA
+                )
+            )
+        return cls(tuple(levels), control_points(template_points), triangulate(template_points))
+
+    def level_for(self, src_per_dst: float) -> int:
+        """The coarsest level that still has at least one picture pixel per photo pixel."""
+        k = int(np.floor(np.log2(max(src_per_dst, 1.0))))
+        return min(k, len(self.levels) - 1)
+
+
+def _box(
+    points: np.ndarray, shape: tuple[int, int], pad: int = 2
+) -> tuple[int, int, int, int] | None:
+    h, w = shape
+    x0, y0 = np.floor(points.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int) + pad
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return x0, y0, x1, y1
+
+
+def warp_mask(
+    mask: MaskPicture, landmarks: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """The mask warped onto a face: premultiplied RGBA (h, w, 4) float32 over the returned box.
+
+    ``landmarks`` are the face's (68, 2) points in photo pixels; ``shape`` is the photo's
+    (height, width). None when the face lies outside the photo.
+    """
+    landmarks = np.asarray(landmarks, np.float64)
+    if not np.isfinite(landmarks).all() or face_width(landmarks) < 2:
+        return None  # nothing sensible to put a mask on
+    dst = control_points(landmarks)
+    dst = unfold(mask.control, dst, mask.triangles)
+    box = _box(dst, shape)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    src_per_dst = np.sqrt(abs(np.linalg.det(fit_similarity(dst, mask.control)[:, :2])))
+    level = mask.level_for(src_per_dst)
+    src = mask.control / (2**level)
+    picture = mask.levels[level]
+
+    # Which triangle each pixel of the box is in (0 = none), then one affine per triangle.
+    labels = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    local = dst - [x0, y0]
+    for t, tri in enumerate(mask.triangles, start=1):
+        cv2.fillConvexPoly(
+            labels, np.round(local[tri] * 16).astype(np.int32), t, cv2.LINE_8, shift=4
+        )
+    affine = np.zeros((len(mask.triangles) + 1, 2, 3), np.float32)
+    affine[0, :, 2] = -10  # outside every triangle: sample outside the picture
+    for t, tri in enumerate(mask.triangles, start=1):
+        affine[t] = cv2.getAffineTransform(
+            local[tri].astype(np.float32), src[tri].astype(np.float32)
+        )
+    table = affine.reshape(len(affine), 6).T.copy()  # (6, T + 1): one row per coefficient
+    xs = np.arange(x1 - x0, dtype=np.float32)[None, :]
+    ys = np.arange(y1 - y0, dtype=np.float32)[:, None]
+    map_x = table[0][labels] * xs + table[1][labels] * ys + table[2][labels]
+    map_y = table[3][labels] * xs + table[4][labels] * ys + table[5][labels]
+    warped = cv2.remap(
+        picture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    return warped, box
+
+
+def face_width(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[16] - landmarks[0]))
+
+
+def composite(
+    photo: np.ndarray,
+    warped: np.ndarray,
+    box: tuple[int, int, int, int],
+    face_px: float,
+    exposure: float = 1.0,
+    tint: np.ndarray | None = None,
+) -> None:
+    """Lay the warped mask over ``photo`` (uint8 RGB, changed in place), lit like the face.
+
+    The mask's shading is multiplied by the face's own low-passed luminance, relative to
+    the bright side of the face under the mask, so the mask gets the photo's light and
+    shadow but not the face's features. A soft contact shadow under the edge seats it.
+    """
+    x0, y0, x1, y1 = box
+    region = photo[y0:y1, x0:x1].astype(np.float32) / 255
+    feather = max(0.5, face_px / 500)
+    warped = cv2.GaussianBlur(warped, (0, 0), feather)
+    alpha = warped[..., 3:]
+
+    light = _low_pass_luma(photo[y0:y1, x0:x1], 0.08 * face_px)
+    under = alpha[..., 0] > 0.5
+    ref = float(np.percentile(light[under], 85)) if under.any() else float(light.mean())
+    gain = np.clip(light / max(ref, 1e-3), 0.35, 1.12)[..., None] * exposure
+    if tint is not None:
+        gain = gain * tint
+
+    shadow = cv2.GaussianBlur(alpha[..., 0], (0, 0), max(1.0, 0.02 * face_px))
+    shift = max(1, round(0.012 * face_px))
+    shadow = np.roll(shadow, shift, axis=0)
+    shadow[:shift] = 0
+    base = region * (1 - 0.35 * shadow * (1 - alpha[..., 0]))[..., None]
+    out = warped[..., :3] * gain + base * (1 - alpha)
+    photo[y0:y1, x0:x1] = np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _low_pass_luma(region: np.ndarray, sigma: float) -> np.ndarray:
+    """The region's luminance (0-1) blurred by ``sigma`` pixels, computed at a quarter size."""
+    h, w = region.shape[:2]
+    factor = 4 if min(h, w) >= 64 and sigma >= 8 else 1
+    small = (
+        region
+        if factor == 1
+        else cv2.resize(
+            region, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA
+        )
+    )
+    luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    luma = cv2.GaussianBlur(luma, (0, 0), max(1.0, sigma / factor))
+    if factor == 1:
+        return luma
+    return cv2.resize(luma, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def scene_light(photo: np.ndarray) -> tuple[float, np.ndarray]:
+    """How bright the photo's highlights are (0-1) and its colour cast, for every face in it."""
+    small = photo[::8, ::8].reshape(-1, 3).astype(np.float32) / 255
+    luma = small @ np.array([0.299, 0.587, 0.114], np.float32)
+    exposure = float(np.clip(np.percentile(luma, 98) / 0.9, 0.35, 1.0))
+    mean = small.mean(axis=0) + 1e-3
+    tint = np.clip((mean / mean.mean()) ** 0.2, 0.95, 1.05).astype(np.float32)
+    return exposure, tint
+
+
+def apply_masks(photo: np.ndarray, mask: MaskPicture, faces: list[np.ndarray]) -> np.ndarray:
+    """A copy of ``photo`` (uint8 RGB) with the mask on every face's (68, 2) landmarks."""
+    out = photo.copy()
+    exposure, tint = scene_light(photo)
+    for points in faces:
+        result = warp_mask(mask, points, photo.shape[:2])
+        if result is not None:
+            composite(out, result[0], result[1], face_width(points), exposure, tint)
+    return out
