@@ -98,20 +98,22 @@ def register(app: Application) -> None:
 
 
 async def start(update: Update, context: Context) -> None:
-    await update.effective_message.reply_text(texts.START)
+    await update.effective_message.reply_text(texts.START, do_quote=True)
 
 
 async def help_command(update: Update, context: Context) -> None:
-    await update.effective_message.reply_text(texts.HELP)
+    await update.effective_message.reply_text(texts.HELP, do_quote=True)
 
 
 async def masks_command(update: Update, context: Context) -> None:
     message = update.effective_message
     picture = gallery.picture(services(context).masks)
     if picture is None:
-        await message.reply_text(texts.masks_list(services(context).masks))
+        await message.reply_text(texts.masks_list(services(context).masks), do_quote=True)
         return
-    await message.reply_photo(InputFile(picture, filename="masks.png"), caption=texts.MASKS_CAPTION)
+    await message.reply_photo(
+        InputFile(picture, filename="masks.png"), caption=texts.MASKS_CAPTION, do_quote=True
+    )
 
 
 async def mask_command(update: Update, context: Context) -> None:
@@ -119,7 +121,7 @@ async def mask_command(update: Update, context: Context) -> None:
     message = update.effective_message
     target = message.reply_to_message
     if target is None or not (target.photo or _is_image_document(target)):
-        await message.reply_text(texts.MASK_HINT)
+        await message.reply_text(texts.MASK_HINT, do_quote=True)
         return
     await _offer_masks(target, context)
 
@@ -129,7 +131,7 @@ async def photo(update: Update, context: Context) -> None:
 
 
 async def not_an_image(update: Update, context: Context) -> None:
-    await update.effective_message.reply_text(texts.NOT_AN_IMAGE)
+    await update.effective_message.reply_text(texts.NOT_AN_IMAGE, do_quote=True)
 
 
 async def button(update: Update, context: Context) -> None:
@@ -177,7 +179,7 @@ async def error_handler(update: object, context: Context) -> None:
     logger.error("error while handling %s", _describe(update), exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
         try:
-            await update.effective_message.reply_text(texts.INTERNAL_ERROR)
+            await update.effective_message.reply_text(texts.INTERNAL_ERROR, do_quote=True)
         except TelegramError:
             logger.warning("could not tell the user about the error either")
 
@@ -192,11 +194,11 @@ async def _offer_masks(photo_message: Message, context: Context) -> None:
         document = photo_message.document
         file_id, file_size, as_file = document.file_id, document.file_size, True
     if file_size and file_size > svc.settings.max_file_size:
-        await photo_message.reply_text(_too_big(svc.settings))
+        await photo_message.reply_text(_too_big(svc.settings), do_quote=True)
         return
     crop = True
     keyboard = await photo_message.reply_text(
-        texts.CHOOSE, reply_markup=keyboards.mask_keyboard(svc.masks, crop)
+        texts.CHOOSE, reply_markup=keyboards.mask_keyboard(svc.masks, crop), do_quote=True
     )
     remembered = context.chat_data.setdefault(KEYBOARDS, {})
     remembered[keyboard.message_id] = {

@@ -1,0 +1,629 @@
+"""A fake Telegram Bot API server on 127.0.0.1, for tests and load runs of the real bot.
+
+The bot talks to it over real HTTP (point ``TELEGRAM_BASE_URL``/``TELEGRAM_BASE_FILE_URL`` at
+:attr:`FakeTelegram.base_url`/:attr:`FakeTelegram.base_file_url`); every reply is built from
+python-telegram-bot's own classes (``Message(...).to_dict()``), so the bot sees what Telegram
+would send. The other side is for people: users and chats, sending photos (Telegram-style, in
+several sizes), files and text, pressing buttons that exist, and a history to read back.
+
+Never used by the running bot. Needs aiohttp (the ``test`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import itertools
+import json
+import logging
+import mimetypes
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import ClientSession, web
+from PIL import Image
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    Chat,
+    Document,
+    File,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    PhotoSize,
+    Update,
+    User,
+    WebhookInfo,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijkl"
+PHOTO_SIZES = (90, 320, 800, 1280)  # the longest sides Telegram makes of a photo
+JSON_PARAMS = {"reply_markup", "reply_parameters", "allowed_updates", "commands", "media"}
+_ENTITY = re.compile(r"(?<!\S)(/[A-Za-z0-9_]+(?:@[A-Za-z0-9_]+)?|@[A-Za-z0-9_]{3,})")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Bot API request the bot made."""
+
+    method: str
+    params: dict[str, Any]
+    at: float
+
+
+@dataclass
+class StoredFile:
+    data: bytes
+    path: str
+    unique_id: str
+
+
+@dataclass
+class _Webhook:
+    url: str = ""
+    secret: str | None = None
+
+
+@dataclass
+class _State:
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    history: dict[int, list[Message]] = field(default_factory=dict)
+    files: dict[str, StoredFile] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    callback_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    commands: list[BotCommand] = field(default_factory=list)
+    unknown_methods: list[str] = field(default_factory=list)
+
+
+class FakeTelegram:
+    """One bot's view of Telegram, plus the users who talk to it."""
+
+    def __init__(self, token: str = DEFAULT_TOKEN, bot_username: str = "facemask_test_bot"):
+        self.token = token
+        self.bot_user = User(
+            id=int(token.split(":")[0]),
+            is_bot=True,
+            first_name="Facemask",
+            username=bot_username,
+            can_join_groups=True,
+            can_read_all_group_messages=False,  # privacy mode on
+            supports_inline_queries=False,
+        )
+        self.state = _State()
+        self.webhook = _Webhook()
+        #: method -> (error_code, description): the next call of that method fails like this
+        self.fail_next: dict[str, tuple[int, str]] = {}
+        self._ids = itertools.count(1)
+        self._update_ids = itertools.count(1)
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._http: ClientSession | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ server life
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
+    def env(self) -> dict[str, str]:
+        """The settings that point a bot at this server."""
+        return {
+            "TELEGRAM_BOT_TOKEN": self.token,
+            "TELEGRAM_BASE_URL": self.base_url,
+            "TELEGRAM_BASE_FILE_URL": self.base_file_url,
+        }
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=100 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeTelegram:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ the users' side
+
+    def user(self, first_name: str, username: str | None = None) -> User:
+        return User(
+            id=1000 + next(self._ids), is_bot=False, first_name=first_name, username=username
+        )
+
+    def private_chat(self, user: User) -> Chat:
+        return Chat(id=user.id, type=Chat.PRIVATE, first_name=user.first_name)
+
+    def group(self, title: str) -> Chat:
+        return Chat(id=-(100_000 + next(self._ids)), type=Chat.GROUP, title=title)
+
+    async def send_text(
+        self, chat: Chat, user: User, text: str, reply_to: Message | None = None
+    ) -> Message:
+        return await self._user_message(
+            chat, user, text=text, entities=_entities(text), reply_to_message=_shallow(reply_to)
+        )
+
+    async def send_photo(
+        self,
+        chat: Chat,
+        user: User,
+        image: bytes,
+        caption: str | None = None,
+        reply_to: Message | None = None,
+        sizes: tuple[int, ...] = PHOTO_SIZES,
+    ) -> Message:
+        """A compressed photo, stored like Telegram does: several sizes, largest last."""
+        with Image.open(io.BytesIO(image)) as picture:
+            picture = picture.convert("RGB")
+        longest = max(picture.size)
+        photo_sizes = []
+        for side in [s for s in sizes if s < longest] + [longest]:
+            scaled = picture.copy()
+            scaled.thumbnail((side, side))
+            out = io.BytesIO()
+            scaled.save(out, format="JPEG", quality=87)
+            photo_sizes.append(self._photo_size(out.getvalue(), scaled.width, scaled.height))
+        return await self._user_message(
+            chat,
+            user,
+            photo=tuple(photo_sizes),
+            caption=caption,
+            caption_entities=_entities(caption or ""),
+            reply_to_message=_shallow(reply_to),
+        )
+
+    async def send_document(
+        self,
+        chat: Chat,
+        user: User,
+        data: bytes,
+        file_name: str,
+        mime_type: str,
+        caption: str | None = None,
+        file_size: int | None = None,
+    ) -> Message:
+        """A file sent uncompressed; ``file_size`` can claim a size the data does not have."""
+        document = self._document(data, file_name, mime_type, file_size)
+        return await self._user_message(
+            chat,
+            user,
+            document=document,
+            caption=caption,
+            caption_entities=_entities(caption or ""),
+        )
+
+    async def press(self, user: User, message: Message, button_text: str) -> str:
+        """Press the button whose text starts with ``button_text`` on the message as it is now."""
+        current = self.message(message.chat.id, message.message_id)
+        markup = current.reply_markup
+        buttons = [b for row in (markup.inline_keyboard if markup else ()) for b in row]
+        matching = [b for b in buttons if b.text.startswith(button_text)]
+        if not matching:
+            labels = [b.text for b in buttons]
+            raise LookupError(f"no button starting with {button_text!r}; there are {labels}")
+        query_id = str(next(self._ids))
+        query = CallbackQuery(
+            id=query_id,
+            from_user=user,
+            chat_instance=str(current.chat.id),
+            message=current,
+            data=matching[0].callback_data,
+        )
+        await self._push(Update(update_id=next(self._update_ids), callback_query=query))
+        return query_id
+
+    def message(self, chat_id: int, message_id: int) -> Message:
+        for message in self.state.history.get(chat_id, []):
+            if message.message_id == message_id:
+                return message
+        raise KeyError(f"no message {message_id} in chat {chat_id}")
+
+    def history(self, chat: Chat | int) -> list[Message]:
+        """Every message in a chat, users' and bot's, oldest first (edits applied)."""
+        return list(self.state.history.get(chat if isinstance(chat, int) else chat.id, []))
+
+    def from_bot(self, chat: Chat | int) -> list[Message]:
+        return [m for m in self.history(chat) if m.from_user and m.from_user.id == self.bot_user.id]
+
+    def replies_to(self, message: Message) -> list[Message]:
+        """The bot's replies to one message."""
+        return [
+            m
+            for m in self.from_bot(message.chat.id)
+            if m.reply_to_message and m.reply_to_message.message_id == message.message_id
+        ]
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        return [c for c in self.state.calls if method is None or c.method == method.lower()]
+
+    async def wait_for(
+        self, check: Callable[[], Any], timeout: float = 30.0, what: str = "the bot"
+    ) -> Any:
+        """Wait until ``check()`` returns something truthy (re-checked on every bot request)."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while not (result := check()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), left)
+            return result
+
+    async def wait_reply(
+        self,
+        message: Message,
+        check: Callable[[Message], bool] = lambda m: True,
+        timeout: float = 30.0,
+        after: int = 0,
+    ) -> Message:
+        """The bot's first reply to ``message``, past the first ``after``, that passes ``check``."""
+
+        def found() -> Message | None:
+            return next((m for m in self.replies_to(message)[after:] if check(m)), None)
+
+        return await self.wait_for(found, timeout, f"a reply to message {message.message_id}")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _new_message_id(self, chat_id: int) -> int:
+        return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
+
+    async def _user_message(self, chat: Chat, user: User, **fields: Any) -> Message:
+        message = Message(
+            message_id=self._new_message_id(chat.id),
+            date=datetime.now(UTC),
+            chat=chat,
+            from_user=user,
+            **{k: v for k, v in fields.items() if v not in (None, ())},
+        )
+        self._record(message)
+        await self._push(Update(update_id=next(self._update_ids), message=message))
+        return message
+
+    def _record(self, message: Message) -> None:
+        chat_messages = self.state.history.setdefault(message.chat.id, [])
+        for i, old in enumerate(chat_messages):
+            if old.message_id == message.message_id:
+                chat_messages[i] = message
+                return
+        chat_messages.append(message)
+
+    async def _push(self, update: Update) -> None:
+        if self.webhook.url:
+            asyncio.create_task(self._post_to_webhook(update.to_dict()))
+            return
+        self.state.updates.append(update.to_dict())
+        await self._notify()
+
+    async def _post_to_webhook(self, payload: dict[str, Any]) -> None:
+        if self._http is None:
+            self._http = ClientSession()
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook.secret or ""}
+        for _ in range(50):
+            try:
+                async with self._http.post(self.webhook.url, json=payload, headers=headers) as r:
+                    if r.status < 500:
+                        return
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+        logger.warning("webhook %s never took update %s", self.webhook.url, payload["update_id"])
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _store(self, data: bytes, folder: str, extension: str) -> tuple[str, StoredFile]:
+        n = next(self._ids)
+        file_id = f"file-{n}-{len(data)}"
+        stored = StoredFile(data, f"{folder}/file_{n}.{extension}", f"u{n}")
+        self.state.files[file_id] = stored
+        return file_id, stored
+
+    def _photo_size(self, data: bytes, width: int, height: int) -> PhotoSize:
+        file_id, stored = self._store(data, "photos", "jpg")
+        return PhotoSize(file_id, stored.unique_id, width, height, file_size=len(data))
+
+    def _document(
+        self, data: bytes, file_name: str, mime_type: str, file_size: int | None = None
+    ) -> Document:
+        extension = file_name.rpartition(".")[2] or "bin"
+        file_id, stored = self._store(data, "documents", extension)
+        return Document(
+            file_id,
+            stored.unique_id,
+            file_name=file_name,
+            mime_type=mime_type,
+            file_size=file_size if file_size is not None else len(data),
+        )
+
+    def _bot_message(self, chat_id: int, params: dict[str, Any], **fields: Any) -> Message:
+        chat = self._chat(chat_id)
+        reply_to = None
+        reply_id = (params.get("reply_parameters") or {}).get("message_id") or params.get(
+            "reply_to_message_id"
+        )
+        if reply_id:
+            with contextlib.suppress(KeyError):
+                reply_to = _shallow(self.message(chat_id, int(reply_id)))
+        markup = params.get("reply_markup")
+        message = Message(
+            message_id=self._new_message_id(chat_id),
+            date=datetime.now(UTC),
+            chat=chat,
+            from_user=self.bot_user,
+            reply_to_message=reply_to,
+            reply_markup=InlineKeyboardMarkup.de_json(markup, None) if markup else None,
+            **{k: v for k, v in fields.items() if v is not None},
+        )
+        self._record(message)
+        return message
+
+    def _chat(self, chat_id: int) -> Chat:
+        messages = self.state.history.get(chat_id)
+        if not messages:
+            raise _ApiError(400, "Bad Request: chat not found")
+        return messages[0].chat
+
+    def _edit(self, params: dict[str, Any], **changes: Any) -> Message:
+        chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
+        try:
+            old = self.message(chat_id, message_id)
+        except KeyError:
+            raise _ApiError(400, "Bad Request: message to edit not found") from None
+        data = old.to_dict()
+        data.update(changes)
+        data["edit_date"] = int(time.time())
+        new = Message.de_json(data, None)
+        if _without_edit_date(new) == _without_edit_date(old):
+            raise _ApiError(400, "Bad Request: message is not modified")
+        self._record(new)
+        return new
+
+    def _upload(self, value: Any, params: dict[str, Any], folder: str, extension: str) -> Any:
+        """An uploaded file's bytes, or the stored file a ``file_id``/``attach://`` names."""
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = params[value.removeprefix("attach://")]
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, str) and value in self.state.files:
+            return self.state.files[value].data
+        raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+
+    # ------------------------------------------------------------------ the bot's side
+
+    async def _api(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        method = request.match_info["method"].lower()
+        params = await _read_params(request)
+        self.state.calls.append(Call(method, params, time.monotonic()))
+        try:
+            if method in self.fail_next:
+                raise _ApiError(*self.fail_next.pop(method))
+            if method == "getupdates":
+                result: Any = await self._get_updates(params)
+            else:
+                handler = getattr(self, f"_m_{method}", None)
+                if handler is None:
+                    self.state.unknown_methods.append(method)
+                    return _error(404, "Not Found: method not found")
+                result = handler(params)
+        except _ApiError as error:
+            return _error(error.code, error.description)
+        finally:
+            if method != "getupdates":
+                await self._notify()
+        return web.json_response({"ok": True, "result": result})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        for stored in self.state.files.values():
+            if stored.path == path:
+                return web.Response(body=stored.data)
+        return web.Response(status=404)
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        timeout = min(float(params.get("timeout") or 0), 30.0)
+        limit = int(params.get("limit") or 100)
+        # updates below offset are confirmed: Telegram forgets them
+        self.state.updates = [u for u in self.state.updates if u["update_id"] >= offset]
+        if not self.state.updates and timeout:
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._changed.wait_for(lambda: bool(self.state.updates)), timeout
+                    )
+        return self.state.updates[:limit]
+
+    def _m_getme(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.bot_user.to_dict()
+
+    def _m_deletewebhook(self, params: dict[str, Any]) -> bool:
+        if params.get("drop_pending_updates") in (True, "true", "True"):
+            self.state.updates.clear()
+        self.webhook = _Webhook()
+        return True
+
+    def _m_setwebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = _Webhook(params["url"], params.get("secret_token"))
+        return True
+
+    def _m_getwebhookinfo(self, params: dict[str, Any]) -> dict[str, Any]:
+        info = WebhookInfo(self.webhook.url, False, len(self.state.updates))
+        return info.to_dict()
+
+    def _m_setmycommands(self, params: dict[str, Any]) -> bool:
+        self.state.commands = [
+            BotCommand(c["command"], c["description"]) for c in params["commands"]
+        ]
+        return True
+
+    def _m_getmycommands(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [c.to_dict() for c in self.state.commands]
+
+    def _m_sendchataction(self, params: dict[str, Any]) -> bool:
+        self._chat(int(params["chat_id"]))
+        return True
+
+    def _m_sendmessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        text = params["text"]
+        return self._bot_message(int(params["chat_id"]), params, text=text).to_dict()
+
+    def _m_sendphoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        data = self._upload(params["photo"], params, "photos", "jpg")
+        try:
+            with Image.open(io.BytesIO(data)) as picture:
+                width, height = picture.size
+        except OSError:
+            raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
+        photo = (self._photo_size(data, width, height),)
+        return self._bot_message(
+            int(params["chat_id"]), params, photo=photo, caption=params.get("caption")
+        ).to_dict()
+
+    def _m_senddocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        upload = params["document"]
+        data = self._upload(upload, params, "documents", "bin")
+        name = params.get("document:filename") or "file"
+        mime_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        document = self._document(data, name, mime_type)
+        return self._bot_message(
+            int(params["chat_id"]), params, document=document, caption=params.get("caption")
+        ).to_dict()
+
+    def _m_getfile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = params["file_id"]
+        stored = self.state.files.get(file_id)
+        if stored is None:
+            raise _ApiError(400, "Bad Request: invalid file_id")
+        if len(stored.data) > 20 * 1024 * 1024:
+            raise _ApiError(400, "Bad Request: file is too big")
+        return File(file_id, stored.unique_id, len(stored.data), stored.path).to_dict()
+
+    def _m_answercallbackquery(self, params: dict[str, Any]) -> bool:
+        query_id = params["callback_query_id"]
+        if query_id in self.state.callback_answers:
+            raise _ApiError(400, "Bad Request: query is too old or query ID is invalid")
+        self.state.callback_answers[query_id] = params
+        return True
+
+    def _m_editmessagereplymarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._edit(params, reply_markup=params.get("reply_markup")).to_dict()
+
+    def _m_editmessagetext(self, params: dict[str, Any]) -> dict[str, Any]:
+        changes = {"text": params["text"], "reply_markup": params.get("reply_markup")}
+        return self._edit(params, **changes).to_dict()
+
+    def _m_editmessagecaption(self, params: dict[str, Any]) -> dict[str, Any]:
+        changes = {"caption": params.get("caption"), "reply_markup": params.get("reply_markup")}
+        return self._edit(params, **changes).to_dict()
+
+    def _m_editmessagemedia(self, params: dict[str, Any]) -> dict[str, Any]:
+        media = params["media"]
+        data = self._upload(media["media"], params, "photos", "jpg")
+        with Image.open(io.BytesIO(data)) as picture:
+            width, height = picture.size
+        changes: dict[str, Any] = {
+            "photo": [self._photo_size(data, width, height).to_dict()],
+            "caption": media.get("caption"),
+            "reply_markup": params.get("reply_markup"),
+        }
+        return self._edit(params, **changes).to_dict()
+
+    def _m_close(self, params: dict[str, Any]) -> bool:
+        return True
+
+    def _m_logout(self, params: dict[str, Any]) -> bool:
+        return True
+
+
+class _ApiError(Exception):
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+def _error(code: int, description: str) -> web.Response:
+    body = {"ok": False, "error_code": code, "description": description}
+    return web.json_response(body, status=code)
+
+
+async def _read_params(request: web.Request) -> dict[str, Any]:
+    """Bot API parameters as python-telegram-bot sends them: a form, multipart, or JSON."""
+    if request.content_type == "application/json":
+        return await request.json()
+    params: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.body_exists:
+        form = await request.post()
+        for key, value in form.items():
+            if isinstance(value, web.FileField):
+                params[key] = value.file.read()
+                params[f"{key}:filename"] = value.filename
+            else:
+                params[key] = value
+    for key in JSON_PARAMS & params.keys():
+        if isinstance(params[key], str):
+            params[key] = json.loads(params[key])
+    return params
+
+
+def _shallow(message: Message | None) -> Message | None:
+    """A message as it appears inside another one: Telegram nests replies one level only."""
+    if message is None:
+        return None
+    data = message.to_dict()
+    data.pop("reply_to_message", None)
+    return Message.de_json(data, None)
+
+
+def _without_edit_date(message: Message) -> dict[str, Any]:
+    data = message.to_dict()
+    data.pop("edit_date", None)
+    return data
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _entities(text: str) -> tuple[MessageEntity, ...]:
+    """The /commands and @mentions Telegram would mark in a text or caption."""
+    entities = []
+    for match in _ENTITY.finditer(text):
+        kind = MessageEntity.BOT_COMMAND if match.group().startswith("/") else MessageEntity.MENTION
+        offset = _utf16_length(text[: match.start()])
+        entities.append(MessageEntity(kind, offset, _utf16_length(match.group())))
+    return tuple(entities)

@@ -1,0 +1,102 @@
+"""The bot, the inference worker and Redis as real processes that tests start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bot.fake_telegram import FakeTelegram
+
+PYTHON = sys.executable
+START_TIMEOUT = 180.0  # a cold start imports torch and loads the model in each worker
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The environment for a child process: ours without any bot settings, plus ``settings``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "REDIS_", "WEBHOOK_")) and k != "WORKERS"
+    }
+    env.update(PYTHONUNBUFFERED="1", LOG_LEVEL="INFO", **settings)
+    return env
+
+
+class Process:
+    """A child process with its output in a log file that tests can read."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.name, self.args, self.env, self.workdir = name, args, env, workdir
+        self.log_path = workdir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.args, env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                await asyncio.to_thread(self.proc.wait, timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                await asyncio.to_thread(self.proc.wait)
+        return self.proc.returncode
+
+    def children(self) -> list[int]:
+        """Process ids of this process's children (its inference workers)."""
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+
+class BotProcess(Process):
+    """The real bot (``python -m bot``) pointed at a fake Telegram server."""
+
+    def __init__(self, telegram: FakeTelegram, workdir: Path, **settings: str) -> None:
+        env = clean_env(**telegram.env(), **settings)
+        super().__init__("bot", [PYTHON, "-m", "bot"], env, workdir)
+        self.telegram = telegram
+
+    async def start(self) -> None:  # type: ignore[override]
+        """Start and wait until the bot polls for updates (its workers are loaded by then)."""
+        polls = len(self.telegram.calls("getUpdates"))
+        super().start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while len(self.telegram.calls("getUpdates")) <= polls:
+            if not self.alive():
+                raise RuntimeError(f"the bot exited while starting:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the bot did not start:\n{self.log()[-3000:]}")
+            await asyncio.sleep(0.1)
+
+    async def restart(self) -> None:
+        assert await self.stop() == 0, self.log()[-3000:]
+        await self.start()
+
+    def assert_clean_log(self) -> None:
+        """What a person reading the log must never see: tracebacks, the token."""
+        log = self.log()
+        assert "Traceback" not in log, log[-5000:]
+        assert self.telegram.token not in log
+        assert self.telegram.token.split(":")[1] not in log

@@ -1,0 +1,140 @@
+"""Real parts for the bot's tests: a fake Telegram server, the real bot as a process, Redis.
+
+Everything async here shares one session event loop, so one fake server and one bot process
+serve many tests (starting a bot costs seconds: its worker loads torch and the model).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from bot_processes import BotProcess
+from PIL import Image
+
+from bot.fake_telegram import FakeTelegram
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every async test in tests/bot runs in the session's loop, next to the shared fixtures."""
+    here = Path(__file__).parent
+    marker = pytest.mark.asyncio(loop_scope="session")
+    for item in items:
+        if here in Path(item.fspath).parents and pytest_asyncio.is_async_test(item):
+            item.add_marker(marker, append=False)
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def encode(rgb: np.ndarray, format: str = "JPEG") -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format=format)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def face_jpeg() -> bytes:
+    """A real face photo: the astronaut that ships with scikit-image (512 x 512)."""
+    from skimage import data
+
+    return encode(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def blank_png() -> bytes:
+    """No face anywhere: a flat grey picture."""
+    return encode(np.full((360, 480, 3), 128, np.uint8), "PNG")
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+@pytest.fixture(scope="session")
+def model_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Use the shipped weights; until they exist, an untrained model of the same shape."""
+    from core.landmarks import WEIGHTS_DIR
+
+    if os.environ.get("FACEMASK_WEIGHTS") or any(WEIGHTS_DIR.glob("keypoints-*.pt")):
+        return {}
+    from core.model import KeypointNet, save_weights
+
+    path = tmp_path_factory.mktemp("weights") / "keypoints-untrained.pt"
+    save_weights(KeypointNet(), path)
+    return {"FACEMASK_WEIGHTS": str(path)}
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def bot(
+    telegram: FakeTelegram, model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[BotProcess]:
+    """One bot with one embedded worker for the whole session; some tests restart it."""
+    process = BotProcess(
+        telegram,
+        tmp_path_factory.mktemp("bot"),
+        WORKERS="1",
+        THROTTLE_JOBS="8",
+        POLL_TIMEOUT="2",
+        **model_env,
+    )
+    await process.start()
+    yield process
+    assert await process.stop() == 0, process.log()[-3000:]
+    process.assert_clean_log()
+    assert not telegram.state.unknown_methods
+
+
+# ----------------------------------------------------------------------------- Redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server of our own: random port, temporary directory, stopped at the end."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    workdir = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+         "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("redis-server did not start")
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,226 @@
+"""The real bot in a private chat, over real HTTP to the fake Telegram server."""
+
+from __future__ import annotations
+
+import io
+
+from bot_processes import BotProcess
+from PIL import Image
+from telegram import Message
+
+from bot import texts
+from bot.fake_telegram import FakeTelegram
+from core.errors import EmptyImageError, NoFaceFoundError, NotAnImageError, TruncatedImageError
+from masks import catalog
+
+
+def keyboard_texts(message: Message) -> list[str]:
+    assert message.reply_markup is not None, "no keyboard"
+    return [button.text for row in message.reply_markup.inline_keyboard for button in row]
+
+
+def has_keyboard(message: Message) -> bool:
+    return message.reply_markup is not None
+
+
+def picture_size(telegram: FakeTelegram, message: Message) -> tuple[int, int]:
+    file_id = message.photo[-1].file_id if message.photo else message.document.file_id
+    with Image.open(io.BytesIO(telegram.state.files[file_id].data)) as picture:
+        return picture.size
+
+
+async def test_start_help_and_commands(telegram: FakeTelegram, bot: BotProcess) -> None:
+    user = telegram.user("Ann")
+    chat = telegram.private_chat(user)
+    start = await telegram.send_text(chat, user, "/start")
+    assert (await telegram.wait_reply(start)).text == texts.START
+    help_ = await telegram.send_text(chat, user, "/help")
+    assert "never store" in (await telegram.wait_reply(help_)).text
+    hello = await telegram.send_text(chat, user, "hello")
+    assert (await telegram.wait_reply(hello)).text == texts.START
+    assert {c.command for c in telegram.state.commands} >= {"start", "help", "masks", "mask"}
+
+
+async def test_masks_shows_all_seven(telegram: FakeTelegram, bot: BotProcess) -> None:
+    user = telegram.user("Ben")
+    chat = telegram.private_chat(user)
+    command = await telegram.send_text(chat, user, "/masks")
+    reply = await telegram.wait_reply(command)
+    if all(mask.path.is_file() for mask in catalog.masks()):
+        assert reply.photo and reply.caption == texts.MASKS_CAPTION
+        width, height = picture_size(telegram, reply)
+        assert width > 500 and height > 200
+    else:
+        assert all(mask.button in reply.text for mask in catalog.masks())
+
+
+async def test_photo_gets_keyboard_then_masked_photo(
+    telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes
+) -> None:
+    user = telegram.user("Cleo")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, face_jpeg)
+    assert [p.width for p in photo.photo] == [90, 320, 512]  # several sizes, like Telegram
+
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+    labels = keyboard_texts(keyboard)
+    masks = catalog.masks()
+    assert labels[:7] == [mask.button for mask in masks]
+    assert [label.split()[0] for label in labels[:7]] == [str(n) for n in range(1, 8)]
+    assert "Crop" in labels[7] and "on" in labels[7]
+    buttons = [b for row in keyboard.reply_markup.inline_keyboard for b in row]
+    assert all(len(b.callback_data.encode()) <= 64 for b in buttons)
+
+    query = await telegram.press(user, keyboard, "1 ")
+    result = await telegram.wait_reply(photo, lambda m: bool(m.photo))
+    assert picture_size(telegram, result) == (512, 512)  # the largest size, masked, same size
+    assert masks[0].name in result.caption and "face" in result.caption
+
+    # the query was answered at once, before the work; the user saw "sending photo"
+    answers = telegram.calls("answerCallbackQuery")
+    answer = next(c for c in answers if c.params["callback_query_id"] == query)
+    sent = next(c for c in telegram.calls("sendPhoto") if int(c.params["chat_id"]) == chat.id)
+    actions = [c for c in telegram.calls("sendChatAction") if int(c.params["chat_id"]) == chat.id]
+    assert answer.at < sent.at
+    assert actions and actions[0].params["action"] == "upload_photo" and actions[0].at < sent.at
+
+
+async def test_crop_toggle_edits_the_keyboard_in_place(
+    telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes
+) -> None:
+    user = telegram.user("Dan")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, face_jpeg)
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+    before = len(telegram.history(chat))
+
+    await telegram.press(user, keyboard, "✂️ Crop")
+    edited = await telegram.wait_for(
+        lambda: (
+            "off" in keyboard_texts(telegram.message(chat.id, keyboard.message_id))[7]
+            and telegram.message(chat.id, keyboard.message_id)
+        )
+    )
+    assert edited.text == keyboard.text
+    await telegram.press(user, edited, "🖼 Crop")
+    await telegram.wait_for(
+        lambda: "on" in keyboard_texts(telegram.message(chat.id, keyboard.message_id))[7]
+    )
+    assert len(telegram.history(chat)) == before  # no new messages, only edits
+
+
+async def test_every_mask_then_throttled(
+    telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes
+) -> None:
+    user = telegram.user("Eve")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, face_jpeg)
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+    for n, mask in enumerate(catalog.masks()):
+        await telegram.press(user, keyboard, f"{mask.id} ")  # the same keyboard, every time
+        result = await telegram.wait_reply(photo, lambda m: bool(m.photo), after=n + 1, timeout=60)
+        assert mask.name in result.caption
+        assert picture_size(telegram, result) == (512, 512)
+
+    # the session bot allows 8 photos per user per minute: the 8th works, the 9th is refused
+    await telegram.press(user, keyboard, "1 ")
+    await telegram.wait_reply(photo, lambda m: bool(m.photo), after=8, timeout=60)
+    refused = await telegram.press(user, keyboard, "2 ")
+    answer = await telegram.wait_for(lambda: telegram.state.callback_answers.get(refused))
+    assert answer["text"].startswith("Too many") and answer["show_alert"] in (True, "true")
+
+
+async def test_no_face_suggests_the_toggle(
+    telegram: FakeTelegram, bot: BotProcess, blank_png: bytes
+) -> None:
+    user = telegram.user("Finn")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, blank_png)
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+    await telegram.press(user, keyboard, "3 ")
+    reply = await telegram.wait_reply(photo, lambda m: bool(m.text), after=1)
+    assert reply.text == str(NoFaceFoundError()) and "Crop" in reply.text
+
+    # with crop off the whole photo is one face: a photo comes back
+    await telegram.press(user, keyboard, "✂️ Crop")
+    await telegram.wait_for(
+        lambda: "off" in keyboard_texts(telegram.message(chat.id, keyboard.message_id))[7]
+    )
+    await telegram.press(user, keyboard, "3 ")
+    result = await telegram.wait_reply(photo, lambda m: bool(m.photo))
+    assert picture_size(telegram, result) == (480, 360)
+    assert "1 face" in result.caption
+
+
+async def test_files(telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes) -> None:
+    user = telegram.user("Gus")
+    chat = telegram.private_chat(user)
+
+    text_file = await telegram.send_document(chat, user, b"hello", "notes.txt", "text/plain")
+    assert (await telegram.wait_reply(text_file)).text == texts.NOT_AN_IMAGE
+
+    too_big = await telegram.send_document(
+        chat, user, face_jpeg, "huge.jpg", "image/jpeg", file_size=25 * 1024 * 1024
+    )
+    reply = await telegram.wait_reply(too_big)
+    assert "too big" in reply.text and "20 MB" in reply.text and not reply.reply_markup
+
+    # an image sent as a file comes back as a file, same size
+    png = Image.open(io.BytesIO(face_jpeg))
+    out = io.BytesIO()
+    png.save(out, format="PNG")
+    as_file = await telegram.send_document(chat, user, out.getvalue(), "me.png", "image/png")
+    keyboard = await telegram.wait_reply(as_file, has_keyboard)
+    await telegram.press(user, keyboard, "2 ")
+    result = await telegram.wait_reply(as_file, lambda m: bool(m.document))
+    assert result.document.file_name.endswith(".png")
+    assert catalog.get(2).name in result.caption
+    assert picture_size(telegram, result) == (512, 512)
+
+    # a file that says it is an image but is not: the worker says so, politely
+    fake = await telegram.send_document(chat, user, b"\x00" * 500, "broken.jpg", "image/jpeg")
+    keyboard = await telegram.wait_reply(fake, has_keyboard)
+    await telegram.press(user, keyboard, "1 ")
+    reply = await telegram.wait_reply(fake, lambda m: bool(m.text), after=1)
+    assert reply.text in {str(e()) for e in (NotAnImageError, EmptyImageError, TruncatedImageError)}
+
+
+async def test_buttons_work_after_a_restart(
+    telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes
+) -> None:
+    user = telegram.user("Hana")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, face_jpeg)
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+    await telegram.press(user, keyboard, "✂️ Crop")
+    await telegram.wait_for(
+        lambda: "off" in keyboard_texts(telegram.message(chat.id, keyboard.message_id))[7]
+    )
+
+    await bot.restart()
+
+    # the old keyboard still knows its photo and that crop is off
+    await telegram.press(user, keyboard, "🖼 Crop")
+    await telegram.wait_for(
+        lambda: "on" in keyboard_texts(telegram.message(chat.id, keyboard.message_id))[7]
+    )
+    await telegram.press(user, keyboard, "5 ")
+    result = await telegram.wait_reply(photo, lambda m: bool(m.photo), timeout=60)
+    assert catalog.get(5).name in result.caption
+
+
+async def test_unknown_keyboard_says_send_again(
+    telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes
+) -> None:
+    """A keyboard the bot has no record of (e.g. older than its memory) fails politely."""
+    user = telegram.user("Ivo")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, face_jpeg)
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+    # the same buttons on a message the bot never sent
+    stranger = await telegram.send_text(chat, user, "copy")
+    copied = {**stranger.to_dict(), "reply_markup": keyboard.reply_markup.to_dict()}
+    telegram._record(Message.de_json(copied, None))
+    query = await telegram.press(user, stranger, "1 ")
+    answer = await telegram.wait_for(lambda: telegram.state.callback_answers.get(query))
+    assert answer["text"] == texts.PHOTO_GONE
