@@ -83,6 +83,8 @@ def decode(image: ImageInput) -> Decoded:
         try:
             img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError as err:
+            if _looks_like_an_image(data):
+                raise TruncatedImageError() from err
             raise NotAnImageError() from err
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise ImageTooLargeError() from err
@@ -90,6 +92,22 @@ def decode(image: ImageInput) -> Decoded:
             # Recognised by its signature, but the header itself is cut off or broken.
             raise TruncatedImageError() from err
         return _from_pillow(img)
+
+
+_SIGNATURES = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\0",  # TIFF
+    b"MM\0*",
+)
+
+
+def _looks_like_an_image(data: bytes) -> bool:
+    """An image format's signature: a file Pillow cannot identify after it is cut off."""
+    return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 def _check_size(width: int, height: int) -> None:

@@ -47,7 +47,7 @@ MIRROR = np.array(
 )
 
 # The landmarks every mask follows: jaw line, nose line, outer lip corners and midpoints.
-ANCHORS = list(range(17)) + [27, 28, 29, 30, 33, 48, 51, 54, 57]
+ANCHORS = list(range(17)) + [27, 28, 33, 48, 51, 54, 57]
 
 SPECS = [
     MaskSpec(1, "Surgical mask", "Surgical", "😷"),
