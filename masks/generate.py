@@ -337,10 +337,13 @@ def draw_surgical(t: np.ndarray) -> np.ndarray:
     spread = 0.55 + 0.45 * np.clip(1 - ((p.x - 0.5) / 0.5) ** 2, 0, 1)
     frac = (p.y - ty) / np.maximum(by - ty, 1e-3)
     pleat = 0.5 + (frac - 0.5) / spread  # 0-1 across the pleated band
-    band = np.clip(pleat * 4 - 0.5, 0, 3)  # three pleats between 1/8 and 7/8
-    saw = band - np.floor(band)
-    in_band = ((pleat > 0.12) & (pleat < 0.88)).astype(np.float32)
-    p.lift(body * in_band, 0.010 * (1 - saw))
+    # Each fold is a step down (a dark line where the fabric turns under) with a soft
+    # shadow on the fabric just below it.
+    folds = (0.28, 0.5, 0.72)
+    steps = sum(1 / (1 + np.exp(np.clip((pleat - f) / 0.012, -40, 40))) for f in folds)
+    below = sum(np.where(pleat > f, np.exp(-(pleat - f) / 0.05), 0) for f in folds)
+    p.lift(body, 0.012 * steps)
+    p.albedo *= (1 - 0.16 * body * below)[..., None]
     p.lift(body, p.dome(body, 0.04) * 0.6)
     # Bound edges: a lighter hem along top and bottom, binding at the sides.
     hem = p.line(outline[:25], 0.022) + p.line(outline[-27:], 0.022)
