@@ -170,90 +170,123 @@ def _box(
     return x0, y0, x1, y1
 
 
-def warp_mask(
-    mask: MaskPicture, landmarks: np.ndarray, shape: tuple[int, int]
-) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
-    """The mask warped onto a face: premultiplied RGBA (h, w, 4) float32 over the returned box.
+@dataclass(frozen=True)
+class Overlay:
+    """A mask warped onto one face, at ``scale`` times the photo's resolution.
 
-    ``landmarks`` are the face's (68, 2) points in photo pixels; ``shape`` is the photo's
-    (height, width). None when the face lies outside the photo.
+    ``rgba`` is premultiplied float32 and covers ``box`` (x0, y0, x1, y1 photo pixels). When
+    a face is larger than the mask picture itself, the overlay is computed at the picture's
+    resolution (scale < 1) and only resampled to the photo's while compositing.
+    """
+
+    rgba: np.ndarray
+    box: tuple[int, int, int, int]
+    scale: float
+
+
+def warp_mask(mask: MaskPicture, landmarks: np.ndarray, shape: tuple[int, int]) -> Overlay | None:
+    """The mask warped onto a face's (68, 2) landmarks in a photo of ``shape`` (height, width).
+
+    None when the face lies outside the photo or its points are degenerate.
     """
     landmarks = np.asarray(landmarks, np.float64)
     if not np.isfinite(landmarks).all() or face_width(landmarks) < 2:
         return None  # nothing sensible to put a mask on
-    dst = control_points(landmarks)
-    dst = unfold(mask.control, dst, mask.triangles)
+    dst = unfold(mask.control, control_points(landmarks), mask.triangles)
     box = _box(dst, shape)
     if box is None:
         return None
     x0, y0, x1, y1 = box
-    src_per_dst = np.sqrt(abs(np.linalg.det(fit_similarity(dst, mask.control)[:, :2])))
-    level = mask.level_for(src_per_dst)
-    src = mask.control / (2**level)
+    src_per_dst = float(np.sqrt(abs(np.linalg.det(fit_similarity(dst, mask.control)[:, :2]))))
+    scale = min(1.0, 1.25 * src_per_dst)
+    level = mask.level_for(src_per_dst / scale)
+    src = (mask.control / (2**level)).astype(np.float32)
     picture = mask.levels[level]
+    width = max(2, int(np.ceil((x1 - x0) * scale)))
+    height = max(2, int(np.ceil((y1 - y0) * scale)))
+    # Photo pixel centres to overlay pixel centres.
+    local = ((dst - [x0, y0] + 0.5) * scale - 0.5).astype(np.float32)
 
-    # Which triangle each pixel of the box is in (0 = none), then one affine per triangle.
-    labels = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    local = dst - [x0, y0]
-    for t, tri in enumerate(mask.triangles, start=1):
-        cv2.fillConvexPoly(
-            labels, np.round(local[tri] * 16).astype(np.int32), t, cv2.LINE_8, shift=4
-        )
+    # Which triangle each overlay pixel is in (0 = none), then one affine per triangle.
+    labels = np.zeros((height, width), np.uint8)
     affine = np.zeros((len(mask.triangles) + 1, 2, 3), np.float32)
     affine[0, :, 2] = -10  # outside every triangle: sample outside the picture
     for t, tri in enumerate(mask.triangles, start=1):
-        affine[t] = cv2.getAffineTransform(
-            local[tri].astype(np.float32), src[tri].astype(np.float32)
-        )
+        corners = np.round(local[tri] * 16).astype(np.int32)
+        cv2.fillConvexPoly(labels, corners, t, cv2.LINE_8, shift=4)
+        affine[t] = cv2.getAffineTransform(local[tri], src[tri])
     table = affine.reshape(len(affine), 6).T.copy()  # (6, T + 1): one row per coefficient
-    xs = np.arange(x1 - x0, dtype=np.float32)[None, :]
-    ys = np.arange(y1 - y0, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    ys = np.arange(height, dtype=np.float32)[:, None]
     map_x = table[0][labels] * xs + table[1][labels] * ys + table[2][labels]
     map_y = table[3][labels] * xs + table[4][labels] * ys + table[5][labels]
-    warped = cv2.remap(
+    rgba = cv2.remap(
         picture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     )
-    return warped, box
+    return Overlay(rgba, box, scale)
 
 
 def face_width(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(landmarks[16] - landmarks[0]))
 
 
+STRIP_ROWS = 512  # photo rows composited at a time when an overlay is upsampled
+
+
 def composite(
     photo: np.ndarray,
-    warped: np.ndarray,
-    box: tuple[int, int, int, int],
+    overlay: Overlay,
     face_px: float,
     exposure: float = 1.0,
     tint: np.ndarray | None = None,
 ) -> None:
-    """Lay the warped mask over ``photo`` (uint8 RGB, changed in place), lit like the face.
+    """Lay ``overlay`` over ``photo`` (uint8 RGB, changed in place), lit like the face.
 
     The mask's shading is multiplied by the face's own low-passed luminance, relative to
     the bright side of the face under the mask, so the mask gets the photo's light and
     shadow but not the face's features. A soft contact shadow under the edge seats it.
+    The result is ``photo * keep + add``, both maps worked out at the overlay's scale.
     """
-    x0, y0, x1, y1 = box
-    region = photo[y0:y1, x0:x1].astype(np.float32) / 255
-    feather = max(0.5, face_px / 500)
-    warped = cv2.GaussianBlur(warped, (0, 0), feather)
-    alpha = warped[..., 3:]
+    x0, y0, x1, y1 = overlay.box
+    s = overlay.scale
+    region = photo[y0:y1, x0:x1]
+    h, w = overlay.rgba.shape[:2]
+    small = region if s == 1.0 else cv2.resize(region, (w, h), interpolation=cv2.INTER_AREA)
+    face = face_px * s  # the face's width in overlay pixels
 
-    light = _low_pass_luma(photo[y0:y1, x0:x1], 0.08 * face_px)
-    under = alpha[..., 0] > 0.5
+    rgba = cv2.GaussianBlur(overlay.rgba, (0, 0), max(0.5, face / 500))
+    alpha = rgba[..., 3]
+    light = _low_pass_luma(small, 0.08 * face)
+    under = alpha > 0.5
     ref = float(np.percentile(light[under], 85)) if under.any() else float(light.mean())
     gain = np.clip(light / max(ref, 1e-3), 0.35, 1.12)[..., None] * exposure
     if tint is not None:
         gain = gain * tint
+    add = rgba[..., :3] * gain * 255
 
-    shadow = cv2.GaussianBlur(alpha[..., 0], (0, 0), max(1.0, 0.02 * face_px))
-    shift = max(1, round(0.012 * face_px))
+    shadow = cv2.GaussianBlur(alpha, (0, 0), max(1.0, 0.02 * face))
+    shift = max(1, round(0.012 * face))
     shadow = np.roll(shadow, shift, axis=0)
     shadow[:shift] = 0
-    base = region * (1 - 0.35 * shadow * (1 - alpha[..., 0]))[..., None]
-    out = warped[..., :3] * gain + base * (1 - alpha)
-    photo[y0:y1, x0:x1] = np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+    keep = (1 - alpha) * (1 - 0.35 * shadow * (1 - alpha))
+
+    if s == 1.0:
+        out = region * keep[..., None] + add
+        region[:] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return
+    rows = y1 - y0
+    for top in range(0, rows, STRIP_ROWS):
+        n = min(STRIP_ROWS, rows - top)
+        # photo pixel (x, top + y) -> overlay pixel ((x + .5) s - .5, (top + y + .5) s - .5)
+        m = np.array([[s, 0, 0.5 * s - 0.5], [0, s, (top + 0.5) * s - 0.5]], np.float32)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        up_add = cv2.warpAffine(add, m, (x1 - x0, n), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        up_keep = cv2.warpAffine(
+            keep, m, (x1 - x0, n), flags=flags, borderMode=cv2.BORDER_REPLICATE
+        )
+        strip = region[top : top + n]
+        out = strip * up_keep[..., None] + up_add
+        strip[:] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def _low_pass_luma(region: np.ndarray, sigma: float) -> np.ndarray:
@@ -289,7 +322,7 @@ def apply_masks(photo: np.ndarray, mask: MaskPicture, faces: list[np.ndarray]) -
     out = photo.copy()
     exposure, tint = scene_light(photo)
     for points in faces:
-        result = warp_mask(mask, points, photo.shape[:2])
-        if result is not None:
-            composite(out, result[0], result[1], face_width(points), exposure, tint)
+        overlay = warp_mask(mask, points, photo.shape[:2])
+        if overlay is not None:
+            composite(out, overlay, face_width(points), exposure, tint)
     return out

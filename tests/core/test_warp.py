@@ -101,13 +101,36 @@ def test_identity_warp_reproduces_the_mask(template):
     """Landmarks at the template positions put the picture back where it was drawn."""
     picture = load_picture(catalog.get(4))
     t = catalog.template()
-    out = warp.warp_mask(picture, template, (t.height, t.width))
-    assert out is not None
-    warped, (x0, y0, x1, y1) = out
+    overlay = warp.warp_mask(picture, template, (t.height, t.width))
+    assert overlay is not None and overlay.scale == 1.0
+    (x0, y0, x1, y1), warped = overlay.box, overlay.rgba
     original = picture.levels[0][y0:y1, x0:x1]
     inner = original[..., 3] > 0.99
     assert np.abs(warped[..., 3][inner] - 1).max() < 0.02
     assert np.abs(warped[..., :3] - original[..., :3])[inner].mean() < 0.01
+
+
+def test_a_face_larger_than_the_mask_picture_is_warped_at_its_resolution(
+    astronaut, astronaut_points
+):
+    """A 15x close-up masks like the 1x photo scaled up, with the overlay at picture size."""
+    import cv2
+
+    picture = load_picture(catalog.get(5))
+    crop, points = astronaut[60:210, 150:300], astronaut_points - [150, 60]
+    big = cv2.resize(crop, (2250, 2250), interpolation=cv2.INTER_LINEAR)
+    big_points = (points + 0.5) * 15 - 0.5
+    overlay = warp.warp_mask(picture, big_points, big.shape[:2])
+    assert overlay is not None and overlay.scale < 1.0
+    assert overlay.rgba.shape[1] < 0.8 * (overlay.box[2] - overlay.box[0])
+    out = warp.apply_masks(big, picture, [big_points])
+    small = warp.apply_masks(crop, picture, [points])
+    down = cv2.resize(out, (150, 150), interpolation=cv2.INTER_AREA)
+    mouth = np.round(points[48:60]).astype(int)
+    x0, y0 = mouth.min(axis=0)
+    x1, y1 = mouth.max(axis=0)
+    diff = np.abs(down[y0:y1, x0:x1].astype(int) - small[y0:y1, x0:x1])
+    assert diff.mean() < 12 and not np.array_equal(out, big)
 
 
 def test_mask_follows_a_moved_face(astronaut, astronaut_points):
