@@ -117,7 +117,9 @@ def _masker(args: argparse.Namespace):
 
 
 def cmd_apply(args: argparse.Namespace) -> dict:
-    result = _masker(args).apply(imageio.read_bytes(args.input), args.mask, crop=args.crop)
+    data = imageio.read_bytes(args.input)  # a missing file is reported before the model loads
+    catalog.get(args.mask)
+    result = _masker(args).apply(data, args.mask, crop=args.crop)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(result.image)
     print(f"{args.output}: mask {args.mask} on {len(result.faces)} face(s), "
@@ -164,7 +166,8 @@ def cmd_masks(args: argparse.Namespace) -> dict:
 
 
 def cmd_gallery(args: argparse.Namespace) -> dict:
-    picture = gallery(_masker(args), imageio.read_bytes(args.input), crop=args.crop)
+    data = imageio.read_bytes(args.input)
+    picture = gallery(_masker(args), data, crop=args.crop)
     _write_rgb(args.output, picture)
     print(f"{args.output}: {picture.shape[1]}x{picture.shape[0]}")
     return {"width": picture.shape[1], "height": picture.shape[0], "output": str(args.output)}
@@ -172,6 +175,7 @@ def cmd_gallery(args: argparse.Namespace) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facemask", description="Face masks on photos.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, help: str, needs_model: bool = True) -> argparse.ArgumentParser:
@@ -211,6 +215,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             print(json.dumps({"error": err.code, "message": str(err)}))
         return 1
+    except Exception as err:  # a bug, not the input: one line unless --debug asks for more
+        if args.debug:
+            raise
+        print(
+            f"facemask: unexpected {type(err).__name__}: {err} (--debug shows where)",
+            file=sys.stderr,
+        )
+        if args.json:
+            print(json.dumps({"error": "internal", "message": str(err)}))
+        return 2
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
     return 0

@@ -308,12 +308,21 @@ def _low_pass_luma(region: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def scene_light(photo: np.ndarray) -> tuple[float, np.ndarray]:
-    """How bright the photo's highlights are (0-1) and its colour cast, for every face in it."""
+    """How bright the photo's highlights are (0-1) and the colour of its light.
+
+    The light's colour is read from the brightest unclipped pixels (white walls, shirts,
+    highlights take the colour of the light), not from the average, which a red jumper or
+    an orange space suit would pull its own way.
+    """
     small = photo[::8, ::8].reshape(-1, 3).astype(np.float32) / 255
     luma = small @ np.array([0.299, 0.587, 0.114], np.float32)
     exposure = float(np.clip(np.percentile(luma, 98) / 0.9, 0.35, 1.0))
-    mean = small.mean(axis=0) + 1e-3
-    tint = np.clip((mean / mean.mean()) ** 0.2, 0.95, 1.05).astype(np.float32)
+    unclipped = small.max(axis=1) < 0.98
+    if unclipped.sum() < 16:
+        return exposure, np.ones(3, np.float32)
+    bright = small[unclipped & (luma >= np.percentile(luma[unclipped], 95))]
+    colour = bright.mean(axis=0) + 1e-3
+    tint = np.clip((colour / colour.mean()) ** 0.6, 0.75, 1.15).astype(np.float32)
     return exposure, tint
 
 
