@@ -169,3 +169,17 @@ def test_no_bright_halo_around_a_dark_mask(astronaut_points):
     out = warp.apply_masks(grey, load_picture(catalog.get(4)), [astronaut_points])
     assert out.max() <= 130
     assert (out < 60).sum() > 2000  # the mask is there
+
+
+def test_mask_takes_the_colour_of_the_light(astronaut, astronaut_points):
+    """Under warm light a white mask turns warm; the orange suit alone does not tint it."""
+    exposure, tint = warp.scene_light(astronaut)
+    assert exposure == pytest.approx(1.0) and np.abs(tint - 1).max() < 0.03
+    warm = np.clip(astronaut * np.array([1.0, 0.85, 0.6]), 0, 255).astype(np.uint8)
+    _, warm_tint = warp.scene_light(warm)
+    assert warm_tint[0] > 1.05 and warm_tint[2] < 0.9
+    picture = load_picture(catalog.get(2))
+    out = warp.apply_masks(warm, picture, [astronaut_points])
+    x, y = np.round(astronaut_points[[51, 57, 30]].mean(axis=0)).astype(int)
+    r, g, b = out[y - 4 : y + 5, x - 4 : x + 5].reshape(-1, 3).mean(axis=0)
+    assert r > g > b and r - b > 25
