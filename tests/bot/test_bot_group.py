@@ -1,0 +1,54 @@
+"""The real bot in a group with privacy mode on: it answers only photos addressed to it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot_processes import BotProcess
+from telegram import Message
+
+from bot import texts
+from bot.fake_telegram import FakeTelegram
+from masks import catalog
+
+
+def has_keyboard(message: Message) -> bool:
+    return message.reply_markup is not None
+
+
+async def test_group_photos_addressed_to_the_bot(
+    telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes
+) -> None:
+    alice, bob = telegram.user("Alice"), telegram.user("Bob")
+    group = telegram.group("Friends")
+    username = telegram.bot_user.username
+
+    ignored = await telegram.send_photo(group, alice, face_jpeg, caption="holiday!")
+    by_caption = await telegram.send_photo(group, alice, face_jpeg, caption="me /mask")
+    by_mention = await telegram.send_photo(group, bob, face_jpeg, caption=f"@{username} please")
+    keyboard = await telegram.wait_reply(by_caption, has_keyboard)
+    await telegram.wait_reply(by_mention, has_keyboard)
+
+    # /mask as a reply to the photo nobody addressed to the bot: now it gets a keyboard
+    await asyncio.sleep(0.5)  # give the bot every chance to (wrongly) answer the ignored photo
+    assert telegram.replies_to(ignored) == []
+    command = await telegram.send_text(group, bob, f"/mask@{username}", reply_to=ignored)
+    late_keyboard = await telegram.wait_reply(ignored, has_keyboard)
+    assert telegram.replies_to(command) == []  # the keyboard goes under the photo
+
+    # anyone in the group may press anyone's buttons
+    await telegram.press(bob, keyboard, "4 ")
+    result = await telegram.wait_reply(by_caption, lambda m: bool(m.photo), timeout=60)
+    assert catalog.get(4).name in result.caption
+    await telegram.press(alice, late_keyboard, "6 ")
+    result = await telegram.wait_reply(ignored, lambda m: bool(m.photo), timeout=60)
+    assert catalog.get(6).name in result.caption
+
+    # /mask with nothing to work on explains itself
+    lonely = await telegram.send_text(group, alice, "/mask")
+    assert (await telegram.wait_reply(lonely)).text == texts.MASK_HINT
+    # other bots' commands and other people's mentions are not for us
+    other = await telegram.send_photo(group, alice, face_jpeg, caption="/mask@other_bot @carol")
+    await telegram.send_text(group, alice, "/mask", reply_to=other)
+    await telegram.wait_reply(other, has_keyboard)
+    assert len(telegram.replies_to(other)) == 1
