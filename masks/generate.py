@@ -378,11 +378,11 @@ def draw_cup(t: np.ndarray, valve: bool) -> np.ndarray:
             strap = np.clip(cv2.dilate(strap, np.ones((9, 9), np.uint8)), 0, 1)
             p.paint(strap, rgb("#e9e2c8"))
             p.lift(strap, 0.004)
-    fibre = 1 + 0.03 * noise(p, 0.8, 2) + 0.02 * noise(p, 6, 3)
+    fibre = 1 + 0.025 * noise(p, 0.8, 2) + 0.008 * noise(p, 6, 3)
     p.paint(body, white * fibre[..., None])
     # The molded cup: a dome over the whole shape, a flat rim at the edge.
     bulge = np.clip(1 - ((p.x - 0.5) / 0.47) ** 2 - ((p.y - 0.70) / 0.42) ** 2, 0, 1)
-    p.lift(body, 0.09 * np.sqrt(bulge) + p.dome(body, 0.03) * 0.4)
+    p.lift(body, 0.16 * np.sqrt(bulge) + p.dome(body, 0.03) * 0.4)
     rim = np.clip(body - p.polygon(inset(outline, 0.035)), 0, 1)
     p.paint(rim, white * 0.96)
     p.lift(rim, -0.006)
