@@ -16,6 +16,7 @@ from typing import Protocol
 from bot.settings import Settings
 from core.worker import (
     ARQ_FUNCTION,
+    ImageBytes,
     MaskedPhoto,
     WorkerBusyError,
     WorkerFailedError,
@@ -80,7 +81,7 @@ class RedisQueue:
             raise WorkerBusyError()
         # a job nobody has started within job_timeout is dropped: its answer would come too late
         job = await self._redis.enqueue_job(
-            ARQ_FUNCTION, image, mask_id, crop, _expires=self.job_timeout
+            ARQ_FUNCTION, ImageBytes(image), mask_id, crop, _expires=self.job_timeout
         )
         if job is None:  # only when a job id is reused, which we never do
             raise WorkerFailedError()

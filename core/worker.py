@@ -61,6 +61,13 @@ class WorkerFailedError(FaceMaskError):
     code = "worker_failed"
 
 
+class ImageBytes(bytes):
+    """A photo's bytes that log as their size: job queues log their arguments."""
+
+    def __repr__(self) -> str:
+        return f"<image, {len(self)} bytes>"
+
+
 @dataclass(frozen=True)
 class MaskedPhoto:
     """A finished job: the encoded picture and what the bot needs to caption it."""
@@ -432,6 +439,7 @@ def create_arq_worker(
         "keep_result": 60,
         "poll_delay": 0.05,
         "health_check_interval": 30,
+        "log_results": False,  # results are pictures
     }
     return Worker(**{**settings, **options})
 

@@ -69,6 +69,17 @@ class Process:
         path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
+    def model_processes(self) -> list[int]:
+        """The children that run jobs (not multiprocessing's resource tracker)."""
+        return [pid for pid in self.children() if b"spawn_main" in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
 
 class BotProcess(Process):
     """The real bot (``python -m bot``) pointed at a fake Telegram server."""

@@ -1,0 +1,138 @@
+"""Redis mode: the bot sends jobs through a real redis-server to a real ``facemask-worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import redis
+from bot_processes import PYTHON, BotProcess, Process, clean_env
+from telegram import Message
+
+from bot.fake_telegram import FakeTelegram
+from bot.queue import RedisQueue
+from core.worker import WorkerBusyError, WorkerTimeoutError
+from masks import catalog
+
+
+def has_keyboard(message: Message) -> bool:
+    return message.reply_markup is not None
+
+
+def worker_command() -> list[str]:
+    script = shutil.which("facemask-worker", path=str(Path(sys.executable).parent))
+    return [script] if script else [PYTHON, "-m", "core.worker"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def worker(
+    redis_url: str, model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Process]:
+    process = Process(
+        "worker",
+        worker_command(),
+        clean_env(REDIS_URL=redis_url, WORKERS="1", **model_env),
+        tmp_path_factory.mktemp("worker"),
+    )
+    process.start()
+    deadline = time.monotonic() + 180
+    while "inference workers ready" not in process.log():
+        assert process.alive(), process.log()
+        assert time.monotonic() < deadline, process.log()
+        await asyncio.sleep(0.1)
+    yield process
+    assert await process.stop() == 0, process.log()[-3000:]
+    assert "Traceback" not in process.log(), process.log()[-5000:]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def redis_telegram() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(bot_username="facemask_redis_bot") as fake:
+        yield fake
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def redis_bot(
+    redis_telegram: FakeTelegram,
+    redis_url: str,
+    worker: Process,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[BotProcess]:
+    process = BotProcess(
+        redis_telegram, tmp_path_factory.mktemp("redis-bot"), REDIS_URL=redis_url, POLL_TIMEOUT="2"
+    )
+    await process.start()
+    yield process
+    assert await process.stop() == 0, process.log()[-3000:]
+    process.assert_clean_log()
+
+
+async def test_photo_goes_through_redis_to_the_worker(
+    redis_telegram: FakeTelegram, redis_bot: BotProcess, worker: Process, face_jpeg: bytes
+) -> None:
+    telegram = redis_telegram
+    user = telegram.user("Rita")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, face_jpeg)
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+    await telegram.press(user, keyboard, "7 ")
+    result = await telegram.wait_reply(photo, lambda m: bool(m.photo), timeout=60)
+    assert catalog.get(7).name in result.caption
+    assert redis_bot.model_processes() == []  # no model in the bot: the worker did it
+    assert "mask_photo" in worker.log()
+
+
+async def test_worker_process_killed_mid_job_still_answers(
+    redis_telegram: FakeTelegram,
+    redis_bot: BotProcess,
+    worker: Process,
+    redis_url: str,
+    face_jpeg: bytes,
+) -> None:
+    telegram = redis_telegram
+    user = telegram.user("Sam")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, face_jpeg)
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+
+    [model_process] = worker.model_processes()
+    os.kill(model_process, signal.SIGSTOP)  # frozen: the job cannot finish before the kill
+    await telegram.press(user, keyboard, "2 ")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 30
+        while not client.keys("arq:in-progress:*"):
+            assert time.monotonic() < deadline, "the worker never took the job"
+            await asyncio.sleep(0.05)
+    finally:
+        client.close()
+    await asyncio.sleep(0.5)  # the job is in the frozen process's pipe
+    os.kill(model_process, signal.SIGKILL)
+
+    result = await telegram.wait_reply(photo, lambda m: bool(m.photo), timeout=120)
+    assert catalog.get(2).name in result.caption
+    assert model_process not in worker.model_processes()
+    assert "died during a job" in worker.log()
+
+
+async def test_full_redis_queue_says_busy_and_no_worker_means_timeout(redis_url: str) -> None:
+    """On a Redis database no worker serves, jobs pile up: the bot refuses, then gives up."""
+    queue = RedisQueue(redis_url.rsplit("/", 1)[0] + "/3", queue_size=1, job_timeout=1.0)
+    await queue.start()
+    try:
+        waiting = asyncio.create_task(queue.mask_photo(b"photo", 1, True))
+        await asyncio.sleep(0.3)
+        with pytest.raises(WorkerBusyError):
+            await queue.mask_photo(b"photo", 1, True)
+        with pytest.raises(WorkerTimeoutError):
+            await waiting
+    finally:
+        await queue.close()
