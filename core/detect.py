@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -35,7 +35,7 @@ class FaceDetector(Protocol):
         ...
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cascade(name: str) -> cv2.CascadeClassifier:
     path = Path(cv2.data.haarcascades) / name
     cascade = cv2.CascadeClassifier(str(path))
@@ -70,7 +70,9 @@ class HaarFaceDetector:
         h, w = gray.shape
         scale = min(1.0, self.max_side / max(h, w))
         if scale < 1.0:
-            gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+            gray = cv2.resize(
+                gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+            )
         gray = cv2.equalizeHist(gray)
         min_size = max(12, round(self.min_face * scale))
         boxes, _, weights = self._cascade.detectMultiScale3(

@@ -81,9 +81,9 @@ class KeypointPredictor:
         )
         with torch.inference_mode():
             unit = self.model(x).numpy().astype(np.float64)
-        return np.stack(
-            [points_from_unit(u, m, self.size) for u, m in zip(unit, matrices)]
-        ).astype(np.float32)
+        return np.stack([points_from_unit(u, m, self.size) for u, m in zip(unit, matrices)]).astype(
+            np.float32
+        )
 
     def _two_pass(self, image_rgb: np.ndarray, boxes: list[FaceBox]) -> np.ndarray:
         points = self.predict_boxes(image_rgb, boxes)

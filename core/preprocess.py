@@ -122,7 +122,9 @@ def crop_image(image_rgb: np.ndarray, box: FaceBox, size: int) -> tuple[np.ndarr
     m = matrix.copy()
     if factor != 1.0:
         # map pyramid pixels back to the original ones before the crop matrix
-        up = np.array([[1 / factor, 0, (1 / factor - 1) / 2], [0, 1 / factor, (1 / factor - 1) / 2]])
+        up = np.array(
+            [[1 / factor, 0, (1 / factor - 1) / 2], [0, 1 / factor, (1 / factor - 1) / 2]]
+        )
         m = matrix @ np.vstack([up, [0, 0, 1]])
     crop = cv2.warpAffine(
         src, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0

@@ -1,0 +1,237 @@
+"""Augmentation that keeps points and pixels in step, batched in torch (CPU or GPU).
+
+Geometry goes through core.preprocess.crop_matrix, the function serving uses, so a
+training crop is cut exactly the way the product cuts one; only the box is jittered:
+
+* ``detector`` - the box OpenCV's Haar detector would hand over, with its measured
+  scatter (centre sd 0.10/0.04 of the keypoint box, side sd 0.10), widened;
+* ``refine`` - the box of a first pass's points (small jitter): the second pass;
+* ``whole`` - the whole image is the face (the seed's crop=False mode).
+
+Then rotation, mirror (with the 68-point permutation), colour, greyscale, blur, noise.
+JPEG artefacts come from a second, heavily compressed copy of each source image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.preprocess import (
+    FLIP_PERMUTATION,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FaceBox,
+    apply_matrix,
+    box_from_detection,
+    box_from_points,
+    crop_matrix,
+    keypoint_box,
+    points_to_unit,
+    whole_image_box,
+)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    p_detector: float = 0.6
+    p_whole: float = 0.15  # the rest: refine
+    detector_jitter: float = 1.4  # x the measured detector scatter
+    rotation: float = 30.0  # degrees, uniform +-
+    p_rotate: float = 0.8
+    p_flip: float = 0.5
+    brightness: float = 0.35
+    contrast: float = 0.35
+    saturation: float = 0.4
+    p_grey: float = 0.1
+    p_blur: float = 0.2
+    p_jpeg: float = 0.25
+    noise: float = 0.03
+    p_erase: float = 0.0  # a random grey rectangle over part of the face (occlusion)
+
+
+def jpeg_degrade(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A copy of each (N, H, W, 3) image through JPEG at quality 10-40."""
+    out = np.empty_like(images)
+    for i, img in enumerate(images):
+        q = int(rng.integers(10, 41))
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])
+        out[i] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else img
+    return out
+
+
+def sample_boxes(
+    points: np.ndarray, sizes: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+) -> list[FaceBox]:
+    boxes = []
+    for pts, (h, w) in zip(points, sizes):
+        mode = rng.random()
+        cx, cy, s = keypoint_box(pts)
+        if mode < cfg.p_detector:
+            j = cfg.detector_jitter
+            side = s * 1.14 * (1 + rng.normal(0, 0.10 * j))
+            dcx = cx + rng.normal(0, 0.10 * j) * s
+            dcy = cy - 0.18 * s + rng.normal(0, 0.04 * j) * s
+            box = box_from_detection(
+                (dcx - side / 2, dcy - side / 2, dcx + side / 2, dcy + side / 2)
+            )
+        elif mode < cfg.p_detector + cfg.p_whole:
+            box = whole_image_box(int(h), int(w))
+            box = FaceBox(box.cx, box.cy, box.side * float(rng.uniform(0.9, 1.1)))
+        else:
+            box = box_from_points(pts)
+            box = FaceBox(
+                box.cx + rng.normal(0, 0.03) * s,
+                box.cy + rng.normal(0, 0.03) * s,
+                box.side * float(np.exp(rng.normal(0, 0.05))),
+            )
+        angle = (
+            float(rng.uniform(-cfg.rotation, cfg.rotation)) if rng.random() < cfg.p_rotate else 0.0
+        )
+        boxes.append(FaceBox(box.cx, box.cy, box.side, angle))
+    return boxes
+
+
+def matrix_to_theta(matrix: np.ndarray, size: int, src_h: int, src_w: int) -> np.ndarray:
+    """An image->crop pixel matrix as affine_grid's theta (crop -> source, align_corners=False)."""
+    inv = cv2.invertAffineTransform(matrix)
+    # normalised crop coords -> crop pixels -> source pixels -> normalised source coords
+    to_px = np.array([[size / 2, 0, size / 2 - 0.5], [0, size / 2, size / 2 - 0.5], [0, 0, 1]])
+    to_norm = np.array([[2 / src_w, 0, 1 / src_w - 1], [0, 2 / src_h, 1 / src_h - 1], [0, 0, 1]])
+    return (to_norm @ np.vstack([inv, [0, 0, 1]]) @ to_px)[:2]
+
+
+def crop_batch(
+    images: torch.Tensor, boxes: list[FaceBox], size: int, flips: np.ndarray
+) -> tuple[torch.Tensor, np.ndarray]:
+    """(N, 3, C, C) uint8 canvases -> (N, 3, S, S) float crops in 0..255, and matrices."""
+    c = images.shape[-1]
+    matrices = np.stack([crop_matrix(b, size, bool(f)) for b, f in zip(boxes, flips)])
+    theta = torch.as_tensor(
+        np.stack([matrix_to_theta(m, size, c, c) for m in matrices]),
+        dtype=torch.float32,
+        device=images.device,
+    )
+    grid = F.affine_grid(theta, [len(boxes), 3, size, size], align_corners=False)
+    crops = F.grid_sample(
+        images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    return crops, matrices
+
+
+def target_points(
+    points: np.ndarray, matrices: np.ndarray, flips: np.ndarray, size: int
+) -> np.ndarray:
+    out = np.stack([apply_matrix(m, p) for m, p in zip(matrices, points)])
+    out[flips] = out[flips][:, FLIP_PERMUTATION]
+    return points_to_unit(out, size).astype(np.float32)
+
+
+def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Colour jitter on (N, 3, S, S) floats in 0..255."""
+    n, dev = x.shape[0], x.device
+
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, 1, 1, 1, generator=gen, device=dev) * (hi - lo) + lo
+
+    grey = x.mean(1, keepdim=True)
+    x = grey + (x - grey) * u(1 - cfg.saturation, 1 + cfg.saturation)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = mean + (x - mean) * u(1 - cfg.contrast, 1 + cfg.contrast)
+    x = x * u(1 - cfg.brightness, 1 + cfg.brightness)
+    to_grey = torch.rand(n, 1, 1, 1, generator=gen, device=dev) < cfg.p_grey
+    x = torch.where(to_grey, x.mean(1, keepdim=True).expand_as(x), x)
+    blur = torch.rand(n, generator=gen, device=dev) < cfg.p_blur
+    if blur.any():
+        sigma = float(torch.rand(1, generator=gen, device=dev)) * 1.5 + 0.5
+        k = torch.arange(-3, 4, device=dev, dtype=x.dtype)
+        k = torch.exp(-(k**2) / (2 * sigma**2))
+        k = k / k.sum()
+        xb = x[blur]
+        xb = F.conv2d(
+            F.pad(xb, (3, 3, 0, 0), mode="replicate"),
+            k.view(1, 1, 1, 7).repeat(3, 1, 1, 1),
+            groups=3,
+        )
+        xb = F.conv2d(
+            F.pad(xb, (0, 0, 3, 3), mode="replicate"),
+            k.view(1, 1, 7, 1).repeat(3, 1, 1, 1),
+            groups=3,
+        )
+        x[blur] = xb
+    x = x + torch.randn(x.shape, generator=gen, device=dev) * (255 * cfg.noise) * u(0, 1)
+    if cfg.p_erase > 0:
+        x = random_erase(x, cfg.p_erase, gen)
+    return x.clamp(0, 255)
+
+
+def random_erase(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Grey out one rectangle (10-40% of each side) in a fraction p of the crops."""
+    n, _, h, w = x.shape
+    dev = x.device
+    r = torch.rand(n, 5, generator=gen, device=dev)
+    rh, rw = (0.1 + 0.3 * r[:, 0]) * h, (0.1 + 0.3 * r[:, 1]) * w
+    y0, x0 = r[:, 2] * (h - rh), r[:, 3] * (w - rw)
+    ys = torch.arange(h, device=dev).view(1, h, 1)
+    xs = torch.arange(w, device=dev).view(1, 1, w)
+    inside = (
+        (ys >= y0.view(-1, 1, 1))
+        & (ys < (y0 + rh).view(-1, 1, 1))
+        & (xs >= x0.view(-1, 1, 1))
+        & (xs < (x0 + rw).view(-1, 1, 1))
+        & (r[:, 4] < p).view(-1, 1, 1)
+    )
+    return torch.where(inside.unsqueeze(1), torch.full_like(x, 127.0), x)
+
+
+def normalize_tensor(x: torch.Tensor) -> torch.Tensor:
+    """Floats 0..255 -> ImageNet mean/std, as core.preprocess.normalize does."""
+    mean = torch.as_tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+class Augmenter:
+    """Draws an augmented batch from canvases held on a device."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        points: np.ndarray,
+        sizes: np.ndarray,
+        size: int,
+        cfg: AugmentConfig,
+        device: str,
+        seed: int,
+    ) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        self.cfg, self.size, self.device = cfg, size, device
+        self.points, self.sizes = points, sizes
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+        self.degraded = (
+            torch.from_numpy(jpeg_degrade(images, self.rng))
+            .permute(0, 3, 1, 2)
+            .contiguous()
+            .to(device)
+            if cfg.p_jpeg > 0
+            else None
+        )
+
+    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        boxes = sample_boxes(self.points[idx], self.sizes[idx], cfg, self.rng)
+        flips = self.rng.random(len(idx)) < cfg.p_flip
+        idx_t = torch.as_tensor(idx, device=self.device)
+        src = self.images[idx_t]
+        if self.degraded is not None:
+            use = torch.as_tensor(self.rng.random(len(idx)) < cfg.p_jpeg, device=self.device)
+            src = torch.where(use.view(-1, 1, 1, 1), self.degraded[idx_t], src)
+        crops, matrices = crop_batch(src, boxes, self.size, flips)
+        crops = photometric(crops, cfg, self.gen)
+        target = target_points(self.points[idx], matrices, flips, self.size)
+        return normalize_tensor(crops), torch.from_numpy(target).to(self.device)

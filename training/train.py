@@ -1,0 +1,318 @@
+"""facemask-train: train the 68-point keypoint model.
+
+    facemask-train --data ../shared/data/face-keypoints --preset lite0-integral --out runs/x
+
+The run directory holds config.json, train.log, metrics.jsonl, curves.png, last.pt
+(resumable: model, optimiser, epoch, history) and best.pt (weights only, best
+validation NME on the product's path, loadable with weights_only=True).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from core.model import build_model, save_weights
+from core.preprocess import points_to_unit  # noqa: F401  (documented convention)
+from training.augment import Augmenter
+from training.config import PRESETS, TrainConfig, preset
+from training.data import Pack, build_pack, load_splits
+from training.validate import validate
+
+log = logging.getLogger("training")
+
+LOSS_SCALE = 128.0  # losses see coordinates in pixels of a 128-px crop
+
+
+def keypoint_loss(pred: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    if cfg.loss == "smoothl1":
+        return F.smooth_l1_loss(pred, target, beta=cfg.smoothl1_beta)
+    d = (pred - target).norm(dim=-1) * LOSS_SCALE
+    if cfg.loss == "l1":
+        return d.mean()
+    if cfg.loss == "wing":  # Feng et al. 2018, w=10, eps=2 at 128 px
+        w, eps = 10.0, 2.0
+        c = w - w * math.log(1 + w / eps)
+        return torch.where(d < w, w * torch.log1p(d / eps), d - c).mean()
+    raise ValueError(f"unknown loss {cfg.loss!r}")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_pack(data: Path, cache: Path | None, canvas: int) -> Pack:
+    """The decoded data set, from the cache if there is one (built on first use)."""
+    if data.suffix == ".npz":
+        return Pack.load(data)
+    if cache and cache.exists():
+        log.info("pack: %s", cache)
+        return Pack.load(cache)
+    from core.detect import default_detector
+
+    splits = load_splits(data)
+    log.info("building pack: %d train, %d val people images", len(splits.train), len(splits.val))
+    pack = build_pack({"train": splits.train, "val": splits.val}, canvas, default_detector())
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        pack.save(cache)
+    return pack
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, pack: Pack, out: Path, device: str) -> None:
+        self.cfg, self.out, self.device = cfg, out, device
+        self.train_pack, self.val_pack = pack.select("train"), pack.select("val")
+        seed_everything(cfg.seed)
+        self.model = build_model(cfg.model, imagenet=cfg.imagenet).to(device)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.opt = opt_cls(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.plateau = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=0.1, patience=10)
+            if cfg.schedule == "plateau"
+            else None
+        )
+        self.aug = Augmenter(
+            self.train_pack.images,
+            self.train_pack.points,
+            self.train_pack.sizes,
+            cfg.model.input_size,
+            cfg.augment,
+            device,
+            cfg.seed,
+        )
+        self.val_images = (
+            torch.from_numpy(self.val_pack.images).permute(0, 3, 1, 2).contiguous().to(device)
+        )
+        self.steps_per_epoch = max(1, len(self.train_pack) // cfg.batch_size)
+        self.epochs = cfg.epochs
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best = math.inf
+        self.amp = device.startswith("cuda")
+
+    # -- schedule ---------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        cfg = self.cfg
+        warm = cfg.warmup_epochs * self.steps_per_epoch
+        if warm and step < warm:
+            return cfg.lr * (step + 1) / warm
+        total = self.epochs * self.steps_per_epoch
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    # -- checkpoints ------------------------------------------------------------
+    def save(self) -> None:
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "opt": self.opt.state_dict(),
+                "plateau": self.plateau.state_dict() if self.plateau else None,
+                "epoch": self.epoch,
+                "epochs": self.epochs,
+                "history": self.history,
+                "best": self.best,
+                "rng": self.aug.rng.bit_generator.state,
+                "torch_rng": self.aug.gen.get_state(),
+            },
+            self.out / "last.pt",
+        )
+
+    def resume(self) -> None:
+        state = torch.load(self.out / "last.pt", map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        if self.plateau and state["plateau"]:
+            self.plateau.load_state_dict(state["plateau"])
+        self.epoch, self.epochs = state["epoch"], state["epochs"]
+        self.history, self.best = state["history"], state["best"]
+        self.aug.rng.bit_generator.state = state["rng"]
+        self.aug.gen.set_state(
+            state["torch_rng"].cpu() if self.device == "cpu" else state["torch_rng"]
+        )
+        log.info(
+            "resumed at epoch %d of %d (best val NME %.4f)", self.epoch, self.epochs, self.best
+        )
+
+    # -- loop -------------------------------------------------------------------
+    def train_epoch(self) -> float:
+        self.model.train()
+        order = self.aug.rng.permutation(len(self.train_pack))
+        losses = []
+        bar = tqdm(
+            range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.epochs}", leave=False
+        )
+        for i in bar:
+            step = self.epoch * self.steps_per_epoch + i
+            if not self.plateau:
+                for g in self.opt.param_groups:
+                    g["lr"] = self.lr_at(step)
+            idx = order[i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size]
+            x, y = self.aug.batch(idx)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+                pred = self.model(x)
+            loss = keypoint_loss(pred.float(), y, self.cfg)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+            self.opt.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        return float(np.mean(losses))
+
+    def run(self) -> float:
+        while self.epoch < self.epochs:
+            t0 = time.perf_counter()
+            loss = self.train_epoch()
+            val = validate(self.model, self.val_pack, self.val_images, self.cfg.model.input_size)
+            if self.plateau:
+                self.plateau.step(val["detector"])
+            self.epoch += 1
+            secs = time.perf_counter() - t0
+            if self.epoch == 3 and self.cfg.time_budget_min > 0:
+                # epoch 1 pays for warm-up (cuDNN, allocator), so time epochs 2 and 3
+                spent = sum(h["secs"] for h in self.history) + secs
+                per_epoch = (self.history[-1]["secs"] + secs) / 2
+                fit = 3 + int((self.cfg.time_budget_min * 60 - spent) / per_epoch)
+                self.epochs = max(3, min(self.epochs, fit))
+                log.info("time budget %.1f min: %d epochs", self.cfg.time_budget_min, self.epochs)
+            row = {
+                "epoch": self.epoch,
+                "loss": loss,
+                "lr": self.opt.param_groups[0]["lr"],
+                "secs": secs,
+                **{f"val_{k}": v for k, v in val.items()},
+            }
+            self.history.append(row)
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            if val["detector"] < self.best:
+                self.best = val["detector"]
+                save_weights(
+                    self.model,
+                    self.out / "best.pt",
+                    epoch=self.epoch,
+                    val=val,
+                    config=self.cfg.to_dict(),
+                )
+            self.save()
+            log.info(
+                "epoch %d/%d loss %.4f val NME %.4f (pass1 %.4f, whole %.4f, fail %.3f) best %.4f %.0fs",
+                self.epoch,
+                self.epochs,
+                loss,
+                val["detector"],
+                val["detector_pass1"],
+                val["whole"],
+                val["detector_fail_0.10"],
+                self.best,
+                secs,
+            )
+            plot_curves(self.history, self.out / "curves.png")
+        return self.best
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(ep, [h["loss"] for h in history])
+    a.set(title="training loss", xlabel="epoch", yscale="log")
+    for key, label in (
+        ("val_detector", "detector, 2 passes"),
+        ("val_detector_pass1", "detector, 1 pass"),
+        ("val_whole", "whole image"),
+    ):
+        b.plot(ep, [100 * h[key] for h in history], label=label)
+    b.set(title="validation people: NME (%)", xlabel="epoch", ylim=(0, 15))
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="facemask-train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="the face-keypoints folder (or a pack .npz made by --cache)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--preset", default="lite0-integral", choices=sorted(PRESETS))
+    p.add_argument("--cache", type=Path, help="pack file: decoded images, built on first use")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--loss", choices=["wing", "l1", "smoothl1"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--erase", type=float, help="probability of an occluding rectangle")
+    p.add_argument("--input-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--time-budget", type=float, help="minutes; caps epochs after epoch 1")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    args = p.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+        handlers=[logging.StreamHandler(), logging.FileHandler(args.out / "train.log")],
+    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = preset(
+        args.preset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        loss=args.loss,
+        seed=args.seed,
+        time_budget_min=args.time_budget,
+        weight_decay=args.weight_decay,
+        model_input_size=args.input_size,
+    )
+    if args.erase is not None:
+        cfg = replace(cfg, augment=replace(cfg.augment, p_erase=args.erase))
+    if args.resume and (args.out / "config.json").exists():
+        cfg = TrainConfig.from_dict(json.loads((args.out / "config.json").read_text()))
+    cfg.save(args.out / "config.json")
+    log.info("config: %s", cfg)
+    pack = make_pack(args.data, args.cache, cfg.canvas)
+    trainer = Trainer(cfg, pack, args.out, args.device)
+    if args.resume and (args.out / "last.pt").exists():
+        trainer.resume()
+        if args.epochs:  # extend (or shorten) a finished run
+            trainer.epochs = args.epochs
+    best = trainer.run()
+    log.info("done: best validation NME %.4f -> %s", best, args.out / "best.pt")
+
+
+if __name__ == "__main__":
+    main()
