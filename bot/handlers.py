@@ -41,9 +41,9 @@ from masks.catalog import MaskSpec
 logger = logging.getLogger(__name__)
 
 SERVICES = "services"  # bot_data key; bot_data itself is not persisted
-KEYBOARDS = "keyboards"  # chat_data key: keyboard message id -> the photo it belongs to
+PHOTOS = "photos"  # chat_data key: photo message id -> its file and crop state
 RECENT_JOBS = "recent_jobs"  # user_data key: times of this user's last masked photos
-KEEP_KEYBOARDS = 100  # per chat; older keyboards answer "send it again"
+KEEP_PHOTOS = 100  # per chat; buttons of older photos answer "send it again"
 SEND_PHOTO_MAX_BYTES = 10 * 1024 * 1024  # sendPhoto's limit; bigger results go as files
 SEND_PHOTO_MAX_SIDES = 10_000  # sendPhoto's limit on width + height
 
@@ -137,18 +137,19 @@ async def not_an_image(update: Update, context: Context) -> None:
 async def button(update: Update, context: Context) -> None:
     """A mask button or the Crop toggle under one of our keyboards."""
     query = update.callback_query
-    chat_id, keyboard_id = query.message.chat.id, query.message.message_id
-    request = context.chat_data.get(KEYBOARDS, {}).get(keyboard_id)
+    chat_id = query.message.chat.id
+    mask_id, photo_id = keyboards.parse(query.data)
+    request = context.chat_data.get(PHOTOS, {}).get(photo_id)
     if request is None:
         await query.answer(texts.PHOTO_GONE, show_alert=True)
         return
-    mask_id = keyboards.mask_id(query.data)
     svc = services(context)
 
     if mask_id is None:  # the toggle: same message, new keyboard
         await query.answer()
         request["crop"] = not request["crop"]
-        await query.edit_message_reply_markup(keyboards.mask_keyboard(svc.masks, request["crop"]))
+        markup = keyboards.mask_keyboard(svc.masks, photo_id, request["crop"])
+        await query.edit_message_reply_markup(markup)
         return
 
     wait = _throttle(context.user_data, svc.settings)
@@ -157,7 +158,7 @@ async def button(update: Update, context: Context) -> None:
         return
     await query.answer(texts.WORKING)
     mask = catalog.get(mask_id)
-    reply_to = ReplyParameters(request["message_id"], allow_sending_without_reply=True)
+    reply_to = ReplyParameters(photo_id, allow_sending_without_reply=True)
     await context.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
     try:
         image = await _download(context, request["file_id"])
@@ -196,19 +197,16 @@ async def _offer_masks(photo_message: Message, context: Context) -> None:
     if file_size and file_size > svc.settings.max_file_size:
         await photo_message.reply_text(_too_big(svc.settings), do_quote=True)
         return
-    crop = True
-    keyboard = await photo_message.reply_text(
-        texts.CHOOSE, reply_markup=keyboards.mask_keyboard(svc.masks, crop), do_quote=True
+    photo_id = photo_message.message_id
+    photos = context.chat_data.setdefault(PHOTOS, {})
+    request = photos.setdefault(photo_id, {"file_id": file_id, "as_file": as_file, "crop": True})
+    while len(photos) > KEEP_PHOTOS:
+        photos.pop(next(iter(photos)))
+    await photo_message.reply_text(
+        texts.CHOOSE,
+        reply_markup=keyboards.mask_keyboard(svc.masks, photo_id, request["crop"]),
+        do_quote=True,
     )
-    remembered = context.chat_data.setdefault(KEYBOARDS, {})
-    remembered[keyboard.message_id] = {
-        "file_id": file_id,
-        "message_id": photo_message.message_id,
-        "as_file": as_file,
-        "crop": crop,
-    }
-    while len(remembered) > KEEP_KEYBOARDS:
-        remembered.pop(next(iter(remembered)))
 
 
 async def _download(context: Context, file_id: str) -> bytes:

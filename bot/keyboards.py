@@ -1,8 +1,9 @@
 """The inline keyboard under a photo: seven masks and the Crop toggle.
 
-Callback data is tiny (``"mask:3"``, ``"crop"``), far below Telegram's 64-byte limit; which
-photo a keyboard belongs to and whether crop is on live in ``chat_data``, keyed by the
-keyboard message's id, so the buttons keep working after a restart.
+Callback data names the button and the photo it works on (``"mask:3:812"``, ``"crop:812"``),
+far below Telegram's 64-byte limit. What the bot knows about that photo (its file, whether
+crop is on) lives in ``chat_data``, stored before the keyboard is sent, so a tap can never
+arrive before its state and the buttons keep working after a restart.
 """
 
 from __future__ import annotations
@@ -12,21 +13,22 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot import texts
 from masks.catalog import MaskSpec
 
-MASK_PREFIX = "mask:"
-CROP = "crop"
-CALLBACK_PATTERN = rf"^({MASK_PREFIX}\d+|{CROP})$"
+CALLBACK_PATTERN = r"^(mask:\d+|crop):\d+$"
 COLUMNS = 3
 
 
-def mask_keyboard(masks: list[MaskSpec], crop: bool) -> InlineKeyboardMarkup:
-    buttons = [InlineKeyboardButton(m.button, callback_data=f"{MASK_PREFIX}{m.id}") for m in masks]
+def mask_keyboard(masks: list[MaskSpec], photo_id: int, crop: bool) -> InlineKeyboardMarkup:
+    buttons = [
+        InlineKeyboardButton(mask.button, callback_data=f"mask:{mask.id}:{photo_id}")
+        for mask in masks
+    ]
     rows = [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
-    rows.append([InlineKeyboardButton(texts.crop_button(crop), callback_data=CROP)])
+    rows.append([InlineKeyboardButton(texts.crop_button(crop), callback_data=f"crop:{photo_id}")])
     return InlineKeyboardMarkup(rows)
 
 
-def mask_id(callback_data: str) -> int | None:
-    """The mask a button asks for, or None for the Crop toggle."""
-    if callback_data.startswith(MASK_PREFIX):
-        return int(callback_data.removeprefix(MASK_PREFIX))
-    return None
+def parse(callback_data: str) -> tuple[int | None, int]:
+    """``(mask id, photo message id)``; the mask id is None for the Crop toggle."""
+    action, _, photo_id = callback_data.rpartition(":")
+    mask_id = int(action.removeprefix("mask:")) if action.startswith("mask:") else None
+    return mask_id, int(photo_id)

@@ -1,0 +1,38 @@
+# The bot and the worker in one CPU-only image:
+#   docker build -t facemask .
+#   docker run --env-file .env -v facemask-data:/data facemask                 # the bot
+#   docker run -e REDIS_URL=redis://... facemask facemask-worker               # a worker
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# CPU-only torch first, so the project's own install finds it and skips the CUDA build
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY core core
+COPY bot bot
+COPY masks masks
+COPY training training
+# the weights are part of core/ (core/weights/keypoints-<hash>.pt); fail the build without them
+RUN ls core/weights/keypoints-*.pt \
+    && pip install . \
+    && python -c "import bot.app, core.worker"
+
+RUN useradd --create-home --uid 10001 facemask \
+    && mkdir /data && chown facemask /data
+USER facemask
+WORKDIR /data
+
+ENV PERSISTENCE_FILE=/data/facemask-bot.pickle \
+    HEARTBEAT_FILE=/tmp/facemask-bot.alive \
+    WORKERS=2
+
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+    CMD ["facemask-bot", "--healthcheck"]
+
+CMD ["facemask-bot"]

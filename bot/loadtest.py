@@ -1,0 +1,207 @@
+"""``facemask-load``: simulated users drive the real bot through the fake Telegram server.
+
+Starts a fake Bot API server and the real bot (``python -m bot``, embedded workers or
+``--redis-url``), then lets ``--users`` people each send ``--photos`` photos: send a photo,
+wait for the keyboard, tap a random mask, wait for the masked photo. Prints how many were
+answered and the round trip from the tap to the masked photo (p50, p95, max).
+
+Needs the ``test`` extra (aiohttp, scikit-image): ``pip install -e '.[test]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.fake_telegram import FakeTelegram
+from masks import catalog
+
+SIDES = (512, 800, 1024)  # photos of a few sizes, like people send
+
+
+@dataclass
+class Tally:
+    tap_to_photo: list[float] = field(default_factory=list)
+    photo_to_keyboard: list[float] = field(default_factory=list)
+    answered: int = 0
+    errors: list[str] = field(default_factory=list)
+    lost: int = 0
+
+
+def photos() -> list[bytes]:
+    """The astronaut from scikit-image, JPEG-encoded at a few sizes."""
+    from PIL import Image
+    from skimage import data
+
+    astronaut = Image.fromarray(data.astronaut())
+    encoded = []
+    for side in SIDES:
+        out = io.BytesIO()
+        astronaut.resize((side, side)).save(out, format="JPEG", quality=90)
+        encoded.append(out.getvalue())
+    return encoded
+
+
+async def start_bot(
+    telegram: FakeTelegram, workdir: Path, settings: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env = {**inherited, **telegram.env(), **settings}
+    log = (workdir / "bot.log").open("ab")
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "bot"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 300
+    while not telegram.calls("getUpdates"):
+        if bot.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"facemask-load: the bot did not start; see {workdir / 'bot.log'}")
+        await asyncio.sleep(0.1)
+    return bot
+
+
+async def simulate_user(
+    telegram: FakeTelegram,
+    name: str,
+    pictures: list[bytes],
+    count: int,
+    think: float,
+    tally: Tally | None,
+    timeout: float,
+) -> None:
+    user = telegram.user(name)
+    chat = telegram.private_chat(user)
+    rng = random.Random(name)
+    for n in range(count):
+        await asyncio.sleep(think * rng.uniform(0.5, 1.5) if n else rng.uniform(0, think))
+        started = time.monotonic()
+        photo = await telegram.send_photo(chat, user, rng.choice(pictures))
+        try:
+            keyboard = await telegram.wait_reply(
+                photo, lambda m: m.reply_markup is not None, timeout
+            )
+            keyboard_at = time.monotonic()
+            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
+            mask = rng.choice(catalog.masks())
+            await telegram.press(user, keyboard, f"{mask.id} ")
+            tapped = time.monotonic()
+            reply = await telegram.wait_reply(photo, lambda m: m.reply_markup is None, timeout)
+        except TimeoutError as error:
+            print(f"{name}, photo {n + 1}: {error}", file=sys.stderr)
+            if tally is not None:
+                tally.lost += 1
+            continue
+        if tally is None:
+            continue
+        tally.photo_to_keyboard.append(keyboard_at - started)
+        tally.tap_to_photo.append(time.monotonic() - tapped)
+        if reply.photo:
+            tally.answered += 1
+        else:
+            tally.errors.append(reply.text or "?")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def report(tally: Tally, args: argparse.Namespace, seconds: float) -> str:
+    total = args.users * args.photos
+    taps = tally.tap_to_photo
+    lines = [
+        f"{args.users} users x {args.photos} photos, {args.workers} workers"
+        f"{' via Redis' if args.redis_url else ''}, think time {args.think:g} s, "
+        f"{os.cpu_count()} CPUs",
+        f"answered with a masked photo: {tally.answered}/{total}; errors: {len(tally.errors)};"
+        f" lost: {tally.lost}",
+    ]
+    if taps:
+        lines.append(
+            f"tap -> masked photo: p50 {statistics.median(taps):.2f} s, "
+            f"p95 {percentile(taps, 95):.2f} s, max {max(taps):.2f} s"
+        )
+        keyboard = tally.photo_to_keyboard
+        lines.append(
+            f"photo -> keyboard:   p50 {statistics.median(keyboard):.2f} s, "
+            f"p95 {percentile(keyboard, 95):.2f} s"
+        )
+    lines.append(f"{total} photos in {seconds:.1f} s ({total / seconds:.1f} photos/s)")
+    for error in sorted(set(tally.errors)):
+        lines.append(f"error: {tally.errors.count(error)} x {error}")
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> int:
+    pictures = photos()
+    settings = {
+        "WORKERS": str(args.workers),
+        "THROTTLE_JOBS": str(args.photos * 2),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+        "QUEUE_SIZE": str(max(32, args.users * 2)),
+    }
+    if args.redis_url:
+        settings["REDIS_URL"] = args.redis_url
+    with tempfile.TemporaryDirectory(prefix="facemask-load-") as workdir:
+        async with FakeTelegram() as telegram:
+            bot = await start_bot(telegram, args.log_dir or Path(workdir), settings)
+            try:
+                # warm-up, not counted: every worker's first photo
+                await asyncio.gather(
+                    *(
+                        simulate_user(telegram, f"warm{i}", pictures, 1, 0, None, 120)
+                        for i in range(args.workers)
+                    )
+                )
+                tally = Tally()
+                started = time.monotonic()
+                await asyncio.gather(
+                    *(
+                        simulate_user(
+                            telegram, f"user{i}", pictures, args.photos, args.think, tally, 120
+                        )
+                        for i in range(args.users)
+                    )
+                )
+                seconds = time.monotonic() - started
+            finally:
+                bot.terminate()
+                await asyncio.to_thread(bot.wait, 60)
+    print(report(tally, args, seconds))
+    answered_all = tally.answered == args.users * args.photos
+    met_target = bool(tally.tap_to_photo) and percentile(tally.tap_to_photo, 95) <= args.target
+    if args.target and not met_target:
+        print(f"p95 is over the {args.target:g} s target")
+    return 0 if answered_all and (met_target or not args.target) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="facemask-load", description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--photos", type=int, default=5, help="photos per user")
+    parser.add_argument("--workers", type=int, default=2, help="the bot's WORKERS")
+    parser.add_argument(
+        "--think", type=float, default=0.0, help="mean seconds a user pauses before each tap"
+    )
+    parser.add_argument("--redis-url", help="run in Redis mode (start facemask-worker yourself)")
+    parser.add_argument("--log-dir", type=Path, help="keep the bot's log (bot.log) here")
+    parser.add_argument(
+        "--target", type=float, default=0.0, help="fail unless p95 tap -> photo is within this"
+    )
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the bot on the way out
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
