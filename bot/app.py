@@ -7,7 +7,8 @@ import contextlib
 import logging
 from urllib.parse import urlparse
 
-from telegram import BotCommand, Update
+from telegram import Bot, BotCommand, Update
+from telegram.error import NetworkError
 from telegram.ext import AIORateLimiter, Application, PersistenceInput, PicklePersistence
 
 from bot import handlers, texts
@@ -53,7 +54,12 @@ def build_application(settings: Settings) -> Application:
 
 
 def run(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM: long polling, or a webhook when WEBHOOK_URL is set."""
+    """Serve until SIGINT or SIGTERM: long polling, or a webhook when WEBHOOK_URL is set.
+
+    Raises ``telegram.error.InvalidToken`` before starting anything if Telegram rejects the
+    token (python-telegram-bot would log a traceback for it first).
+    """
+    asyncio.run(_check_token(settings))
     app = build_application(settings)
     if settings.webhook_url:
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
@@ -67,6 +73,20 @@ def run(settings: Settings) -> None:
         )
     else:
         app.run_polling(allowed_updates=ALLOWED_UPDATES, timeout=int(settings.poll_timeout))
+
+
+async def _check_token(settings: Settings) -> None:
+    bot = Bot(
+        settings.token(),
+        base_url=settings.telegram_base_url,
+        base_file_url=settings.telegram_base_file_url,
+    )
+    try:
+        await bot.initialize()  # getMe
+    except NetworkError as error:  # not the token's fault: polling retries on its own
+        logger.warning("could not reach Telegram yet: %s", error)
+    finally:
+        await bot.shutdown()
 
 
 async def _post_init(app: Application) -> None:

@@ -89,6 +89,10 @@ class BotProcess(Process):
         super().__init__("bot", [PYTHON, "-m", "bot"], env, workdir)
         self.telegram = telegram
 
+    def start_process(self) -> None:
+        """Start without waiting (webhook mode never polls)."""
+        super().start()
+
     async def start(self) -> None:  # type: ignore[override]
         """Start and wait until the bot polls for updates (its workers are loaded by then)."""
         polls = len(self.telegram.calls("getUpdates"))

@@ -86,10 +86,12 @@ async def bot(
     telegram: FakeTelegram, model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[BotProcess]:
     """One bot with one embedded worker for the whole session; some tests restart it."""
+    workdir = tmp_path_factory.mktemp("bot")
     process = BotProcess(
         telegram,
-        tmp_path_factory.mktemp("bot"),
+        workdir,
         WORKERS="1",
+        HEARTBEAT_FILE=str(workdir / "alive"),
         THROTTLE_JOBS="8",
         POLL_TIMEOUT="2",
         **model_env,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
+import sys
 
 from bot_processes import BotProcess
 from PIL import Image
@@ -234,3 +236,14 @@ async def test_buttons_of_a_forgotten_photo_say_send_it_again(
     query = await telegram.press(user, message, "1 ")
     answer = await telegram.wait_for(lambda: telegram.state.callback_answers.get(query))
     assert answer["text"] == texts.PHOTO_GONE
+
+
+async def test_health_check_sees_the_running_bot(bot: BotProcess) -> None:
+    command = [sys.executable, "-m", "bot", "--healthcheck"]
+    alive = await asyncio.to_thread(subprocess.run, command, env=bot.env, cwd=bot.workdir)
+    assert alive.returncode == 0
+    stale = {**bot.env, "HEARTBEAT_FILE": str(bot.workdir / "nothing-here")}
+    dead = await asyncio.to_thread(
+        subprocess.run, command, env=stale, cwd=bot.workdir, capture_output=True
+    )
+    assert dead.returncode == 1
