@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import itertools
 import json
@@ -180,16 +181,9 @@ class FakeTelegram:
         sizes: tuple[int, ...] = PHOTO_SIZES,
     ) -> Message:
         """A compressed photo, stored like Telegram does: several sizes, largest last."""
-        with Image.open(io.BytesIO(image)) as picture:
-            picture = picture.convert("RGB")
-        longest = max(picture.size)
-        photo_sizes = []
-        for side in [s for s in sizes if s < longest] + [longest]:
-            scaled = picture.copy()
-            scaled.thumbnail((side, side))
-            out = io.BytesIO()
-            scaled.save(out, format="JPEG", quality=87)
-            photo_sizes.append(self._photo_size(out.getvalue(), scaled.width, scaled.height))
+        photo_sizes = [
+            self._photo_size(data, width, height) for data, width, height in _scaled(image, sizes)
+        ]
         return await self._user_message(
             chat,
             user,
@@ -607,6 +601,22 @@ def _shallow(message: Message | None) -> Message | None:
     data = message.to_dict()
     data.pop("reply_to_message", None)
     return Message.de_json(data, None)
+
+
+@functools.lru_cache(maxsize=16)  # load runs send the same few photos again and again
+def _scaled(image: bytes, sizes: tuple[int, ...]) -> tuple[tuple[bytes, int, int], ...]:
+    """The JPEG versions Telegram keeps of a photo: smaller sides first, then the original."""
+    with Image.open(io.BytesIO(image)) as picture:
+        picture = picture.convert("RGB")
+    longest = max(picture.size)
+    versions = []
+    for side in [s for s in sizes if s < longest] + [longest]:
+        scaled = picture.copy()
+        scaled.thumbnail((side, side))
+        out = io.BytesIO()
+        scaled.save(out, format="JPEG", quality=87)
+        versions.append((out.getvalue(), scaled.width, scaled.height))
+    return tuple(versions)
 
 
 def _without_edit_date(message: Message) -> dict[str, Any]:
