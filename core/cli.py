@@ -16,6 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -86,12 +87,22 @@ def gallery(
     left, top = int(max(0, cx - half)), int(max(0, cy - half * 1.05))
     right, bottom = int(min(w, cx + half)), int(min(h, cy + half * 0.95))
 
-    def tile(rgb: np.ndarray, text: str) -> np.ndarray:
+    scale = tile_height / (bottom - top)
+
+    def tile(rgb: np.ndarray, text: str, faces: Sequence = ()) -> np.ndarray:
         part = rgb[top:bottom, left:right]
-        scale = tile_height / part.shape[0]
         size = (round(part.shape[1] * scale), tile_height)
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
         out = np.ascontiguousarray(cv2.resize(part, size, interpolation=interp))
+        if faces:  # drawn at the tile's size, so the points stay crisp
+            moved = [
+                SimpleNamespace(
+                    box=tuple((np.asarray(f.box) - [left, top] * 2) * scale),
+                    points=(f.points - [left, top]) * scale,
+                )
+                for f in faces
+            ]
+            out = draw_landmarks(out, moved)
         _label(out, text)
         return out
 
@@ -99,7 +110,7 @@ def gallery(
     for spec in catalog.masks():
         masked = masker.mask_pixels(decoded.rgb, spec.id, crop)[1]
         tiles.append(tile(masked, f"{spec.id} {spec.label}"))
-    tiles.append(tile(draw_landmarks(decoded.rgb, faces), "68 landmarks"))
+    tiles.append(tile(decoded.rgb, "68 landmarks", faces))
     return np.vstack([np.hstack(tiles[:4]), np.hstack(tiles[4:])])
 
 

@@ -42,6 +42,29 @@ def control_points(points: np.ndarray) -> np.ndarray:
     return np.vstack([ring, points[INNER], outer])
 
 
+MOUTH = list(range(48, 68))
+STEADY = RING + [28, 33]  # the points a mask hangs from: jaw, nose bridge, nose base
+MOUTH_FOLLOW = 0.35
+
+
+def steady_mouth(
+    points: np.ndarray, template: np.ndarray, follow: float = MOUTH_FOLLOW
+) -> np.ndarray:
+    """``points`` with the mouth moved only ``follow`` of the way from where the jaw and nose
+    put it towards where it is.
+
+    A mask hangs from the nose and the jaw; a smile under it barely moves the fabric, and
+    following the lips fully would bend rigid parts (valves, filters) with the grin.
+    """
+    points = np.asarray(points, np.float64)
+    src = np.hstack([template[STEADY], np.ones((len(STEADY), 1))])
+    affine, *_ = np.linalg.lstsq(src, points[STEADY], rcond=None)
+    expected = np.hstack([template[MOUTH], np.ones((len(MOUTH), 1))]) @ affine
+    out = points.copy()
+    out[MOUTH] = expected + follow * (points[MOUTH] - expected)
+    return out
+
+
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
     return 0.5 * (
@@ -135,6 +158,7 @@ class MaskPicture:
     levels: tuple[np.ndarray, ...]  # level k is the picture at 1 / 2**k of its size
     control: np.ndarray  # (K, 2) control points in level-0 pixels
     triangles: np.ndarray  # (T, 3)
+    template: np.ndarray  # (68, 2) the face the picture was drawn on, level-0 pixels
 
     @classmethod
     def from_rgba(
@@ -150,7 +174,8 @@ class MaskPicture:
                     levels[-1], (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA
                 )
             )
-        return cls(tuple(levels), control_points(template_points), triangulate(template_points))
+        template = np.asarray(template_points, np.float64)
+        return cls(tuple(levels), control_points(template), triangulate(template), template)
 
     def level_for(self, src_per_dst: float) -> int:
         """The coarsest level that still has at least one picture pixel per photo pixel."""
@@ -192,7 +217,8 @@ def warp_mask(mask: MaskPicture, landmarks: np.ndarray, shape: tuple[int, int]) 
     landmarks = np.asarray(landmarks, np.float64)
     if not np.isfinite(landmarks).all() or face_width(landmarks) < 2:
         return None  # nothing sensible to put a mask on
-    dst = unfold(mask.control, control_points(landmarks), mask.triangles)
+    steady = steady_mouth(landmarks, mask.template)
+    dst = unfold(mask.control, control_points(steady), mask.triangles)
     box = _box(dst, shape)
     if box is None:
         return None

@@ -196,19 +196,28 @@ def test_seed_function_face_mask(monkeypatch, tmp_path, astronaut, astronaut_poi
     assert mouth_nose_change(astronaut, np.asarray(img), astronaut_points) > 25
 
 
-def test_the_real_model_runs_end_to_end(astronaut):
-    """The shipped predictor (or an untrained one while none ships) through every stage."""
+def test_the_real_model_runs_end_to_end(astronaut, astronaut_points):
+    """The shipped predictor through every stage; with trained weights, the mask lands right.
+
+    (While no weights ship, an untrained model runs the same code paths with random points.)
+    """
     from core.landmarks import KeypointPredictor, shipped_weights
 
     try:
-        predictor = KeypointPredictor.load(shipped_weights())
+        predictor, trained = KeypointPredictor.load(shipped_weights()), True
     except FaceMaskError:
-        predictor = KeypointPredictor.untrained()
+        predictor, trained = KeypointPredictor.untrained(), False
     masker = FaceMasker(predictor=predictor)
     for crop in (True, False):
-        result = masker.apply(jpeg(astronaut), 7, crop=crop)
+        result = masker.apply(png(astronaut), 7, crop=crop)
         assert (result.width, result.height) == (512, 512) and len(result.faces) == 1
         assert result.faces[0].points.shape == (68, 2)
+        if trained and crop:
+            points = result.faces[0].points
+            assert np.linalg.norm(points - astronaut_points, axis=1).mean() < 8
+            out = pixels(result.image)
+            assert mouth_nose_change(astronaut, out, astronaut_points) > 25
+            assert eye_change(astronaut, out, astronaut_points) <= 2
 
 
 def test_catalog_is_what_the_bot_shows():
