@@ -55,26 +55,31 @@ class HaarFaceDetector:
         self,
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
-        min_face: int = 24,
+        min_face: int = 20,
         max_side: int = 640,
+        min_side: int = 240,
         cascade: str = "haarcascade_frontalface_default.xml",
     ) -> None:
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_face = min_face
         self.max_side = max_side
+        self.min_side = min_side
         self._cascade = _cascade(cascade)
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         gray = image_rgb if image_rgb.ndim == 2 else cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
         h, w = gray.shape
+        # big photos are searched at <= max_side (fast); small ones upscaled to >= min_side,
+        # since the cascade's 24-px window misses faces that fill a 100-px crop
         scale = min(1.0, self.max_side / max(h, w))
-        if scale < 1.0:
-            gray = cv2.resize(
-                gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
-            )
-        gray = cv2.equalizeHist(gray)
-        min_size = max(12, round(self.min_face * scale))
+        if min(h, w) < self.min_side:
+            scale = self.min_side / min(h, w)
+        if scale != 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            gray = cv2.resize(gray, size, interpolation=interp)
+        min_size = max(20, round(self.min_face * scale))
         boxes, _, weights = self._cascade.detectMultiScale3(
             gray,
             scaleFactor=self.scale_factor,

@@ -1,0 +1,175 @@
+"""facemask-eval: NME of the shipped pipeline on labelled images.
+
+    facemask-eval --images DIR --labels CSV [--weights PATH] [--whole-image]
+                  [--people FILE] [--json] [--grid OUT.png]
+
+Default is the product's path: the project's detector finds the face (the detection
+whose centre lies inside the ground truth's keypoint box) and the model predicts on that
+box; an image where the detector finds no such face counts as a failure (NME = inf).
+``--whole-image`` is the seed's protocol instead: the whole image is the face crop.
+``--people FILE`` keeps only the images of the people named in FILE (one per line), so
+the validation people's images in training/ and test/ can be scored together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from core.detect import FaceDetector, default_detector
+from core.landmarks import KeypointPredictor
+from training.data import Sample, read_image, read_labels, read_validation_people
+from training.metrics import REGIONS, point_errors, summarize
+
+log = logging.getLogger(__name__)
+
+
+def matching_detection(detector: FaceDetector, image: np.ndarray, truth: np.ndarray):
+    lo, hi = truth.min(0), truth.max(0)
+    for d in detector.detect(image):
+        cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
+        if lo[0] <= cx <= hi[0] and lo[1] <= cy <= hi[1]:
+            return d.box
+    return None
+
+
+def evaluate(
+    samples: list[Sample],
+    predictor: KeypointPredictor,
+    detector: FaceDetector | None,
+    progress: bool = True,
+) -> tuple[dict, list[tuple[Sample, np.ndarray | None, float]]]:
+    """Per-image NME on the product's path (detector given) or whole-image path."""
+    per_face, regions, results, missed, ms = [], {k: [] for k in REGIONS}, [], 0, []
+    for s in tqdm(samples, desc="evaluating", disable=not progress):
+        image = read_image(s.path)
+        t0 = time.perf_counter()
+        if detector is None:
+            pred = predictor.predict_whole_image(image)
+        else:
+            box = matching_detection(detector, image, s.points)
+            pred = None if box is None else predictor.predict(image, [box])[0]
+        ms.append((time.perf_counter() - t0) * 1000)
+        if pred is None:
+            missed += 1
+            per_face.append(math.inf)
+            results.append((s, None, math.inf))
+            continue
+        errs = point_errors(pred, s.points)
+        for k, sl in REGIONS.items():
+            regions[k].append(errs[sl].mean())
+        per_face.append(float(errs.mean()))
+        results.append((s, pred, float(errs.mean())))
+    finite = np.asarray([e for e in per_face if math.isfinite(e)])
+    summary = summarize(np.asarray(per_face), None)
+    # the mean over failures-as-inf is inf; report the mean over found faces beside it
+    summary["nme_mean"] = float(finite.mean()) if finite.size else float("nan")
+    summary["regions"] = {k: float(np.mean(v)) for k, v in regions.items() if v}
+    summary["missed"] = missed
+    summary["ms_per_image_p50"] = float(np.median(ms)) if ms else float("nan")
+    return summary, results
+
+
+def draw_grid(results, path: Path, n: int = 16, seed: int = 0) -> None:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(results), size=min(n, len(results)), replace=False)
+    tiles = []
+    for i in pick:
+        s, pred, err = results[i]
+        img = np.ascontiguousarray(read_image(s.path))
+        scale = 256 / max(img.shape[:2])
+        img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        canvas = np.zeros((256, 256, 3), np.uint8)
+        canvas[: img.shape[0], : img.shape[1]] = img
+        for x, y in s.points * scale:
+            cv2.circle(canvas, (round(x), round(y)), 2, (0, 255, 0), -1, cv2.LINE_AA)
+        if pred is not None:
+            for x, y in pred * scale:
+                cv2.circle(canvas, (round(x), round(y)), 2, (255, 40, 40), -1, cv2.LINE_AA)
+        label = "missed" if pred is None else f"NME {100 * err:.1f}%"
+        cv2.putText(canvas, label, (6, 248), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
+        tiles.append(canvas)
+    while len(tiles) % 4:
+        tiles.append(np.zeros_like(tiles[0]))
+    grid = np.vstack([np.hstack(tiles[i : i + 4]) for i in range(0, len(tiles), 4)])
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+
+
+def format_table(summary: dict, title: str) -> str:
+    rows = [
+        ("faces", f"{summary['n']}"),
+        ("missed by the detector", f"{summary['missed']}"),
+        ("NME mean (found faces)", f"{100 * summary['nme_mean']:.2f}%"),
+        ("NME median", f"{100 * summary['nme_median']:.2f}%"),
+        ("failures NME > 0.08", f"{100 * summary['fail_0.08']:.2f}%"),
+        ("failures NME > 0.10", f"{100 * summary['fail_0.10']:.2f}%"),
+    ]
+    rows += [(f"  {k}", f"{100 * v:.2f}%") for k, v in summary["regions"].items()]
+    rows.append(("ms per image (p50)", f"{summary['ms_per_image_p50']:.1f}"))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join([title] + [f"{k:<{width}}  {v}" for k, v in rows])
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="facemask-eval", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--images", type=Path, required=True, action="append",
+                   help="image folder (repeat together with --labels for several)")
+    p.add_argument("--labels", type=Path, required=True, action="append", help="upstream CSV")
+    p.add_argument("--weights", type=Path, help="default: the shipped weights")
+    p.add_argument("--whole-image", action="store_true", help="the seed's protocol")
+    p.add_argument("--people", type=Path, help="keep only these people (validation_people.txt)")
+    p.add_argument("--exclude-people", type=Path, help="drop these people")
+    p.add_argument("--limit", type=int, help="score only the first N images")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="last line: one JSON object")
+    p.add_argument("--grid", type=Path, help="PNG of predictions (red) and truth (green)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    if len(args.images) != len(args.labels):
+        p.error("give --images and --labels the same number of times")
+    samples: list[Sample] = []
+    for images, labels in zip(args.images, args.labels):
+        if not labels.exists():
+            sys.exit(f"facemask-eval: no such labels file: {labels}")
+        samples += read_labels(labels, images)
+    if args.people:
+        keep = read_validation_people(args.people)
+        samples = [s for s in samples if s.person in keep]
+    if args.exclude_people:
+        drop = read_validation_people(args.exclude_people)
+        samples = [s for s in samples if s.person not in drop]
+    if args.limit:
+        samples = samples[: args.limit]
+    if not samples:
+        sys.exit("facemask-eval: no labelled images to score")
+
+    predictor = KeypointPredictor.load(args.weights, threads=args.threads)
+    detector = None if args.whole_image else default_detector()
+    summary, results = evaluate(samples, predictor, detector, progress=not args.json)
+    summary["protocol"] = "whole-image" if args.whole_image else "detector"
+    summary["weights"] = str(args.weights or "shipped")
+    mode = "whole image as the face" if args.whole_image else "product path: detector + model"
+    print(format_table(summary, f"NME on {len(samples)} images ({mode})"))
+    if args.grid:
+        draw_grid(results, args.grid)
+        print(f"grid: {args.grid}")
+    if args.json:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
