@@ -122,7 +122,7 @@ def report(tally: Tally, args: argparse.Namespace, seconds: float) -> str:
     lines = [
         f"{args.users} users x {args.photos} photos, {args.workers} workers"
         f"{' via Redis' if args.redis_url else ''}, think time {args.think:g} s, "
-        f"{os.cpu_count()} CPUs",
+        f"{os.cpu_count()} CPUs, load average {args.load_before:.1f} before the run",
         f"answered with a masked photo: {tally.answered}/{total}; errors: {len(tally.errors)};"
         f" lost: {tally.lost}",
     ]
@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "--target", type=float, default=0.0, help="fail unless p95 tap -> photo is within this"
     )
     args = parser.parse_args(argv)
+    args.load_before = os.getloadavg()[0]  # results mean little on a busy machine: say so
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the bot on the way out
     return asyncio.run(run(args))
 
