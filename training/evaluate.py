@@ -122,11 +122,17 @@ def format_table(summary: dict, title: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        prog="facemask-eval", description=__doc__,
+        prog="facemask-eval",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--images", type=Path, required=True, action="append",
-                   help="image folder (repeat together with --labels for several)")
+    p.add_argument(
+        "--images",
+        type=Path,
+        required=True,
+        action="append",
+        help="image folder (repeat together with --labels for several)",
+    )
     p.add_argument("--labels", type=Path, required=True, action="append", help="upstream CSV")
     p.add_argument("--weights", type=Path, help="default: the shipped weights")
     p.add_argument("--whole-image", action="store_true", help="the seed's protocol")

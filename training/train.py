@@ -181,7 +181,7 @@ class Trainer:
             loss = self.train_epoch()
             val = validate(self.model, self.val_pack, self.val_images, self.cfg.model.input_size)
             if self.plateau:
-                self.plateau.step(val["detector"])
+                self.plateau.step(val["score"])
             self.epoch += 1
             secs = time.perf_counter() - t0
             if self.epoch == 3 and self.cfg.time_budget_min > 0:
@@ -201,8 +201,8 @@ class Trainer:
             self.history.append(row)
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-            if val["detector"] < self.best:
-                self.best = val["detector"]
+            if val["score"] < self.best:
+                self.best = val["score"]
                 save_weights(
                     self.model,
                     self.out / "best.pt",

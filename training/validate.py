@@ -48,6 +48,9 @@ def validate(model, pack: Pack, images: torch.Tensor, size: int, refine: bool = 
         else:
             idx = np.arange(len(pack))
             boxes = [whole_image_box(int(h), int(w)) for h, w in pack.sizes[idx]]
+        if len(idx) == 0:  # the detector found none of these faces
+            res[mode] = res[f"{mode}_pass1"] = res[f"{mode}_fail_0.10"] = float("nan")
+            continue
         imgs = images[torch.as_tensor(idx, device=images.device)]
         pred = predict_boxes(model, imgs, boxes, size)
         res[f"{mode}_pass1"] = float(nme(pred, pack.points[idx]).mean())
@@ -58,4 +61,6 @@ def validate(model, pack: Pack, images: torch.Tensor, size: int, refine: bool = 
         res[f"{mode}_fail_0.10"] = float((errors > 0.10).mean())
     if was_training:
         model.train()
+    # the selection metric: the product's path, or the whole image if nothing was detected
+    res["score"] = res["detector"] if np.isfinite(res["detector"]) else res["whole"]
     return res

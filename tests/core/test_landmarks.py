@@ -1,0 +1,93 @@
+"""The shipped model on a real face: scikit-image's astronaut (public domain)."""
+
+import numpy as np
+import pytest
+import torch
+from skimage.data import astronaut
+
+from core.detect import Detection, FaceDetector, HaarFaceDetector, default_detector
+from core.landmarks import KeypointPredictor, shipped_weights
+from core.model import ModelConfig, build_model, load_weights, save_weights
+
+
+@pytest.fixture(scope="module")
+def predictor() -> KeypointPredictor:
+    return KeypointPredictor.load(threads=2)
+
+
+@pytest.fixture(scope="module")
+def face_box() -> tuple[float, float, float, float]:
+    faces = default_detector().detect(astronaut())
+    assert faces, "the detector must find the astronaut's face"
+    return faces[0].box
+
+
+def _check_face(points: np.ndarray, box) -> None:
+    x0, y0, x1, y1 = box
+    eyes = points[36:48, 1].mean()
+    nose_tip = points[30:36, 1].mean()
+    mouth = points[48:68, 1].mean()
+    assert eyes < nose_tip < mouth, (eyes, nose_tip, mouth)
+    # the subject's right eye (36-41) is on the image's left
+    assert points[36:42, 0].mean() < points[42:48, 0].mean()
+    centre = points[27:48].mean(0)
+    assert x0 < centre[0] < x1 and y0 < centre[1] < y1
+    # eyes are about a third of the face box apart
+    eye_dist = np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0))
+    assert 0.2 * (x1 - x0) < eye_dist < 0.6 * (x1 - x0)
+
+
+def test_shipped_weights_name_carries_a_hash_and_load_weights_only():
+    path = shipped_weights()
+    assert path.name.startswith("keypoints-") and len(path.stem.rsplit("-", 1)[-1]) == 8
+    blob = torch.load(path, weights_only=True)
+    assert set(blob) >= {"config", "state_dict", "meta"}
+    assert path.stat().st_size < 20e6
+
+
+def test_detector_is_a_face_detector_and_finds_the_astronaut(face_box):
+    det = default_detector()
+    assert isinstance(det, FaceDetector)
+    x0, y0, x1, y1 = face_box
+    # her face is at about x 170-260, y 40-150 in the 512x512 image
+    assert 150 < (x0 + x1) / 2 < 270 and 50 < (y0 + y1) / 2 < 150
+
+
+def test_detector_finds_nothing_in_noise_and_each_face_in_a_group():
+    rng = np.random.default_rng(0)
+    assert HaarFaceDetector().detect((rng.random((300, 400, 3)) * 255).astype(np.uint8)) == []
+    face = astronaut()[20:200, 130:310]
+    canvas = np.full((400, 800, 3), 200, np.uint8)
+    for x in (20, 300, 580):
+        canvas[100:280, x : x + 180] = face
+    assert len(default_detector().detect(canvas)) == 3
+
+
+def test_keypoints_on_the_astronaut_with_the_detector(predictor, face_box):
+    points = predictor.predict(astronaut(), [face_box])
+    assert points.shape == (1, 68, 2)
+    _check_face(points[0], face_box)
+
+
+def test_keypoints_on_the_astronaut_as_a_whole_image(predictor, face_box):
+    x0, y0, x1, y1 = face_box
+    pad = 0.8 * (x1 - x0)
+    head = astronaut()[int(y0 - pad / 2) : int(y1 + pad), int(x0 - pad) : int(x1 + pad)]
+    points = predictor.predict_whole_image(head)
+    w = x1 - x0
+    _check_face(points, (pad * 0.5, pad * 0.5, pad + w * 1.2, pad * 0.5 + w * 1.5))
+
+
+def test_a_detection_object_is_plain_data():
+    d = Detection((1.0, 2.0, 3.0, 4.0), 0.5)
+    assert d.box[2] == 3.0 and d.score == 0.5
+
+
+def test_weights_round_trip(tmp_path):
+    model = build_model(ModelConfig("lite0", "gap", 64))
+    save_weights(model, tmp_path / "w.pt", note="test")
+    back, meta = load_weights(tmp_path / "w.pt")
+    assert meta == {"note": "test"} and back.config == model.config
+    x = torch.randn(1, 3, 64, 64)
+    model.eval()
+    torch.testing.assert_close(back(x), model(x))

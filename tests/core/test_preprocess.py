@@ -1,0 +1,51 @@
+import numpy as np
+
+from core.preprocess import (
+    FaceBox,
+    apply_matrix,
+    box_from_detection,
+    box_from_points,
+    crop_image,
+    crop_matrix,
+    points_from_unit,
+    points_to_unit,
+    whole_image_box,
+)
+
+
+def test_crop_matrix_maps_the_box_onto_the_crop():
+    box = FaceBox(50, 40, 20)
+    m = crop_matrix(box, 10)
+    # the box's corners map to the crop's outer pixel edges (-0.5 and S - 0.5)
+    mapped = apply_matrix(m, np.array([[40.0, 30.0], [60.0, 50.0]]))
+    np.testing.assert_allclose(mapped, [[-0.5, -0.5], [9.5, 9.5]], atol=1e-9)
+    np.testing.assert_allclose(apply_matrix(m, np.array([[50, 40]])), [[4.5, 4.5]])
+
+
+def test_unit_coordinates_round_trip_to_image_pixels():
+    box = FaceBox(120.5, 80.25, 64, angle=17)
+    m = crop_matrix(box, 96)
+    pts = np.array([[100.0, 70.0], [130.0, 95.0], [120.5, 80.25]])
+    unit = points_to_unit(apply_matrix(m, pts), 96)
+    np.testing.assert_allclose(points_from_unit(unit, m, 96), pts, atol=1e-9)
+    np.testing.assert_allclose(unit[2], [0.5, 0.5])
+
+
+def test_crop_cuts_the_right_pixels_even_through_the_pyramid():
+    img = np.zeros((800, 1000, 3), np.uint8)
+    img[395:405, 595:605] = 255  # a bright square centred on (599.5, 399.5)
+    for side in (120, 700):  # 700 px into 64: a big downscale goes through pyrDown
+        crop, m = crop_image(img, FaceBox(599.5, 399.5, side), 64)
+        ys, xs = np.nonzero(crop[..., 0] > 20)
+        assert abs(xs.mean() - 31.5) < 1 and abs(ys.mean() - 31.5) < 1
+
+
+def test_boxes_from_points_detection_and_whole_image():
+    pts = np.array([[10.0, 20.0], [50.0, 20.0], [30.0, 60.0]])
+    b = box_from_points(pts, scale=1.5)
+    assert (b.cx, b.cy, b.side) == (30, 40, 60)
+    # a Haar box sits high on the face: the face box moves down from it
+    d = box_from_detection((0, 0, 114, 114))
+    assert d.cy > 57 and np.isclose(d.side, 160)
+    w = whole_image_box(100, 200)
+    assert (w.cx, w.cy, w.side) == (99.5, 49.5, 200)

@@ -1,0 +1,34 @@
+import numpy as np
+
+from training.metrics import interocular, nme, summarize
+
+
+def _truth() -> np.ndarray:
+    pts = np.zeros((68, 2))
+    pts[36] = (10, 50)
+    pts[45] = (50, 50)  # inter-ocular distance 40
+    return pts
+
+
+def test_nme_is_mean_point_error_over_outer_eye_corner_distance():
+    truth = _truth()
+    assert interocular(truth) == 40
+    pred = truth.copy()
+    pred[0] += (3, 4)  # error 5 on one point of 68
+    assert np.isclose(nme(pred, truth), 5 / 68 / 40)
+    pred = truth + (6, 8)  # every point off by 10
+    assert np.isclose(nme(pred, truth), 10 / 40)
+
+
+def test_nme_is_batched():
+    truth = np.stack([_truth(), _truth() * 2])
+    pred = truth + (0, 4)
+    np.testing.assert_allclose(nme(pred, truth), [4 / 40, 4 / 80])
+
+
+def test_summary_counts_failures_above_thresholds():
+    s = summarize(np.array([0.02, 0.04, 0.09, 0.2]))
+    assert s["n"] == 4
+    assert np.isclose(s["nme_mean"], 0.0875)
+    assert np.isclose(s["nme_median"], 0.065)
+    assert s["fail_0.08"] == 0.5 and s["fail_0.10"] == 0.25
