@@ -55,13 +55,16 @@ class FaceMasker:
     """Detector + keypoint model + the seven masks, loaded once, used for many photos.
 
     ``predictor`` and ``detector`` default to the shipped keypoint weights and OpenCV's
-    Haar cascade; pass your own (anything with the same methods) to swap either.
+    Haar cascade; pass your own (anything with the same methods) to swap either. With
+    crop=True, a detection whose 68 points are not face-shaped (``warp.shape_error`` above
+    ``max_shape_error``) is taken for a false positive and left alone; None keeps them all.
     """
 
     def __init__(
         self,
         predictor: KeypointPredictor | None = None,
         detector: FaceDetector | None = None,
+        max_shape_error: float | None = 0.09,
     ) -> None:
         if predictor is None:
             from core.landmarks import KeypointPredictor
@@ -69,6 +72,7 @@ class FaceMasker:
             predictor = KeypointPredictor.load()
         self.predictor = predictor
         self.detector = detector if detector is not None else default_detector()
+        self.max_shape_error = max_shape_error
         self._pictures: dict[int, warp.MaskPicture] = {}
         self._lock = threading.Lock()
 
@@ -109,7 +113,18 @@ class FaceMasker:
             raise NoFaceFoundError()
         boxes = [tuple(float(v) for v in d.box) for d in detections]
         points = self.predictor.predict(rgb, boxes)
-        return [Face(b, np.asarray(p, np.float32)) for b, p in zip(boxes, points, strict=True)]
+        faces = [Face(b, np.asarray(p, np.float32)) for b, p in zip(boxes, points, strict=True)]
+        if self.max_shape_error is not None:
+            template = catalog.template().points.astype(np.float64)
+            kept = [
+                f for f in faces if warp.shape_error(f.points, template) <= self.max_shape_error
+            ]
+            if len(kept) < len(faces):
+                log.debug("dropped %d detection(s) without a face shape", len(faces) - len(kept))
+            faces = kept
+        if not faces:
+            raise NoFaceFoundError()
+        return faces
 
     def picture(self, mask_id: int) -> warp.MaskPicture:
         """The mask ready to warp (read and prepared on first use, then kept)."""

@@ -65,6 +65,21 @@ def steady_mouth(
     return out
 
 
+def shape_error(points: np.ndarray, template: np.ndarray) -> float:
+    """How far ``points`` are from any affine view of the template face, per face size.
+
+    Predictions on real faces come out near 0.02 and a head turned 45 degrees and nodded 20
+    near 0.065; a keypoint model run on something that is not a face (a detector's false
+    positive) twists its points out of face shape, 0.1 and more.
+    """
+    points = np.asarray(points, np.float64)
+    src = np.hstack([template, np.ones((len(template), 1))])
+    affine, *_ = np.linalg.lstsq(src, points, rcond=None)
+    residual = np.linalg.norm(src @ affine - points, axis=1).mean()
+    size = np.sqrt(max(np.ptp(points[:, 0]) * np.ptp(points[:, 1]), 1e-9))
+    return float(residual / size)
+
+
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
     return 0.5 * (

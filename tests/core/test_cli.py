@@ -1,4 +1,4 @@
-"""The ``facemask`` command line, with a real (untrained until weights ship) model file."""
+"""The ``facemask`` command line, with the shipped keypoint model."""
 
 from __future__ import annotations
 
@@ -12,18 +12,15 @@ import pytest
 from PIL import Image
 
 from core import cli
-from core.landmarks import KeypointPredictor
-from core.model import save_weights
+from core.landmarks import shipped_weights
 
 from .conftest import KnownFacePredictor
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> str:
-    """A weight file the CLI loads like the shipped one (the points are random)."""
-    path = tmp_path_factory.mktemp("weights") / "keypoints-test.pt"
-    save_weights(KeypointPredictor.untrained().model, path)
-    return str(path)
+def weights() -> str:
+    """The shipped keypoint weights, passed explicitly to exercise ``--weights``."""
+    return str(shipped_weights())
 
 
 @pytest.fixture(scope="module")

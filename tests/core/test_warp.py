@@ -183,3 +183,12 @@ def test_mask_takes_the_colour_of_the_light(astronaut, astronaut_points):
     x, y = np.round(astronaut_points[[51, 57, 30]].mean(axis=0)).astype(int)
     r, g, b = out[y - 4 : y + 5, x - 4 : x + 5].reshape(-1, 3).mean(axis=0)
     assert r > g > b and r - b > 25
+
+
+def test_shape_error_tells_faces_from_twisted_points(template):
+    assert warp.shape_error(template * 0.3 + [5, 9], template) < 1e-6
+    for yaw in (-45, 30, 45):
+        assert warp.shape_error(turned(template, yaw, 20), template) < 0.08
+    rng = np.random.default_rng(3)
+    twisted = template + rng.normal(0, 0.12 * np.ptp(template[:, 0]), template.shape)
+    assert warp.shape_error(twisted, template) > 0.1
