@@ -7,8 +7,11 @@ State that must outlive a restart (which photo a keyboard belongs to, crop on or
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +49,7 @@ RECENT_JOBS = "recent_jobs"  # user_data key: times of this user's last masked p
 KEEP_PHOTOS = 100  # per chat; buttons of older photos answer "send it again"
 SEND_PHOTO_MAX_BYTES = 10 * 1024 * 1024  # sendPhoto's limit; bigger results go as files
 SEND_PHOTO_MAX_SIDES = 10_000  # sendPhoto's limit on width + height
+CHAT_ACTION_SECONDS = 4.5  # Telegram shows a chat action for 5 s
 
 
 @dataclass
@@ -152,17 +156,21 @@ async def button(update: Update, context: Context) -> None:
         await query.edit_message_reply_markup(markup)
         return
 
+    try:
+        mask = catalog.get(mask_id)
+    except FaceMaskError as error:  # a button from a keyboard we never made
+        await query.answer(str(error), show_alert=True)
+        return
     wait = _throttle(context.user_data, svc.settings)
     if wait:
         await query.answer(texts.TOO_MANY.format(seconds=wait), show_alert=True)
         return
     await query.answer(texts.WORKING)
-    mask = catalog.get(mask_id)
     reply_to = ReplyParameters(photo_id, allow_sending_without_reply=True)
-    await context.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
     try:
-        image = await _download(context, request["file_id"])
-        result = await svc.queue.mask_photo(image, mask.id, request["crop"])
+        async with _showing(context, chat_id, ChatAction.UPLOAD_PHOTO):
+            image = await _download(context, request["file_id"])
+            result = await svc.queue.mask_photo(image, mask.id, request["crop"])
     except FaceMaskError as error:
         logger.info("chat %s user %s mask %d: %s", chat_id, query.from_user.id, mask.id, error.code)
         await context.bot.send_message(chat_id, str(error), reply_parameters=reply_to)
@@ -207,6 +215,28 @@ async def _offer_masks(photo_message: Message, context: Context) -> None:
         reply_markup=keyboards.mask_keyboard(svc.masks, photo_id, request["crop"]),
         do_quote=True,
     )
+
+
+@contextlib.asynccontextmanager
+async def _showing(context: Context, chat_id: int, action: str) -> AsyncIterator[None]:
+    """Show a chat action ("sending photo...") for as long as the block runs.
+
+    Telegram clears an action after 5 seconds, so it is sent again while work is queued.
+    """
+
+    async def repeat() -> None:
+        while True:
+            with contextlib.suppress(TelegramError):
+                await context.bot.send_chat_action(chat_id, action)
+            await asyncio.sleep(CHAT_ACTION_SECONDS)
+
+    task = asyncio.create_task(repeat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _download(context: Context, file_id: str) -> bytes:

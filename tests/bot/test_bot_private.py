@@ -9,11 +9,17 @@ import sys
 
 from bot_processes import BotProcess
 from PIL import Image
-from telegram import Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot import keyboards, texts
 from bot.fake_telegram import FakeTelegram
-from core.errors import EmptyImageError, NoFaceFoundError, NotAnImageError, TruncatedImageError
+from core.errors import (
+    EmptyImageError,
+    NoFaceFoundError,
+    NotAnImageError,
+    TruncatedImageError,
+    UnknownMaskError,
+)
 from masks import catalog
 
 
@@ -236,6 +242,22 @@ async def test_buttons_of_a_forgotten_photo_say_send_it_again(
     query = await telegram.press(user, message, "1 ")
     answer = await telegram.wait_for(lambda: telegram.state.callback_answers.get(query))
     assert answer["text"] == texts.PHOTO_GONE
+
+
+async def test_a_mask_that_does_not_exist_fails_politely(
+    telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes
+) -> None:
+    user = telegram.user("Jo")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, face_jpeg)
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+    forged = InlineKeyboardMarkup(
+        [[InlineKeyboardButton("9 ?", callback_data=f"mask:9:{photo.message_id}")]]
+    )
+    telegram._record(Message.de_json({**keyboard.to_dict(), "reply_markup": forged.to_dict()}))
+    query = await telegram.press(user, keyboard, "9 ")
+    answer = await telegram.wait_for(lambda: telegram.state.callback_answers.get(query))
+    assert answer["text"] == str(UnknownMaskError())
 
 
 async def test_health_check_sees_the_running_bot(bot: BotProcess) -> None:
