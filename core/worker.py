@@ -172,7 +172,8 @@ def _child_main(conn: Connection, setup: Callable[[], JobFunction], log_level: i
     except Exception as error:
         # answer every job with the reason rather than dying and being restarted forever
         logger.exception("worker %d could not load the model", os.getpid())
-        reason = error if isinstance(error, FaceMaskError) else WorkerFailedError()
+        # the class's own sentence: the details (paths) are for the log, not for users
+        reason = type(error)() if isinstance(error, FaceMaskError) else WorkerFailedError()
         job = functools.partial(_answer_with, failure(reason))
     conn.send(("ready", os.getpid()))
     while True:

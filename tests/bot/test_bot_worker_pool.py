@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 import worker_stubs
 
-from core.errors import FaceMaskError, NoFaceFoundError, TruncatedImageError
+from core.errors import FaceMaskError, NoFaceFoundError, TruncatedImageError, WeightsError
 from core.worker import (
     MaskedPhoto,
     WorkerBusyError,
@@ -83,13 +83,18 @@ async def test_dead_worker_is_replaced_and_its_job_retried(
 
 
 async def test_worker_that_cannot_load_answers_with_the_reason() -> None:
-    pool = WorkerPool(1, setup=worker_stubs.setup_broken)
-    await pool.start()
-    try:
-        data = await pool.run("ok")
-        assert data["code"] == WorkerFailedError.code
-    finally:
-        await pool.close()
+    for setup, expected in [
+        (worker_stubs.setup_broken, WorkerFailedError()),
+        (worker_stubs.setup_without_weights, WeightsError()),
+    ]:
+        pool = WorkerPool(1, setup=setup)
+        await pool.start()
+        try:
+            data = await pool.run("ok")
+            assert (data["code"], data["message"]) == (expected.code, str(expected))
+            assert "/srv/secret" not in data["message"]  # paths are for the log only
+        finally:
+            await pool.close()
 
 
 async def test_closing_answers_waiting_jobs() -> None:

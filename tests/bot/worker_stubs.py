@@ -40,3 +40,9 @@ def echo(*args: Any) -> dict[str, Any]:
 
 def setup_broken() -> JobFunction:
     raise RuntimeError("no model here")
+
+
+def setup_without_weights() -> JobFunction:
+    from core.errors import WeightsError
+
+    raise WeightsError("no keypoint weights found in /srv/secret/weights")
