@@ -91,3 +91,13 @@ def test_weights_round_trip(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     model.eval()
     torch.testing.assert_close(back(x), model(x))
+
+
+def test_optimised_forward_pass_matches_the_eager_model(predictor, face_box):
+    eager = KeypointPredictor(predictor.model, optimize=False)
+    image = astronaut()
+    np.testing.assert_allclose(
+        predictor.predict(image, [face_box, (0, 0, 100, 100)]),
+        eager.predict(image, [face_box, (0, 0, 100, 100)]),
+        atol=1e-2,
+    )

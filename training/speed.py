@@ -1,0 +1,88 @@
+"""facemask-speed: time per face of the seed's model against the shipped one, side by side.
+
+    facemask-speed [--repeat 50] [--threads 2] [--json]
+
+The seed: EfficientNet-b0 at 224 px, GAP head, efficientnet-pytorch's default
+memory-efficient swish, batch 1. Ours: the shipped weights and preprocessing. Both are
+timed on the same face crop of scikit-image's astronaut, interleaved, each call being
+the whole landmark step (crop, normalise, network, back to image points).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from core.landmarks import KeypointPredictor
+from core.model import KeypointNet, ModelConfig
+
+SEED_CONFIG = ModelConfig("b0", "gap", 224, memory_efficient_swish=True)
+
+
+def seed_predictor() -> KeypointPredictor:
+    # eager and in the default memory format, as the seed ran it
+    predictor = KeypointPredictor(KeypointNet(SEED_CONFIG).eval(), optimize=False)
+    predictor.model = predictor.forward = predictor.model.to(memory_format=torch.contiguous_format)
+    return predictor
+
+
+def time_per_face(predictors: dict[str, KeypointPredictor], repeat: int) -> dict[str, float]:
+    from skimage.data import astronaut
+
+    from core.detect import default_detector
+
+    image = astronaut()
+    box = default_detector().detect(image)[0].box
+    times: dict[str, list[float]] = {k: [] for k in predictors}
+    for p in predictors.values():  # warm-up
+        for _ in range(3):
+            p.predict(image, [box])
+    for _ in range(repeat):
+        for name, p in predictors.items():
+            t = time.perf_counter()
+            p.predict(image, [box])
+            times[name].append((time.perf_counter() - t) * 1000)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="facemask-speed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--repeat", type=int, default=50)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--weights", help="default: the shipped weights")
+    p.add_argument("--json", action="store_true", help="last line: one JSON object")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    ours = KeypointPredictor.load(args.weights)
+    ms = time_per_face({"seed": seed_predictor(), "shipped": ours}, args.repeat)
+    ratio = ms["shipped"] / ms["seed"]
+    print(f"threads: {args.threads}, repeats: {args.repeat}, median ms per face")
+    print(f"seed    (b0 224, GAP, memory-efficient swish): {ms['seed']:7.1f} ms")
+    print(
+        f"shipped ({ours.model.config.arch} {ours.size}, {ours.model.config.head} head):"
+        f"       {ms['shipped']:7.1f} ms"
+    )
+    print(f"shipped / seed: {ratio:.2f} (target <= 0.50)")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "seed_ms": ms["seed"],
+                    "shipped_ms": ms["shipped"],
+                    "ratio": ratio,
+                    "threads": args.threads,
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
