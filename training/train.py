@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from core.model import build_model, save_weights
-from core.preprocess import points_to_unit  # noqa: F401  (documented convention)
 from training.augment import Augmenter
 from training.config import PRESETS, TrainConfig, preset
 from training.data import Pack, build_pack, load_splits
@@ -212,7 +211,8 @@ class Trainer:
                 )
             self.save()
             log.info(
-                "epoch %d/%d loss %.4f val NME %.4f (pass1 %.4f, whole %.4f, fail %.3f) best %.4f %.0fs",
+                "epoch %d/%d loss %.4f val NME %.4f (pass1 %.4f, whole %.4f, fail %.3f) "
+                "best %.4f %.0fs",
                 self.epoch,
                 self.epochs,
                 loss,
