@@ -11,7 +11,7 @@ height field per mask (domes, pleats, seams, valves) lit from the upper left. Th
 of the photo itself is added at warp time (``core.warp``), so the shading drawn here stays
 mild. Regenerate with::
 
-    python -m masks.generate [--csv /work/shared/data/face-keypoints/training_frames_keypoints.csv]
+    python -m masks.generate [--csv ../shared/data/face-keypoints/training_frames_keypoints.csv]
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from masks.catalog import CATALOG_PATH, PNG_DIR, MaskSpec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CSV = Path("/work/shared/data/face-keypoints/training_frames_keypoints.csv")
+# the data set beside the repository, as laid out for development and CI
+DEFAULT_CSV = (
+    Path(__file__).resolve().parents[2] / "shared/data/face-keypoints/training_frames_keypoints.csv"
+)
 
 ORIGIN = np.array([-0.14, 0.16])  # template units at canvas pixel (0, 0)
 UNIT = 800.0  # canvas pixels per face unit
