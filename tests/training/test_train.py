@@ -117,3 +117,16 @@ def test_shipped_model_on_the_shared_validation_people(shared_data, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n"] == 40
     assert summary["nme_mean"] < 0.06
+
+
+def test_detector_bench_builds_group_photos_with_known_faces(tiny_dataset):
+    from training import detector_bench
+    from training.data import load_splits
+
+    val = load_splits(tiny_dataset).val
+    photo, faces = detector_bench.make_photo(val, np.random.default_rng(1))
+    assert photo.shape == (960, 1280, 3) and len(faces) >= 1
+    for pts in faces:  # every pasted face lies inside the photo
+        assert (pts >= 0).all() and (pts[:, 0] < 1280).all() and (pts[:, 1] < 960).all()
+    res = detector_bench.run(val, photos=2, seed=0)
+    assert set(res) >= {"recall", "recall_20px_up", "false_positives_per_photo", "detect_ms_p50"}
