@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     args = p.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -306,6 +307,10 @@ def main(argv: list[str] | None = None) -> None:
     log.info("config: %s", cfg)
     pack = make_pack(args.data, args.cache, cfg.canvas)
     trainer = Trainer(cfg, pack, args.out, args.device)
+    if args.init and not args.resume:
+        blob = torch.load(args.init, map_location=args.device, weights_only=True)
+        trainer.model.load_state_dict(blob["state_dict"])
+        log.info("initialised from %s", args.init)
     if args.resume and (args.out / "last.pt").exists():
         trainer.resume()
         if args.epochs:  # extend (or shorten) a finished run
