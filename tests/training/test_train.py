@@ -8,34 +8,25 @@ from training import evaluate as evaluate_cli
 from training import train as train_cli
 
 
+def _train(data, out, *extra: str) -> list[dict]:
+    """Run facemask-train's main on the tiny preset, on the CPU; return metrics.jsonl rows."""
+    args = ["--data", str(data), "--out", str(out), "--preset", "tiny"]
+    train_cli.main(args + ["--device", "cpu", "--threads", "1", *extra])
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_a_few_training_steps_write_a_resumable_run(tiny_dataset, tmp_path):
     out = tmp_path / "run"
     cache = tmp_path / "pack.npz"
-    common = [
-        "--data",
-        str(tiny_dataset),
-        "--out",
-        str(out),
-        "--preset",
-        "tiny",
-        "--cache",
-        str(cache),
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-    ]
-    train_cli.main(common + ["--epochs", "2"])
+    rows = _train(tiny_dataset, out, "--cache", str(cache), "--epochs", "2")
     for name in ("config.json", "metrics.jsonl", "train.log", "curves.png", "last.pt", "best.pt"):
         assert (out / name).exists(), name
     assert cache.exists()
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(np.isfinite(r["loss"]) for r in rows)
 
     # resume continues where it stopped, with the same history
-    train_cli.main(common + ["--epochs", "3", "--resume"])
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = _train(tiny_dataset, out, "--cache", str(cache), "--epochs", "3", "--resume")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["epoch"] == 3 and len(state["history"]) == 3
@@ -47,27 +38,27 @@ def test_a_few_training_steps_write_a_resumable_run(tiny_dataset, tmp_path):
 
 
 def test_training_reduces_the_loss(tiny_dataset, tmp_path):
-    out = tmp_path / "run"
-    train_cli.main(
-        [
-            "--data",
-            str(tiny_dataset),
-            "--out",
-            str(out),
-            "--preset",
-            "tiny",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--epochs",
-            "6",
-            "--lr",
-            "3e-3",
-        ]
-    )
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = _train(tiny_dataset, tmp_path / "run", "--epochs", "6", "--lr", "3e-3")
     assert rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_fine_tuning_starts_from_the_given_weights(tiny_dataset, tmp_path):
+    _train(tiny_dataset, tmp_path / "a", "--epochs", "1")
+    first = torch.load(tmp_path / "a" / "best.pt", weights_only=True)["state_dict"]
+    _train(
+        tiny_dataset,
+        tmp_path / "b",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-12",
+        "--init",
+        str(tmp_path / "a" / "best.pt"),
+    )
+    tuned = torch.load(tmp_path / "b" / "best.pt", weights_only=True)["state_dict"]
+    # a vanishing learning rate leaves the convolutions where --init put them
+    key = "backbone._conv_stem.weight"
+    torch.testing.assert_close(tuned[key], first[key], atol=1e-6, rtol=0)
 
 
 def test_evaluator_prints_a_table_and_json(tiny_dataset, tmp_path, capsys):
