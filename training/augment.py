@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from core.preprocess import (
+    DETECTOR_DY,
+    DETECTOR_SIDE_RATIO,
     FLIP_PERMUTATION,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -73,9 +75,9 @@ def sample_boxes(
         cx, cy, s = keypoint_box(pts)
         if mode < cfg.p_detector:
             j = cfg.detector_jitter
-            side = s * 1.14 * (1 + rng.normal(0, 0.10 * j))
+            side = s * DETECTOR_SIDE_RATIO * (1 + rng.normal(0, 0.10 * j))
             dcx = cx + rng.normal(0, 0.10 * j) * s
-            dcy = cy - 0.18 * s + rng.normal(0, 0.04 * j) * s
+            dcy = cy + (DETECTOR_DY + rng.normal(0, 0.04 * j)) * s
             box = box_from_detection(
                 (dcx - side / 2, dcy - side / 2, dcx + side / 2, dcy + side / 2)
             )

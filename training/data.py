@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from training.metrics import matching_box
+
 log = logging.getLogger(__name__)
 
 NUM_POINTS = 68
@@ -180,10 +182,6 @@ def build_pack(
 
 
 def _detector_box(detector, image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The detection whose centre lies inside the ground truth's keypoint box."""
-    lo, hi = points.min(0), points.max(0)
-    for d in detector.detect(image):
-        cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
-        if lo[0] <= cx <= hi[0] and lo[1] <= cy <= hi[1]:
-            return np.asarray(d.box, np.float32)
-    return np.full(4, np.nan, np.float32)
+    """The detection matching the ground truth (metrics.matching_box), NaN if none does."""
+    box = matching_box((d.box for d in detector.detect(image)), points)
+    return np.full(4, np.nan, np.float32) if box is None else np.asarray(box, np.float32)

@@ -22,7 +22,7 @@ import numpy as np
 
 from core.detect import default_detector
 from training.data import load_splits, read_image
-from training.metrics import interocular
+from training.metrics import centre_inside, interocular
 
 BUCKETS = [(12, 20), (20, 30), (30, 50), (50, 120)]
 
@@ -63,13 +63,7 @@ def run(samples, photos: int, seed: int) -> dict:
         ms.append((time.perf_counter() - t) * 1000)
         used = set()
         for pts in faces:
-            lo, hi = pts.min(0), pts.max(0)
-            hit = [
-                i
-                for i, d in enumerate(dets)
-                if lo[0] <= (d.box[0] + d.box[2]) / 2 <= hi[0]
-                and lo[1] <= (d.box[1] + d.box[3]) / 2 <= hi[1]
-            ]
+            hit = [i for i, d in enumerate(dets) if centre_inside(d.box, pts)]
             used.update(hit)
             iod = interocular(pts)
             for b in BUCKETS:

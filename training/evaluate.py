@@ -27,18 +27,9 @@ from tqdm import tqdm
 from core.detect import FaceDetector, default_detector
 from core.landmarks import KeypointPredictor
 from training.data import Sample, read_image, read_labels, read_validation_people
-from training.metrics import REGIONS, point_errors, summarize
+from training.metrics import REGIONS, matching_box, point_errors, summarize
 
 log = logging.getLogger(__name__)
-
-
-def matching_detection(detector: FaceDetector, image: np.ndarray, truth: np.ndarray):
-    lo, hi = truth.min(0), truth.max(0)
-    for d in detector.detect(image):
-        cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
-        if lo[0] <= cx <= hi[0] and lo[1] <= cy <= hi[1]:
-            return d.box
-    return None
 
 
 def evaluate(
@@ -55,7 +46,7 @@ def evaluate(
         if detector is None:
             pred = predictor.predict_whole_image(image)
         else:
-            box = matching_detection(detector, image, s.points)
+            box = matching_box((d.box for d in detector.detect(image)), s.points)
             pred = None if box is None else predictor.predict(image, [box])[0]
         ms.append((time.perf_counter() - t0) * 1000)
         if pred is None:

@@ -34,6 +34,18 @@ def nme(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return point_errors(pred, truth).mean(-1)
 
 
+def centre_inside(box: tuple[float, float, float, float], truth: np.ndarray) -> bool:
+    """The detector protocol's match: the box's centre lies inside the truth's keypoint box."""
+    lo, hi = truth.min(0), truth.max(0)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return bool(lo[0] <= cx <= hi[0] and lo[1] <= cy <= hi[1])
+
+
+def matching_box(boxes, truth: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The first of the detector's boxes that matches the ground-truth face, if any."""
+    return next((box for box in boxes if centre_inside(box, truth)), None)
+
+
 def summarize(errors: np.ndarray, region_errors: dict[str, np.ndarray] | None = None) -> dict:
     """Mean, median and failure rates (NME above 0.08 and 0.10) of per-face NMEs."""
     errors = np.asarray(errors, float)

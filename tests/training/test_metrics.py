@@ -32,3 +32,13 @@ def test_summary_counts_failures_above_thresholds():
     assert np.isclose(s["nme_mean"], 0.0875)
     assert np.isclose(s["nme_median"], 0.065)
     assert s["fail_0.08"] == 0.5 and s["fail_0.10"] == 0.25
+
+
+def test_a_detection_matches_when_its_centre_is_inside_the_keypoint_box():
+    from training.metrics import centre_inside, matching_box
+
+    truth = _truth()  # keypoint box x 0..50, y 0..50
+    assert centre_inside((10, 10, 30, 30), truth)
+    assert not centre_inside((40, 40, 80, 80), truth)  # centre (60, 60)
+    assert matching_box([(40, 40, 80, 80), (0, 0, 20, 20), (5, 5, 25, 25)], truth) == (0, 0, 20, 20)
+    assert matching_box([(100, 100, 120, 120)], truth) is None
