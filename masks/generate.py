@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.preprocess import FLIP_PERMUTATION  # the one 68-point mirror pairing
 from masks.catalog import CATALOG_PATH, PNG_DIR, MaskSpec
 
 log = logging.getLogger(__name__)
@@ -38,16 +39,6 @@ ORIGIN = np.array([-0.14, 0.16])  # template units at canvas pixel (0, 0)
 UNIT = 800.0  # canvas pixels per face unit
 SIZE = (1024, 768)  # canvas width, height
 SUPERSAMPLE = 2
-
-# 68-point iBUG scheme: index of each point's mirror image.
-MIRROR = np.array(
-    [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
-    + [26, 25, 24, 23, 22, 21, 20, 19, 18, 17]
-    + [27, 28, 29, 30, 35, 34, 33, 32, 31]
-    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
-    + [64, 63, 62, 61, 60, 67, 66, 65]
-)
 
 # The landmarks every mask follows: jaw line, nose line, outer lip corners and midpoints.
 ANCHORS = list(range(17)) + [27, 28, 33, 48, 51, 54, 57]
@@ -72,7 +63,7 @@ def mean_shape(csv: Path) -> np.ndarray:
     faces = table.reshape(-1, 68, 2)
     lo, hi = faces.min(axis=1, keepdims=True), faces.max(axis=1, keepdims=True)
     mean = ((faces - lo) / (hi - lo)).mean(axis=0)
-    mirrored = mean[MIRROR] * [-1.0, 1.0] + [1.0, 0.0]
+    mirrored = mean[FLIP_PERMUTATION] * [-1.0, 1.0] + [1.0, 0.0]
     return (mean + mirrored) / 2
 
 

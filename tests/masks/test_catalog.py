@@ -8,6 +8,7 @@ import pytest
 
 from core import warp
 from core.errors import UnknownMaskError
+from core.preprocess import FLIP_PERMUTATION
 from masks import catalog, generate
 
 
@@ -70,7 +71,7 @@ def test_template_is_the_symmetric_mean_face(tmp_path):
     csv.write_text("," + ",".join(map(str, range(136))) + "\n" + "\n".join(rows) + "\n")
     shape = generate.mean_shape(csv)
     assert shape.min() == pytest.approx(0, abs=1e-6) and shape.max() == pytest.approx(1, abs=1e-6)
-    mirrored = shape[generate.MIRROR] * [-1, 1] + [1, 0]
+    mirrored = shape[FLIP_PERMUTATION] * [-1, 1] + [1, 0]
     assert np.allclose(shape, mirrored)
     # Faces that all have the template's shape average to it (in its own box).
     t = catalog.template().points
