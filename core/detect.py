@@ -1,9 +1,17 @@
 """Face detection behind a small protocol, so another detector can be plugged in.
 
-The default is OpenCV's Haar cascade (it ships inside opencv-python-headless 4.x, so
-nothing is downloaded at run time). Its boxes are turned into model crops by
-:func:`core.preprocess.box_from_detection`; the keypoint model is trained on crops
-jittered the way this detector's boxes scatter around a face.
+Two detectors, neither downloads anything at run time:
+
+* :class:`MtcnnFaceDetector` (the default): MTCNN's three small CNNs, weights from the
+  PyPI package facenet-pytorch (see :mod:`core.mtcnn`). Finds small faces in group
+  photos that the cascade misses, in less than half its time.
+* :class:`HaarFaceDetector`: OpenCV's Haar cascade (inside opencv-python-headless 4.x).
+
+Every detector hands over boxes in one convention, the Haar cascade's, because the
+keypoint model is trained on crops jittered the way those boxes scatter around a face:
+a square ``DETECTOR_SIDE_RATIO`` times the side of the 68-point box, its centre
+``DETECTOR_DY`` sides above that box's centre. :func:`core.preprocess.box_from_detection`
+turns such a box into the model's crop.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from core.preprocess import DETECTOR_DY, DETECTOR_SIDE_RATIO
+
 log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
@@ -24,7 +34,7 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 
 @dataclass(frozen=True)
 class Detection:
-    box: Box
+    box: Box  # in the Haar convention above
     score: float
 
 
@@ -108,5 +118,55 @@ class HaarFaceDetector:
         return boxes, weights
 
 
-def default_detector() -> FaceDetector:
-    return HaarFaceDetector()
+# MTCNN's boxes against the 68-point box (side s), measured on 600 training crops (none
+# missed): side 1.051 s (sd 0.063), centre dx -0.029 s (sd 0.037), dy -0.179 s (sd 0.036).
+# Tighter than the cascade's (sd 0.11, 0.10, 0.04), so its crops sit inside the scatter
+# the model was trained on.
+MTCNN_SIDE_RATIO = 1.051
+MTCNN_DX = -0.029
+MTCNN_DY = -0.179
+
+
+class MtcnnFaceDetector:
+    """MTCNN (:mod:`core.mtcnn`), its boxes mapped onto the Haar convention.
+
+    ``min_face`` is the smallest face searched for as MTCNN measures it (brows to chin,
+    about 2.2x the distance between the eyes): 40 px finds faces whose eyes are ~20 px
+    apart. Tiny images are upscaled so a face filling them is still >= ``min_face``.
+    """
+
+    def __init__(
+        self,
+        min_face: float = 40.0,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        min_side: int = 120,
+    ) -> None:
+        from core.mtcnn import Mtcnn  # torch is only needed by this detector
+
+        self.min_side = min_side
+        self._mtcnn = Mtcnn(min_face=min_face, thresholds=thresholds)
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        rgb = image_rgb if image_rgb.ndim == 3 else cv2.cvtColor(image_rgb, cv2.COLOR_GRAY2RGB)
+        h, w = rgb.shape[:2]
+        scale = max(1.0, self.min_side / min(h, w))
+        if scale != 1.0:
+            size = (round(w * scale), round(h * scale))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+        found = []
+        for face in self._mtcnn(rgb):
+            x0, y0, x1, y1 = face.box / scale
+            s = ((x1 - x0) + (y1 - y0)) / 2 / MTCNN_SIDE_RATIO  # the 68-point box's side
+            cx = (x0 + x1) / 2 - MTCNN_DX * s
+            cy = (y0 + y1) / 2 - MTCNN_DY * s + DETECTOR_DY * s
+            half = DETECTOR_SIDE_RATIO * s / 2
+            found.append(Detection((cx - half, cy - half, cx + half, cy + half), face.score))
+        found.sort(key=lambda d: d.box[2] - d.box[0], reverse=True)
+        return found
+
+
+DETECTORS = {"mtcnn": MtcnnFaceDetector, "haar": HaarFaceDetector}
+
+
+def default_detector(name: str = "mtcnn") -> FaceDetector:
+    return DETECTORS[name]()

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.detect import default_detector
+from core.detect import DETECTORS, FaceDetector, default_detector
 from training.data import load_splits, read_image
 from training.metrics import centre_inside, interocular
 
@@ -51,9 +51,9 @@ def make_photo(samples, rng: np.random.Generator, size=(960, 1280)):
     return photo, faces
 
 
-def run(samples, photos: int, seed: int) -> dict:
+def run(samples, photos: int, seed: int, detector: FaceDetector | None = None) -> dict:
     rng = np.random.default_rng(seed)
-    detector = default_detector()
+    detector = detector or default_detector()
     found = {b: [0, 0] for b in BUCKETS}
     false_pos, ms = 0, []
     for _ in range(photos):
@@ -91,11 +91,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, required=True, help="the face-keypoints folder")
     p.add_argument("--photos", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--detector", choices=sorted(DETECTORS), default="mtcnn")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
     cv2.setNumThreads(2)
-    res = run(load_splits(args.data).val, args.photos, args.seed)
-    print(f"{args.photos} group photos of 1280x960, validation people's faces")
+    res = run(load_splits(args.data).val, args.photos, args.seed, default_detector(args.detector))
+    res["detector"] = args.detector
+    print(f"{args.photos} group photos of 1280x960, validation people's faces, {args.detector}")
     for key, r in res["recall"].items():
         print(f"  eyes {key:>9} apart: recall {100 * r:5.1f}% of {res['faces'][key]} faces")
     print(f"  recall, eyes >= 20 px apart: {100 * res['recall_20px_up']:.1f}%")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core.detect import FaceDetector, default_detector
+from core.detect import DETECTORS, FaceDetector, default_detector
 from core.landmarks import KeypointPredictor
 from training.data import Sample, read_image, read_labels, read_validation_people
 from training.metrics import REGIONS, matching_box, point_errors, summarize
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--labels", type=Path, required=True, action="append", help="upstream CSV")
     p.add_argument("--weights", type=Path, help="default: the shipped weights")
     p.add_argument("--whole-image", action="store_true", help="the seed's protocol")
+    p.add_argument("--detector", choices=sorted(DETECTORS), default="mtcnn")
     p.add_argument("--people", type=Path, help="keep only these people (validation_people.txt)")
     p.add_argument("--exclude-people", type=Path, help="drop these people")
     p.add_argument("--limit", type=int, help="score only the first N images")
@@ -155,9 +156,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("facemask-eval: no labelled images to score")
 
     predictor = KeypointPredictor.load(args.weights, threads=args.threads)
-    detector = None if args.whole_image else default_detector()
+    detector = None if args.whole_image else default_detector(args.detector)
     summary, results = evaluate(samples, predictor, detector, progress=not args.json)
-    summary["protocol"] = "whole-image" if args.whole_image else "detector"
+    summary["protocol"] = "whole-image" if args.whole_image else args.detector
     summary["weights"] = str(args.weights or "shipped")
     mode = "whole image as the face" if args.whole_image else "product path: detector + model"
     print(format_table(summary, f"NME on {len(samples)} images ({mode})"))
