@@ -18,10 +18,12 @@ COPY core core
 COPY bot bot
 COPY masks masks
 COPY training training
+# MTCNN's weights come from facenet-pytorch's wheel (--no-deps: its pins fight ours);
 # the weights are part of core/ (core/weights/keypoints-<hash>.pt); fail the build without them
 RUN ls core/weights/keypoints-*.pt \
     && pip install . \
-    && python -c "import bot.app, core.worker"
+    && pip install --no-deps facenet-pytorch==2.6.0 \
+    && python -c "import bot.app, core.worker; from core.mtcnn import load_nets; load_nets()"
 
 RUN useradd --create-home --uid 10001 facemask \
     && mkdir /data && chown facemask /data

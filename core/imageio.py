@@ -128,7 +128,7 @@ def _from_pillow(img: Image.Image) -> Decoded:
     except _DECODE_ERRORS as err:
         raise TruncatedImageError() from err
     try:
-        img = ImageOps.exif_transpose(img) or img
+        ImageOps.exif_transpose(img, in_place=True)  # without a copy of an upright photo
     except Exception:  # a broken EXIF block should not cost the photo
         log.warning("ignoring unreadable EXIF orientation", exc_info=True)
     icc = img.info.get("icc_profile") if img.mode in ("RGB", "RGBA", "P", "L", "LA") else None
@@ -149,7 +149,9 @@ def _to_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         if alpha.min() == 255:
             alpha = None  # declared but unused: treat as opaque
         return np.ascontiguousarray(rgba[..., :3]), alpha
-    return np.asarray(img.convert("RGB")).copy(), None
+    if mode != "RGB":
+        img = img.convert("RGB")
+    return np.array(img), None  # one writable copy
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:

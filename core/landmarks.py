@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core import runtime
 from core.errors import WeightsError
 from core.model import KeypointNet, ModelConfig, fold_batchnorm, load_weights
 from core.preprocess import (
@@ -54,12 +55,19 @@ class KeypointPredictor:
         refine_detected: bool = False,
         refine_whole: bool = True,
         optimize: bool = True,
+        backend: str = "auto",
     ) -> None:
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.size = model.config.input_size
-        # the network as the forward pass runs it: BatchNorm folded into the convolutions;
-        # the module as trained stays in self.model
-        self.forward = self._optimized(self.model) if optimize else self.model
+        # the module as trained stays in self.model; self.forward runs it, BatchNorm folded,
+        # on ONNX Runtime where it is installed (2.5x faster on a CPU, see core.runtime)
+        self.backend = "torch"
+        self.forward = self.model
+        if optimize:
+            self.forward = self._optimized(self.model)
+            if backend == "onnxruntime" or (backend == "auto" and runtime.available()):
+                self.forward = runtime.OnnxModule(self.forward, self.size)
+                self.backend = "onnxruntime"
         self.meta = meta or {}
         self.refine_detected = refine_detected
         self.refine_whole = refine_whole
@@ -82,6 +90,7 @@ class KeypointPredictor:
 
     @staticmethod
     def _optimized(model: KeypointNet) -> KeypointNet:
+        """The network as the forward pass runs it: BatchNorm folded into the convolutions."""
         folded = fold_batchnorm(copy.deepcopy(model))
         return folded.to(memory_format=torch.channels_last)
 
