@@ -3,8 +3,10 @@
 Two photos are built from scikit-image's astronaut: one face, and four faces tiled on a
 canvas. For each, every stage (decode, detect, landmarks, warp, encode) is timed on its
 own, and the whole ``FaceMasker.apply`` call end to end; medians over ``--repeat`` runs
-after a warm-up. With ``--json`` the last line is JSON with ``total_ms_p50`` (the one-face
-photo's end-to-end median) and every stage's median per photo.
+after a warm-up. ``--baseline`` times the first release's pipeline (Haar cascade, model on
+torch) in the same run, so the two can be compared on one machine at one moment. With
+``--json`` the last line is JSON with ``total_ms_p50`` (the one-face photo's end-to-end
+median) and every stage's median per photo.
 """
 
 from __future__ import annotations
@@ -92,21 +94,14 @@ def bench_photo(
     return {"detections": len(boxes), "faces": len(faces), **timings}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="facemask-bench", description=__doc__.splitlines()[0])
-    p.add_argument("--repeat", type=int, default=30, help="timed runs per stage (median reported)")
-    p.add_argument("--mask", type=int, default=1)
-    p.add_argument("--weights", type=Path, default=None, help="keypoint weights (default: shipped)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--json", action="store_true", help="last line: JSON with total_ms_p50")
-    args = p.parse_args(argv)
-
+def make_masker(args, detector: str, backend: str):
     from core.api import FaceMasker
+    from core.detect import default_detector
     from core.errors import WeightsError
     from core.landmarks import KeypointPredictor
 
     try:
-        predictor = KeypointPredictor.load(args.weights, threads=args.threads)
+        predictor = KeypointPredictor.load(args.weights, threads=args.threads, backend=backend)
         weights = "shipped" if args.weights is None else str(args.weights)
     except WeightsError as err:
         # Untrained weights cost exactly the same time; only the points are meaningless.
@@ -118,24 +113,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         weights = "untrained"
     # Random points are never face-shaped: keep every detection when the model is untrained.
     masker = FaceMasker(
-        predictor=predictor, max_shape_error=0.09 if weights != "untrained" else None
+        predictor=predictor,
+        detector=default_detector(detector),
+        max_shape_error=0.09 if weights != "untrained" else None,
     )
+    return masker, weights
 
-    results = {}
-    for name, photo in (("one_face", one_face_photo()), ("four_faces", group_photo())):
-        jpeg = imageio.encode(photo, None, "JPEG")
-        results[name] = bench_photo(masker, jpeg, args.mask, args.repeat, weights != "untrained")
 
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="facemask-bench", description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=30, help="timed runs per stage (median reported)")
+    p.add_argument("--mask", type=int, default=1)
+    p.add_argument("--weights", type=Path, default=None, help="keypoint weights (default: shipped)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--detector", choices=["mtcnn", "haar"], default="mtcnn")
+    p.add_argument("--backend", choices=["auto", "onnxruntime", "torch"], default="auto")
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also time the first release's pipeline (Haar cascade, model on torch) in this run",
+    )
+    p.add_argument("--json", action="store_true", help="last line: JSON with total_ms_p50")
+    args = p.parse_args(argv)
+
+    setups = [(args.detector, args.backend)]
+    if args.baseline:
+        setups.append(("haar", "torch"))
+    photos = [("one_face", one_face_photo()), ("four_faces", group_photo())]
+    jpegs = {name: imageio.encode(photo, None, "JPEG") for name, photo in photos}
     stages = ["decode", "detect", "landmarks", "warp", "encode", "total"]
-    print(f"{WIDTH}x{HEIGHT} JPEG, mask {args.mask}, median of {args.repeat} runs (ms), "
-          f"{os.cpu_count()} CPUs, weights: {weights}")  # fmt: skip
-    print(f"{'photo':<11} {'boxes':>5} {'faces':>5} " + " ".join(f"{s:>9}" for s in stages))
-    for name, r in results.items():
-        row = " ".join(f"{r[s]:>9.1f}" for s in stages)
-        print(f"{name:<11} {r['detections']:>5} {r['faces']:>5} {row}")
+    runs = []
+    for detector, backend in setups:
+        masker, weights = make_masker(args, detector, backend)
+        results = {
+            name: bench_photo(masker, jpeg, args.mask, args.repeat, weights != "untrained")
+            for name, jpeg in jpegs.items()
+        }
+        setup = f"{detector} + {masker.predictor.backend}"
+        runs.append((setup, results))
+        print(f"{WIDTH}x{HEIGHT} JPEG, mask {args.mask}, median of {args.repeat} runs (ms), "
+              f"{os.cpu_count()} CPUs, weights: {weights}, detector+runtime: {setup}")  # fmt: skip
+        print(f"{'photo':<11} {'boxes':>5} {'faces':>5} " + " ".join(f"{s:>9}" for s in stages))
+        for name, r in results.items():
+            row = " ".join(f"{r[s]:>9.1f}" for s in stages)
+            print(f"{name:<11} {r['detections']:>5} {r['faces']:>5} {row}")
     if args.json:
+        setup, results = runs[0]
         summary = {
             "total_ms_p50": results["one_face"]["total"],
+            "setup": setup,
             "photos": results,
             "size": [WIDTH, HEIGHT],
             "repeat": args.repeat,
@@ -143,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": platform.machine(),
             "weights": weights,
         }
+        if args.baseline:
+            summary["baseline"] = {"setup": runs[1][0], "photos": runs[1][1]}
         print(json.dumps(summary))
     return 0
 

@@ -180,8 +180,12 @@ def _patches(image: np.ndarray, boxes: np.ndarray, size: int) -> torch.Tensor:
         sx, sy = size / (x1 - x0 + 1), size / (y1 - y0 + 1)
         m = np.array([[sx, 0, -x0 * sx + (sx - 1) / 2], [0, sy, -y0 * sy + (sy - 1) / 2]])
         out[k] = cv2.warpAffine(
-            image, m, (size, size), flags=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+            image,
+            m,
+            (size, size),
+            flags=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
         )
     x = (out - 127.5) * 0.0078125
     return torch.from_numpy(x).permute(0, 3, 1, 2)  # NHWC memory is channels-last
@@ -241,9 +245,7 @@ class Mtcnn:
             cells = np.stack([xs, ys], 1).astype(np.float32)
             q0 = np.floor((2 * cells + 1) / scale)
             q1 = np.floor((2 * cells + 12) / scale)
-            boxes = np.concatenate(
-                [q0, q1, prob[ys, xs][:, None], reg[:, ys, xs].T], axis=1
-            )
+            boxes = np.concatenate([q0, q1, prob[ys, xs][:, None], reg[:, ys, xs].T], axis=1)
             found.append(boxes[nms(boxes[:, :4], boxes[:, 4], 0.5)])
         if not found:
             return np.zeros((0, 5), np.float32)
@@ -276,6 +278,4 @@ class Mtcnn:
         py = marks[:, 5:] * h[:, None] + boxes[:, 1:2] - 1
         boxes = _regress(boxes, reg)
         pick = nms(boxes, prob, 0.7, by_min=True)
-        return [
-            RawFace(boxes[i], float(prob[i]), np.stack([px[i], py[i]], 1)) for i in pick
-        ]
+        return [RawFace(boxes[i], float(prob[i]), np.stack([px[i], py[i]], 1)) for i in pick]

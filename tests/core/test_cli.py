@@ -130,3 +130,16 @@ def test_console_script_runs(tmp_path, weights, photo):
     assert proc.returncode == 0, proc.stderr
     assert last_json(proc.stdout)["faces"] == 1
     assert Image.open(io.BytesIO(out.read_bytes())).size == (512, 512)
+
+
+def test_bench_times_every_stage_and_the_baseline_side_by_side(capsys):
+    from core import bench
+
+    assert bench.main(["--repeat", "1", "--baseline", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["setup"] == "mtcnn + onnxruntime"
+    assert summary["baseline"]["setup"] == "haar + torch"
+    for run in (summary["photos"], summary["baseline"]["photos"]):
+        assert run["one_face"]["faces"] == 1 and run["four_faces"]["faces"] == 4
+        assert run["one_face"]["total"] > run["one_face"]["landmarks"] > 0
+    assert summary["total_ms_p50"] == summary["photos"]["one_face"]["total"]

@@ -101,3 +101,13 @@ def test_optimised_forward_pass_matches_the_eager_model(predictor, face_box):
         eager.predict(image, [face_box, (0, 0, 100, 100)]),
         atol=1e-2,
     )
+
+
+def test_the_fast_path_runs_on_onnx_runtime_and_agrees_with_torch(predictor, face_box):
+    assert predictor.backend == "onnxruntime"  # a declared dependency: never silently slow
+    on_torch = KeypointPredictor(predictor.model, backend="torch")
+    assert on_torch.backend == "torch"
+    image = astronaut()
+    np.testing.assert_allclose(
+        predictor.predict(image, [face_box]), on_torch.predict(image, [face_box]), atol=1e-3
+    )

@@ -1,0 +1,110 @@
+"""Face detectors on real faces: MTCNN (the default) and the Haar cascade."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from core import mtcnn
+from core.detect import (
+    DETECTORS,
+    Detection,
+    FaceDetector,
+    HaarFaceDetector,
+    MtcnnFaceDetector,
+    default_detector,
+)
+from core.preprocess import box_from_detection, box_from_points
+
+from .conftest import ASTRONAUT_MARKS
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes_by_iou_and_by_smaller_area():
+    boxes = np.array([[0, 0, 9, 9], [1, 1, 10, 10], [50, 50, 59, 59], [2, 2, 5, 5]], np.float64)
+    scores = np.array([0.9, 0.95, 0.8, 0.7])
+    # [1] beats [0] (IoU 81/121 = 0.67); [3] lies inside [1] but is small (IoU 16/100)
+    assert sorted(mtcnn.nms(boxes, scores, 0.5)) == [1, 2, 3]
+    # overlap over the smaller box: [3] is wholly inside [1]
+    assert sorted(mtcnn.nms(boxes, scores, 0.5, by_min=True)) == [1, 2]
+    assert mtcnn.nms(boxes[:0], scores[:0], 0.5).shape == (0,)
+
+
+def test_mtcnn_finds_the_astronaut_and_her_eyes_and_mouth(astronaut):
+    faces = mtcnn.Mtcnn()(astronaut)
+    assert len(faces) == 1 and faces[0].score > 0.95
+    left_eye, right_eye, _, mouth_left, mouth_right = faces[0].points
+    marks = ASTRONAUT_MARKS
+    for found, marked in [
+        (left_eye, marks["eye_left"]),
+        (right_eye, marks["eye_right"]),
+        (mouth_left, marks[48]),
+        (mouth_right, marks[54]),
+    ]:
+        assert np.hypot(*(found - marked)) < 5, (found, marked)
+
+
+def test_mtcnn_boxes_follow_the_haar_convention_the_model_was_trained_on(
+    astronaut, astronaut_points
+):
+    """The model's crop from an MTCNN box is the crop around her 68 points, within the
+    scatter the model was trained on (Haar boxes: side sd 11%, centre sd 10%)."""
+    (det,) = MtcnnFaceDetector().detect(astronaut)
+    got, want = box_from_detection(det.box), box_from_points(astronaut_points)
+    assert abs(got.side / want.side - 1) < 0.12
+    assert np.hypot(got.cx - want.cx, got.cy - want.cy) < 0.08 * want.side
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_detectors_find_nothing_in_noise_or_a_photo_without_people(name):
+    detector = default_detector(name)
+    assert isinstance(detector, FaceDetector)
+    noise = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
+    assert detector.detect(noise) == []
+    assert detector.detect(data.coffee()) == []
+
+
+def group_photo(eye_distances: list[float]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """1280x960: the astronaut's head at several sizes on a real photo of a cup of coffee."""
+    photo = cv2.resize(data.coffee(), (1280, 960), interpolation=cv2.INTER_LINEAR)
+    head = data.astronaut()[20:220, 120:320]  # her eyes are ~44 px apart
+    centres, x = [], 40
+    for d in eye_distances:
+        scale = d / 44.0
+        small = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        h, w = small.shape[:2]
+        y = 300
+        photo[y : y + h, x : x + w] = small
+        centres.append(np.array([x + (225 - 120) * scale, y + (125 - 20) * scale]))
+        x += w + 30
+    return photo, centres
+
+
+def test_mtcnn_finds_every_face_down_to_eyes_20_px_apart_and_nothing_else():
+    photo, centres = group_photo([20, 26, 34, 50, 90])
+    found = MtcnnFaceDetector().detect(photo)
+    assert len(found) == len(centres)
+    for c in centres:  # each face has its own box around its nose
+        assert sum(d.box[0] < c[0] < d.box[2] and d.box[1] < c[1] < d.box[3] for d in found) == 1
+    # largest first
+    sides = [d.box[2] - d.box[0] for d in found]
+    assert sides == sorted(sides, reverse=True)
+
+
+def test_a_face_that_fills_a_tiny_image_is_found(astronaut):
+    tiny = cv2.resize(astronaut[40:200, 140:300], (64, 64), interpolation=cv2.INTER_AREA)
+    (det,) = MtcnnFaceDetector().detect(tiny)
+    assert isinstance(det, Detection) and det.box[0] < 32 < det.box[2]
+
+
+def test_greyscale_input_is_fine(astronaut):
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    assert len(MtcnnFaceDetector().detect(grey)) == 1
+    assert len(HaarFaceDetector().detect(grey)) == 1
+
+
+def test_missing_detector_weights_say_how_to_install_them(monkeypatch):
+    monkeypatch.setattr(mtcnn.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(mtcnn.MissingDetectorWeights, match="pip install --no-deps facenet"):
+        mtcnn.weights_dir()
