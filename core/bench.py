@@ -95,7 +95,7 @@ def bench_photo(
 
 
 def make_masker(args, detector: str, backend: str):
-    from core.api import FaceMasker
+    from core.api import MAX_SHAPE_ERROR, FaceMasker
     from core.detect import default_detector
     from core.errors import WeightsError
     from core.landmarks import KeypointPredictor
@@ -115,7 +115,7 @@ def make_masker(args, detector: str, backend: str):
     masker = FaceMasker(
         predictor=predictor,
         detector=default_detector(detector),
-        max_shape_error=0.09 if weights != "untrained" else None,
+        max_shape_error=MAX_SHAPE_ERROR if weights != "untrained" else None,
     )
     return masker, weights
 

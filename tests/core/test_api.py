@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core import api
-from core.api import FaceMasker, MaskResult
+from core.api import MAX_SHAPE_ERROR, FaceMasker, MaskResult
 from core.detect import default_detector
 from core.errors import (
     EmptyImageError,
@@ -207,7 +207,7 @@ def test_the_real_model_runs_end_to_end(astronaut, astronaut_points):
         predictor, trained = KeypointPredictor.load(shipped_weights()), True
     except FaceMaskError:
         predictor, trained = KeypointPredictor.untrained(), False
-    masker = FaceMasker(predictor=predictor, max_shape_error=0.09 if trained else None)
+    masker = FaceMasker(predictor=predictor, max_shape_error=MAX_SHAPE_ERROR if trained else None)
     for crop in (True, False):
         result = masker.apply(png(astronaut), 7, crop=crop)
         assert (result.width, result.height) == (512, 512) and len(result.faces) == 1

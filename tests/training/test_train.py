@@ -115,9 +115,13 @@ def test_detector_bench_builds_group_photos_with_known_faces(tiny_dataset):
     from training.data import load_splits
 
     val = load_splits(tiny_dataset).val
-    photo, faces = detector_bench.make_photo(val, np.random.default_rng(1))
+    photo, faces, taken = detector_bench.make_photo(val, np.random.default_rng(1))
     assert photo.shape == (960, 1280, 3) and len(faces) >= 1
-    for pts in faces:  # every pasted face lies inside the photo
+    for pts in faces:  # every pasted face lies inside the photo, on a pasted crop
         assert (pts >= 0).all() and (pts[:, 0] < 1280).all() and (pts[:, 1] < 960).all()
+        x, y = pts[30].round().astype(int)
+        assert taken[y, x]
+    assert 0 < taken.mean() < 1
     res = detector_bench.run(val, photos=2, seed=0)
     assert set(res) >= {"recall", "recall_20px_up", "false_positives_per_photo", "detect_ms_p50"}
+    assert res["false_positives_on_background_per_photo"] <= res["false_positives_per_photo"]
