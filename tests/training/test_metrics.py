@@ -42,3 +42,15 @@ def test_a_detection_matches_when_its_centre_is_inside_the_keypoint_box():
     assert not centre_inside((40, 40, 80, 80), truth)  # centre (60, 60)
     assert matching_box([(40, 40, 80, 80), (0, 0, 20, 20), (5, 5, 25, 25)], truth) == (0, 0, 20, 20)
     assert matching_box([(100, 100, 120, 120)], truth) is None
+
+
+def test_speed_times_the_seed_and_the_shipped_model_side_by_side(capsys):
+    import json
+
+    from training import speed
+
+    speed.main(["--repeat", "2", "--json"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["shipped_backend"] == "onnxruntime"
+    assert out["seed_ms"] > 0 and out["shipped_ms"] > 0 and out["shipped_torch_ms"] > 0
+    assert out["ratio"] == out["shipped_ms"] / out["seed_ms"]
