@@ -17,6 +17,7 @@ turns such a box into the model's crop.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -170,5 +171,23 @@ class MtcnnFaceDetector:
 DETECTORS = {"mtcnn": MtcnnFaceDetector, "haar": HaarFaceDetector}
 
 
-def default_detector(name: str = "mtcnn") -> FaceDetector:
-    return DETECTORS[name]()
+def default_detector(name: str | None = None) -> FaceDetector:
+    """The detector called ``name``, else ``$FACEMASK_DETECTOR``, else "auto".
+
+    "auto" is MTCNN, or OpenCV's Haar cascade with a warning where MTCNN's weights are not
+    installed: a bot without them still masks faces (fewer small ones) instead of failing
+    every photo. Naming "mtcnn" makes missing weights an error.
+    """
+    chosen = name or os.environ.get("FACEMASK_DETECTOR") or "auto"
+    if chosen == "auto":
+        from core.mtcnn import MissingDetectorWeights
+
+        try:
+            return MtcnnFaceDetector()
+        except MissingDetectorWeights as err:
+            log.warning("%s; using OpenCV's Haar cascade instead (finds fewer small faces)", err)
+            return HaarFaceDetector()
+    if chosen not in DETECTORS:
+        known = ", ".join(["auto", *DETECTORS])
+        raise ValueError(f"unknown face detector {chosen!r}: choose one of {known}")
+    return DETECTORS[chosen]()
