@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from core import imageio, warp
-from core.detect import FaceDetector, default_detector
+from core.detect import FaceDetector, default_detector, detect_with_turns
 from core.errors import NoFaceFoundError
 from masks import catalog
 
@@ -115,11 +115,11 @@ class FaceMasker:
             h, w = rgb.shape[:2]
             points = self.predictor.predict_whole_image(rgb)
             return [Face((0.0, 0.0, float(w), float(h)), np.asarray(points, np.float32))]
-        detections = self.detector.detect(rgb)
+        detections = detect_with_turns(self.detector, rgb)
         if not detections:
             raise NoFaceFoundError()
         boxes = [tuple(float(v) for v in d.box) for d in detections]
-        points = self.predictor.predict(rgb, boxes)
+        points = self.predictor.predict(rgb, boxes, [d.angle for d in detections])
         faces = [Face(b, np.asarray(p, np.float32)) for b, p in zip(boxes, points, strict=True)]
         if self.max_shape_error is not None:
             template = catalog.template().points.astype(np.float64)

@@ -26,7 +26,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from core.preprocess import DETECTOR_DY, DETECTOR_SIDE_RATIO
+from core.preprocess import DETECTOR_DY, DETECTOR_SIDE_RATIO, face_axes
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 
 @dataclass(frozen=True)
 class Detection:
-    box: Box  # in the Haar convention above
+    box: Box  # in the Haar convention above, in the face's own frame when angle != 0
     score: float
+    angle: float = 0.0  # degrees the face is turned in the image (FaceBox.angle); Haar: 0
 
 
 @runtime_checkable
@@ -159,13 +160,78 @@ class MtcnnFaceDetector:
         found = []
         for face in self._mtcnn(rgb):
             x0, y0, x1, y1 = face.box / scale
+            # a tilted head: the crop turns with the eyes (validation faces turned 45 deg:
+            # 6.50% -> 4.77% NME; upright ones unchanged), the offsets along the face
+            (lx, ly), (rx, ry) = face.points[0], face.points[1]
+            angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+            right, down = face_axes(angle)
             s = ((x1 - x0) + (y1 - y0)) / 2 / MTCNN_SIDE_RATIO  # the 68-point box's side
-            cx = (x0 + x1) / 2 - MTCNN_DX * s
-            cy = (y0 + y1) / 2 - MTCNN_DY * s + DETECTOR_DY * s
+            keypoints_centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) - s * (
+                MTCNN_DX * right + MTCNN_DY * down
+            )
+            cx, cy = keypoints_centre + DETECTOR_DY * s * down
             half = DETECTOR_SIDE_RATIO * s / 2
-            found.append(Detection((cx - half, cy - half, cx + half, cy + half), face.score))
+            box = (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
+            found.append(Detection(box, face.score, angle))
         found.sort(key=lambda d: d.box[2] - d.box[0], reverse=True)
         return found
+
+
+# A photo is searched turned when no face in it scores this high upright: a phone photo
+# whose orientation tag was lost lies on its side, and MTCNN then finds its face sideways
+# or not at all. 99.1% of the validation people's upright faces score >= 0.99; the right
+# turn of a sideways face scores 0.999+, wrong turns and sideways finds 0.82-0.99.
+SURE_SCORE = 0.99
+# The turns searched (degrees counter-clockwise); MTCNN copes with tilts up to ~40 degrees
+# itself (and with 82% of faces at 60), so the 45-degree turns cover what lies between.
+TURNS = (90.0, 270.0, 180.0, 45.0, -45.0)
+
+
+def _best_score(found: list[Detection]) -> float:
+    return max((d.score for d in found), default=-np.inf)
+
+
+def detect_turned(
+    detector: FaceDetector, image_rgb: np.ndarray, turns: tuple[float, ...] = TURNS
+) -> list[Detection]:
+    """The faces of the turn whose best face scores highest (none: an empty list).
+
+    Boxes come back in the image's own pixels, their angle including the turn.
+    """
+    h, w = image_rgb.shape[:2]
+    best: list[Detection] = []
+    for turn in turns:
+        matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), turn, 1.0)
+        corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], np.float64)
+        turned_corners = corners @ matrix[:, :2].T + matrix[:, 2]
+        lo, hi = turned_corners.min(0), turned_corners.max(0)
+        matrix[:, 2] -= lo
+        size = tuple(int(v) for v in np.ceil(hi - lo + 1))
+        found = detector.detect(cv2.warpAffine(image_rgb, matrix, size, flags=cv2.INTER_LINEAR))
+        if _best_score(found) <= _best_score(best):
+            continue
+        back = cv2.invertAffineTransform(matrix)
+        best = []
+        for d in found:
+            x0, y0, x1, y1 = d.box
+            cx, cy = back @ [(x0 + x1) / 2, (y0 + y1) / 2, 1.0]
+            hw, hh = (x1 - x0) / 2, (y1 - y0) / 2
+            angle = (d.angle + turn + 180.0) % 360.0 - 180.0
+            best.append(Detection((cx - hw, cy - hh, cx + hw, cy + hh), d.score, angle))
+    return best
+
+
+def detect_with_turns(detector: FaceDetector, image_rgb: np.ndarray) -> list[Detection]:
+    """The product's search: the faces upright where one is sure (the usual case, one pass);
+    else those of whichever orientation, upright or turned, shows the best face.
+
+    For the Haar cascade (scores are neighbour counts, > 1) this turns only empty photos.
+    """
+    upright = detector.detect(image_rgb)
+    if _best_score(upright) >= SURE_SCORE:
+        return upright
+    turned = detect_turned(detector, image_rgb)
+    return turned if _best_score(turned) > _best_score(upright) else upright
 
 
 DETECTORS = {"mtcnn": MtcnnFaceDetector, "haar": HaarFaceDetector}

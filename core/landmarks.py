@@ -116,14 +116,21 @@ class KeypointPredictor:
     def _passes(self, image_rgb: np.ndarray, boxes: list[FaceBox], refine: bool) -> np.ndarray:
         points = self.predict_boxes(image_rgb, boxes)
         if refine and len(points):
-            points = self.predict_boxes(image_rgb, [box_from_points(p) for p in points])
+            again = [box_from_points(p) for p in points]
+            again = [FaceBox(a.cx, a.cy, a.side, b.angle) for a, b in zip(again, boxes)]
+            points = self.predict_boxes(image_rgb, again)
         return points
 
     def predict(
-        self, image_rgb: np.ndarray, boxes: Sequence[tuple[float, float, float, float]]
+        self,
+        image_rgb: np.ndarray,
+        boxes: Sequence[tuple[float, float, float, float]],
+        angles: Sequence[float] | None = None,
     ) -> np.ndarray:
-        """(N, 68, 2) image points for N detector boxes (x0, y0, x1, y1)."""
-        return self._passes(image_rgb, [box_from_detection(b) for b in boxes], self.refine_detected)
+        """(N, 68, 2) image points for N detector boxes (x0, y0, x1, y1), turned by angles."""
+        angles = [0.0] * len(boxes) if angles is None else angles
+        crops = [box_from_detection(b, a) for b, a in zip(boxes, angles, strict=True)]
+        return self._passes(image_rgb, crops, self.refine_detected)
 
     def predict_whole_image(self, image_rgb: np.ndarray) -> np.ndarray:
         """(68, 2) image points, the whole image being the face."""

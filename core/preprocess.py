@@ -70,10 +70,27 @@ def box_from_points(points: np.ndarray, scale: float = CROP_SCALE) -> FaceBox:
     return FaceBox(cx, cy, s * scale)
 
 
-def box_from_detection(box: tuple[float, float, float, float]) -> FaceBox:
+def face_axes(angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The face's right and down directions in the image when it is turned by ``angle``.
+
+    ``angle`` is a :class:`FaceBox` angle: the line from the face's right eye to its left
+    eye (image left to right on an upright face) points at ``angle`` degrees, y down.
+    """
+    a = np.radians(angle)
+    return np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+
+
+def box_from_detection(box: tuple[float, float, float, float], angle: float = 0.0) -> FaceBox:
+    """The model's crop for a detector box (see ``core.detect`` for the convention).
+
+    ``angle`` turns the crop with the face (detectors that see the eyes report it); the
+    box's offset from the face then runs along the face's own down direction.
+    """
     x0, y0, x1, y1 = box
     s = ((x1 - x0) + (y1 - y0)) / 2 / DETECTOR_SIDE_RATIO
-    return FaceBox((x0 + x1) / 2, (y0 + y1) / 2 - DETECTOR_DY * s, s * CROP_SCALE)
+    _, down = face_axes(angle)
+    cx, cy = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) - DETECTOR_DY * s * down
+    return FaceBox(float(cx), float(cy), s * CROP_SCALE, float(angle))
 
 
 def whole_image_box(height: int, width: int) -> FaceBox:

@@ -4,11 +4,15 @@
                   [--people FILE] [--json] [--grid OUT.png]
 
 Default is the product's path: the project's detector finds the face (the detection
-whose centre lies inside the ground truth's keypoint box) and the model predicts on that
-box; an image where the detector finds no such face counts as a failure (NME = inf).
+whose centre lies inside the ground truth's keypoint box), searching the image turned
+where no face is sure upright, as the product does (``core.detect.detect_with_turns``);
+the model predicts on that box. An image where no such face is found counts as a failure
+(NME = inf).
 ``--whole-image`` is the seed's protocol instead: the whole image is the face crop.
 ``--people FILE`` keeps only the images of the people named in FILE (one per line), so
 the validation people's images in training/ and test/ can be scored together.
+``--turn DEG`` turns every image (on a canvas big enough to keep it whole) and its labels
+by DEG degrees counter-clockwise first: how the pipeline copes with tilted heads.
 """
 
 from __future__ import annotations
@@ -21,15 +25,26 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
-from core.detect import DETECTORS, FaceDetector, default_detector
+from core.detect import DETECTORS, FaceDetector, default_detector, detect_with_turns
 from core.landmarks import KeypointPredictor
 from training.data import Sample, read_image, read_labels, read_validation_people
-from training.metrics import REGIONS, matching_box, point_errors, summarize
+from training.metrics import REGIONS, matching_detection, point_errors, summarize
 
 log = logging.getLogger(__name__)
+
+
+def turn(image: np.ndarray, points: np.ndarray, degrees: float):
+    """The image turned counter-clockwise about its centre, uncropped, and its points."""
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
+    side = int(np.ceil(np.hypot(h, w))) + 1
+    matrix[:, 2] += ((side - w) / 2, (side - h) / 2)
+    turned = cv2.warpAffine(image, matrix, (side, side), borderMode=cv2.BORDER_REPLICATE)
+    return turned, points @ matrix[:, :2].T + matrix[:, 2]
 
 
 def evaluate(
@@ -37,17 +52,23 @@ def evaluate(
     predictor: KeypointPredictor,
     detector: FaceDetector | None,
     progress: bool = True,
+    turn_degrees: float = 0.0,
 ) -> tuple[dict, list[tuple[Sample, np.ndarray | None, float]]]:
     """Per-image NME on the product's path (detector given) or whole-image path."""
     per_face, regions, results, missed, ms = [], {k: [] for k in REGIONS}, [], 0, []
     for s in tqdm(samples, desc="evaluating", disable=not progress):
         image = read_image(s.path)
+        if turn_degrees:
+            image, truth = turn(image, s.points, turn_degrees)
+            s = Sample(s.path, truth.astype(np.float32))
         t0 = time.perf_counter()
         if detector is None:
             pred = predictor.predict_whole_image(image)
         else:
-            box = matching_box((d.box for d in detector.detect(image)), s.points)
-            pred = None if box is None else predictor.predict(image, [box])[0]
+            found = matching_detection(detect_with_turns(detector, image), s.points)
+            pred = (
+                None if found is None else predictor.predict(image, [found.box], [found.angle])[0]
+            )
         ms.append((time.perf_counter() - t0) * 1000)
         if pred is None:
             missed += 1
@@ -69,15 +90,15 @@ def evaluate(
     return summary, results
 
 
-def draw_grid(results, path: Path, n: int = 16, seed: int = 0) -> None:
-    import cv2
-
+def draw_grid(results, path: Path, n: int = 16, seed: int = 0, turn_degrees: float = 0.0) -> None:
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(results), size=min(n, len(results)), replace=False)
     tiles = []
     for i in pick:
         s, pred, err = results[i]
         img = np.ascontiguousarray(read_image(s.path))
+        if turn_degrees:
+            img, _ = turn(img, s.points, turn_degrees)  # s.points are turned already
         scale = 256 / max(img.shape[:2])
         img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         canvas = np.zeros((256, 256, 3), np.uint8)
@@ -131,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--people", type=Path, help="keep only these people (validation_people.txt)")
     p.add_argument("--exclude-people", type=Path, help="drop these people")
     p.add_argument("--limit", type=int, help="score only the first N images")
+    p.add_argument("--turn", type=float, default=0.0, help="turn images by DEG degrees first")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.add_argument("--grid", type=Path, help="PNG of predictions (red) and truth (green)")
@@ -157,13 +179,18 @@ def main(argv: list[str] | None = None) -> None:
 
     predictor = KeypointPredictor.load(args.weights, threads=args.threads)
     detector = None if args.whole_image else default_detector(args.detector)
-    summary, results = evaluate(samples, predictor, detector, progress=not args.json)
+    summary, results = evaluate(
+        samples, predictor, detector, progress=not args.json, turn_degrees=args.turn
+    )
+    summary["turn_degrees"] = args.turn
     summary["protocol"] = "whole-image" if args.whole_image else args.detector
     summary["weights"] = str(args.weights or "shipped")
     mode = "whole image as the face" if args.whole_image else "product path: detector + model"
+    if args.turn:
+        mode += f", turned {args.turn:g} deg"
     print(format_table(summary, f"NME on {len(samples)} images ({mode})"))
     if args.grid:
-        draw_grid(results, args.grid)
+        draw_grid(results, args.grid, turn_degrees=args.turn)
         print(f"grid: {args.grid}")
     if args.json:
         print(json.dumps(summary))

@@ -94,16 +94,16 @@ def main(argv: list[str] | None = None) -> None:
         from core.landmarks import KeypointPredictor
         from core.preprocess import box_from_points
         from training.data import read_image
-        from training.metrics import matching_box
+        from training.metrics import matching_detection
 
         predictor, detector = KeypointPredictor.load(threads=2), default_detector()
 
         def predicted(s: Sample) -> np.ndarray:
             image = read_image(s.path)
-            box = matching_box((d.box for d in detector.detect(image)), s.points)
-            if box is None:  # rare: the labels' box, so that the clip still counts
+            found = matching_detection(detector.detect(image), s.points)
+            if found is None:  # rare: the labels' box, so that the clip still counts
                 return predictor.predict_boxes(image, [box_from_points(s.points)])[0]
-            return predictor.predict(image, [box])[0]
+            return predictor.predict(image, [found.box], [found.angle])[0]
 
         some = clips[: args.limit] if args.limit else clips
         model = measure(some, predicted)

@@ -46,6 +46,11 @@ def matching_box(boxes, truth: np.ndarray) -> tuple[float, float, float, float] 
     return next((box for box in boxes if centre_inside(box, truth)), None)
 
 
+def matching_detection(detections, truth: np.ndarray):
+    """The first detection (anything with a ``box``) that matches the ground-truth face."""
+    return next((d for d in detections if centre_inside(d.box, truth)), None)
+
+
 def summarize(errors: np.ndarray, region_errors: dict[str, np.ndarray] | None = None) -> dict:
     """Mean, median and failure rates (NME above 0.08 and 0.10) of per-face NMEs."""
     errors = np.asarray(errors, float)

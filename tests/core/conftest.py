@@ -64,7 +64,10 @@ class KnownFacePredictor:
         self.whole_image = whole_image
 
     def predict(
-        self, image_rgb: np.ndarray, boxes: Sequence[tuple[float, float, float, float]]
+        self,
+        image_rgb: np.ndarray,
+        boxes: Sequence[tuple[float, float, float, float]],
+        angles: Sequence[float] | None = None,
     ) -> np.ndarray:
         out = []
         for x0, y0, x1, y1 in boxes:

@@ -229,8 +229,8 @@ def test_detections_without_a_face_shape_are_left_alone(astronaut, astronaut_poi
     """A detector box whose points come out twisted (a false positive) is not masked."""
 
     class TwistedSecondFace(KnownFacePredictor):
-        def predict(self, image_rgb, boxes):
-            out = super().predict(image_rgb, boxes)
+        def predict(self, image_rgb, boxes, angles=None):
+            out = super().predict(image_rgb, boxes, angles)
             rng = np.random.default_rng(0)
             for i in range(1, len(out)):
                 out[i] += rng.normal(0, 12, (68, 2)).astype(np.float32)

@@ -130,3 +130,31 @@ def test_without_mtcnn_weights_auto_falls_back_to_haar_and_says_so(monkeypatch, 
             default_detector("mtcnn")
     finally:
         mtcnn.load_nets.cache_clear()
+
+
+def test_a_photo_on_its_side_or_upside_down_is_searched_turned(astronaut):
+    from core.detect import detect_turned
+
+    (upright,) = MtcnnFaceDetector().detect(astronaut)
+    centre = np.array(
+        [(upright.box[0] + upright.box[2]) / 2, (upright.box[1] + upright.box[3]) / 2]
+    )
+    h, w = astronaut.shape[:2]
+    # np.rot90 turns counter-clockwise: the line through the eyes then points up, -90 deg
+    for k, angle in [(1, -90.0), (2, 180.0), (3, 90.0)]:
+        turned = np.ascontiguousarray(np.rot90(astronaut, k))
+        assert MtcnnFaceDetector().detect(turned) == []  # upright search alone misses it
+        (found,) = detect_turned(MtcnnFaceDetector(), turned)
+        # where the upright face's box centre lands in the turned photo
+        x, y = centre
+        expected = {1: (y, w - 1 - x), 2: (w - 1 - x, h - 1 - y), 3: (h - 1 - y, x)}[k]
+        got = ((found.box[0] + found.box[2]) / 2, (found.box[1] + found.box[3]) / 2)
+        assert np.hypot(*(np.subtract(got, expected))) < 6, (k, got, expected)
+        assert abs((found.angle - upright.angle - angle + 180) % 360 - 180) < 5
+
+
+def test_nothing_is_found_turned_in_photos_without_people():
+    from core.detect import detect_turned
+
+    for image in (data.coffee(), data.rocket()):
+        assert detect_turned(MtcnnFaceDetector(), image) == []

@@ -111,3 +111,33 @@ def test_the_fast_path_runs_on_onnx_runtime_and_agrees_with_torch(predictor, fac
     np.testing.assert_allclose(
         predictor.predict(image, [face_box]), on_torch.predict(image, [face_box]), atol=1e-3
     )
+
+
+@pytest.mark.parametrize("angle", [45, 60, -60])
+def test_a_tilted_head_gets_its_points_where_the_upright_ones_turn_to(predictor, angle):
+    """The crop turns with MTCNN's eyes: a head at 60 degrees is as good as an upright one."""
+    import cv2
+
+    from core.api import FaceMasker
+
+    masker = FaceMasker(predictor=predictor)
+    image = astronaut()
+    (upright,) = masker.find_faces(image, crop=True)
+    matrix = cv2.getRotationMatrix2D((255.5, 255.5), angle, 1.0)
+    tilted = cv2.warpAffine(image, matrix, (512, 512), borderMode=cv2.BORDER_REPLICATE)
+    (face,) = masker.find_faces(tilted, crop=True)
+    expected = upright.points @ matrix[:, :2].T + matrix[:, 2]
+    assert np.linalg.norm(face.points - expected, axis=1).mean() < 4
+
+
+def test_a_photo_lying_on_its_side_is_masked_where_the_face_is(predictor):
+    from core.api import FaceMasker
+
+    masker = FaceMasker(predictor=predictor)
+    image = astronaut()
+    (upright,) = masker.find_faces(image, crop=True)
+    sideways = np.ascontiguousarray(np.rot90(image))  # (x, y) -> (y, 511 - x)
+    result = masker.apply(sideways, 1, crop=True)
+    assert len(result.faces) == 1 and (result.width, result.height) == (512, 512)
+    expected = np.stack([upright.points[:, 1], 511 - upright.points[:, 0]], axis=1)
+    assert np.linalg.norm(result.faces[0].points - expected, axis=1).mean() < 4

@@ -35,13 +35,18 @@ def test_summary_counts_failures_above_thresholds():
 
 
 def test_a_detection_matches_when_its_centre_is_inside_the_keypoint_box():
-    from training.metrics import centre_inside, matching_box
+    from core.detect import Detection
+    from training.metrics import centre_inside, matching_box, matching_detection
 
     truth = _truth()  # keypoint box x 0..50, y 0..50
     assert centre_inside((10, 10, 30, 30), truth)
     assert not centre_inside((40, 40, 80, 80), truth)  # centre (60, 60)
     assert matching_box([(40, 40, 80, 80), (0, 0, 20, 20), (5, 5, 25, 25)], truth) == (0, 0, 20, 20)
     assert matching_box([(100, 100, 120, 120)], truth) is None
+
+    far, near = Detection((100, 100, 120, 120), 1.0), Detection((0, 0, 20, 20), 0.5, 10.0)
+    assert matching_detection([far, near], truth) is near
+    assert matching_detection([far], truth) is None
 
 
 def test_speed_times_the_seed_and_the_shipped_model_side_by_side(capsys):
