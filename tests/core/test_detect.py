@@ -158,3 +158,20 @@ def test_nothing_is_found_turned_in_photos_without_people():
 
     for image in (data.coffee(), data.rocket()):
         assert detect_turned(MtcnnFaceDetector(), image) == []
+
+
+def test_big_photos_are_searched_smaller_and_their_boxes_come_back_full_size(astronaut):
+    from core.detect import TURN_MAX_SIDE, detect_turned
+
+    (small,) = MtcnnFaceDetector().detect(astronaut)
+    big = cv2.resize(astronaut, (2600, 2600), interpolation=cv2.INTER_CUBIC)
+    assert max(big.shape) > TURN_MAX_SIDE
+    scale = 2600 / 512
+    (upright,) = MtcnnFaceDetector().detect(big)
+    np.testing.assert_allclose(upright.box, (np.array(small.box) + 0.5) * scale - 0.5, atol=12)
+    (found,) = detect_turned(MtcnnFaceDetector(), np.ascontiguousarray(np.rot90(big)))
+    x = (upright.box[0] + upright.box[2]) / 2
+    y = (upright.box[1] + upright.box[3]) / 2
+    got = ((found.box[0] + found.box[2]) / 2, (found.box[1] + found.box[3]) / 2)
+    assert np.hypot(got[0] - y, got[1] - (2599 - x)) < 15
+    assert abs(found.box[2] - found.box[0] - (upright.box[2] - upright.box[0])) < 15
