@@ -271,6 +271,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--loss", choices=["wing", "l1", "smoothl1"])
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--erase", type=float, help="probability of an occluding rectangle")
+    p.add_argument(
+        "--jitter", type=float, help="detector-style boxes' scatter, x the Haar cascade's"
+    )
+    p.add_argument("--rotation", type=float, help="rotation augmentation, +- degrees")
     p.add_argument("--input-size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--time-budget", type=float, help="minutes; caps epochs after epoch 1")
@@ -299,8 +303,14 @@ def main(argv: list[str] | None = None) -> None:
         weight_decay=args.weight_decay,
         model_input_size=args.input_size,
     )
-    if args.erase is not None:
-        cfg = replace(cfg, augment=replace(cfg.augment, p_erase=args.erase))
+    augment = {
+        "p_erase": args.erase,
+        "detector_jitter": args.jitter,
+        "rotation": args.rotation,
+    }
+    augment = {k: v for k, v in augment.items() if v is not None}
+    if augment:
+        cfg = replace(cfg, augment=replace(cfg.augment, **augment))
     if args.resume and (args.out / "config.json").exists():
         cfg = TrainConfig.from_dict(json.loads((args.out / "config.json").read_text()))
     cfg.save(args.out / "config.json")
