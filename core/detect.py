@@ -10,8 +10,11 @@ Two detectors, neither downloads anything at run time:
 Every detector hands over boxes in one convention, the Haar cascade's, because the
 keypoint model is trained on crops jittered the way those boxes scatter around a face:
 a square ``DETECTOR_SIDE_RATIO`` times the side of the 68-point box, its centre
-``DETECTOR_DY`` sides above that box's centre. :func:`core.preprocess.box_from_detection`
-turns such a box into the model's crop.
+``DETECTOR_DY`` sides above that box's centre. A detector that sees the eyes (MTCNN) also
+reports the face's ``angle``; "above" is then along the face's own axis, and the crop
+turns with it. :func:`core.preprocess.box_from_detection` turns a box into the model's
+crop. :func:`detect_with_turns` is the product's search: upright first, then, where no
+face is sure, the photo turned.
 """
 
 from __future__ import annotations
