@@ -26,6 +26,7 @@ from core.preprocess import (
     box_from_detection,
     box_from_points,
     crop_image,
+    eye_angle,
     normalize,
     points_from_unit,
     whole_image_box,
@@ -116,8 +117,8 @@ class KeypointPredictor:
     def _passes(self, image_rgb: np.ndarray, boxes: list[FaceBox], refine: bool) -> np.ndarray:
         points = self.predict_boxes(image_rgb, boxes)
         if refine and len(points):
-            again = [box_from_points(p) for p in points]
-            again = [FaceBox(a.cx, a.cy, a.side, b.angle) for a, b in zip(again, boxes)]
+            # the second look turns with the first look's eyes (a tilted close-up)
+            again = [box_from_points(p, angle=eye_angle(p)) for p in points]
             points = self.predict_boxes(image_rgb, again)
         return points
 

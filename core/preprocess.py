@@ -65,9 +65,23 @@ def keypoint_box(points: np.ndarray) -> tuple[float, float, float]:
     return float(centre[0]), float(centre[1]), float((hi - lo).max())
 
 
-def box_from_points(points: np.ndarray, scale: float = CROP_SCALE) -> FaceBox:
-    cx, cy, s = keypoint_box(points)
-    return FaceBox(cx, cy, s * scale)
+def box_from_points(points: np.ndarray, scale: float = CROP_SCALE, angle: float = 0.0) -> FaceBox:
+    """The crop around 68 points; with ``angle``, their box in the face's own frame."""
+    if angle == 0.0:
+        cx, cy, s = keypoint_box(points)
+        return FaceBox(cx, cy, s * scale)
+    right, down = face_axes(angle)
+    local = np.stack([points @ right, points @ down], axis=1)
+    lo, hi = local.min(0), local.max(0)
+    u, v = (lo + hi) / 2
+    cx, cy = u * right + v * down
+    return FaceBox(float(cx), float(cy), float((hi - lo).max()) * scale, float(angle))
+
+
+def eye_angle(points: np.ndarray) -> float:
+    """The FaceBox angle that levels the eyes of 68 points (right eye 36-41, left 42-47)."""
+    dx, dy = points[42:48].mean(axis=0) - points[36:42].mean(axis=0)
+    return float(np.degrees(np.arctan2(dy, dx)))
 
 
 def face_axes(angle: float) -> tuple[np.ndarray, np.ndarray]:

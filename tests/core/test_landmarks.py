@@ -141,3 +141,16 @@ def test_a_photo_lying_on_its_side_is_masked_where_the_face_is(predictor):
     assert len(result.faces) == 1 and (result.width, result.height) == (512, 512)
     expected = np.stack([upright.points[:, 1], 511 - upright.points[:, 0]], axis=1)
     assert np.linalg.norm(result.faces[0].points - expected, axis=1).mean() < 4
+
+
+@pytest.mark.parametrize("angle", [30, 45, 60])
+def test_a_tilted_close_up_is_read_with_a_second_look_turned_with_the_eyes(predictor, angle):
+    """Within ~1 px of the upright reading turned (an upright second look: 1.4-4.3 px)."""
+    import cv2
+
+    head = np.ascontiguousarray(astronaut()[20:220, 120:320])
+    upright = predictor.predict_whole_image(head)
+    matrix = cv2.getRotationMatrix2D((99.5, 99.5), angle, 1.0)
+    tilted = cv2.warpAffine(head, matrix, (200, 200), borderMode=cv2.BORDER_REPLICATE)
+    expected = upright @ matrix[:, :2].T + matrix[:, 2]
+    assert np.linalg.norm(predictor.predict_whole_image(tilted) - expected, axis=1).mean() < 1.2

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from core.preprocess import (
     FaceBox,
@@ -49,3 +50,22 @@ def test_boxes_from_points_detection_and_whole_image():
     assert d.cy > 57 and np.isclose(d.side, 160)
     w = whole_image_box(100, 200)
     assert (w.cx, w.cy, w.side) == (99.5, 49.5, 200)
+
+
+def test_box_from_points_turned_with_the_face_is_the_box_in_the_faces_own_frame():
+    from core.preprocess import box_from_points, eye_angle
+
+    # a 40 x 20 rectangle of points turned by 30 degrees about (100, 50)
+    a = np.radians(30)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    local = np.array([[x, y] for x in (-20, 0, 20) for y in (-10, 10)], np.float64)
+    pts = local @ rot.T + (100, 50)
+    box = box_from_points(pts, scale=1.0, angle=30.0)
+    assert (box.cx, box.cy, box.angle) == pytest.approx((100, 50, 30))
+    assert box.side == pytest.approx(40)
+    upright = box_from_points(pts, scale=1.0)  # the image-axis box is bigger
+    assert upright.side > 40 and upright.angle == 0
+    # eyes: 36-41 left of 42-47 on a face turned by 30 degrees
+    face = np.zeros((68, 2))
+    face[36:42], face[42:48] = (-15, 0), (15, 0)
+    assert eye_angle(face @ rot.T) == pytest.approx(30)
