@@ -241,7 +241,8 @@ def detect_turned(
 
 def detect_with_turns(detector: FaceDetector, image_rgb: np.ndarray) -> list[Detection]:
     """The product's search: the faces upright where one is sure (the usual case, one pass);
-    else those of whichever orientation, upright or turned, shows the best face.
+    else, where a turn shows a surer face, that turn's faces plus the upright ones it did
+    not find (a group photo of blurry faces keeps them even if a turn sees something).
 
     For the Haar cascade (scores are neighbour counts, > 1) this turns only empty photos.
     """
@@ -249,7 +250,20 @@ def detect_with_turns(detector: FaceDetector, image_rgb: np.ndarray) -> list[Det
     if _best_score(upright) >= SURE_SCORE:
         return upright
     turned = detect_turned(detector, image_rgb)
-    return turned if _best_score(turned) > _best_score(upright) else upright
+    if _best_score(turned) <= _best_score(upright):
+        return upright
+    others = [u for u in upright if not any(_same_face(u, t) for t in turned)]
+    return sorted(turned + others, key=lambda d: d.box[2] - d.box[0], reverse=True)
+
+
+def _same_face(a: Detection, b: Detection) -> bool:
+    """Either box's centre lies in the other (the boxes of one face seen two ways)."""
+
+    def centre_in(p: Detection, q: Detection) -> bool:
+        cx, cy = (p.box[0] + p.box[2]) / 2, (p.box[1] + p.box[3]) / 2
+        return q.box[0] <= cx <= q.box[2] and q.box[1] <= cy <= q.box[3]
+
+    return centre_in(a, b) or centre_in(b, a)
 
 
 DETECTORS = {"mtcnn": MtcnnFaceDetector, "haar": HaarFaceDetector}

@@ -175,3 +175,24 @@ def test_big_photos_are_searched_smaller_and_their_boxes_come_back_full_size(ast
     got = ((found.box[0] + found.box[2]) / 2, (found.box[1] + found.box[3]) / 2)
     assert np.hypot(got[0] - y, got[1] - (2599 - x)) < 15
     assert abs(found.box[2] - found.box[0] - (upright.box[2] - upright.box[0])) < 15
+
+
+def test_upright_faces_are_kept_when_a_turn_is_surer_and_duplicates_are_not():
+    from core.detect import detect_with_turns
+
+    class Scripted:
+        """Upright: a blurry face (0.9) and the sideways face seen badly (0.85); any turn:
+        the sideways face, sure (0.999), at the same place once turned back."""
+
+        def detect(self, image_rgb):
+            h, w = image_rgb.shape[:2]
+            if (h, w) == (400, 600):  # upright
+                return [Detection((50, 50, 150, 150), 0.9), Detection((400, 150, 500, 250), 0.85)]
+            # 150 px above the turned photo's centre is, turned back by the first turn (90
+            # deg), 150 px right of the upright centre (299.5, 199.5): the badly seen face
+            cx, cy = (w - 1) / 2, (h - 1) / 2
+            return [Detection((cx - 50, cy - 200, cx + 50, cy - 100), 0.999, 0.0)]
+
+    found = detect_with_turns(Scripted(), np.zeros((400, 600, 3), np.uint8))
+    scores = sorted(d.score for d in found)
+    assert scores == [0.9, 0.999]  # the blurry upright face stays, the bad view is replaced
