@@ -196,3 +196,13 @@ def test_upright_faces_are_kept_when_a_turn_is_surer_and_duplicates_are_not():
     found = detect_with_turns(Scripted(), np.zeros((400, 600, 3), np.uint8))
     scores = sorted(d.score for d in found)
     assert scores == [0.9, 0.999]  # the blurry upright face stays, the bad view is replaced
+
+
+def test_nms_is_bounded_however_many_boxes_come_in():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 5000, (mtcnn.MAX_NMS_BOXES + 500, 2))
+    boxes = np.concatenate([xy, xy + 10], axis=1)  # small, apart: nothing overlaps
+    scores = rng.random(len(boxes))
+    kept = mtcnn.nms(boxes, scores, 0.5)
+    assert len(kept) <= mtcnn.MAX_NMS_BOXES
+    assert scores[kept].min() >= np.sort(scores)[-mtcnn.MAX_NMS_BOXES]  # the best ones
