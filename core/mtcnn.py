@@ -12,7 +12,6 @@ numpy and OpenCV, which is faster than torch for these tiny tensors on a CPU.
 from __future__ import annotations
 
 import importlib.util
-import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -212,12 +211,11 @@ class Mtcnn:
         self.min_face = min_face
         self.thresholds = thresholds
         self.factor = factor
-        self.pnet, self.rnet, self.onet = load_nets()
-        self._lock = threading.Lock()
+        self.pnet, self.rnet, self.onet = load_nets()  # shared by every instance
 
     def __call__(self, image_rgb: np.ndarray) -> list[RawFace]:
         image = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
-        with torch.inference_mode(), self._lock:
+        with torch.inference_mode():  # nothing here mutates the instance or the nets
             boxes = self._propose(image)
             if len(boxes):
                 boxes = self._refine(image, boxes)
