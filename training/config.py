@@ -31,6 +31,7 @@ class TrainConfig:
     seed: int = 0
     canvas: int = 384
     time_budget_min: float = 0.0  # > 0: cap epochs to fit the budget (measured on epoch 1)
+    freeze_backbone: bool = False  # train the head only (backbone weights and BN statistics)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -78,8 +78,11 @@ class Trainer:
         seed_everything(cfg.seed)
         self.model = build_model(cfg.model, imagenet=cfg.imagenet).to(device)
         self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.freeze_backbone:
+            self.model.backbone.requires_grad_(False)
+        params = [p for p in self.model.parameters() if p.requires_grad]
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.opt = opt_cls(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.plateau = (
             torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=0.1, patience=10)
             if cfg.schedule == "plateau"
@@ -148,8 +151,13 @@ class Trainer:
         )
 
     # -- loop -------------------------------------------------------------------
-    def train_epoch(self) -> float:
+    def train_mode(self) -> None:
         self.model.train()
+        if self.cfg.freeze_backbone:  # frozen BatchNorm statistics too
+            self.model.backbone.eval()
+
+    def train_epoch(self) -> float:
+        self.train_mode()
         order = self.aug.rng.permutation(len(self.train_pack))
         losses = []
         bar = tqdm(
@@ -275,6 +283,10 @@ def main(argv: list[str] | None = None) -> None:
         "--jitter", type=float, help="detector-style boxes' scatter, x the Haar cascade's"
     )
     p.add_argument("--rotation", type=float, help="rotation augmentation, +- degrees")
+    p.add_argument("--flip", type=float, help="probability of a mirrored crop (default 0.5)")
+    p.add_argument(
+        "--freeze-backbone", action="store_true", help="train the head only (with --init)"
+    )
     p.add_argument("--input-size", type=int)
     p.add_argument("--arch", choices=["lite0", "lite1", "lite2", "b0"], help="backbone")
     p.add_argument("--seed", type=int)
@@ -304,11 +316,13 @@ def main(argv: list[str] | None = None) -> None:
         weight_decay=args.weight_decay,
         model_input_size=args.input_size,
         model_arch=args.arch,
+        freeze_backbone=args.freeze_backbone or None,
     )
     augment = {
         "p_erase": args.erase,
         "detector_jitter": args.jitter,
         "rotation": args.rotation,
+        "p_flip": args.flip,
     }
     augment = {k: v for k, v in augment.items() if v is not None}
     if augment:

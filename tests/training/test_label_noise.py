@@ -1,9 +1,11 @@
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from training import label_noise
-from training.data import load_splits
+from training.data import Sample, load_splits
 
 
 def _face(rng: np.random.Generator) -> np.ndarray:
@@ -42,7 +44,43 @@ def test_triplets_are_frames_0_1_2_of_one_clip(tiny_dataset):
 
 
 def test_command_reports_the_labels_jitter(tiny_dataset, capsys):
-    label_noise.main(["--data", str(tiny_dataset), "--json"])
+    label_noise.main(["--data", str(tiny_dataset), "--split", "train", "--json"])
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     # the tiny data set's points carry 1 px of noise each: a few percent of NME
     assert res["clips"] == 4 and 0.01 < res["labels_mean"] < 0.2
+
+
+def test_decompose_recovers_noise_model_error_and_motion():
+    # synthetic clips with known parts: every frame's labels carry 1.0 px of noise per
+    # axis, the face changes shape by 0.6 px between frames, the model errs by 1.5 px
+    rng = np.random.default_rng(2)
+    sigma, motion, error = 1.0, 0.6, 1.5
+    clips, predictions = [], {}
+    for k in range(1500):
+        face = _face(rng)
+        shape = [face + rng.normal(0, motion, face.shape) for _ in range(3)]
+        frames = []
+        for f, truth in enumerate(shape):
+            angle, scale = rng.uniform(-0.3, 0.3), rng.uniform(0.8, 1.2)
+            rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            truth = truth @ rot.T + rng.uniform(-20, 20, 2)  # the head moves rigidly too
+            s = Sample(Path(f"P_{k}{f}.jpg"), truth + rng.normal(0, sigma, truth.shape))
+            predictions[s.path] = truth + rng.normal(0, error, truth.shape)
+            frames.append(s)
+        clips.append(tuple(frames))
+    res = label_noise.measure(clips, lambda s: predictions[s.path])
+    # in RMS NME: 2-D noise of sd 1 px is sqrt(2) px RMS over eyes ~40 px apart (x scale)
+    eyes = np.mean([np.linalg.norm(c[1].points[45] - c[1].points[36]) for c in clips])
+    for key, px in (("label_noise", sigma), ("model_error", error)):
+        expected = np.sqrt(2) * px / eyes
+        assert res[key] == pytest.approx(expected, rel=0.12), key
+    # motion: the shape change seen by the middle frame, against the mean of two others
+    assert res["motion"] == pytest.approx(np.sqrt(2 * 1.5) * motion / eyes, rel=0.3)
+    assert res["label_noise"] < res["label_noise_at_most"]
+    assert 0.25 < res["noise_share"] < 0.4  # 1 / (1 + 1.5^2) = 0.31
+
+
+def test_decompose_clips_impossible_values_at_zero():
+    split = label_noise.decompose(a=0.001, b=0.01, c=0.0)
+    assert split.label_noise == 0.0 and split.motion == 0.0
+    assert split.model_error == pytest.approx(np.sqrt(0.001))

@@ -62,6 +62,22 @@ def test_fine_tuning_starts_from_the_given_weights(tiny_dataset, tmp_path):
     torch.testing.assert_close(tuned[key], first[key], atol=1e-6, rtol=0)
 
 
+def test_freezing_the_backbone_trains_the_head_only(tiny_dataset, tmp_path):
+    _train(tiny_dataset, tmp_path / "a", "--epochs", "1")
+    first = torch.load(tmp_path / "a" / "best.pt", weights_only=True)["state_dict"]
+    init = ["--init", str(tmp_path / "a" / "best.pt")]
+    rows = _train(tiny_dataset, tmp_path / "b", "--epochs", "2", "--freeze-backbone", *init)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["freeze_backbone"]
+    assert all(np.isfinite(r["loss"]) for r in rows)
+    tuned = torch.load(tmp_path / "b" / "best.pt", weights_only=True)["state_dict"]
+    backbone = [k for k in first if k.startswith("backbone.")]
+    assert any(k.endswith("running_mean") for k in backbone)
+    for key in backbone:  # weights and BatchNorm statistics alike
+        torch.testing.assert_close(tuned[key], first[key], atol=0, rtol=0, msg=key)
+    head = [k for k in first if k.startswith("head.")]
+    assert head and any(not torch.equal(tuned[k], first[k]) for k in head)
+
+
 def test_evaluator_prints_a_table_and_json(tiny_dataset, tmp_path, capsys):
     weights = tmp_path / "w.pt"
     from core.model import ModelConfig, build_model, save_weights
