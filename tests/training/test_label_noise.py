@@ -62,7 +62,8 @@ def test_decompose_recovers_noise_model_error_and_motion():
         frames = []
         for f, truth in enumerate(shape):
             angle, scale = rng.uniform(-0.3, 0.3), rng.uniform(0.8, 1.2)
-            rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            cos, sin = np.cos(angle), np.sin(angle)
+            rot = scale * np.array([[cos, -sin], [sin, cos]])
             truth = truth @ rot.T + rng.uniform(-20, 20, 2)  # the head moves rigidly too
             s = Sample(Path(f"P_{k}{f}.jpg"), truth + rng.normal(0, sigma, truth.shape))
             predictions[s.path] = truth + rng.normal(0, error, truth.shape)
