@@ -141,5 +141,7 @@ def test_bench_times_every_stage_and_the_baseline_side_by_side(capsys):
     assert summary["baseline"]["setup"] == "haar + torch"
     for run in (summary["photos"], summary["baseline"]["photos"]):
         assert run["one_face"]["faces"] == 1 and run["four_faces"]["faces"] == 4
-        assert run["one_face"]["total"] > run["one_face"]["landmarks"] > 0
+        # every stage timed (no order between them: one repeat on a busy machine is noise)
+        stages = ("decode", "detect", "landmarks", "warp", "encode", "total")
+        assert all(run["one_face"][k] > 0 for k in stages)
     assert summary["total_ms_p50"] == summary["photos"]["one_face"]["total"]
