@@ -139,15 +139,15 @@ def measure(
     return res
 
 
-def shipped_model() -> Callable[[Sample], np.ndarray]:
-    """The product's path for one labelled image: detector, then the shipped model."""
+def product_path(weights: Path | None = None) -> Callable[[Sample], np.ndarray]:
+    """The product's path for one labelled image: detector, then the model (shipped default)."""
     from core.detect import default_detector
     from core.landmarks import KeypointPredictor
     from core.preprocess import box_from_points
     from training.data import read_image
     from training.metrics import matching_detection
 
-    predictor, detector = KeypointPredictor.load(threads=2), default_detector()
+    predictor, detector = KeypointPredictor.load(weights, threads=2), default_detector()
 
     def predict(s: Sample) -> np.ndarray:
         image = read_image(s.path)
@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         help="validation people (default; never trained on) or training people",
     )
     p.add_argument("--model", action="store_true", help="split the shipped model's error too")
+    p.add_argument("--weights", type=Path, help="with --model: these weights, not the shipped")
     p.add_argument("--limit", type=int, default=0, help="at most this many clips (0: all)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         clips = clips[: args.limit]
     if not clips:
         raise SystemExit("facemask-label-noise: no clips with frames 0, 1 and 2 found")
-    res = measure(clips, shipped_model() if args.model else None)
+    res = measure(clips, product_path(args.weights) if args.model else None)
     who = "validation" if args.split == "val" else "training"
     print(f"{res['clips']} clips of {who} people, frames 0-1-2 (NME in % of the eye distance)")
     print(f"labels, middle frame vs its aligned neighbours: mean {100 * res['labels_mean']:.2f}%, "

@@ -85,3 +85,18 @@ def test_decompose_clips_impossible_values_at_zero():
     split = label_noise.decompose(a=0.001, b=0.01, c=0.0)
     assert split.label_noise == 0.0 and split.motion == 0.0
     assert split.model_error == pytest.approx(np.sqrt(0.001))
+
+
+def test_command_splits_a_models_error(tiny_dataset, tmp_path, capsys):
+    from core.model import ModelConfig, build_model, save_weights
+
+    weights = tmp_path / "w.pt"
+    save_weights(build_model(ModelConfig("lite0", "gap", 64)), weights)
+    args = ["--data", str(tiny_dataset), "--split", "train", "--model", "--weights", str(weights)]
+    label_noise.main([*args, "--json"])
+    out = capsys.readouterr().out.strip().splitlines()
+    res = json.loads(out[-1])
+    assert res["clips"] == 4 and res["model_nme_mean"] > 0
+    # an untrained model's error dwarfs the labels' 1 px of noise
+    assert res["model_error"] > res["label_noise"] >= 0 and 0 <= res["noise_share"] < 0.5
+    assert any(line.startswith("split (RMS)") for line in out)
