@@ -38,13 +38,19 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
 def shipped_weights() -> Path:
-    """The newest weight file shipped in core/weights (names carry a hash)."""
+    """The weight file shipped in core/weights ($FACEMASK_WEIGHTS overrides it).
+
+    A release replaces the file (names carry a hash, not a date); were there several, the
+    last by name is taken and a warning says so.
+    """
     override = os.environ.get("FACEMASK_WEIGHTS")
     if override:
         return Path(override)
     files = sorted(WEIGHTS_DIR.glob("keypoints-*.pt"))
     if not files:
         raise WeightsError(f"no keypoint weights found in {WEIGHTS_DIR}")
+    if len(files) > 1:
+        log.warning("%d weight files in %s; using %s", len(files), WEIGHTS_DIR, files[-1].name)
     return files[-1]
 
 
