@@ -65,11 +65,6 @@ def neighbours(before: np.ndarray, middle: np.ndarray, after: np.ndarray) -> np.
     return (align(before, middle) + align(after, middle)) / 2
 
 
-def middle_residual(before: np.ndarray, middle: np.ndarray, after: np.ndarray) -> float:
-    """NME of the middle frame's points against its aligned neighbours' mean."""
-    return float(nme(neighbours(before, middle, after), middle))
-
-
 def squared_nme(points: np.ndarray, other: np.ndarray, labels: np.ndarray) -> float:
     """Mean over points of the squared distance, over the labels' squared eye distance."""
     return float(((points - other) ** 2).sum(-1).mean() / interocular(labels) ** 2)
