@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--pack", type=Path, help="a pack made by facemask-train --cache")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, help="the kit's folder")
     p.add_argument("--canvas", type=int, default=320)
     p.add_argument("--quality", type=int, default=90, help="JPEG quality of the pack")
     p.add_argument("--arch", nargs="*", default=["lite0"], help="ImageNet weights to carry")
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.save(blob, args.half[1])
         print(f"{args.half[1]}: {size_mib(args.half[1]):.1f} MiB")
         return
+    if not args.out:
+        p.error("--out is required (the kit's folder)")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.pack:
         small = shrink(Pack.load(args.pack), args.canvas)
