@@ -203,6 +203,22 @@ def _best_score(found: list[Detection]) -> float:
     return max((d.score for d in found), default=-np.inf)
 
 
+def turn_image(
+    image: np.ndarray, degrees: float, border: int = cv2.BORDER_CONSTANT
+) -> tuple[np.ndarray, np.ndarray]:
+    """The image turned counter-clockwise about its centre onto a canvas that just holds
+    all of it, and the 2x3 matrix taking its pixels there."""
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
+    corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], np.float64)
+    turned_corners = corners @ matrix[:, :2].T + matrix[:, 2]
+    lo, hi = turned_corners.min(0), turned_corners.max(0)
+    matrix[:, 2] -= lo
+    size = tuple(int(v) for v in np.ceil(hi - lo + 1 - 1e-6))  # 59.0000001 is 59
+    turned = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=border)
+    return turned, matrix
+
+
 def detect_turned(
     detector: FaceDetector, image_rgb: np.ndarray, turns: tuple[float, ...] = TURNS
 ) -> list[Detection]:
@@ -216,16 +232,10 @@ def detect_turned(
     if shrink < 1.0:
         size = tuple(max(1, round(v * shrink)) for v in image_rgb.shape[1::-1])
         image_rgb = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
-    h, w = image_rgb.shape[:2]
     best: list[Detection] = []
     for turn in turns:
-        matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), turn, 1.0)
-        corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], np.float64)
-        turned_corners = corners @ matrix[:, :2].T + matrix[:, 2]
-        lo, hi = turned_corners.min(0), turned_corners.max(0)
-        matrix[:, 2] -= lo
-        size = tuple(int(v) for v in np.ceil(hi - lo + 1))
-        found = detector.detect(cv2.warpAffine(image_rgb, matrix, size, flags=cv2.INTER_LINEAR))
+        turned, matrix = turn_image(image_rgb, turn)
+        found = detector.detect(turned)
         if _best_score(found) <= _best_score(best):
             continue
         back = cv2.invertAffineTransform(matrix)

@@ -29,7 +29,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from core.detect import DETECTORS, FaceDetector, default_detector, detect_with_turns
+from core.detect import (
+    DETECTORS,
+    FaceDetector,
+    default_detector,
+    detect_with_turns,
+    turn_image,
+)
 from core.landmarks import KeypointPredictor
 from training.data import Sample, read_image, read_labels, read_validation_people
 from training.metrics import REGIONS, matching_detection, point_errors, summarize
@@ -38,13 +44,20 @@ log = logging.getLogger(__name__)
 
 
 def turn(image: np.ndarray, points: np.ndarray, degrees: float):
-    """The image turned counter-clockwise about its centre, uncropped, and its points."""
-    h, w = image.shape[:2]
-    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
-    side = int(np.ceil(np.hypot(h, w))) + 1
-    matrix[:, 2] += ((side - w) / 2, (side - h) / 2)
-    turned = cv2.warpAffine(image, matrix, (side, side), borderMode=cv2.BORDER_REPLICATE)
+    """The image turned counter-clockwise about its centre, uncropped (the corners filled
+    by the edge's pixels, as a tilted camera would see more of the scene), and its points."""
+    turned, matrix = turn_image(image, degrees, cv2.BORDER_REPLICATE)
     return turned, points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def product_prediction(
+    predictor: KeypointPredictor, detector: FaceDetector, image: np.ndarray, truth: np.ndarray
+) -> np.ndarray | None:
+    """The product's path on one labelled photo: its face search (turned where no face is
+    sure upright), the detection matching the labels, the model on that box. None: no
+    detection matches (the face was missed)."""
+    found = matching_detection(detect_with_turns(detector, image), truth)
+    return None if found is None else predictor.predict(image, [found.box], [found.angle])[0]
 
 
 def evaluate(
@@ -65,10 +78,7 @@ def evaluate(
         if detector is None:
             pred = predictor.predict_whole_image(image)
         else:
-            found = matching_detection(detect_with_turns(detector, image), s.points)
-            pred = (
-                None if found is None else predictor.predict(image, [found.box], [found.angle])[0]
-            )
+            pred = product_prediction(predictor, detector, image, s.points)
         ms.append((time.perf_counter() - t0) * 1000)
         if pred is None:
             missed += 1

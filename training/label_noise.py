@@ -140,16 +140,16 @@ def product_path(weights: Path | None = None) -> Callable[[Sample], np.ndarray]:
     from core.landmarks import KeypointPredictor
     from core.preprocess import box_from_points
     from training.data import read_image
-    from training.metrics import matching_detection
+    from training.evaluate import product_prediction
 
     predictor, detector = KeypointPredictor.load(weights, threads=2), default_detector()
 
     def predict(s: Sample) -> np.ndarray:
         image = read_image(s.path)
-        found = matching_detection(detector.detect(image), s.points)
-        if found is None:  # rare: the labels' box, so that the clip still counts
+        pred = product_prediction(predictor, detector, image, s.points)
+        if pred is None:  # rare: the labels' box, so that the clip still counts
             return predictor.predict_boxes(image, [box_from_points(s.points)])[0]
-        return predictor.predict(image, [found.box], [found.angle])[0]
+        return pred
 
     return predict
 

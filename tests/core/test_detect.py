@@ -15,6 +15,7 @@ from core.detect import (
     HaarFaceDetector,
     MtcnnFaceDetector,
     default_detector,
+    turn_image,
 )
 from core.preprocess import box_from_detection, box_from_points
 
@@ -206,3 +207,22 @@ def test_nms_is_bounded_however_many_boxes_come_in():
     kept = mtcnn.nms(boxes, scores, 0.5)
     assert len(kept) <= mtcnn.MAX_NMS_BOXES
     assert scores[kept].min() >= np.sort(scores)[-mtcnn.MAX_NMS_BOXES]  # the best ones
+
+
+@pytest.mark.parametrize("degrees", [0.0, 30.0, 90.0, -135.0])
+def test_a_turned_image_keeps_all_its_pixels_where_its_matrix_says(degrees):
+    image = np.zeros((60, 100, 3), np.uint8)
+    marks = np.array([[0, 0], [99, 0], [0, 59], [99, 59], [70, 20]])  # corners and one inside
+    for i, (x, y) in enumerate(marks):
+        image[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] = (40 + 40 * i, 255, 0)
+    turned, matrix = turn_image(image, degrees)
+    h, w = turned.shape[:2]
+    if degrees in (0.0, 90.0):
+        assert (h, w) == ((60, 100) if degrees == 0 else (100, 60))
+    for i, p in enumerate(marks):
+        x, y = np.rint(p @ matrix[:, :2].T + matrix[:, 2]).astype(int)
+        assert 0 <= x < w and 0 <= y < h  # nothing is cut off
+        patch = turned[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].reshape(-1, 3).astype(float)
+        red, green, _ = patch[patch[:, 1].argmax()]
+        assert green > 60  # the mark lands where promised (dimmed at most by interpolation)
+        assert abs(red / green - (40 + 40 * i) / 255) < 0.05  # and it is the right mark
