@@ -32,6 +32,10 @@ class TrainConfig:
     canvas: int = 384
     time_budget_min: float = 0.0  # > 0: cap epochs to fit the budget (measured on epoch 1)
     freeze_backbone: bool = False  # train the head only (backbone weights and BN statistics)
+    # distillation: checkpoints whose mean prediction on each augmented crop is a second
+    # target beside the labels, weighted distill_weight (labels 1 - distill_weight)
+    teachers: list[str] = field(default_factory=list)
+    distill_weight: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core.model import build_model, save_weights
+from core.model import build_model, load_weights, save_weights
 from training.augment import Augmenter
 from training.config import PRESETS, TrainConfig, preset
 from training.data import Pack, build_pack, load_splits
@@ -80,6 +80,7 @@ class Trainer:
         self.model = self.model.to(memory_format=torch.channels_last)
         if cfg.freeze_backbone:
             self.model.backbone.requires_grad_(False)
+        self.teachers = [self._teacher(path) for path in cfg.teachers]
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         self.opt = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -106,6 +107,31 @@ class Trainer:
         self.history: list[dict] = []
         self.best = math.inf
         self.amp = device.startswith("cuda")
+
+    def _teacher(self, path: str) -> torch.nn.Module:
+        teacher, _ = load_weights(path, map_location=self.device)
+        size = teacher.config.input_size
+        if size != self.cfg.model.input_size:
+            raise ValueError(
+                f"teacher {path} takes {size} px crops, the student "
+                f"{self.cfg.model.input_size}: they must see the same crops"
+            )
+        teacher.requires_grad_(False)
+        log.info("teacher: %s (%s %s)", path, teacher.config.arch, teacher.config.head)
+        return teacher.to(memory_format=torch.channels_last).eval()
+
+    def loss(self, x: torch.Tensor, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The labels' loss, or with teachers, a blend of it and the teachers' mean's."""
+        loss = keypoint_loss(pred, y, self.cfg)
+        if not self.teachers:
+            return loss
+        with (
+            torch.no_grad(),
+            torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp),
+        ):
+            taught = torch.stack([t(x).float() for t in self.teachers]).mean(0)
+        w = self.cfg.distill_weight
+        return (1 - w) * loss + w * keypoint_loss(pred, taught, self.cfg)
 
     # -- schedule ---------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -173,7 +199,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
                 pred = self.model(x)
-            loss = keypoint_loss(pred.float(), y, self.cfg)
+            loss = self.loss(x, pred.float(), y)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
@@ -295,6 +321,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
+    p.add_argument(
+        "--teacher",
+        action="append",
+        type=Path,
+        help="distil from these weights (repeat for an ensemble; their mean is the target)",
+    )
+    p.add_argument("--distill-weight", type=float, help="the teachers' share of the loss (0.5)")
     args = p.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -317,6 +350,8 @@ def main(argv: list[str] | None = None) -> None:
         model_input_size=args.input_size,
         model_arch=args.arch,
         freeze_backbone=args.freeze_backbone or None,
+        teachers=[str(t) for t in args.teacher] if args.teacher else None,
+        distill_weight=args.distill_weight,
     )
     augment = {
         "p_erase": args.erase,

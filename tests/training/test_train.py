@@ -170,3 +170,37 @@ def test_bigger_lite_backbones_load_imagenet_weights_and_learn(arch, channels):
     fast = KeypointPredictor(model)
     assert fast.backend == "onnxruntime"
     torch.testing.assert_close(fast.forward(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_distillation_pulls_the_student_towards_its_teachers(tiny_dataset, tmp_path):
+    from core.model import ModelConfig, build_model, save_weights
+
+    # a teacher that says the same thing of every face: all 68 points at (0.2, 0.8)
+    config = ModelConfig("lite0", "gap", 64)
+    teacher = build_model(config, imagenet=False)
+    with torch.no_grad():
+        teacher.head[-1].weight.zero_()
+        teacher.head[-1].bias.copy_(torch.tensor([-0.3, 0.3]).repeat(68))
+    save_weights(teacher, tmp_path / "teacher.pt")
+
+    crops = torch.randn(4, 3, 64, 64)
+    distance = {}
+    taught = ["--teacher", str(tmp_path / "teacher.pt"), "--distill-weight", "1.0"]
+    for run, extra in (("labels", []), ("taught", taught)):
+        _train(tiny_dataset, tmp_path / run, "--epochs", "8", "--lr", "1e-2", *extra)
+        student = build_model(config, imagenet=False)
+        student.load_state_dict(torch.load(tmp_path / run / "last.pt", weights_only=False)["model"])
+        with torch.no_grad():
+            out = student.eval()(crops)
+        distance[run] = float((out - torch.tensor([0.2, 0.8])).norm(dim=-1).mean())
+    assert json.loads((tmp_path / "taught" / "config.json").read_text())["teachers"]
+    # all of the loss from the teacher: the student comes to say what the teacher says
+    assert distance["taught"] < 0.5 * distance["labels"], distance
+
+
+def test_a_teacher_must_see_the_students_crops(tiny_dataset, tmp_path):
+    from core.model import ModelConfig, build_model, save_weights
+
+    save_weights(build_model(ModelConfig("lite0", "gap", 96), imagenet=False), tmp_path / "t.pt")
+    with pytest.raises(ValueError, match="96 px"):
+        _train(tiny_dataset, tmp_path / "run", "--teacher", str(tmp_path / "t.pt"))
