@@ -5,6 +5,10 @@ like the detector's boxes (a second pass gained nothing on the validation people
 4.46% -> 4.41%). A whole image taken as the face takes two: the first finds the face,
 the second looks again at the box of the first pass's points (5.67% -> 4.51%). Both
 passes use core.preprocess, exactly as training does.
+
+Where the model doubts a face (the spread of its heatmaps, see UNSURE_SPREAD) the face may
+lie on its side or upside down, as a detector sure of it can report it: the quarter turns
+of its crop are looked at too, then the surest one again level with its eyes.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +25,7 @@ import torch
 
 from core import runtime
 from core.errors import WeightsError
-from core.model import KeypointNet, ModelConfig, fold_batchnorm, load_weights
+from core.model import KeypointNet, ModelConfig, WithSpread, fold_batchnorm, load_weights
 from core.preprocess import (
     FaceBox,
     box_from_detection,
@@ -35,6 +40,16 @@ from core.preprocess import (
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+# Above this heatmap spread (core.model.IntegralHead, in unit crop coordinates) the model
+# doubts its face, and its crop's quarter turns are looked at too. Measured on MTCNN's boxes
+# of the 426 validation faces: 0.128-0.176 the right way up (99th percentile 0.170), 0.197
+# and up on the same crops upside down (5th percentile 0.213). MTCNN can be sure (0.99+) of
+# a face upside down: in photos turned by 90 / 180 degrees it did so for 4 / 9 faces, whose
+# points then lay upside down (NME ~1). With the quarter turns, `facemask-eval --turn 90`
+# and `--turn 180` read 3.89% as upright photos do (before: 4.85% and 6.21%).
+UNSURE_SPREAD = 0.18
+QUARTER_TURNS = (90.0, 180.0, 270.0)
 
 
 def shipped_weights() -> Path:
@@ -61,6 +76,7 @@ class KeypointPredictor:
         meta: dict | None = None,
         refine_detected: bool = False,
         refine_whole: bool = True,
+        unsure_spread: float = UNSURE_SPREAD,
         optimize: bool = True,
         backend: str = "auto",
     ) -> None:
@@ -69,7 +85,7 @@ class KeypointPredictor:
         # the module as trained stays in self.model; self.forward runs it, BatchNorm folded,
         # on ONNX Runtime where it is installed (2.5x faster on a CPU, see core.runtime)
         self.backend = "torch"
-        self.forward = self.model
+        self.forward = WithSpread(self.model)
         if optimize:
             self.forward = self._optimized(self.model)
             if backend == "onnxruntime" or (backend == "auto" and runtime.available()):
@@ -78,6 +94,7 @@ class KeypointPredictor:
         self.meta = meta or {}
         self.refine_detected = refine_detected
         self.refine_whole = refine_whole
+        self.unsure_spread = unsure_spread
 
     @classmethod
     def load(
@@ -96,10 +113,10 @@ class KeypointPredictor:
         return cls(model, meta, **options)
 
     @staticmethod
-    def _optimized(model: KeypointNet) -> KeypointNet:
+    def _optimized(model: KeypointNet) -> WithSpread:
         """The network as the forward pass runs it: BatchNorm folded into the convolutions."""
         folded = fold_batchnorm(copy.deepcopy(model))
-        return folded.to(memory_format=torch.channels_last)
+        return WithSpread(folded.to(memory_format=torch.channels_last))
 
     @classmethod
     def untrained(cls, config: ModelConfig = ModelConfig()) -> KeypointPredictor:
@@ -108,20 +125,53 @@ class KeypointPredictor:
 
     def predict_boxes(self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
         """(N, 68, 2) image points for N face boxes, in one batch."""
+        return self.look(image_rgb, boxes)[0]
+
+    def look(
+        self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 68, 2) image points and (N,) heatmap spreads (NaN: the model has no
+        heatmaps) for N face boxes, in one batch."""
         if not boxes:
-            return np.zeros((0, 68, 2), np.float32)
+            return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32)
         crops, matrices = zip(*(crop_image(image_rgb, b, self.size) for b in boxes))
         x = torch.from_numpy(normalize(np.stack(crops))).contiguous(
             memory_format=torch.channels_last
         )
         with torch.inference_mode():
-            unit = self.forward(x).numpy().astype(np.float64)
-        return np.stack([points_from_unit(u, m, self.size) for u, m in zip(unit, matrices)]).astype(
-            np.float32
-        )
+            out = self.forward(x)
+        unit, spread = out if isinstance(out, tuple) else (out, torch.full((len(x),), np.nan))
+        unit = unit.numpy().astype(np.float64)
+        points = np.stack([points_from_unit(u, m, self.size) for u, m in zip(unit, matrices)])
+        return points.astype(np.float32), spread.numpy().astype(np.float32)
 
-    def _passes(self, image_rgb: np.ndarray, boxes: list[FaceBox], refine: bool) -> np.ndarray:
-        points = self.predict_boxes(image_rgb, boxes)
+    def _passes(
+        self,
+        image_rgb: np.ndarray,
+        boxes: list[FaceBox],
+        turned: Callable[[int, float], FaceBox],
+        refine: bool,
+    ) -> np.ndarray:
+        """Points for the boxes; ``turned(i, degrees)`` is box i turned by that much more."""
+        points, spread = self.look(image_rgb, boxes)
+        # A face the model doubts may lie on its side or upside down (the detector can be
+        # sure of such views, see UNSURE_SPREAD): look at its quarter turns too; where one
+        # is surer, look once more level with that look's eyes, and keep the surest look.
+        unsure = [i for i, s in enumerate(spread) if s > self.unsure_spread]
+        if unsure:
+            tries = [turned(i, t) for i in unsure for t in QUARTER_TURNS]
+            turn_points, turn_spread = self.look(image_rgb, tries)
+            n = len(QUARTER_TURNS)
+            best = [
+                k * n + int(np.argmin(turn_spread[k * n : (k + 1) * n])) for k in range(len(unsure))
+            ]
+            level = [box_from_points(p, angle=eye_angle(p)) for p in turn_points[best]]
+            level_points, level_spread = self.look(image_rgb, level)
+            for i, k, p, s in zip(unsure, best, level_points, level_spread):
+                for candidate, doubt in ((turn_points[k], turn_spread[k]), (p, s)):
+                    if doubt < spread[i]:
+                        points[i], spread[i] = candidate, doubt
+                log.debug("face %d: heatmap spread %.3f after quarter turns", i, spread[i])
         if refine and len(points):
             # the second look turns with the first look's eyes (a tilted close-up)
             again = [box_from_points(p, angle=eye_angle(p)) for p in points]
@@ -136,10 +186,19 @@ class KeypointPredictor:
     ) -> np.ndarray:
         """(N, 68, 2) image points for N detector boxes (x0, y0, x1, y1), turned by angles."""
         angles = [0.0] * len(boxes) if angles is None else angles
+        angles = list(angles)
         crops = [box_from_detection(b, a) for b, a in zip(boxes, angles, strict=True)]
-        return self._passes(image_rgb, crops, self.refine_detected)
+        return self._passes(
+            image_rgb,
+            crops,
+            lambda i, degrees: box_from_detection(boxes[i], angles[i] + degrees),
+            self.refine_detected,
+        )
 
     def predict_whole_image(self, image_rgb: np.ndarray) -> np.ndarray:
         """(68, 2) image points, the whole image being the face."""
         h, w = image_rgb.shape[:2]
-        return self._passes(image_rgb, [whole_image_box(h, w)], self.refine_whole)[0]
+        box = whole_image_box(h, w)
+        return self._passes(
+            image_rgb, [box], lambda _, degrees: replace(box, angle=degrees), self.refine_whole
+        )[0]

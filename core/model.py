@@ -150,7 +150,9 @@ class IntegralHead(nn.Module):
         # learned sharpness of the soft-argmax
         self.log_beta = nn.Parameter(torch.tensor(0.0))
 
-    def forward(self, endpoints: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, endpoints: dict[str, torch.Tensor], with_spread: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         x = self.lateral["reduction_6"](endpoints["reduction_6"])
         for key in ("reduction_4", "reduction_3"):
             skip = self.lateral[key](endpoints[key])
@@ -162,9 +164,16 @@ class IntegralHead(nn.Module):
         # cell centres in unit coordinates
         xs = (torch.arange(w, device=x.device, dtype=prob.dtype) + 0.5) / w
         ys = (torch.arange(h, device=x.device, dtype=prob.dtype) + 0.5) / h
-        px = (prob.sum(2) * xs).sum(-1)
-        py = (prob.sum(3) * ys).sum(-1)
-        return torch.stack([px, py], dim=-1)
+        mx, my = prob.sum(2), prob.sum(3)  # marginals over x and y
+        px = (mx * xs).sum(-1)
+        py = (my * ys).sum(-1)
+        points = torch.stack([px, py], dim=-1)
+        if not with_spread:
+            return points
+        # how far each heatmap's mass lies from its mean (unit crop coordinates), averaged
+        # over the 68 points: ~0.15 on a face the right way up, ~0.25 on one upside down
+        var = (mx * xs**2).sum(-1) - px**2 + (my * ys**2).sum(-1) - py**2
+        return points, var.clamp(min=0).sqrt().mean(-1)
 
 
 class KeypointNet(nn.Module):
@@ -189,13 +198,19 @@ class KeypointNet(nn.Module):
         self.backbone.train()
         return {k: ends[k].shape[1] for k in ("reduction_3", "reduction_4", "reduction_6")}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) normalised crops -> (N, 68, 2) unit crop coordinates."""
+    def forward(
+        self, x: torch.Tensor, with_spread: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, S, S) normalised crops -> (N, 68, 2) unit crop coordinates; with_spread,
+        also (N,) heatmap spreads, the model's own doubt (NaN for the gap head, which has
+        no heatmaps)."""
         if self.config.head == "integral":
-            return self.head(self._endpoints(x))
+            return self.head(self._endpoints(x), with_spread)
         feats = self.backbone.extract_features(x)
-        out = self.head(F.adaptive_avg_pool2d(feats, 1))
-        return out.view(-1, NUM_POINTS, 2) + 0.5
+        points = self.head(F.adaptive_avg_pool2d(feats, 1)).view(-1, NUM_POINTS, 2) + 0.5
+        if not with_spread:
+            return points
+        return points, torch.full_like(points[:, 0, 0], float("nan"))
 
     def _endpoints(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         # efficientnet-pytorch's extract_endpoints, without the endpoints we don't use
@@ -214,6 +229,17 @@ class KeypointNet(nn.Module):
             prev = x
         out["reduction_6"] = net._swish(net._bn1(net._conv_head(x)))
         return out
+
+
+class WithSpread(nn.Module):
+    """The model with its heatmap spread as a second output (a module, so it exports)."""
+
+    def __init__(self, model: KeypointNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model(x, with_spread=True)
 
 
 def build_model(config: ModelConfig, imagenet: bool = False) -> KeypointNet:

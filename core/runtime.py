@@ -30,13 +30,18 @@ def available() -> bool:
 
 
 class OnnxModule:
-    """A callable with the module's signature for one (N, 3, S, S) float32 input."""
+    """A callable with the module's signature for one (N, 3, S, S) float32 input: a tensor
+    back, or a tuple of them where the module returns a tuple."""
 
     def __init__(self, module: torch.nn.Module, size: int, threads: int | None = None) -> None:
         import onnxruntime as ort
 
         buffer = io.BytesIO()
         example = torch.zeros(1, 3, size, size)
+        with torch.no_grad():
+            probe = module.eval()(example)
+        self.many = isinstance(probe, tuple)
+        self.names = [f"y{i}" for i in range(len(probe))] if self.many else ["y"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notes
             torch.onnx.export(
@@ -44,8 +49,8 @@ class OnnxModule:
                 (example,),
                 buffer,
                 input_names=["x"],
-                output_names=["y"],
-                dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+                output_names=self.names,
+                dynamic_axes={"x": {0: "n"}, **{name: {0: "n"} for name in self.names}},
                 opset_version=17,
                 dynamo=False,
             )
@@ -61,7 +66,7 @@ class OnnxModule:
             buffer.getvalue(), options, providers=["CPUExecutionProvider"]
         )
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        (out,) = self.session.run(["y"], {"x": array})
-        return torch.from_numpy(out)
+        outs = tuple(torch.from_numpy(o) for o in self.session.run(self.names, {"x": array}))
+        return outs if self.many else outs[0]

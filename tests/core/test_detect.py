@@ -154,6 +154,26 @@ def test_a_photo_on_its_side_or_upside_down_is_searched_turned(astronaut):
         assert abs((found.angle - upright.angle - angle + 180) % 360 - 180) < 5
 
 
+def test_the_turned_search_goes_round_the_whole_circle_in_steps_of_45_degrees():
+    from core.detect import TURNS
+
+    assert sorted({t % 360 for t in (0.0, *TURNS)}) == [45.0 * k for k in range(8)]
+
+
+@pytest.mark.parametrize("degrees", [135.0, -135.0])
+def test_a_photo_turned_by_135_degrees_is_found_with_its_angle(astronaut, degrees):
+    from core.detect import detect_with_turns
+
+    (upright,) = MtcnnFaceDetector().detect(astronaut)
+    turned, matrix = turn_image(astronaut, degrees, cv2.BORDER_REPLICATE)
+    (found,) = detect_with_turns(MtcnnFaceDetector(), turned)
+    centre = np.add(upright.box[:2], upright.box[2:]) / 2 @ matrix[:, :2].T + matrix[:, 2]
+    got = np.add(found.box[:2], found.box[2:]) / 2
+    assert np.hypot(*(got - centre)) < 10, (got, centre)
+    # turning the image by +d turns the eye line by -d in y-down image angles
+    assert abs((found.angle - upright.angle + degrees + 180) % 360 - 180) < 10, found.angle
+
+
 def test_nothing_is_found_turned_in_photos_without_people():
     from core.detect import detect_turned
 

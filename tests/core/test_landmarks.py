@@ -8,6 +8,7 @@ from skimage.data import astronaut
 from core.detect import Detection, FaceDetector, HaarFaceDetector, default_detector
 from core.landmarks import KeypointPredictor, shipped_weights
 from core.model import ModelConfig, build_model, load_weights, save_weights
+from core.preprocess import box_from_detection
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,10 @@ def test_the_fast_path_runs_on_onnx_runtime_and_agrees_with_torch(predictor, fac
     np.testing.assert_allclose(
         predictor.predict(image, [face_box]), on_torch.predict(image, [face_box]), atol=1e-3
     )
+    box = box_from_detection(face_box)
+    np.testing.assert_allclose(
+        predictor.look(image, [box])[1], on_torch.look(image, [box])[1], atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("angle", [45, 60, -60])
@@ -154,3 +159,48 @@ def test_a_tilted_close_up_is_read_with_a_second_look_turned_with_the_eyes(predi
     tilted = cv2.warpAffine(head, matrix, (200, 200), borderMode=cv2.BORDER_REPLICATE)
     expected = upright @ matrix[:, :2].T + matrix[:, 2]
     assert np.linalg.norm(predictor.predict_whole_image(tilted) - expected, axis=1).mean() < 1.2
+
+
+@pytest.mark.parametrize("wrong_by", [90.0, 180.0, -90.0])
+def test_a_face_the_detector_reports_turned_the_wrong_way_is_read_the_right_way_up(
+    predictor, face_box, wrong_by
+):
+    """MTCNN can be sure of a face on its side or upside down; the model's doubt (the
+    spread of its heatmaps) sends it round the quarter turns to the right one."""
+    image = astronaut()
+    upright = predictor.predict(image, [face_box])[0]
+    fixed = predictor.predict(image, [face_box], [wrong_by])[0]
+    assert np.linalg.norm(fixed - upright, axis=1).mean() < 4
+    # without the check the points are nowhere near the face's own
+    trusting = KeypointPredictor(predictor.model, unsure_spread=np.inf)
+    wrong = trusting.predict(image, [face_box], [wrong_by])[0]
+    assert np.linalg.norm(wrong - upright, axis=1).mean() > 30
+
+
+def test_the_model_is_sure_of_an_upright_face_and_doubts_it_upside_down(predictor, face_box):
+    from core.landmarks import UNSURE_SPREAD
+
+    boxes = [box_from_detection(face_box, a) for a in (0.0, 90.0, 180.0, 270.0)]
+    _, spread = predictor.look(astronaut(), boxes)
+    assert spread[0] < UNSURE_SPREAD - 0.02  # an upright face takes one look
+    assert (spread[1:] > UNSURE_SPREAD + 0.02).all(), spread
+
+
+def test_a_whole_image_upside_down_is_read_the_right_way_up(predictor):
+    head = np.ascontiguousarray(astronaut()[20:220, 120:320])
+    upright = predictor.predict_whole_image(head)
+    upside_down = predictor.predict_whole_image(np.ascontiguousarray(head[::-1, ::-1]))
+    assert np.linalg.norm((199 - upside_down) - upright, axis=1).mean() < 2
+
+
+def test_a_model_without_heatmaps_reports_no_spread_and_takes_one_look():
+    model = build_model(ModelConfig("lite0", "gap", 64)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    points, spread = model(x, with_spread=True)
+    torch.testing.assert_close(points, model(x))
+    assert spread.shape == (2,) and torch.isnan(spread).all()
+    predictor = KeypointPredictor(model, refine_whole=False)
+    batches, forward = [], predictor.forward
+    predictor.forward = lambda x: batches.append(len(x)) or forward(x)
+    predictor.predict_whole_image(astronaut())
+    assert batches == [1]

@@ -169,7 +169,8 @@ def test_bigger_lite_backbones_load_imagenet_weights_and_learn(arch, channels):
     model.eval()
     fast = KeypointPredictor(model)
     assert fast.backend == "onnxruntime"
-    torch.testing.assert_close(fast.forward(x), model(x), atol=1e-4, rtol=1e-4)
+    points, _ = fast.forward(x)  # with the heatmap spread (NaN: a gap head has none)
+    torch.testing.assert_close(points, model(x), atol=1e-4, rtol=1e-4)
 
 
 def test_distillation_pulls_the_student_towards_its_teachers(tiny_dataset, tmp_path):
