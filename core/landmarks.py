@@ -161,10 +161,9 @@ class KeypointPredictor:
         if unsure:
             tries = [turned(i, t) for i in unsure for t in QUARTER_TURNS]
             turn_points, turn_spread = self.look(image_rgb, tries)
-            n = len(QUARTER_TURNS)
-            best = [
-                k * n + int(np.argmin(turn_spread[k * n : (k + 1) * n])) for k in range(len(unsure))
-            ]
+            turns = len(QUARTER_TURNS)
+            per_face = turn_spread.reshape(len(unsure), turns)
+            best = per_face.argmin(1) + np.arange(len(unsure)) * turns
             level = [box_from_points(p, angle=eye_angle(p)) for p in turn_points[best]]
             level_points, level_spread = self.look(image_rgb, level)
             for i, k, p, s in zip(unsure, best, level_points, level_spread):
@@ -185,8 +184,7 @@ class KeypointPredictor:
         angles: Sequence[float] | None = None,
     ) -> np.ndarray:
         """(N, 68, 2) image points for N detector boxes (x0, y0, x1, y1), turned by angles."""
-        angles = [0.0] * len(boxes) if angles is None else angles
-        angles = list(angles)
+        angles = [0.0] * len(boxes) if angles is None else list(angles)
         crops = [box_from_detection(b, a) for b, a in zip(boxes, angles, strict=True)]
         return self._passes(
             image_rgb,
