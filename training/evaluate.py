@@ -13,6 +13,9 @@ the model predicts on that box. An image where no such face is found counts as a
 the validation people's images in training/ and test/ can be scored together.
 ``--turn DEG`` turns every image (on a canvas big enough to keep it whole) and its labels
 by DEG degrees counter-clockwise first: how the pipeline copes with tilted heads.
+``--doubt`` also measures the model's doubt (the spread of its heatmaps) on every found face
+the right way up (turned with its labelled eyes) and upside down: a release checks that
+``core.landmarks.UNSURE_SPREAD`` (whole images: ``UNSURE_SPREAD_WHOLE``) lies between.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -36,7 +40,8 @@ from core.detect import (
     detect_with_turns,
     turn_image,
 )
-from core.landmarks import KeypointPredictor
+from core.landmarks import UNSURE_SPREAD, UNSURE_SPREAD_WHOLE, KeypointPredictor
+from core.preprocess import box_from_detection, eye_angle, whole_image_box
 from training.data import Sample, read_image, read_labels, read_validation_people
 from training.metrics import REGIONS, matching_detection, point_errors, summarize
 
@@ -98,6 +103,75 @@ def evaluate(
     summary["missed"] = missed
     summary["ms_per_image_p50"] = float(np.median(ms)) if ms else float("nan")
     return summary, results
+
+
+def doubt(
+    samples: list[Sample],
+    predictor: KeypointPredictor,
+    detector: FaceDetector | None,
+    turn_degrees: float = 0.0,
+) -> dict:
+    """Heatmap spreads of the found faces the right way up and upside down (their crops
+    turned with the labelled eyes, and by 180 degrees more), and whether the path's
+    threshold (``UNSURE_SPREAD``, whole images ``UNSURE_SPREAD_WHOLE``) lies between them."""
+    upright, upside_down = [], []
+    for s in samples:
+        image, truth = read_image(s.path), s.points
+        if turn_degrees:
+            image, truth = turn(image, truth, turn_degrees)
+        angle = eye_angle(truth)
+        if detector is None:
+            h, w = image.shape[:2]
+            whole = whole_image_box(h, w)
+            boxes = [replace(whole, angle=angle + t) for t in (0.0, 180.0)]
+        else:
+            found = matching_detection(detect_with_turns(detector, image), truth)
+            if found is None:
+                continue
+            boxes = [box_from_detection(found.box, angle + t) for t in (0.0, 180.0)]
+        _, spread = predictor.look(image, boxes)
+        upright.append(float(spread[0]))
+        upside_down.append(float(spread[1]))
+    if not upright:
+        return {"n": 0}
+    up, down = np.asarray(upright), np.asarray(upside_down)
+    threshold = UNSURE_SPREAD_WHOLE if detector is None else UNSURE_SPREAD
+    return {
+        "n": len(up),
+        "right_way_up": {
+            "p50": float(np.median(up)),
+            "p99": float(np.percentile(up, 99)),
+            "max": float(up.max()),
+        },
+        "upside_down": {
+            "min": float(down.min()),
+            "p5": float(np.percentile(down, 5)),
+            "p50": float(np.median(down)),
+        },
+        "unsure_spread": threshold,
+        "right_way_up_doubted": float((up > threshold).mean()),  # also looked at turned
+        "upside_down_trusted": float((down <= threshold).mean()),  # left upside down
+        "separates": bool(up.max() < threshold < down.min()),
+    }
+
+
+def format_doubt(d: dict) -> str:
+    if not d["n"]:
+        return "heatmap spread: no faces found"
+    up, down = d["right_way_up"], d["upside_down"]
+    return "\n".join(
+        [
+            f"heatmap spread on {d['n']} faces",
+            f"  right way up: median {up['p50']:.3f}, 99th percentile {up['p99']:.3f}, "
+            f"max {up['max']:.3f}",
+            f"  upside down:  min {down['min']:.3f}, 5th percentile {down['p5']:.3f}, "
+            f"median {down['p50']:.3f}",
+            f"  threshold {d['unsure_spread']:.3f}: "
+            + ("lies between them" if d["separates"] else "does NOT lie between them")
+            + f" ({100 * d['right_way_up_doubted']:.1f}% of the faces right way up doubted,"
+            f" {100 * d['upside_down_trusted']:.1f}% upside down trusted)",
+        ]
+    )
 
 
 def draw_grid(results, path: Path, n: int = 16, seed: int = 0, turn_degrees: float = 0.0) -> None:
@@ -166,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.add_argument("--grid", type=Path, help="PNG of predictions (red) and truth (green)")
+    p.add_argument(
+        "--doubt", action="store_true", help="heatmap spreads right way up and upside down"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -202,6 +279,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.grid:
         draw_grid(results, args.grid, turn_degrees=args.turn)
         print(f"grid: {args.grid}")
+    if args.doubt:
+        summary["spread"] = doubt(samples, predictor, detector, turn_degrees=args.turn)
+        print(format_doubt(summary["spread"]))
     if args.json:
         print(json.dumps(summary))
 

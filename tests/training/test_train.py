@@ -108,7 +108,8 @@ def test_evaluator_prints_a_table_and_json(tiny_dataset, tmp_path, capsys):
 
 
 def test_shipped_model_on_the_shared_validation_people(shared_data, capsys):
-    """The shipped pipeline on 40 unseen-people images stays far from dlib's 6.9%."""
+    """The shipped pipeline on 40 unseen-people images stays far from dlib's 6.9%, and
+    its doubt tells them the right way up from upside down."""
     evaluate_cli.main(
         [
             "--images",
@@ -119,12 +120,18 @@ def test_shipped_model_on_the_shared_validation_people(shared_data, capsys):
             str(shared_data / "validation_people.txt"),
             "--limit",
             "40",
+            "--doubt",
             "--json",
         ]
     )
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(out[-1])
     assert summary["n"] == 40
     assert summary["nme_mean"] < 0.06
+    # the model doubts these faces upside down, and only then
+    spread = summary["spread"]
+    assert spread["n"] == 40 and spread["separates"], spread
+    assert any("threshold" in line and "lies between" in line for line in out)
 
 
 def test_detector_bench_builds_group_photos_with_known_faces(tiny_dataset):
