@@ -198,6 +198,26 @@ def test_big_photos_are_searched_smaller_and_their_boxes_come_back_full_size(ast
     assert abs(found.box[2] - found.box[0] - (upright.box[2] - upright.box[0])) < 15
 
 
+@pytest.mark.parametrize("score, passes", [(0.9999, 2), (0.99, 8)])
+def test_the_turned_search_stops_at_the_first_turn_sure_enough(score, passes):
+    """MTCNN is as sure of some faces upside down as of upright ones, but where a turn is
+    this sure (EARLY_STOP) the keypoint model sets the face's orientation right itself."""
+    from core.detect import EARLY_STOP, TURNS, detect_with_turns
+
+    class Counting:
+        def __init__(self) -> None:
+            self.passes = 0
+
+        def detect(self, image_rgb):
+            self.passes += 1
+            return [] if self.passes == 1 else [Detection((10, 10, 50, 50), score)]
+
+    detector = Counting()
+    (found,) = detect_with_turns(detector, np.zeros((100, 100, 3), np.uint8))
+    assert found.score == score and (score >= EARLY_STOP) == (passes == 2)
+    assert detector.passes == passes and passes in (2, 1 + len(TURNS))
+
+
 def test_upright_faces_are_kept_when_a_turn_is_surer_and_duplicates_are_not():
     from core.detect import detect_with_turns
 
