@@ -27,6 +27,9 @@ CROP_SCALE = 1.6
 # crops: centre dx 0.00 s (sd 0.10), dy -0.18 s (sd 0.04); side 1.14 s (sd 0.11).
 DETECTOR_SIDE_RATIO = 1.14
 DETECTOR_DY = -0.18
+# A box narrower than this (a detector's degenerate one) is cropped as this wide, not
+# divided by zero.
+MIN_SIDE = 1.0
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
@@ -113,7 +116,7 @@ def whole_image_box(height: int, width: int) -> FaceBox:
 
 def crop_matrix(box: FaceBox, size: int, flip: bool = False) -> np.ndarray:
     """2x3 affine matrix from image pixels to crop pixels of an S x S crop."""
-    scale = size / box.side
+    scale = size / max(box.side, MIN_SIDE)
     m = cv2.getRotationMatrix2D((box.cx, box.cy), box.angle, scale)
     m[:, 2] += (size - 1) / 2 - np.array([box.cx, box.cy])
     if flip:
@@ -144,7 +147,7 @@ def crop_image(image_rgb: np.ndarray, box: FaceBox, size: int) -> tuple[np.ndarr
     looks like it did in training (small crops, no aliasing).
     """
     matrix = crop_matrix(box, size)
-    scale = size / box.side
+    scale = size / max(box.side, MIN_SIDE)
     src = image_rgb
     factor = 1.0
     while scale / factor < 0.5 and min(src.shape[:2]) >= 4:

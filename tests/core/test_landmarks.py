@@ -204,3 +204,8 @@ def test_a_model_without_heatmaps_reports_no_spread_and_takes_one_look():
     predictor.forward = lambda x: batches.append(len(x)) or forward(x)
     predictor.predict_whole_image(astronaut())
     assert batches == [1]
+
+
+def test_a_degenerate_box_gets_points_not_an_error(predictor):
+    points = predictor.predict(astronaut(), [(100.0, 100.0, 100.0, 100.0), (5.0, 5.0, 5.0, 9.0)])
+    assert points.shape == (2, 68, 2) and np.isfinite(points).all()
