@@ -141,9 +141,9 @@ class KeypointPredictor:
         if not boxes:
             return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32)
         crops, matrices = zip(*(crop_image(image_rgb, b, self.size) for b in boxes))
-        x = torch.from_numpy(normalize(np.stack(crops))).contiguous(
-            memory_format=torch.channels_last
-        )
+        x = torch.from_numpy(normalize(np.stack(crops)))
+        if self.backend == "torch":  # ONNX Runtime takes the planes as they are
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             out = self.forward(x)
         unit, spread = out if isinstance(out, tuple) else (out, torch.full((len(x),), np.nan))

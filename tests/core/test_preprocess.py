@@ -69,3 +69,13 @@ def test_box_from_points_turned_with_the_face_is_the_box_in_the_faces_own_frame(
     face = np.zeros((68, 2))
     face[36:42], face[42:48] = (-15, 0), (15, 0)
     assert eye_angle(face @ rot.T) == pytest.approx(30)
+
+
+def test_normalize_is_imagenet_mean_and_std_in_channel_planes():
+    from core.preprocess import IMAGENET_MEAN, IMAGENET_STD, normalize
+
+    crops = np.random.default_rng(3).integers(0, 256, (2, 7, 5, 3)).astype(np.uint8)
+    x = normalize(crops)
+    assert x.shape == (2, 3, 7, 5) and x.dtype == np.float32 and x.flags.c_contiguous
+    expected = ((crops.astype(np.float64) - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(x, expected, atol=1e-5)
