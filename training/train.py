@@ -118,7 +118,7 @@ class Trainer:
             )
         teacher.requires_grad_(False)
         log.info("teacher: %s (%s %s)", path, teacher.config.arch, teacher.config.head)
-        return teacher.to(memory_format=torch.channels_last).eval()
+        return teacher.to(self.device, memory_format=torch.channels_last).eval()
 
     def loss(self, x: torch.Tensor, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The labels' loss, or with teachers, a blend of it and the teachers' mean's."""
