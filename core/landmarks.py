@@ -56,6 +56,11 @@ UNSURE_SPREAD_WHOLE = 0.155
 QUARTER_TURNS = (90.0, 180.0, 270.0)
 
 
+def level_boxes(points: np.ndarray) -> list[FaceBox]:
+    """The crops around (N, 68, 2) points, each turned level with its eyes."""
+    return [box_from_points(p, angle=eye_angle(p)) for p in points]
+
+
 def shipped_weights() -> Path:
     """The weight file shipped in core/weights ($FACEMASK_WEIGHTS overrides it).
 
@@ -171,8 +176,7 @@ class KeypointPredictor:
             turns = len(QUARTER_TURNS)
             per_face = turn_spread.reshape(len(unsure), turns)
             best = per_face.argmin(1) + np.arange(len(unsure)) * turns
-            level = [box_from_points(p, angle=eye_angle(p)) for p in turn_points[best]]
-            level_points, level_spread = self.look(image_rgb, level)
+            level_points, level_spread = self.look(image_rgb, level_boxes(turn_points[best]))
             for i, k, p, s in zip(unsure, best, level_points, level_spread):
                 for candidate, doubt in ((turn_points[k], turn_spread[k]), (p, s)):
                     if doubt < spread[i]:
@@ -180,8 +184,7 @@ class KeypointPredictor:
                 log.debug("face %d: heatmap spread %.3f after quarter turns", i, spread[i])
         if refine and len(points):
             # the second look turns with the first look's eyes (a tilted close-up)
-            again = [box_from_points(p, angle=eye_angle(p)) for p in points]
-            points = self.predict_boxes(image_rgb, again)
+            points = self.predict_boxes(image_rgb, level_boxes(points))
         return points
 
     def predict(

@@ -147,7 +147,7 @@ def crop_image(image_rgb: np.ndarray, box: FaceBox, size: int) -> tuple[np.ndarr
     looks like it did in training (small crops, no aliasing).
     """
     matrix = crop_matrix(box, size)
-    scale = size / max(box.side, MIN_SIDE)
+    scale = float(np.hypot(*matrix[0, :2]))  # crop pixels per image pixel
     src = image_rgb
     factor = 1.0
     while scale / factor < 0.5 and min(src.shape[:2]) >= 4:

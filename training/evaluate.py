@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from core.detect import (
     DETECTORS,
+    Detection,
     FaceDetector,
     default_detector,
     detect_with_turns,
@@ -57,12 +58,28 @@ def turn(image: np.ndarray, points: np.ndarray, degrees: float):
 
 def product_prediction(
     predictor: KeypointPredictor, detector: FaceDetector, image: np.ndarray, truth: np.ndarray
-) -> np.ndarray | None:
+) -> tuple[np.ndarray | None, Detection | None]:
     """The product's path on one labelled photo: its face search (turned where no face is
-    sure upright), the detection matching the labels, the model on that box. None: no
-    detection matches (the face was missed)."""
+    sure upright), the detection matching the labels, the model on that box; the points
+    and that detection. None, None: no detection matches (the face was missed)."""
     found = matching_detection(detect_with_turns(detector, image), truth)
-    return None if found is None else predictor.predict(image, [found.box], [found.angle])[0]
+    if found is None:
+        return None, None
+    return predictor.predict(image, [found.box], [found.angle])[0], found
+
+
+def half_turn_spreads(
+    predictor: KeypointPredictor, image: np.ndarray, truth: np.ndarray, found: Detection | None
+) -> np.ndarray:
+    """The heatmap spreads of a face's crop turned with its labelled eyes, and of the same
+    crop upside down: of the matched detection's box, or (None) of the whole image."""
+    angle = eye_angle(truth)
+    if found is None:
+        whole = whole_image_box(*image.shape[:2])
+        boxes = [replace(whole, angle=angle + t) for t in (0.0, 180.0)]
+    else:
+        boxes = [box_from_detection(found.box, angle + t) for t in (0.0, 180.0)]
+    return predictor.look(image, boxes)[1]
 
 
 def evaluate(
@@ -71,9 +88,12 @@ def evaluate(
     detector: FaceDetector | None,
     progress: bool = True,
     turn_degrees: float = 0.0,
+    doubt: bool = False,
 ) -> tuple[dict, list[tuple[Sample, np.ndarray | None, float]]]:
-    """Per-image NME on the product's path (detector given) or whole-image path."""
+    """Per-image NME on the product's path (detector given) or whole-image path; with
+    ``doubt``, also the heatmap spreads of every found face both ways up (``spread``)."""
     per_face, regions, results, missed, ms = [], {k: [] for k in REGIONS}, [], 0, []
+    spreads = []
     for s in tqdm(samples, desc="evaluating", disable=not progress):
         image = read_image(s.path)
         if turn_degrees:
@@ -81,15 +101,17 @@ def evaluate(
             s = Sample(s.path, truth.astype(np.float32))
         t0 = time.perf_counter()
         if detector is None:
-            pred = predictor.predict_whole_image(image)
+            pred, found = predictor.predict_whole_image(image), None
         else:
-            pred = product_prediction(predictor, detector, image, s.points)
+            pred, found = product_prediction(predictor, detector, image, s.points)
         ms.append((time.perf_counter() - t0) * 1000)
         if pred is None:
             missed += 1
             per_face.append(math.inf)
             results.append((s, None, math.inf))
             continue
+        if doubt:
+            spreads.append(half_turn_spreads(predictor, image, s.points, found))
         errs = point_errors(pred, s.points)
         for k, sl in REGIONS.items():
             regions[k].append(errs[sl].mean())
@@ -102,40 +124,18 @@ def evaluate(
     summary["regions"] = {k: float(np.mean(v)) for k, v in regions.items() if v}
     summary["missed"] = missed
     summary["ms_per_image_p50"] = float(np.median(ms)) if ms else float("nan")
+    if doubt:
+        threshold = UNSURE_SPREAD_WHOLE if detector is None else UNSURE_SPREAD
+        summary["spread"] = doubt_summary(np.reshape(spreads, (-1, 2)), threshold)
     return summary, results
 
 
-def doubt(
-    samples: list[Sample],
-    predictor: KeypointPredictor,
-    detector: FaceDetector | None,
-    turn_degrees: float = 0.0,
-) -> dict:
-    """Heatmap spreads of the found faces the right way up and upside down (their crops
-    turned with the labelled eyes, and by 180 degrees more), and whether the path's
+def doubt_summary(spreads: np.ndarray, threshold: float) -> dict:
+    """(N, 2) spreads, right way up and upside down: their ranges, and whether the path's
     threshold (``UNSURE_SPREAD``, whole images ``UNSURE_SPREAD_WHOLE``) lies between them."""
-    upright, upside_down = [], []
-    for s in samples:
-        image, truth = read_image(s.path), s.points
-        if turn_degrees:
-            image, truth = turn(image, truth, turn_degrees)
-        angle = eye_angle(truth)
-        if detector is None:
-            h, w = image.shape[:2]
-            whole = whole_image_box(h, w)
-            boxes = [replace(whole, angle=angle + t) for t in (0.0, 180.0)]
-        else:
-            found = matching_detection(detect_with_turns(detector, image), truth)
-            if found is None:
-                continue
-            boxes = [box_from_detection(found.box, angle + t) for t in (0.0, 180.0)]
-        _, spread = predictor.look(image, boxes)
-        upright.append(float(spread[0]))
-        upside_down.append(float(spread[1]))
-    if not upright:
+    if not len(spreads):
         return {"n": 0}
-    up, down = np.asarray(upright), np.asarray(upside_down)
-    threshold = UNSURE_SPREAD_WHOLE if detector is None else UNSURE_SPREAD
+    up, down = spreads[:, 0], spreads[:, 1]
     return {
         "n": len(up),
         "right_way_up": {
@@ -267,7 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     predictor = KeypointPredictor.load(args.weights, threads=args.threads)
     detector = None if args.whole_image else default_detector(args.detector)
     summary, results = evaluate(
-        samples, predictor, detector, progress=not args.json, turn_degrees=args.turn
+        samples,
+        predictor,
+        detector,
+        progress=not args.json,
+        turn_degrees=args.turn,
+        doubt=args.doubt,
     )
     summary["turn_degrees"] = args.turn
     summary["protocol"] = "whole-image" if args.whole_image else args.detector
@@ -280,7 +285,6 @@ def main(argv: list[str] | None = None) -> None:
         draw_grid(results, args.grid, turn_degrees=args.turn)
         print(f"grid: {args.grid}")
     if args.doubt:
-        summary["spread"] = doubt(samples, predictor, detector, turn_degrees=args.turn)
         print(format_doubt(summary["spread"]))
     if args.json:
         print(json.dumps(summary))

@@ -146,7 +146,7 @@ def product_path(weights: Path | None = None) -> Callable[[Sample], np.ndarray]:
 
     def predict(s: Sample) -> np.ndarray:
         image = read_image(s.path)
-        pred = product_prediction(predictor, detector, image, s.points)
+        pred, _ = product_prediction(predictor, detector, image, s.points)
         if pred is None:  # rare: the labels' box, so that the clip still counts
             return predictor.predict_boxes(image, [box_from_points(s.points)])[0]
         return pred
