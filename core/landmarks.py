@@ -25,7 +25,15 @@ import torch
 
 from core import runtime
 from core.errors import WeightsError
-from core.model import KeypointNet, ModelConfig, WithSpread, fold_batchnorm, load_weights
+from core.model import (
+    KeypointEnsemble,
+    KeypointNet,
+    ModelConfig,
+    WithSpread,
+    describe,
+    fold_batchnorm,
+    load_weights,
+)
 from core.preprocess import (
     FaceBox,
     box_from_detection,
@@ -78,10 +86,28 @@ def shipped_weights() -> Path:
     return files[-1]
 
 
+def int8_file(weights: Path) -> Path | None:
+    """The int8 network that ``facemask-release`` wrote beside ``weights`` (NAME.int8.onnx),
+    if there is one and it was made from these very weights (their SHA-256 is in its
+    metadata); a stale one is ignored with a warning."""
+    path = weights.with_name(weights.stem + ".int8.onnx")
+    if not path.is_file():
+        return None
+    try:
+        made_from = runtime.metadata(path).get("source_sha256")
+    except Exception as err:  # a damaged file: the float network serves
+        log.warning("ignoring %s: %s", path.name, err)
+        return None
+    if made_from != runtime.file_sha256(weights):
+        log.warning("ignoring %s: made from other weights than %s", path.name, weights.name)
+        return None
+    return path
+
+
 class KeypointPredictor:
     def __init__(
         self,
-        model: KeypointNet,
+        model: KeypointNet | KeypointEnsemble,
         meta: dict | None = None,
         refine_detected: bool = False,
         refine_whole: bool = True,
@@ -89,6 +115,7 @@ class KeypointPredictor:
         unsure_spread_whole: float = UNSURE_SPREAD_WHOLE,
         optimize: bool = True,
         backend: str = "auto",
+        int8: Path | None = None,
     ) -> None:
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.size = model.config.input_size
@@ -99,8 +126,12 @@ class KeypointPredictor:
         if optimize:
             self.forward = self._optimized(self.model)
             if backend == "onnxruntime" or (backend == "auto" and runtime.available()):
-                self.forward = runtime.OnnxModule(self.forward, self.size)
-                self.backend = "onnxruntime"
+                if int8 is not None:  # the release's int8 network, made from these weights
+                    self.forward = runtime.OnnxModule(int8.read_bytes())
+                    self.backend = "onnxruntime-int8"
+                else:
+                    self.forward = runtime.OnnxModule(self.forward, self.size)
+                    self.backend = "onnxruntime"
         self.meta = meta or {}
         self.refine_detected = refine_detected
         self.refine_whole = refine_whole
@@ -109,8 +140,14 @@ class KeypointPredictor:
 
     @classmethod
     def load(
-        cls, weights: str | Path | None = None, threads: int | None = None, **options
+        cls,
+        weights: str | Path | None = None,
+        threads: int | None = None,
+        int8: bool = True,
+        **options,
     ) -> KeypointPredictor:
+        """The predictor for a weight file (default: the shipped one); with ``int8``, its
+        int8 network where the release made one (``int8_file``) and ONNX Runtime is here."""
         if threads:
             torch.set_num_threads(threads)
         path = Path(weights) if weights else shipped_weights()
@@ -120,11 +157,13 @@ class KeypointPredictor:
             raise WeightsError(f"keypoint weights not found: {path}") from err
         except Exception as err:
             raise WeightsError(f"keypoint weights could not be loaded from {path}: {err}") from err
-        log.info("loaded keypoint model %s (%s)", path.name, model.config)
-        return cls(model, meta, **options)
+        quantized = int8_file(path) if int8 and runtime.available() else None
+        predictor = cls(model, meta, int8=quantized, **options)
+        log.info("loaded keypoint model %s (%s, %s)", path.name, describe(model), predictor.backend)
+        return predictor
 
     @staticmethod
-    def _optimized(model: KeypointNet) -> WithSpread:
+    def _optimized(model: KeypointNet | KeypointEnsemble) -> WithSpread:
         """The network as the forward pass runs it: BatchNorm folded into the convolutions."""
         folded = fold_batchnorm(copy.deepcopy(model))
         return WithSpread(folded.to(memory_format=torch.channels_last))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from core.landmarks import KeypointPredictor
-from core.model import KeypointNet, ModelConfig
+from core.model import KeypointNet, ModelConfig, describe
 
 SEED_CONFIG = ModelConfig("b0", "gap", 224, memory_efficient_swish=True)
 
@@ -64,14 +64,17 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     ours = KeypointPredictor.load(args.weights)
     on_torch = KeypointPredictor(ours.model, backend="torch")
-    ms = time_per_face(
-        {"seed": seed_predictor(), "shipped": ours, "shipped_torch": on_torch}, args.repeat
-    )
+    runs = {"seed": seed_predictor(), "shipped": ours, "shipped_torch": on_torch}
+    if ours.backend == "onnxruntime-int8":
+        runs["shipped_float"] = KeypointPredictor.load(args.weights, int8=False)
+    ms = time_per_face(runs, args.repeat)
     ratio = ms["shipped"] / ms["seed"]
-    name = f"{ours.model.config.arch} {ours.size}, {ours.model.config.head} head"
+    name = describe(ours.model)
     print(f"threads: {args.threads}, repeats: {args.repeat}, median ms per face")
     print(f"seed    (b0 224, GAP, memory-efficient swish, torch): {ms['seed']:7.1f} ms")
     print(f"shipped ({name}, {ours.backend}):{ms['shipped']:13.1f} ms")
+    if "shipped_float" in ms:
+        print(f"  the same in float on ONNX Runtime:                {ms['shipped_float']:7.1f} ms")
     print(f"  the same on torch (BatchNorm folded, channels-last): {ms['shipped_torch']:7.1f} ms")
     print(f"shipped / seed: {ratio:.2f} (target <= 0.50)")
     if args.json:
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
                     "shipped_ms": ms["shipped"],
                     "shipped_backend": ours.backend,
                     "shipped_torch_ms": ms["shipped_torch"],
+                    "shipped_float_ms": ms.get("shipped_float"),
                     "ratio": ratio,
                     "threads": args.threads,
                 }

@@ -5,9 +5,17 @@ import pytest
 import torch
 from skimage.data import astronaut
 
+from core import runtime
 from core.detect import Detection, FaceDetector, HaarFaceDetector, default_detector
-from core.landmarks import KeypointPredictor, shipped_weights
-from core.model import ModelConfig, build_model, load_weights, save_weights
+from core.landmarks import KeypointPredictor, int8_file, shipped_weights
+from core.model import (
+    KeypointEnsemble,
+    ModelConfig,
+    build_model,
+    describe,
+    load_weights,
+    save_weights,
+)
 from core.preprocess import box_from_detection
 
 
@@ -41,9 +49,19 @@ def _check_face(points: np.ndarray, box) -> None:
 def test_shipped_weights_name_carries_a_hash_and_load_weights_only():
     path = shipped_weights()
     assert path.name.startswith("keypoints-") and len(path.stem.rsplit("-", 1)[-1]) == 8
+    assert runtime.file_sha256(path).startswith(path.stem.rsplit("-", 1)[-1])
     blob = torch.load(path, weights_only=True)
-    assert set(blob) >= {"config", "state_dict", "meta"}
+    assert "meta" in blob and ("state_dict" in blob or "members" in blob)
     assert path.stat().st_size < 20e6
+
+
+def test_the_shipped_int8_network_was_made_from_the_shipped_weights():
+    # a release that replaces the .pt without re-running facemask-release would leave a
+    # stale int8 file, which the product then ignores: 1.7x slower with no other sign
+    path = shipped_weights()
+    int8 = int8_file(path)
+    assert int8 is not None and int8.stat().st_size < 20e6
+    assert runtime.metadata(int8)["source_sha256"] == runtime.file_sha256(path)
 
 
 def test_detector_is_a_face_detector_and_finds_the_astronaut(face_box):
@@ -96,26 +114,80 @@ def test_weights_round_trip(tmp_path):
 
 def test_optimised_forward_pass_matches_the_eager_model(predictor, face_box):
     eager = KeypointPredictor(predictor.model, optimize=False)
+    floats = KeypointPredictor.load(threads=2, int8=False)  # folded, on ONNX Runtime
     image = astronaut()
     np.testing.assert_allclose(
-        predictor.predict(image, [face_box, (0, 0, 100, 100)]),
+        floats.predict(image, [face_box, (0, 0, 100, 100)]),
         eager.predict(image, [face_box, (0, 0, 100, 100)]),
         atol=1e-2,
     )
 
 
 def test_the_fast_path_runs_on_onnx_runtime_and_agrees_with_torch(predictor, face_box):
-    assert predictor.backend == "onnxruntime"  # a declared dependency: never silently slow
+    # declared dependencies: never silently slow
+    assert predictor.backend == "onnxruntime-int8"
+    floats = KeypointPredictor.load(threads=2, int8=False)
+    assert floats.backend == "onnxruntime"
     on_torch = KeypointPredictor(predictor.model, backend="torch")
     assert on_torch.backend == "torch"
     image = astronaut()
-    np.testing.assert_allclose(
-        predictor.predict(image, [face_box]), on_torch.predict(image, [face_box]), atol=1e-3
-    )
+    truth = on_torch.predict(image, [face_box])
+    np.testing.assert_allclose(floats.predict(image, [face_box]), truth, atol=1e-3)
+    # int8: the backbone's rounding moves the points a little, never the face
+    moved = np.linalg.norm(predictor.predict(image, [face_box]) - truth, axis=-1)
+    assert moved.mean() < 0.5 and moved.max() < 2.0, (moved.mean(), moved.max())
     box = box_from_detection(face_box)
     np.testing.assert_allclose(
-        predictor.look(image, [box])[1], on_torch.look(image, [box])[1], atol=1e-4
+        floats.look(image, [box])[1], on_torch.look(image, [box])[1], atol=1e-4
     )
+    np.testing.assert_allclose(
+        predictor.look(image, [box])[1], on_torch.look(image, [box])[1], atol=3e-3
+    )
+
+
+def test_a_stale_or_damaged_int8_file_is_ignored_and_the_float_network_serves(tmp_path, caplog):
+    model = build_model(ModelConfig("lite0", "integral", 64))
+    save_weights(model, tmp_path / "keypoints-a.pt")
+    other = tmp_path / "keypoints-b.pt"
+    save_weights(build_model(ModelConfig("lite0", "integral", 64)), other)
+    calibration = np.random.default_rng(0).normal(size=(8, 3, 64, 64)).astype(np.float32)
+    floats = KeypointPredictor.load(tmp_path / "keypoints-a.pt", int8=False)
+    runtime.quantize(
+        floats._optimized(floats.model),
+        64,
+        calibration,
+        tmp_path / "keypoints-a.int8.onnx",
+        source_sha256=runtime.file_sha256(tmp_path / "keypoints-a.pt"),
+    )
+    assert KeypointPredictor.load(tmp_path / "keypoints-a.pt").backend == "onnxruntime-int8"
+    (tmp_path / "keypoints-a.int8.onnx").rename(tmp_path / "keypoints-b.int8.onnx")
+    with caplog.at_level("WARNING"):
+        assert KeypointPredictor.load(other).backend == "onnxruntime"
+    assert "made from other weights" in caplog.text
+    (tmp_path / "keypoints-b.int8.onnx").write_bytes(b"not an onnx file")
+    assert KeypointPredictor.load(other).backend == "onnxruntime"
+
+
+def test_an_ensemble_averages_its_members_and_round_trips_in_half_precision(tmp_path):
+    members = [build_model(ModelConfig(arch, "integral", 64)).eval() for arch in ("lite0", "lite1")]
+    ensemble = KeypointEnsemble(members).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        points, spread = ensemble(x, with_spread=True)
+        outs = [m(x, with_spread=True) for m in members]
+    torch.testing.assert_close(points, (outs[0][0] + outs[1][0]) / 2)
+    torch.testing.assert_close(spread, (outs[0][1] + outs[1][1]) / 2)
+    assert describe(ensemble) == "lite0 + lite1 64, integral heads"
+    save_weights(ensemble, tmp_path / "e.pt", half=True, note="two")
+    back, meta = load_weights(tmp_path / "e.pt")
+    assert isinstance(back, KeypointEnsemble) and meta == {"note": "two"}
+    assert all(p.dtype == torch.float32 for p in back.parameters())
+    with torch.no_grad():  # float16 storage rounds the weights, no more
+        torch.testing.assert_close(back(x), points, atol=2e-3, rtol=0)
+        folded = KeypointPredictor(back)._optimized(back)
+        torch.testing.assert_close(folded(x)[0], back(x), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="one input size"):
+        KeypointEnsemble([members[0], build_model(ModelConfig("lite0", "integral", 96))])
 
 
 @pytest.mark.parametrize("angle", [45, 60, -60])
