@@ -50,17 +50,18 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 # Above this heatmap spread (core.model.IntegralHead, in unit crop coordinates) the model
-# doubts its face, and its crop's quarter turns are looked at too. Measured on MTCNN's boxes
-# of the 426 validation faces: 0.128-0.176 the right way up (99th percentile 0.170), 0.197
-# and up on the same crops upside down (5th percentile 0.213). MTCNN can be sure (0.99+) of
-# a face upside down: in photos turned by 90 / 180 degrees it did so for 4 / 9 faces, whose
-# points then lay upside down (NME ~1). With the quarter turns, `facemask-eval --turn 90`
-# and `--turn 180` read 3.89% as upright photos do (before: 4.85% and 6.21%).
+# doubts its face, and its crop's quarter turns are looked at too. Measured with the shipped
+# weights (facemask-eval --doubt) on MTCNN's boxes of the 426 validation faces: at most
+# 0.173 the right way up (99th percentile 0.169), 0.187 and up on the same crops upside
+# down (5th percentile 0.209). MTCNN can be sure (0.99+) of a face upside down: in photos
+# turned by 90 / 180 degrees it did so for 4 / 9 faces, whose points then lay upside down
+# (NME ~1). With the quarter turns, `facemask-eval --turn 90` and `--turn 180` read as
+# upright photos do (3.81%; one look: 4.85% and 6.21% with the fourth release).
 UNSURE_SPREAD = 0.18
 # The same for a whole image taken as the face: the face fills less of that crop, and the
-# heatmaps are narrower. On the 426 whole validation images: right way up median 0.124,
-# 99th percentile 0.147; upside down 0.160 and up (5th percentile 0.178).
-UNSURE_SPREAD_WHOLE = 0.155
+# heatmaps are narrower. On the 426 whole validation images: right way up median 0.120,
+# 99th percentile 0.143; upside down 0.155 and up (5th percentile 0.172).
+UNSURE_SPREAD_WHOLE = 0.15
 QUARTER_TURNS = (90.0, 180.0, 270.0)
 
 

@@ -71,11 +71,16 @@ def main(argv: list[str] | None = None) -> None:
     ratio = ms["shipped"] / ms["seed"]
     name = describe(ours.model)
     print(f"threads: {args.threads}, repeats: {args.repeat}, median ms per face")
-    print(f"seed    (b0 224, GAP, memory-efficient swish, torch): {ms['seed']:7.1f} ms")
-    print(f"shipped ({name}, {ours.backend}):{ms['shipped']:13.1f} ms")
+    rows = [
+        ("seed (b0 224, GAP, memory-efficient swish, torch)", ms["seed"]),
+        (f"shipped ({name}, {ours.backend})", ms["shipped"]),
+    ]
     if "shipped_float" in ms:
-        print(f"  the same in float on ONNX Runtime:                {ms['shipped_float']:7.1f} ms")
-    print(f"  the same on torch (BatchNorm folded, channels-last): {ms['shipped_torch']:7.1f} ms")
+        rows.append(("  the same in float on ONNX Runtime", ms["shipped_float"]))
+    rows.append(("  the same on torch (BatchNorm folded, channels-last)", ms["shipped_torch"]))
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}} {value:7.1f} ms")
     print(f"shipped / seed: {ratio:.2f} (target <= 0.50)")
     if args.json:
         print(
