@@ -137,7 +137,7 @@ def test_bench_times_every_stage_and_the_baseline_side_by_side(capsys):
 
     assert bench.main(["--repeat", "1", "--baseline", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["setup"] == "mtcnn + onnxruntime"
+    assert summary["setup"] == "mtcnn + onnxruntime-int8"  # the release's int8 network
     assert summary["baseline"]["setup"] == "haar + torch"
     for run in (summary["photos"], summary["baseline"]["photos"]):
         assert run["one_face"]["faces"] == 1 and run["four_faces"]["faces"] == 4
