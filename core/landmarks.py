@@ -87,11 +87,16 @@ def shipped_weights() -> Path:
     return files[-1]
 
 
+def int8_path(weights: Path) -> Path:
+    """Where the int8 network of ``weights`` (NAME.pt) lies: NAME.int8.onnx beside it."""
+    return weights.with_name(weights.stem + ".int8.onnx")
+
+
 def int8_file(weights: Path) -> Path | None:
-    """The int8 network that ``facemask-release`` wrote beside ``weights`` (NAME.int8.onnx),
+    """The int8 network that ``facemask-release`` wrote beside ``weights`` (``int8_path``),
     if there is one and it was made from these very weights (their SHA-256 is in its
     metadata); a stale one is ignored with a warning."""
-    path = weights.with_name(weights.stem + ".int8.onnx")
+    path = int8_path(weights)
     if not path.is_file():
         return None
     try:
@@ -124,15 +129,16 @@ class KeypointPredictor:
         # on ONNX Runtime where it is installed (2.5x faster on a CPU, see core.runtime)
         self.backend = "torch"
         self.forward = WithSpread(self.model)
-        if optimize:
+        on_onnx = backend == "onnxruntime" or (backend == "auto" and runtime.available())
+        if optimize and on_onnx and int8 is not None:
+            # the release's int8 network, made from these weights: nothing to fold or export
+            self.forward = runtime.OnnxModule(int8.read_bytes())
+            self.backend = "onnxruntime-int8"
+        elif optimize:
             self.forward = self._optimized(self.model)
-            if backend == "onnxruntime" or (backend == "auto" and runtime.available()):
-                if int8 is not None:  # the release's int8 network, made from these weights
-                    self.forward = runtime.OnnxModule(int8.read_bytes())
-                    self.backend = "onnxruntime-int8"
-                else:
-                    self.forward = runtime.OnnxModule(self.forward, self.size)
-                    self.backend = "onnxruntime"
+            if on_onnx:
+                self.forward = runtime.OnnxModule(self.forward, self.size)
+                self.backend = "onnxruntime"
         self.meta = meta or {}
         self.refine_detected = refine_detected
         self.refine_whole = refine_whole

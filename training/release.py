@@ -24,17 +24,18 @@ import argparse
 import json
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from core import runtime
-from core.landmarks import WEIGHTS_DIR, KeypointPredictor
+from core.landmarks import WEIGHTS_DIR, KeypointPredictor, int8_path
 from core.model import KeypointEnsemble, KeypointNet, load_weights, save_weights
 from core.preprocess import box_from_points, crop_image, normalize, points_from_unit
 from training.data import Sample, load_splits, read_image
-from training.metrics import point_errors
+from training.metrics import nme
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,12 @@ def crops(
         box = box_from_points(s.points)
         if rng is not None:
             shift = rng.uniform(-0.05, 0.05, 2) * box.side
-            box = type(box)(
-                box.cx + shift[0],
-                box.cy + shift[1],
-                box.side * rng.uniform(0.9, 1.1),
-                rng.uniform(-10, 10),
+            box = replace(
+                box,
+                cx=box.cx + shift[0],
+                cy=box.cy + shift[1],
+                side=box.side * rng.uniform(0.9, 1.1),
+                angle=rng.uniform(-10, 10),
             )
         crop, matrix = crop_image(read_image(s.path), box, size)
         inputs.append(normalize(crop[None])[0])
@@ -84,11 +86,8 @@ def crop_nme(forward, inputs: np.ndarray, truths, size: int) -> tuple[float, np.
             out = forward(torch.from_numpy(inputs[i : i + 32]))
         outs.append((out[0] if isinstance(out, tuple) else out).numpy())
     unit = np.concatenate(outs).astype(np.float64)
-    errors = [
-        point_errors(points_from_unit(u, matrix, size), points).mean()
-        for u, (points, matrix) in zip(unit, truths)
-    ]
-    return float(np.mean(errors)), unit
+    points = np.stack([points_from_unit(u, matrix, size) for u, (_, matrix) in zip(unit, truths)])
+    return float(nme(points, np.stack([p for p, _ in truths])).mean()), unit
 
 
 def release(
@@ -120,9 +119,9 @@ def release(
         sha = runtime.file_sha256(staged)
         weights = out / f"{release_name(model)}-{sha[:8]}.pt"
         # the network as it will run: the weights as stored (float16 rounding included)
-        stored = KeypointPredictor.load(staged, int8=False, optimize=True, backend="torch")
-        int8 = weights.with_name(weights.stem + ".int8.onnx")
-        runtime.quantize(stored.forward, size, calib, Path(tmp) / "q.onnx", source_sha256=sha)
+        stored = KeypointPredictor._optimized(load_weights(staged)[0])
+        int8 = int8_path(weights)
+        runtime.quantize(stored, size, calib, Path(tmp) / "q.onnx", source_sha256=sha)
         if not keep:
             for old in out.glob("keypoints-*"):
                 if old.suffix in (".pt", ".onnx"):
@@ -134,7 +133,7 @@ def release(
     report: dict = {"weights": str(weights), "int8": str(int8), "sha256": sha, "size": size}
     if splits.val:
         inputs, truths = crops(splits.val, size)
-        floats = runtime.OnnxModule(stored.forward, size)
+        floats = runtime.OnnxModule(stored, size)
         quantized = runtime.OnnxModule(int8.read_bytes())
         nme_float, unit_float = crop_nme(floats, inputs, truths, size)
         nme_int8, unit_int8 = crop_nme(quantized, inputs, truths, size)
