@@ -362,6 +362,8 @@ def main(argv: list[str] | None = None) -> None:
     augment = {k: v for k, v in augment.items() if v is not None}
     if augment:
         cfg = replace(cfg, augment=replace(cfg.augment, **augment))
+    if args.init and not args.resume:  # the checkpoint replaces the ImageNet weights
+        cfg = replace(cfg, imagenet=False)
     if args.resume and (args.out / "config.json").exists():
         cfg = TrainConfig.from_dict(json.loads((args.out / "config.json").read_text()))
     cfg.save(args.out / "config.json")
