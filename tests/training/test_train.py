@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -60,6 +61,24 @@ def test_fine_tuning_starts_from_the_given_weights(tiny_dataset, tmp_path):
     # a vanishing learning rate leaves the convolutions where --init put them
     key = "backbone._conv_stem.weight"
     torch.testing.assert_close(tuned[key], first[key], atol=1e-6, rtol=0)
+
+
+def test_fine_tuning_does_not_load_the_imagenet_weights_it_replaces(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    from training import config
+
+    _train(tiny_dataset, tmp_path / "a", "--epochs", "1")
+    monkeypatch.setitem(config.PRESETS, "tiny", replace(config.PRESETS["tiny"], imagenet=True))
+
+    def offline(*_):  # as on a lent GPU machine without the backbone's weights package
+        raise RuntimeError("ImageNet weights asked for")
+
+    monkeypatch.setattr("core.model.load_imagenet_weights", offline)
+    with pytest.raises(RuntimeError, match="ImageNet weights asked for"):
+        _train(tiny_dataset, tmp_path / "b", "--epochs", "1")
+    _train(tiny_dataset, tmp_path / "c", "--epochs", "1", "--init", str(tmp_path / "a" / "best.pt"))
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["imagenet"] is False
 
 
 def test_freezing_the_backbone_trains_the_head_only(tiny_dataset, tmp_path):
