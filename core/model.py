@@ -242,6 +242,28 @@ class WithSpread(nn.Module):
         return self.model(x, with_spread=True)
 
 
+class MemberOutputs(nn.Module):
+    """Each member's points and heatmap spread in turn (``output_names``: points0, spread0,
+    points1, ...; one pair for a single network): the form in which ``core.runtime``
+    exports a network, so that ONNX Runtime can run an ensemble's members side by side.
+    Their means are ``WithSpread``'s outputs."""
+
+    def __init__(self, model: KeypointNet | KeypointEnsemble) -> None:
+        super().__init__()
+        self.model = model
+
+    def _members(self) -> list[KeypointNet]:
+        model = self.model
+        return list(model.members) if isinstance(model, KeypointEnsemble) else [model]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [f"{kind}{k}" for k in range(len(self._members())) for kind in ("points", "spread")]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(out for m in self._members() for out in m(x, with_spread=True))
+
+
 def build_model(config: ModelConfig, imagenet: bool = False) -> KeypointNet:
     model = KeypointNet(config)
     if imagenet:

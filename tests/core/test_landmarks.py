@@ -190,6 +190,43 @@ def test_an_ensemble_averages_its_members_and_round_trips_in_half_precision(tmp_
         KeypointEnsemble([members[0], build_model(ModelConfig("lite0", "integral", 96))])
 
 
+def test_an_ensembles_members_run_side_by_side_on_onnx_runtime_as_their_mean(tmp_path):
+    members = [build_model(ModelConfig(arch, "integral", 64)).eval() for arch in ("lite0", "lite1")]
+    ensemble = KeypointEnsemble(members).eval()
+    forward = KeypointPredictor(ensemble, optimize=False)._optimized(ensemble)
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        points, spread = forward(x)
+    side_by_side = runtime.OnnxModule(forward, 64, threads=2)
+    in_turn = runtime.OnnxModule(forward, 64, threads=1)
+    assert side_by_side.names == ["points0", "spread0", "points1", "spread1"]
+    assert len(side_by_side.sessions) == 2 and len(in_turn.sessions) == 1
+    for onnx_forward in (side_by_side, in_turn):
+        got_points, got_spread = onnx_forward(x)
+        torch.testing.assert_close(got_points, points, atol=1e-4, rtol=0)
+        torch.testing.assert_close(got_spread, spread, atol=1e-4, rtol=0)
+    # the int8 file is exported the same way and runs side by side too
+    calibration = np.random.default_rng(0).normal(size=(8, 3, 64, 64)).astype(np.float32)
+    runtime.quantize(forward, 64, calibration, tmp_path / "e.int8.onnx")
+    quantized = runtime.OnnxModule((tmp_path / "e.int8.onnx").read_bytes(), threads=2)
+    assert len(quantized.sessions) == 2
+    assert quantized(x)[0].shape == points.shape
+
+
+def test_importing_the_project_shortens_torchs_openmp_spinning_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    probe = "import training.speed, os; print(os.environ['GOMP_SPINCOUNT'])"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert run.stdout.split() == ["30000"], run.stderr
+    env["GOMP_SPINCOUNT"] = "5"
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert run.stdout.split() == ["5"], run.stderr
+
+
 @pytest.mark.parametrize("angle", [45, 60, -60])
 def test_a_tilted_head_gets_its_points_where_the_upright_ones_turn_to(predictor, angle):
     """The crop turns with MTCNN's eyes: a head at 60 degrees is as good as an upright one."""
