@@ -213,18 +213,28 @@ class KeypointPredictor:
         """Points for the boxes; ``turned(i, degrees)`` is box i turned by that much more."""
         points, spread = self.look(image_rgb, boxes)
         # A face the model doubts may lie on its side or upside down (the detector can be
-        # sure of such views, see UNSURE_SPREAD): look at its quarter turns too; where one
-        # is surer, look once more level with that look's eyes, and keep the surest look.
+        # sure of such views, see UNSURE_SPREAD): look at its quarter turns too, then once
+        # more level with the eyes of the surest turn and of the first look (a small face in
+        # a big crop, a whole photo, can read doubtful until looked at closer), and keep the
+        # surest look of all.
         unsure = [i for i, s in enumerate(spread) if s > unsure_spread]
         if unsure:
+            n = len(unsure)
             tries = [turned(i, t) for i in unsure for t in QUARTER_TURNS]
             turn_points, turn_spread = self.look(image_rgb, tries)
             turns = len(QUARTER_TURNS)
-            per_face = turn_spread.reshape(len(unsure), turns)
-            best = per_face.argmin(1) + np.arange(len(unsure)) * turns
-            level_points, level_spread = self.look(image_rgb, level_boxes(turn_points[best]))
-            for i, k, p, s in zip(unsure, best, level_points, level_spread):
-                for candidate, doubt in ((turn_points[k], turn_spread[k]), (p, s)):
+            best = turn_spread.reshape(n, turns).argmin(1) + np.arange(n) * turns
+            first = points[unsure]
+            level_points, level_spread = self.look(
+                image_rgb, level_boxes(np.concatenate([turn_points[best], first]))
+            )
+            for j, (i, k) in enumerate(zip(unsure, best)):
+                looks = (
+                    (turn_points[k], turn_spread[k]),
+                    (level_points[j], level_spread[j]),
+                    (level_points[n + j], level_spread[n + j]),
+                )
+                for candidate, doubt in looks:
                     if doubt < spread[i]:
                         points[i], spread[i] = candidate, doubt
                 log.debug("face %d: heatmap spread %.3f after quarter turns", i, spread[i])

@@ -286,6 +286,30 @@ def test_a_face_the_detector_reports_turned_the_wrong_way_is_read_the_right_way_
     assert np.linalg.norm(wrong - upright, axis=1).mean() > 30
 
 
+def test_a_doubted_face_keeps_the_surest_look_the_level_look_from_its_first_look_included():
+    """A small face in a big crop (a whole photo) can read doubtful at first and sure once
+    looked at level with its first look's eyes; a level look from a wrong quarter turn,
+    surer than the first look but less sure than that, must not win."""
+    predictor = KeypointPredictor.untrained()
+    rng = np.random.default_rng(0)
+    first, turn, from_turn, from_first = (rng.uniform(90, 110, (68, 2)) for _ in range(4))
+    calls = []
+
+    def look(image, boxes):
+        calls.append(len(boxes))
+        if len(calls) == 1:  # the first look: doubtful
+            return first[None].copy(), np.array([0.24])
+        if len(calls) == 2:  # the three quarter turns, all less sure
+            return np.stack([turn] * 3), np.array([0.29, 0.25, 0.26])
+        # level looks: from the surest turn, then from the first look
+        return np.stack([from_turn, from_first]), np.array([0.20, 0.16])
+
+    predictor.look = look
+    points = predictor.predict(np.zeros((200, 200, 3), np.uint8), [(50, 50, 150, 150)])
+    assert calls == [1, 3, 2]
+    np.testing.assert_array_equal(points[0], from_first)
+
+
 def test_the_model_is_sure_of_an_upright_face_and_doubts_it_upside_down(predictor, face_box):
     from core.landmarks import UNSURE_SPREAD
 
