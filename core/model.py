@@ -252,16 +252,13 @@ class MemberOutputs(nn.Module):
         super().__init__()
         self.model = model
 
-    def _members(self) -> list[KeypointNet]:
-        model = self.model
-        return list(model.members) if isinstance(model, KeypointEnsemble) else [model]
-
     @property
     def output_names(self) -> list[str]:
-        return [f"{kind}{k}" for k in range(len(self._members())) for kind in ("points", "spread")]
+        n = len(members(self.model))
+        return [f"{kind}{k}" for k in range(n) for kind in ("points", "spread")]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(out for m in self._members() for out in m(x, with_spread=True))
+        return tuple(out for m in members(self.model) for out in m(x, with_spread=True))
 
 
 def build_model(config: ModelConfig, imagenet: bool = False) -> KeypointNet:
@@ -301,12 +298,17 @@ class KeypointEnsemble(nn.Module):
         return torch.stack(points).mean(0), torch.stack(spreads).mean(0)
 
 
+def members(model: KeypointNet | KeypointEnsemble) -> list[KeypointNet]:
+    """An ensemble's networks, or the one network."""
+    return list(model.members) if isinstance(model, KeypointEnsemble) else [model]
+
+
 def describe(model: KeypointNet | KeypointEnsemble) -> str:
     """'lite0 192, integral head' or 'lite0 + lite1 192, integral heads'."""
-    members = model.members if isinstance(model, KeypointEnsemble) else [model]
-    archs = " + ".join(m.config.arch for m in members)
-    heads = sorted({m.config.head for m in members})
-    plural = "s" if len(members) > 1 else ""
+    nets = members(model)
+    archs = " + ".join(m.config.arch for m in nets)
+    heads = sorted({m.config.head for m in nets})
+    plural = "s" if len(nets) > 1 else ""
     return f"{archs} {model.config.input_size}, {'/'.join(heads)} head{plural}"
 
 

@@ -32,7 +32,7 @@ import torch
 
 from core import runtime
 from core.landmarks import WEIGHTS_DIR, KeypointPredictor, int8_path
-from core.model import KeypointEnsemble, KeypointNet, load_weights, save_weights
+from core.model import KeypointEnsemble, KeypointNet, load_weights, members, save_weights
 from core.preprocess import box_from_points, crop_image, normalize, points_from_unit
 from training.data import Sample, load_splits, read_image
 from training.metrics import nme
@@ -45,13 +45,12 @@ def members_of(paths: list[Path]) -> list[KeypointNet]:
     nets: list[KeypointNet] = []
     for path in paths:
         model, _ = load_weights(path)
-        nets += list(model.members) if isinstance(model, KeypointEnsemble) else [model]
+        nets += members(model)
     return nets
 
 
 def release_name(model: KeypointNet | KeypointEnsemble) -> str:
-    members = model.members if isinstance(model, KeypointEnsemble) else [model]
-    archs = "-".join(m.config.arch for m in members)
+    archs = "-".join(m.config.arch for m in members(model))
     return f"keypoints-{archs}-{model.config.head}{model.config.input_size}"
 
 
