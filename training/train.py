@@ -120,8 +120,12 @@ class Trainer:
         log.info("teacher: %s (%s %s)", path, teacher.config.arch, teacher.config.head)
         return teacher.to(self.device, memory_format=torch.channels_last).eval()
 
-    def loss(self, x: torch.Tensor, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The labels' loss, or with teachers, a blend of it and the teachers' mean's."""
+    def loss(
+        self, x: torch.Tensor, pred: torch.Tensor, y: torch.Tensor, mirrored: torch.Tensor
+    ) -> torch.Tensor:
+        """The labels' loss, or with teachers, a blend of it and the teachers' mean's. On a
+        mirrored crop the labels stand in for the teachers: networks trained on unmirrored
+        crops read mirrored faces worse (validation people 4.10 vs 3.78% NME, shifted back)."""
         loss = keypoint_loss(pred, y, self.cfg)
         if not self.teachers:
             return loss
@@ -130,6 +134,7 @@ class Trainer:
             torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp),
         ):
             taught = torch.stack([t(x).float() for t in self.teachers]).mean(0)
+        taught = torch.where(mirrored.view(-1, 1, 1), y, taught)
         w = self.cfg.distill_weight
         return (1 - w) * loss + w * keypoint_loss(pred, taught, self.cfg)
 
@@ -195,11 +200,11 @@ class Trainer:
                 for g in self.opt.param_groups:
                     g["lr"] = self.lr_at(step)
             idx = order[i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size]
-            x, y = self.aug.batch(idx)
+            x, y, mirrored = self.aug.batch(idx)
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
                 pred = self.model(x)
-            loss = self.loss(x, pred.float(), y)
+            loss = self.loss(x, pred.float(), y, mirrored)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
@@ -309,7 +314,17 @@ def main(argv: list[str] | None = None) -> None:
         "--jitter", type=float, help="detector-style boxes' scatter, x the Haar cascade's"
     )
     p.add_argument("--rotation", type=float, help="rotation augmentation, +- degrees")
-    p.add_argument("--flip", type=float, help="probability of a mirrored crop (default 0.5)")
+    p.add_argument(
+        "--flip", type=float, help="probability of a mirrored crop (default 0; see --mirror-shift)"
+    )
+    p.add_argument(
+        "--mirror-shift",
+        type=float,
+        nargs=2,
+        metavar=("PX", "FRAC"),
+        help="a mirrored crop's points move left by PX + FRAC x image width first "
+        "(default: the data set's, training.augment.MIRROR_SHIFT; 0 0 mirrors straight)",
+    )
     p.add_argument(
         "--freeze-backbone", action="store_true", help="train the head only (with --init)"
     )
@@ -358,6 +373,7 @@ def main(argv: list[str] | None = None) -> None:
         "detector_jitter": args.jitter,
         "rotation": args.rotation,
         "p_flip": args.flip,
+        "mirror_shift": tuple(args.mirror_shift) if args.mirror_shift else None,
     }
     augment = {k: v for k, v in augment.items() if v is not None}
     if augment:

@@ -72,9 +72,31 @@ def test_augmenter_batch_shapes_and_targets_inside_crop(tiny_dataset):
 
     pack = build_pack({"train": load_splits(tiny_dataset).train}, canvas=160, progress=False)
     aug = Augmenter(pack.images, pack.points, pack.sizes, 64, AugmentConfig(p_erase=0.5), "cpu", 0)
-    x, y = aug.batch(np.arange(len(pack)))
+    x, y, mirrored = aug.batch(np.arange(len(pack)))
     assert x.shape == (len(pack), 3, 64, 64) and y.shape == (len(pack), 68, 2)
     assert torch.isfinite(x).all()
     # most points land inside the crop (rotation and shifts may push a few jaw points out)
     inside = ((y > 0) & (y < 1)).all(-1).float().mean()
     assert inside > 0.9
+
+
+def test_mirrored_targets_move_by_the_mirror_shift():
+    rng = np.random.default_rng(5)
+    points = rng.uniform(40, 160, (2, 68, 2)).astype(np.float32)
+    box = FaceBox(100, 100, 150, 20.0)
+    size = 128
+    flips = np.array([False, True])
+    canvas = torch.zeros((2, 3, 200, 200), dtype=torch.uint8)
+    _, matrices = crop_batch(canvas, [box, box], size, flips)
+    widths = np.array([180, 180])
+    straight = target_points(points, matrices, flips, size, widths)
+    shifted = target_points(points, matrices, flips, size, widths, (0.85, 0.01))
+    assert np.array_equal(straight[0], shifted[0])  # an unmirrored crop keeps its points
+    # the mirrored crop's points are those of the source points moved left by 0.85 + 1.8 px
+    moved = points[1] - [0.85 + 0.01 * 180, 0.0]
+    expected = target_points(moved[None], matrices[1:], flips[1:], size)[0]
+    np.testing.assert_allclose(shifted[1], expected, atol=1e-6)
+    # in the crop, a mirrored image's left is the right: the points moved right, by the scale
+    d = (shifted[1] - straight[1]) * size
+    np.testing.assert_allclose(np.linalg.norm(d, axis=1), 2.65 * size / 150, rtol=1e-4)
+    assert (d[:, 0] > 0).all()

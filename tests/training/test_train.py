@@ -213,7 +213,8 @@ def test_distillation_pulls_the_student_towards_its_teachers(tiny_dataset, tmp_p
     crops = torch.randn(4, 3, 64, 64)
     distance = {}
     taught = ["--teacher", str(tmp_path / "teacher.pt"), "--distill-weight", "1.0"]
-    for run, extra in (("labels", []), ("taught", taught)):
+    runs = (("labels", []), ("taught", taught), ("mirrored", [*taught, "--flip", "1"]))
+    for run, extra in runs:
         _train(tiny_dataset, tmp_path / run, "--epochs", "8", "--lr", "1e-2", *extra)
         student = build_model(config, imagenet=False)
         student.load_state_dict(torch.load(tmp_path / run / "last.pt", weights_only=False)["model"])
@@ -223,6 +224,8 @@ def test_distillation_pulls_the_student_towards_its_teachers(tiny_dataset, tmp_p
     assert json.loads((tmp_path / "taught" / "config.json").read_text())["teachers"]
     # all of the loss from the teacher: the student comes to say what the teacher says
     assert distance["taught"] < 0.5 * distance["labels"], distance
+    # on mirrored crops the labels stand in for the teachers (trained on unmirrored faces)
+    assert distance["mirrored"] > 2 * distance["taught"], distance
 
 
 def test_a_teacher_must_see_the_students_crops(tiny_dataset, tmp_path):
