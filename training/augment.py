@@ -38,7 +38,6 @@ from core.preprocess import (
     whole_image_box,
 )
 
-
 # The data set's points sit right of where a mirror image puts them: a network trained on
 # unmirrored crops, shown mirrored training photos (pixel x -> W - 1 - x), reads the points
 # back 0.85 px + 0.93% of the image width left of the labels, on average over 700 training
