@@ -41,10 +41,10 @@ from core.preprocess import (
 # The data set's points sit right of where a mirror image puts them: a network trained on
 # unmirrored crops, shown mirrored training photos (pixel x -> W - 1 - x), reads the points
 # back 0.85 px + 0.93% of the image width left of the labels, on average over 700 training
-# images (`facemask-mirror`; the same 0.82% of the width on the validation
-# people). Mirrored straight, a crop's labels are off by that much (~2.7 px on a 200 px
-# photo, ~4% of the eye distance): mirrored training crops cost the first releases 0.5
-# points. So a mirrored crop's points move left by (pixels, fraction of the width) first.
+# images (`facemask-mirror`; validation people: 0.64 px + 1.02%). Mirrored straight, a
+# crop's labels are off by that much (~2.7 px on a 200 px photo, ~4% of the eye distance):
+# mirrored training crops cost the first releases 0.4-0.5 points. So a mirrored crop's
+# points move left by (pixels, fraction of the width) first.
 MIRROR_SHIFT = (0.85, 0.0093)
 
 
