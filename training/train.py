@@ -129,12 +129,14 @@ class Trainer:
         loss = keypoint_loss(pred, y, self.cfg)
         if not self.teachers:
             return loss
-        with (
-            torch.no_grad(),
-            torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp),
-        ):
-            taught = torch.stack([t(x).float() for t in self.teachers]).mean(0)
-        taught = torch.where(mirrored.view(-1, 1, 1), y, taught)
+        taught = y.clone()
+        seen = ~mirrored  # the teachers read only the crops whose targets they give
+        if seen.any():
+            with (
+                torch.no_grad(),
+                torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp),
+            ):
+                taught[seen] = torch.stack([t(x[seen]).float() for t in self.teachers]).mean(0)
         w = self.cfg.distill_weight
         return (1 - w) * loss + w * keypoint_loss(pred, taught, self.cfg)
 
