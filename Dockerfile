@@ -23,7 +23,7 @@ COPY training training
 RUN ls core/weights/keypoints-*.pt \
     && pip install . \
     && pip install --no-deps facenet-pytorch==2.6.0 \
-    && python -c "import bot.app, core.worker; from core.mtcnn import load_nets; load_nets()"
+    && python -c "import bot.app, serving.worker; from core.mtcnn import load_nets; load_nets()"
 
 RUN useradd --create-home --uid 10001 facemask \
     && mkdir /data && chown facemask /data

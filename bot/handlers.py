@@ -37,9 +37,9 @@ from bot import gallery, keyboards, texts
 from bot.queue import MaskQueue
 from bot.settings import Settings
 from core.errors import FaceMaskError
-from core.worker import MaskedPhoto
 from masks import catalog
 from masks.catalog import MaskSpec
+from serving.worker import MaskedPhoto
 
 logger = logging.getLogger(__name__)
 

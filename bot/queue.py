@@ -4,7 +4,7 @@
 - :class:`RedisQueue` (``REDIS_URL`` set): jobs go through Redis to ``facemask-worker``
   processes on any machine; images travel as bytes and results come back to this bot.
 
-Both answer :meth:`MaskQueue.mask_photo` with a :class:`~core.worker.MaskedPhoto` or raise a
+Both answer :meth:`MaskQueue.mask_photo` with a :class:`~serving.worker.MaskedPhoto` or raise a
 :class:`~core.errors.FaceMaskError` whose text can be shown as it is.
 """
 
@@ -14,7 +14,7 @@ import logging
 from typing import Protocol
 
 from bot.settings import Settings
-from core.worker import (
+from serving.worker import (
     ARQ_FUNCTION,
     ImageBytes,
     MaskedPhoto,

@@ -3,7 +3,7 @@
 >>> masker = FaceMasker()
 >>> result = masker.apply(Path("group.jpg").read_bytes(), mask_id=1)   # every face
 >>> Path("masked.jpg").write_bytes(result.image)
->>> masker.landmarks("portrait.png", crop=False)                        # whole image = one face
+>>> masker.landmarks("portrait.png", mode=Mode.WHOLE)                   # whole image = one face
 
 Everything happens at the input's full resolution; the output has the input's size and
 format family (:mod:`core.imageio`). Failures a user can cause are :mod:`core.errors`.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from PIL import Image
 from core import imageio, warp
 from core.detect import FaceDetector, default_detector, detect_with_turns
 from core.errors import NoFaceFoundError
+from core.results import Face, MaskedPhoto, Mode
 from masks import catalog
 
 if TYPE_CHECKING:
@@ -35,20 +35,7 @@ log = logging.getLogger(__name__)
 ImageInput = imageio.ImageInput
 
 
-@dataclass(frozen=True)
-class Face:
-    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in input pixels
-    points: np.ndarray  # (68, 2) float32, input pixels
-
-
-@dataclass(frozen=True)
-class MaskResult:
-    image: bytes  # encoded, same format family as the input
-    format: str  # "JPEG" | "PNG" | "WEBP"
-    width: int
-    height: int
-    faces: list[Face]
-    ms: float  # wall time of the whole call
+__all__ = ["Face", "FaceMasker", "MaskedPhoto", "Mode", "default_masker", "face_mask"]
 
 
 # Above this ``warp.shape_error`` a detection's points are not a face. Chosen on 100 group
@@ -63,7 +50,7 @@ class FaceMasker:
 
     ``predictor`` and ``detector`` default to the shipped keypoint weights and MTCNN;
     pass your own (anything with the same methods) to swap either. With
-    crop=True, a detection whose 68 points are not face-shaped (``warp.shape_error`` above
+    Mode.FACES, a detection whose 68 points are not face-shaped (``warp.shape_error`` above
     ``max_shape_error``) is taken for a false positive and left alone; None keeps them all.
     """
 
@@ -85,33 +72,33 @@ class FaceMasker:
 
     # ----------------------------------------------------------------- public
 
-    def landmarks(self, image: ImageInput, crop: bool = True) -> list[Face]:
-        """Every face's box and 68 points (crop=True), or the whole image as one face."""
-        return self.find_faces(imageio.decode(image).rgb, crop)
+    def landmarks(self, image: ImageInput, mode: Mode | str = Mode.FACES) -> list[Face]:
+        """Every face's box and 68 points (Mode.FACES), or the whole image as one face."""
+        return self.find_faces(imageio.decode(image).rgb, mode)
 
-    def apply(self, image: ImageInput, mask_id: int, crop: bool = True) -> MaskResult:
+    def apply(self, image: ImageInput, mask_id: int, mode: Mode | str = Mode.FACES) -> MaskedPhoto:
         """The photo with mask ``mask_id`` (1-7) on every face, encoded like the input."""
         started = time.perf_counter()
-        decoded, rgb, faces = self.mask_pixels(image, mask_id, crop)
+        decoded, rgb, faces = self.mask_pixels(image, mask_id, mode)
         data = imageio.encode_like(decoded, rgb)
         ms = (time.perf_counter() - started) * 1000
         log.debug("mask %d on %d face(s) in %.1f ms", mask_id, len(faces), ms)
-        return MaskResult(data, decoded.format, decoded.width, decoded.height, faces, ms)
+        return MaskedPhoto(data, decoded.format, decoded.width, decoded.height, tuple(faces), ms)
 
     # ----------------------------------------------------------------- stages
 
     def mask_pixels(
-        self, image: ImageInput, mask_id: int, crop: bool = True
+        self, image: ImageInput, mask_id: int, mode: Mode | str = Mode.FACES
     ) -> tuple[imageio.Decoded, np.ndarray, list[Face]]:
         """Decoded input, masked RGB pixels and the faces, before encoding."""
         picture = self.picture(mask_id)  # an unknown mask fails before any work
         decoded = imageio.decode(image)
-        faces = self.find_faces(decoded.rgb, crop)
+        faces = self.find_faces(decoded.rgb, mode)
         rgb = warp.apply_masks(decoded.rgb, picture, [f.points for f in faces])
         return decoded, rgb, faces
 
-    def find_faces(self, rgb: np.ndarray, crop: bool) -> list[Face]:
-        if not crop:
+    def find_faces(self, rgb: np.ndarray, mode: Mode | str = Mode.FACES) -> list[Face]:
+        if Mode(mode) is Mode.WHOLE:
             h, w = rgb.shape[:2]
             points = self.predictor.predict_whole_image(rgb)
             return [Face((0.0, 0.0, float(w), float(h)), np.asarray(points, np.float32))]
@@ -165,5 +152,5 @@ def default_masker() -> FaceMasker:
 
 def face_mask(imagepath: str | Path | bytes, mask_id: int, crop: bool = False) -> Image.Image:
     """The seed's function, kept: the masked photo as a Pillow image (RGBA if it had alpha)."""
-    decoded, rgb, _ = default_masker().mask_pixels(imagepath, mask_id, crop)
+    decoded, rgb, _ = default_masker().mask_pixels(imagepath, mask_id, Mode.from_crop(crop))
     return imageio.to_pil(rgb, decoded.alpha)

@@ -1,9 +1,12 @@
 """``facemask``: mask photos, look at landmarks, list the masks, draw a gallery.
 
-    facemask apply IN --mask N [--crop | --no-crop] -o OUT [--json]
-    facemask landmarks IN [--crop | --no-crop] -o OUT.png|OUT.json
+    facemask apply IN --mask N [--mode faces|whole] -o OUT [--json]
+    facemask landmarks IN [--mode faces|whole] -o OUT.png|OUT.json
     facemask masks [--json]
-    facemask gallery IN -o OUT.png [--crop | --no-crop]
+    facemask gallery IN -o OUT.png [--mode faces|whole]
+
+``--mode faces`` (the default) finds every face; ``--mode whole`` (or ``--whole``) treats the
+whole photo as one face.
 
 A problem with the input (not an image, no face, ...) prints its one-sentence reason and
 exits with status 1; with ``--json`` the last line is then ``{"error": code, "message": ...}``.
@@ -23,6 +26,7 @@ import numpy as np
 
 from core import imageio
 from core.errors import FaceMaskError
+from core.results import Mode
 from masks import catalog
 
 # Landmark groups of the 68-point scheme and the colour each is drawn in (RGB).
@@ -74,11 +78,11 @@ def _label(tile: np.ndarray, text: str) -> None:
 
 
 def gallery(
-    masker, image: imageio.ImageInput, crop: bool = True, tile_height: int = 400
+    masker, image: imageio.ImageInput, mode: Mode | str = Mode.FACES, tile_height: int = 400
 ) -> np.ndarray:
     """All seven masks on ``image`` plus its landmarks, as one RGB picture (two rows of four)."""
     decoded = imageio.decode(image)
-    faces = masker.find_faces(decoded.rgb, crop)
+    faces = masker.find_faces(decoded.rgb, mode)
     boxes = np.array([f.points.min(axis=0).tolist() + f.points.max(axis=0).tolist() for f in faces])
     x0, y0 = boxes[:, :2].min(axis=0)
     x1, y1 = boxes[:, 2:].max(axis=0)
@@ -108,7 +112,7 @@ def gallery(
 
     tiles = []
     for spec in catalog.masks():
-        masked = masker.mask_pixels(decoded.rgb, spec.id, crop)[1]
+        masked = masker.mask_pixels(decoded.rgb, spec.id, mode)[1]
         tiles.append(tile(masked, f"{spec.id} {spec.label}"))
     tiles.append(tile(decoded.rgb, "68 landmarks", faces))
     return np.vstack([np.hstack(tiles[:4]), np.hstack(tiles[4:])])
@@ -130,7 +134,7 @@ def _masker(args: argparse.Namespace):
 def cmd_apply(args: argparse.Namespace) -> dict:
     data = imageio.read_bytes(args.input)  # a missing file is reported before the model loads
     catalog.get(args.mask)
-    result = _masker(args).apply(data, args.mask, crop=args.crop)
+    result = _masker(args).apply(data, args.mask, args.mode)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(result.image)
     print(f"{args.output}: mask {args.mask} on {len(result.faces)} face(s), "
@@ -148,7 +152,7 @@ def cmd_apply(args: argparse.Namespace) -> dict:
 
 def cmd_landmarks(args: argparse.Namespace) -> dict:
     decoded = imageio.decode(imageio.read_bytes(args.input))
-    faces = _masker(args).find_faces(decoded.rgb, args.crop)
+    faces = _masker(args).find_faces(decoded.rgb, args.mode)
     payload = {
         "width": decoded.width,
         "height": decoded.height,
@@ -178,7 +182,7 @@ def cmd_masks(args: argparse.Namespace) -> dict:
 
 def cmd_gallery(args: argparse.Namespace) -> dict:
     data = imageio.read_bytes(args.input)
-    picture = gallery(_masker(args), data, crop=args.crop)
+    picture = gallery(_masker(args), data, args.mode)
     _write_rgb(args.output, picture)
     print(f"{args.output}: {picture.shape[1]}x{picture.shape[0]}")
     return {"width": picture.shape[1], "height": picture.shape[0], "output": str(args.output)}
@@ -195,12 +199,18 @@ def parser() -> argparse.ArgumentParser:
         if needs_model:
             s.add_argument("input", type=Path, help="the photo")
             s.add_argument("-o", "--output", type=Path, required=True)
-            s.add_argument(
-                "--crop",
-                action=argparse.BooleanOptionalAction,
-                default=True,
-                help="find every face (default); --no-crop: the whole photo is one face",
+            mode = s.add_mutually_exclusive_group()
+            mode.add_argument(
+                "--mode",
+                type=Mode,
+                choices=list(Mode),
+                default=Mode.FACES,
+                help="faces: find every face (default); whole: the whole photo is one face",
             )
+            mode.add_argument(
+                "--whole", "--no-crop", dest="mode", action="store_const", const=Mode.WHOLE,
+                help="the same as --mode whole (--no-crop: its old name)",
+            )  # fmt: skip
             s.add_argument(
                 "--weights", type=Path, default=None, help="keypoint weights (default: shipped)"
             )

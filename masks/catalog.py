@@ -1,6 +1,6 @@
 """The seven masks: what the bot shows on its buttons and where each picture sits on a face.
 
-``catalog.json`` is written by :mod:`masks.generate`. It holds the face template (the 68
+``catalog.json`` is written by :mod:`lab.draw_masks`. It holds the face template (the 68
 landmark positions, in mask-picture pixels, of the face every mask was drawn on) and, per
 mask, its id, names, emoji, picture and the landmarks it follows (``anchors``).
 """

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram
 
 PYTHON = sys.executable
 START_TIMEOUT = 180.0  # a cold start imports torch and loads the model in each worker

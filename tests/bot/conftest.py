@@ -21,7 +21,7 @@ import pytest_asyncio
 from bot_processes import BotProcess
 from PIL import Image
 
-from bot.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.error import BadRequest, InvalidToken
 
-from bot.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram
 
 
 async def test_the_methods_the_bot_uses(face_jpeg: bytes) -> None:

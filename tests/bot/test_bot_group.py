@@ -8,8 +8,8 @@ from bot_processes import BotProcess
 from telegram import Message
 
 from bot import texts
-from bot.fake_telegram import FakeTelegram
 from masks import catalog
+from tests.support.fake_telegram import FakeTelegram
 
 
 def has_keyboard(message: Message) -> bool:

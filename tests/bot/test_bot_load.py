@@ -10,11 +10,22 @@ from bot_processes import PYTHON, clean_env
 
 
 async def test_load_command_answers_every_photo(model_env: dict[str, str], tmp_path: Path) -> None:
-    command = [PYTHON, "-m", "bot.loadtest", "--users", "3", "--photos", "2", "--workers", "1"]
+    command = [
+        PYTHON,
+        "-m",
+        "tests.support.loadtest",
+        "--users",
+        "3",
+        "--photos",
+        "2",
+        "--workers",
+        "1",
+    ]
     done = await asyncio.to_thread(
         subprocess.run,
         command,
-        env=clean_env(**model_env),
+        # the load command lives in tests/support, importable from the repository root
+        env=clean_env(**model_env, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -12,7 +12,6 @@ from PIL import Image
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot import keyboards, texts
-from bot.fake_telegram import FakeTelegram
 from core.errors import (
     EmptyImageError,
     NoFaceFoundError,
@@ -21,6 +20,7 @@ from core.errors import (
     UnknownMaskError,
 )
 from masks import catalog
+from tests.support.fake_telegram import FakeTelegram
 
 
 def keyboard_texts(message: Message) -> list[str]:

@@ -17,10 +17,10 @@ import redis
 from bot_processes import PYTHON, BotProcess, Process, clean_env
 from telegram import Message
 
-from bot.fake_telegram import FakeTelegram
 from bot.queue import RedisQueue
-from core.worker import WorkerBusyError, WorkerTimeoutError
 from masks import catalog
+from serving.worker import WorkerBusyError, WorkerTimeoutError
+from tests.support.fake_telegram import FakeTelegram
 
 
 def has_keyboard(message: Message) -> bool:
@@ -29,7 +29,7 @@ def has_keyboard(message: Message) -> bool:
 
 def worker_command() -> list[str]:
     script = shutil.which("facemask-worker", path=str(Path(sys.executable).parent))
-    return [script] if script else [PYTHON, "-m", "core.worker"]
+    return [script] if script else [PYTHON, "-m", "serving.worker"]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

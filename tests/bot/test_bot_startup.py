@@ -12,8 +12,8 @@ import pytest
 from bot_processes import PYTHON, clean_env
 
 from bot.__main__ import RedactingFormatter
-from bot.fake_telegram import FakeTelegram
 from bot.settings import Settings
+from tests.support.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,9 +84,9 @@ def test_bot_never_imports_torch_and_core_never_imports_telegram() -> None:
     check = (
         "import sys, bot.app, bot.handlers, bot.queue, bot.__main__\n"
         "assert 'torch' not in sys.modules, 'bot imported torch'\n"
-        "import core.worker\n"
+        "import serving.worker\n"
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([PYTHON, "-c", check], check=True, cwd=ROOT, timeout=60)
-    check = "import sys, core.worker, core.api\nassert 'telegram' not in sys.modules\n"
+    check = "import sys, serving.worker, core.api\nassert 'telegram' not in sys.modules\n"
     subprocess.run([PYTHON, "-c", check], check=True, cwd=ROOT, timeout=60)

@@ -11,8 +11,8 @@ from bot_processes import START_TIMEOUT, BotProcess
 from telegram import Message
 
 from bot import texts
-from bot.fake_telegram import FakeTelegram
 from masks import catalog
+from tests.support.fake_telegram import FakeTelegram
 
 
 def free_port() -> int:

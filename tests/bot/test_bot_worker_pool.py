@@ -1,4 +1,4 @@
-"""core.worker's embedded pool with real worker processes (stub jobs instead of the model)."""
+"""serving.worker's embedded pool with real worker processes (stub jobs instead of the model)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest_asyncio
 import worker_stubs
 
 from core.errors import FaceMaskError, NoFaceFoundError, TruncatedImageError, WeightsError
-from core.worker import (
+from serving.worker import (
     MaskedPhoto,
     WorkerBusyError,
     WorkerFailedError,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import NoFaceFoundError
-from core.worker import JobFunction, failure
+from serving.worker import JobFunction, failure
 
 
 def setup_echo() -> JobFunction:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core import api
-from core.api import MAX_SHAPE_ERROR, FaceMasker, MaskResult
+from core.api import MAX_SHAPE_ERROR, FaceMasker, MaskedPhoto
 from core.detect import default_detector
 from core.errors import (
     EmptyImageError,
@@ -21,6 +21,7 @@ from core.errors import (
     TruncatedImageError,
     UnknownMaskError,
 )
+from core.results import Mode
 from masks import catalog
 
 from .conftest import KnownFacePredictor
@@ -77,7 +78,7 @@ def test_each_mask_covers_mouth_and_nose_and_spares_the_eyes(
     masker, astronaut, astronaut_points, mask_id
 ):
     result = masker.apply(png(astronaut), mask_id)
-    assert isinstance(result, MaskResult)
+    assert isinstance(result, MaskedPhoto)
     assert result.format == "PNG" and (result.width, result.height) == (512, 512)
     assert len(result.faces) == 1 and result.ms > 0
     out = pixels(result.image)
@@ -100,7 +101,7 @@ def test_crop_off_treats_the_whole_photo_as_one_face(astronaut, astronaut_points
     head = astronaut[40:240, 125:325]  # a head-only photo, as the seed expected
     points = astronaut_points - [125, 40]
     masker = FaceMasker(predictor=KnownFacePredictor([points]), detector=default_detector())
-    result = masker.apply(jpeg(head), 1, crop=False)
+    result = masker.apply(jpeg(head), 1, Mode.WHOLE)
     assert result.format == "JPEG" and (result.width, result.height) == (200, 200)
     assert result.faces[0].box == (0.0, 0.0, 200.0, 200.0)
     assert mouth_nose_change(head, pixels(result.image), points) > 25
@@ -143,7 +144,7 @@ def test_landmarks(masker, astronaut, astronaut_points):
     nose = astronaut_points[30]
     assert x0 < nose[0] < x1 and y0 < nose[1] < y1  # the detector's box holds the face
     assert faces[0].points.shape == (68, 2) and faces[0].points.dtype == np.float32
-    whole = masker.landmarks(astronaut, crop=False)
+    whole = masker.landmarks(astronaut, Mode.WHOLE)
     assert whole[0].box == (0.0, 0.0, 512.0, 512.0)
 
 
@@ -153,7 +154,7 @@ def test_no_face_found(masker):
     with pytest.raises(NoFaceFoundError) as caught:
         masker.apply(jpeg(wall), 1)
     assert "face" in str(caught.value)
-    assert masker.apply(jpeg(wall), 1, crop=False).width == 400  # crop off: no detector
+    assert masker.apply(jpeg(wall), 1, Mode.WHOLE).width == 400  # crop off: no detector
 
 
 @pytest.mark.parametrize("mask_id", [0, 8, -1, 100, True])
@@ -209,7 +210,7 @@ def test_the_real_model_runs_end_to_end(astronaut, astronaut_points):
         predictor, trained = KeypointPredictor.untrained(), False
     masker = FaceMasker(predictor=predictor, max_shape_error=MAX_SHAPE_ERROR if trained else None)
     for crop in (True, False):
-        result = masker.apply(png(astronaut), 7, crop=crop)
+        result = masker.apply(png(astronaut), 7, Mode.from_crop(crop))
         assert (result.width, result.height) == (512, 512) and len(result.faces) == 1
         assert result.faces[0].points.shape == (68, 2)
         if trained and crop:

@@ -47,9 +47,9 @@ def test_apply_json(capsys, tmp_path, weights, photo):
     assert img.format == "JPEG" and img.size == (512, 512)
 
 
-def test_apply_no_crop_and_bad_mask(capsys, tmp_path, weights, photo):
+def test_apply_whole_photo_and_bad_mask(capsys, tmp_path, weights, photo):
     out = tmp_path / "masked.png"
-    args = ["apply", photo, "--mask", "1", "--no-crop", "-o", str(out), "--weights", weights]
+    args = ["apply", photo, "--mask", "1", "--whole", "-o", str(out), "--weights", weights]
     assert cli.main(args) == 0
     assert (
         cli.main(["apply", photo, "--mask", "9", "-o", str(out), "--json", "--weights", weights])
@@ -133,7 +133,7 @@ def test_console_script_runs(tmp_path, weights, photo):
 
 
 def test_bench_times_every_stage_and_the_baseline_side_by_side(capsys):
-    from core import bench
+    from lab import bench
 
     assert bench.main(["--repeat", "1", "--baseline", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

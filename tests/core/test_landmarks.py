@@ -17,6 +17,7 @@ from core.model import (
     save_weights,
 )
 from core.preprocess import box_from_detection
+from core.results import Mode
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +219,7 @@ def test_importing_the_project_shortens_torchs_openmp_spinning_unless_told_other
     import subprocess
     import sys
 
-    probe = "import training.speed, os; print(os.environ['GOMP_SPINCOUNT'])"
+    probe = "import lab.speed, os; print(os.environ['GOMP_SPINCOUNT'])"
     env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
     run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert run.stdout.split() == ["30000"], run.stderr
@@ -236,10 +237,10 @@ def test_a_tilted_head_gets_its_points_where_the_upright_ones_turn_to(predictor,
 
     masker = FaceMasker(predictor=predictor)
     image = astronaut()
-    (upright,) = masker.find_faces(image, crop=True)
+    (upright,) = masker.find_faces(image, Mode.FACES)
     matrix = cv2.getRotationMatrix2D((255.5, 255.5), angle, 1.0)
     tilted = cv2.warpAffine(image, matrix, (512, 512), borderMode=cv2.BORDER_REPLICATE)
-    (face,) = masker.find_faces(tilted, crop=True)
+    (face,) = masker.find_faces(tilted, Mode.FACES)
     expected = upright.points @ matrix[:, :2].T + matrix[:, 2]
     assert np.linalg.norm(face.points - expected, axis=1).mean() < 4
 
@@ -249,9 +250,9 @@ def test_a_photo_lying_on_its_side_is_masked_where_the_face_is(predictor):
 
     masker = FaceMasker(predictor=predictor)
     image = astronaut()
-    (upright,) = masker.find_faces(image, crop=True)
+    (upright,) = masker.find_faces(image, Mode.FACES)
     sideways = np.ascontiguousarray(np.rot90(image))  # (x, y) -> (y, 511 - x)
-    result = masker.apply(sideways, 1, crop=True)
+    result = masker.apply(sideways, 1, Mode.FACES)
     assert len(result.faces) == 1 and (result.width, result.height) == (512, 512)
     expected = np.stack([upright.points[:, 1], 511 - upright.points[:, 0]], axis=1)
     assert np.linalg.norm(result.faces[0].points - expected, axis=1).mean() < 4

@@ -9,7 +9,8 @@ import pytest
 from core import warp
 from core.errors import UnknownMaskError
 from core.preprocess import FLIP_PERMUTATION
-from masks import catalog, generate
+from lab import draw_masks
+from masks import catalog
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_template_is_the_symmetric_mean_face(tmp_path):
         rows.append(f"f{n}.jpg," + ",".join(f"{v:.3f}" for v in face.ravel()))
     csv = tmp_path / "k.csv"
     csv.write_text("," + ",".join(map(str, range(136))) + "\n" + "\n".join(rows) + "\n")
-    shape = generate.mean_shape(csv)
+    shape = draw_masks.mean_shape(csv)
     assert shape.min() == pytest.approx(0, abs=1e-6) and shape.max() == pytest.approx(1, abs=1e-6)
     mirrored = shape[FLIP_PERMUTATION] * [-1, 1] + [1, 0]
     assert np.allclose(shape, mirrored)

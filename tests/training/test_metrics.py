@@ -52,7 +52,7 @@ def test_a_detection_matches_when_its_centre_is_inside_the_keypoint_box():
 def test_speed_times_the_seed_and_the_shipped_model_side_by_side(capsys):
     import json
 
-    from training import speed
+    from lab import speed
 
     speed.main(["--repeat", "2", "--json"])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.landmarks import KeypointPredictor
-from training import evaluate as evaluate_cli
+from lab import evaluate as evaluate_cli
 from training import train as train_cli
 
 
@@ -154,7 +154,7 @@ def test_shipped_model_on_the_shared_validation_people(shared_data, capsys):
 
 
 def test_detector_bench_builds_group_photos_with_known_faces(tiny_dataset):
-    from training import detector_bench
+    from lab import detector_bench
     from training.data import load_splits
 
     val = load_splits(tiny_dataset).val

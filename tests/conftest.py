@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "face-keypoints"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "face-keypoints"
 
 
 def _face_points(rng: np.random.Generator, size: int) -> np.ndarray:

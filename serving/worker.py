@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from core.errors import FaceMaskError
+from core.results import Mode
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def _error_classes() -> dict[str, type[FaceMaskError]]:
 def run_mask_job(masker: Any, image: bytes, mask_id: int, crop: bool) -> JobResult:
     """Mask one photo with an already loaded ``core.api.FaceMasker``; errors become data."""
     try:
-        result = masker.apply(image, mask_id, crop=crop)
+        result = masker.apply(image, mask_id, Mode.from_crop(crop))
     except FaceMaskError as error:
         return failure(error)
     except Exception:  # a bug, not the user's fault: log it here, send only a sentence back

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import label_noise
+from lab import label_noise
 from training.data import Sample, load_splits
 from training.metrics import nme
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from core.detect import DETECTORS, Detection, FaceDetector, default_detector
 from core.errors import NoFaceFoundError
+from core.results import Mode
 from training.data import load_splits, read_image
 from training.metrics import centre_inside, interocular
 
@@ -77,7 +78,7 @@ class MaskedFaces:
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         try:
-            faces = self.masker.find_faces(image_rgb, crop=True)
+            faces = self.masker.find_faces(image_rgb, Mode.FACES)
         except NoFaceFoundError:
             return []
         return [Detection(f.box, 1.0) for f in faces]

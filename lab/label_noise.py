@@ -139,8 +139,8 @@ def product_path(weights: Path | None = None) -> Callable[[Sample], np.ndarray]:
     from core.detect import default_detector
     from core.landmarks import KeypointPredictor
     from core.preprocess import box_from_points
+    from lab.evaluate import product_prediction
     from training.data import read_image
-    from training.evaluate import product_prediction
 
     predictor, detector = KeypointPredictor.load(weights, threads=2), default_detector()
 

@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.fake_telegram import FakeTelegram
 from masks import catalog
+from tests.support.fake_telegram import FakeTelegram
 
 SIDES = (512, 800, 1024)  # photos of a few sizes, like people send
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from core import imageio, warp
+from core.results import Mode
 
 WIDTH, HEIGHT = 1280, 960
 
@@ -76,7 +77,7 @@ def bench_photo(
     decoded = imageio.decode(jpeg)
     rgb = decoded.rgb
     boxes = [d.box for d in masker.detector.detect(rgb)]  # all of them cost landmark time
-    faces = masker.find_faces(rgb, crop=True)  # the ones that get a mask
+    faces = masker.find_faces(rgb, Mode.FACES)  # the ones that get a mask
     points = np.asarray([f.points for f in faces]).reshape(-1, 68, 2)
     if not trained:  # random points would time the warp on a random-sized region
         points = np.asarray([template_in_box(f.box) for f in faces]).reshape(-1, 68, 2)
@@ -88,7 +89,7 @@ def bench_photo(
         "landmarks": median_ms(lambda: masker.predictor.predict(rgb, boxes), repeat),
         "warp": median_ms(lambda: warp.apply_masks(rgb, picture, list(points)), repeat),
         "encode": median_ms(lambda: imageio.encode_like(decoded, masked), repeat),
-        "total": median_ms(lambda: masker.apply(jpeg, mask_id, crop=True), repeat),
+        "total": median_ms(lambda: masker.apply(jpeg, mask_id, Mode.FACES), repeat),
     }
     timings = {k: round(v, 2) for k, v in stages.items()}
     return {"detections": len(boxes), "faces": len(faces), **timings}

@@ -11,7 +11,7 @@ height field per mask (domes, pleats, seams, valves) lit from the upper left. Th
 of the photo itself is added at warp time (``core.warp``), so the shading drawn here stays
 mild. Regenerate with::
 
-    python -m masks.generate [--csv ../shared/data/face-keypoints/training_frames_keypoints.csv]
+    python -m lab.draw_masks [--csv ../shared/data/face-keypoints/training_frames_keypoints.csv]
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ import json
 import numpy as np
 
 from core.preprocess import FLIP_PERMUTATION
+from lab.mirror import fit_shift, main, mirror_points
 from training.augment import MIRROR_SHIFT
-from training.mirror import fit_shift, main, mirror_points
 
 
 def test_mirror_points_pairs_partners_and_undoes_itself():
