@@ -38,6 +38,11 @@ JPEG_QUALITY = 92
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 _FAMILY = {"JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WEBP"}  # everything else: PNG
+# The formats people send as photos. Pillow has plugins for dozens more (PSD, EPS, ICNS, FITS,
+# ...), each one more parser that untrusted bytes could reach; they are never opened.
+# (MPO, a phone's multi-picture JPEG, is opened by the JPEG plugin)
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+Image.init()  # registers every plugin, so that Image.open(formats=...) knows their names
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, zlib.error)
 
@@ -62,13 +67,21 @@ class Decoded:
 
 
 def read_bytes(source: bytes | bytearray | memoryview | str | Path) -> bytes:
+    """The bytes of a photo given as bytes or a path; anything else is a typed error."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
-    path = Path(source)
+    if not isinstance(source, (str, Path)):
+        raise NotAnImageError(
+            f"I need a photo as bytes, a file path or an image array, not {type(source).__name__}."
+        )
     try:
+        path = Path(source)
         return path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
-        raise NotAnImageError(f"I could not read the file {path.name!r}.") from err
+    # ValueError: a NUL byte in the path; OSError: missing, a directory, no permission, a
+    # name too long, a device that cannot be read...
+    except (OSError, ValueError) as err:
+        name = Path(str(source).replace("\0", "")).name[:80] or str(source)[:80]
+        raise NotAnImageError(f"I could not read the file {name!r}.") from err
 
 
 def decode(image: ImageInput) -> Decoded:
@@ -81,7 +94,7 @@ def decode(image: ImageInput) -> Decoded:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
         except UnidentifiedImageError as err:
             if _looks_like_an_image(data):
                 raise TruncatedImageError() from err
@@ -160,8 +173,10 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
         return values
     if values.dtype.kind == "f":
         top = 1.0 if np.nanmax(values, initial=0) <= 1.0 else 255.0
-        return np.clip(np.nan_to_num(values) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
-    values = values.astype(np.int64)
+        values = np.clip(np.nan_to_num(values, posinf=top, neginf=0.0), 0.0, top)
+        return (values * (255.0 / top) + 0.5).astype(np.uint8)
+    # clipped first: int64 pixels near their limit would overflow when scaled
+    values = np.clip(values.astype(np.int64), 0, 65535)
     top = 65535 if values.max(initial=0) > 255 else 255
     return np.clip(values * 255 // top, 0, 255).astype(np.uint8)
 
@@ -171,10 +186,15 @@ def _from_array(array: np.ndarray) -> Decoded:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or array.size == 0:
+        shape = "x".join(map(str, array.shape)) or "a scalar"
+        raise NotAnImageError(f"An image array must be HxW, HxWx3 or HxWx4, not {shape}.")
+    if array.dtype.kind not in "uif":  # bool, complex, object, strings...
         raise NotAnImageError(
-            f"An image array must be HxW, HxWx3 or HxWx4, not {'x'.join(map(str, array.shape))}."
+            f"An image array must hold integers or floats, not {array.dtype.name}."
         )
     _check_size(array.shape[1], array.shape[0])
+    if array.dtype.kind == "f" and not np.isfinite(array).any():
+        raise NotAnImageError("That image array holds no numbers (all NaN or infinite).")
     array = _to_uint8(array)
     alpha = None
     if array.shape[2] == 4:
