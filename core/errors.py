@@ -14,7 +14,8 @@ class FaceMaskError(Exception):
     code: str = "error"
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.__doc__ or self.code)
+        # one line: a docstring's line breaks and indentation must not reach a chat
+        super().__init__(" ".join((message or self.__doc__ or self.code).split()))
 
 
 class NotAnImageError(FaceMaskError):
@@ -64,3 +65,62 @@ class WeightsError(FaceMaskError):
     """The keypoint model's weights could not be loaded."""
 
     code = "weights"
+
+
+# ------------------------------------------------------------------ moving pictures
+
+
+class NotAVideoError(FaceMaskError):
+    """That file is not a video I can read. Please send an MP4, MOV, WebM or GIF."""
+
+    code = "not_a_video"
+
+
+class TruncatedVideoError(NotAVideoError):
+    """That video file is cut off or damaged. Please send the video again."""
+
+    code = "video_truncated"
+
+
+class NoVideoStreamError(NotAVideoError):
+    """That file has sound but no picture. Please send a video with a picture in it."""
+
+    code = "no_video_stream"
+
+
+class EmptyVideoError(NotAVideoError):
+    """That video has no frames in it. Please send another video."""
+
+    code = "no_frames"
+
+
+class VideoTooLongError(FaceMaskError):
+    """That video is too long for me. Please send a clip of at most 60 seconds."""
+
+    code = "too_long"
+
+    def __init__(self, message: str | None = None, *, limit_s: float | None = None) -> None:
+        if message is None and limit_s is not None:
+            message = (
+                f"That video is too long for me. Please send a clip of at most {limit_s:g} seconds."
+            )
+        super().__init__(message)
+
+
+class NoFaceInVideoError(NoFaceFoundError):
+    """No face in any frame of a video (the message tells how to get a mask anyway)."""
+
+    code = "no_face_in_video"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "I could not find a face in any frame of that video. "
+            "Switch Crop off to treat the whole frame as one face."
+        )
+
+
+class JobCancelledError(FaceMaskError):
+    """Cancelled: I stopped masking that video as you asked."""
+
+    code = "cancelled"

@@ -20,7 +20,7 @@ from PIL import Image
 
 from core import api
 from core.api import FaceMasker
-from core.errors import FaceMaskError, UnknownMaskError
+from core.errors import FaceMaskError, NoFaceFoundError, UnknownMaskError
 from core.results import MaskedPhoto, Mode
 
 FUZZ_FILES = 1_050
@@ -97,10 +97,20 @@ def test_error_texts_are_one_clean_line(masker) -> None:
             masker.apply(image, 1)
         except FaceMaskError as error:
             errors.append(error)
-    errors.append(UnknownMaskError())
+    errors += [UnknownMaskError(), NoFaceFoundError()]
+    errors += [cls() for cls in _all_error_classes()]
     for error in errors:
         text = str(error)
         assert "\n" not in text and "  " not in text and text == text.strip(), repr(text)
+
+
+def _all_error_classes() -> list[type[FaceMaskError]]:
+    found, pending = [], [FaceMaskError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
 
 
 @settings(
