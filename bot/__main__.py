@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 
@@ -11,35 +10,10 @@ from pydantic import ValidationError
 from telegram.error import InvalidToken
 
 from bot.settings import MissingTokenError, Settings
+from serving.logs import configure_logging
+from serving.settings import describe_problems
 
 HEALTHY_WITHIN_SECONDS = 60
-
-
-class RedactingFormatter(logging.Formatter):
-    """Formats as usual, then blanks out secrets wherever they appear (tracebacks included)."""
-
-    def __init__(self, fmt: str, secrets: list[str]) -> None:
-        super().__init__(fmt)
-        self.secrets = [secret for secret in secrets if secret]
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self.secrets:
-            text = text.replace(secret, "<secret>")
-        return text
-
-
-def configure_logging(settings: Settings) -> None:
-    secrets = [
-        s.get_secret_value() for s in (settings.telegram_bot_token, settings.webhook_secret) if s
-    ]
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
-    )
-    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
-    # httpx logs every request URL at INFO, and Bot API URLs hold the token
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def healthcheck(settings: Settings) -> int:
@@ -67,10 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
-        )
-        print(f"facemask-bot: bad settings: {problems}", file=sys.stderr)
+        print(f"facemask-bot: bad settings: {describe_problems(error)}", file=sys.stderr)
         return 2
     if args.healthcheck:
         return healthcheck(settings)
@@ -79,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     except MissingTokenError as error:
         print(f"facemask-bot: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings)
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"facemask-bot: cannot use STATE_DIR {settings.state_dir}: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.secrets())
 
     from bot.app import run  # after logging, so start-up messages are formatted and redacted
 

@@ -9,12 +9,13 @@ from urllib.parse import urlparse
 
 from telegram import Bot, BotCommand, Update
 from telegram.error import NetworkError
-from telegram.ext import AIORateLimiter, Application, PersistenceInput, PicklePersistence
+from telegram.ext import AIORateLimiter, Application, PersistenceInput
 
 from bot import handlers, texts
 from bot.handlers import Services
 from bot.queue import create_queue
 from bot.settings import Settings
+from bot.state import CONTEXT_TYPES, StatePersistence
 from masks import catalog
 
 logger = logging.getLogger(__name__)
@@ -25,8 +26,9 @@ HEARTBEAT_SECONDS = 10
 
 def build_application(settings: Settings) -> Application:
     """The bot, with its persistence, rate limiter, worker queue and handlers."""
-    persistence = PicklePersistence(
-        settings.persistence_file,
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    persistence = StatePersistence(
+        settings.state_file,
         # bot_data holds live objects (the queue), not state
         store_data=PersistenceInput(bot_data=False, callback_data=False),
         update_interval=10,
@@ -34,6 +36,7 @@ def build_application(settings: Settings) -> Application:
     builder = (
         Application.builder()
         .token(settings.token())
+        .context_types(CONTEXT_TYPES)
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.telegram_base_file_url)
         .persistence(persistence)

@@ -1,8 +1,9 @@
 """What the bot does with each update. Handlers are registered in :func:`register`.
 
 Each handler parses the update, asks the inference worker through the queue, and replies.
-State that must outlive a restart (which photo a keyboard belongs to, crop on or off) lives in
-``chat_data``; the per-user throttle lives in ``user_data``. Both are persisted.
+State that must outlive a restart (which photo a keyboard belongs to, its mode) lives in the
+chat's :class:`~bot.state.ChatState` (``context.chat_data``); the per-user throttle lives in
+the user's :class:`~bot.state.UserState` (``context.user_data``). Both are persisted.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +28,6 @@ from telegram.ext import (
     Application,
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     MessageHandler,
     filters,
 )
@@ -36,17 +35,14 @@ from telegram.ext import (
 from bot import gallery, keyboards, texts
 from bot.queue import MaskQueue
 from bot.settings import Settings
+from bot.state import Context, PhotoRequest
 from core.errors import FaceMaskError
-from masks import catalog
+from core.results import MaskedPhoto, Mode
 from masks.catalog import MaskSpec
-from serving.worker import MaskedPhoto
 
 logger = logging.getLogger(__name__)
 
 SERVICES = "services"  # bot_data key; bot_data itself is not persisted
-PHOTOS = "photos"  # chat_data key: photo message id -> its file and crop state
-RECENT_JOBS = "recent_jobs"  # user_data key: times of this user's last masked photos
-KEEP_PHOTOS = 100  # per chat; buttons of older photos answer "send it again"
 SEND_PHOTO_MAX_BYTES = 10 * 1024 * 1024  # sendPhoto's limit; bigger results go as files
 SEND_PHOTO_MAX_SIDES = 10_000  # sendPhoto's limit on width + height
 CHAT_ACTION_SECONDS = 4.5  # Telegram shows a chat action for 5 s
@@ -60,9 +56,6 @@ class Services:
     queue: MaskQueue
     masks: list[MaskSpec]
     background: list[Any] = field(default_factory=list)
-
-
-Context = ContextTypes.DEFAULT_TYPE
 
 
 def services(context: Context) -> Services:
@@ -143,7 +136,7 @@ async def button(update: Update, context: Context) -> None:
     query = update.callback_query
     chat_id = query.message.chat.id
     mask_id, photo_id = keyboards.parse(query.data)
-    request = context.chat_data.get(PHOTOS, {}).get(photo_id)
+    request = context.chat_data.photos.get(photo_id)
     if request is None:
         await query.answer(texts.PHOTO_GONE, show_alert=True)
         return
@@ -151,17 +144,15 @@ async def button(update: Update, context: Context) -> None:
 
     if mask_id is None:  # the toggle: same message, new keyboard
         await query.answer()
-        request["crop"] = not request["crop"]
-        markup = keyboards.mask_keyboard(svc.masks, photo_id, request["crop"])
-        await query.edit_message_reply_markup(markup)
+        mode = request.toggle_mode()
+        await query.edit_message_reply_markup(keyboards.mask_keyboard(svc.masks, photo_id, mode))
         return
 
-    try:
-        mask = catalog.get(mask_id)
-    except FaceMaskError as error:  # a button from a keyboard we never made
-        await query.answer(str(error), show_alert=True)
+    mask = next((mask for mask in svc.masks if mask.id == mask_id), None)
+    if mask is None:  # a button from a keyboard we never made
+        await query.answer(texts.ERRORS["unknown_mask"], show_alert=True)
         return
-    wait = _throttle(context.user_data, svc.settings)
+    wait = context.user_data.throttle(svc.settings.throttle_jobs, svc.settings.throttle_seconds)
     if wait:
         await query.answer(texts.TOO_MANY.format(seconds=wait), show_alert=True)
         return
@@ -169,18 +160,18 @@ async def button(update: Update, context: Context) -> None:
     reply_to = ReplyParameters(photo_id, allow_sending_without_reply=True)
     try:
         async with _showing(context, chat_id, ChatAction.UPLOAD_PHOTO):
-            image = await _download(context, request["file_id"])
-            result = await svc.queue.mask_photo(image, mask.id, request["crop"])
+            image = await _download(context, request.file_id)
+            result = await svc.queue.mask_photo(image, mask.id, request.mode)
     except FaceMaskError as error:
         logger.info("chat %s user %s mask %d: %s", chat_id, query.from_user.id, mask.id, error.code)
-        await context.bot.send_message(chat_id, str(error), reply_parameters=reply_to)
+        await context.bot.send_message(chat_id, texts.error_text(error), reply_parameters=reply_to)
         return
     logger.info(
-        "chat %s user %s mask %d crop %s: %d faces, %dx%d, %.0f ms in the worker",
-        chat_id, query.from_user.id, mask.id, request["crop"],
-        result.faces, result.width, result.height, result.ms,
+        "chat %s user %s mask %d mode %s: %d faces, %dx%d, %.0f ms in the worker",
+        chat_id, query.from_user.id, mask.id, request.mode,
+        result.face_count, result.width, result.height, result.ms,
     )  # fmt: skip
-    await _send_result(context, chat_id, reply_to, mask, result, as_file=request["as_file"])
+    await _send_result(context, chat_id, reply_to, mask, result, as_file=request.as_file)
 
 
 async def error_handler(update: object, context: Context) -> None:
@@ -206,13 +197,10 @@ async def _offer_masks(photo_message: Message, context: Context) -> None:
         await photo_message.reply_text(_too_big(svc.settings), do_quote=True)
         return
     photo_id = photo_message.message_id
-    photos = context.chat_data.setdefault(PHOTOS, {})
-    request = photos.setdefault(photo_id, {"file_id": file_id, "as_file": as_file, "crop": True})
-    while len(photos) > KEEP_PHOTOS:
-        photos.pop(next(iter(photos)))
+    request = context.chat_data.remember(photo_id, PhotoRequest(file_id, as_file, Mode.FACES))
     await photo_message.reply_text(
         texts.CHOOSE,
-        reply_markup=keyboards.mask_keyboard(svc.masks, photo_id, request["crop"]),
+        reply_markup=keyboards.mask_keyboard(svc.masks, photo_id, request.mode),
         do_quote=True,
     )
 
@@ -259,7 +247,7 @@ async def _send_result(
     *,
     as_file: bool,
 ) -> None:
-    caption = texts.caption(mask, result.faces)
+    caption = texts.caption(mask, result.face_count)
     fits_photo = (
         len(result.image) <= SEND_PHOTO_MAX_BYTES
         and result.width + result.height <= SEND_PHOTO_MAX_SIDES
@@ -273,17 +261,6 @@ async def _send_result(
         )  # fmt: skip
         return
     await context.bot.send_photo(chat_id, result.image, caption=caption, reply_parameters=reply_to)
-
-
-def _throttle(user_data: dict[str, Any], settings: Settings) -> int:
-    """Seconds this user must wait before another masked photo; 0 records one now."""
-    now = time.time()
-    recent = [t for t in user_data.get(RECENT_JOBS, []) if now - t < settings.throttle_seconds]
-    if len(recent) >= settings.throttle_jobs:
-        user_data[RECENT_JOBS] = recent
-        return max(1, round(recent[0] + settings.throttle_seconds - now))
-    user_data[RECENT_JOBS] = [*recent, now]
-    return 0
 
 
 def _too_big(settings: Settings) -> str:
@@ -311,4 +288,6 @@ def _describe(update: object) -> str:
 
 
 class _FileTooBigError(FaceMaskError):
+    """Telegram would not hand the file over; its sentence comes from texts.TOO_BIG."""
+
     code = "file_too_big"

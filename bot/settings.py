@@ -1,33 +1,33 @@
-"""Everything the bot can be told, from the environment and ``.env`` (see ``.env.example``)."""
+"""Everything the bot can be told, from the environment and ``.env`` (see ``.env.example``).
+
+The inference settings (``REDIS_URL``, ``WORKERS``, ``QUEUE_SIZE``, ``JOB_TIMEOUT``,
+``LOG_LEVEL``) come from :class:`serving.settings.WorkerSettings`, which ``facemask-worker``
+reads too; this class adds what only the bot needs.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.settings import WorkerSettings
 
 #: Telegram lets bots download files up to this size (getFile's limit)
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+#: the persistence file's name inside ``STATE_DIR``
+STATE_FILE_NAME = "facemask-bot.pickle"
 
 
 class MissingTokenError(RuntimeError):
     """Raised instead of a validation traceback: the one line a person needs."""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
+class Settings(WorkerSettings):
     # Telegram
     telegram_bot_token: SecretStr | None = None
     telegram_base_url: str = "https://api.telegram.org/bot"
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
-
-    # inference: embedded worker processes, or Redis when REDIS_URL is set
-    redis_url: str | None = None
-    workers: int = Field(2, ge=1)
-    queue_size: int = Field(32, ge=1)
-    job_timeout: float = Field(30.0, gt=0)
 
     # limits
     max_file_size: int = Field(TELEGRAM_DOWNLOAD_LIMIT, gt=0, le=TELEGRAM_DOWNLOAD_LIMIT)
@@ -42,12 +42,17 @@ class Settings(BaseSettings):
     webhook_port: int = 8443
     webhook_secret: SecretStr | None = None
 
-    # state that survives a restart (which photo each keyboard belongs to, crop on/off)
-    persistence_file: Path = Path("facemask-bot.pickle")
+    # state that survives a restart (which photo each keyboard belongs to, the mode), kept
+    # out of the working directory so that it is never committed with the code
+    state_dir: Path = Path("state")
     # touched every few seconds while the event loop runs; the Docker health check reads it
     heartbeat_file: Path | None = None
     poll_timeout: float = Field(10.0, ge=0)  # getUpdates long-poll seconds
-    log_level: str = "INFO"
+
+    @property
+    def state_file(self) -> Path:
+        """Where python-telegram-bot's persistence keeps chat and user state."""
+        return self.state_dir / STATE_FILE_NAME
 
     def token(self) -> str:
         """The bot token, or :class:`MissingTokenError` saying how to get one."""
@@ -58,3 +63,8 @@ class Settings(BaseSettings):
                 "in .env or the environment."
             )
         return self.telegram_bot_token.get_secret_value()
+
+    def secrets(self) -> list[str]:
+        """Values the logs must never show: the token, the webhook secret, Redis's password."""
+        own = [s.get_secret_value() for s in (self.telegram_bot_token, self.webhook_secret) if s]
+        return [*own, *super().secrets()]

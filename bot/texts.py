@@ -1,7 +1,13 @@
-"""Every sentence the bot says, in one place."""
+"""Every sentence the bot says, in one place.
+
+Errors reach the user through :func:`error_text`, by their code: core and the workers have
+sentences of their own for command-line and API users, and this module decides what a chat sees.
+"""
 
 from __future__ import annotations
 
+from core.errors import FaceMaskError
+from core.results import Mode
 from masks.catalog import MaskSpec
 
 COMMANDS = {
@@ -40,9 +46,36 @@ NOT_AN_IMAGE = "That file is not an image I can read. Please send a JPEG, PNG, W
 WORKING = "Masking..."
 INTERNAL_ERROR = "Sorry, something went wrong on my side. Please try again."
 
+#: what the bot says for each error code (``FaceMaskError.code``)
+ERRORS = {
+    # the photo
+    "not_an_image": NOT_AN_IMAGE,
+    "empty": "That file is empty (0 bytes). Please send the photo again.",
+    "truncated": "That image file is cut off or damaged. Please send the photo again.",
+    "too_large": "That image is too large for me. Please send a photo under 40 megapixels.",
+    "too_small": "That image is too small to find a face in. Please send a bigger photo.",
+    "no_face": (
+        "I could not find a face in that photo. Try a clearer, front-facing photo, "
+        "or switch Crop off to treat the whole photo as one face."
+    ),
+    "unknown_mask": "There is no mask with that number. Masks are numbered 1 to 7.",
+    # the workers
+    "busy": "I'm busy with a lot of photos right now. Please try again in a minute.",
+    "timeout": "That photo took too long to process. Please try again, or send a smaller photo.",
+    "worker_failed": "Something went wrong while masking that photo. Please try again.",
+    "restarting": "I'm restarting. Please try again in a minute.",
+    "weights": "I can't mask photos right now: my face model is missing. Please try again later.",
+}
 
-def crop_button(crop: bool) -> str:
-    return "✂️ Crop: on" if crop else "🖼 Crop: off"
+
+def error_text(error: FaceMaskError) -> str:
+    """The sentence for ``error``'s code; the error's own sentence for codes not listed."""
+    return ERRORS.get(error.code, str(error))
+
+
+def crop_button(mode: Mode) -> str:
+    """The toggle's label: "Crop" on means find every face, off means the whole photo."""
+    return "✂️ Crop: on" if mode is Mode.FACES else "🖼 Crop: off"
 
 
 def caption(mask: MaskSpec, faces: int) -> str:

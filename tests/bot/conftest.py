@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
-from bot_processes import BotProcess
 from PIL import Image
 
+from tests.support.bot_processes import BotProcess
 from tests.support.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[2]

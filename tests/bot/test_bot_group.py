@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bot_processes import BotProcess
 from telegram import Message
 
 from bot import texts
 from masks import catalog
+from tests.support.bot_processes import BotProcess
 from tests.support.fake_telegram import FakeTelegram
 
 

@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 from pathlib import Path
 
-from bot_processes import PYTHON, clean_env
+from tests.support.bot_processes import PYTHON, clean_env
 
 
 async def test_load_command_answers_every_photo(model_env: dict[str, str], tmp_path: Path) -> None:

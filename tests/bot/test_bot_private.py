@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import pickle
 import subprocess
 import sys
 
-from bot_processes import BotProcess
 from PIL import Image
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot import keyboards, texts
-from core.errors import (
-    EmptyImageError,
-    NoFaceFoundError,
-    NotAnImageError,
-    TruncatedImageError,
-    UnknownMaskError,
-)
+from core.results import Mode
 from masks import catalog
+from tests.support.bot_processes import BotProcess
 from tests.support.fake_telegram import FakeTelegram
 
 
@@ -160,7 +155,7 @@ async def test_no_face_suggests_the_toggle(
     keyboard = await telegram.wait_reply(photo, has_keyboard)
     await telegram.press(user, keyboard, "3 ")
     reply = await telegram.wait_reply(photo, lambda m: bool(m.text), after=1)
-    assert reply.text == str(NoFaceFoundError()) and "Crop" in reply.text
+    assert reply.text == texts.ERRORS["no_face"] and "Crop" in reply.text
 
     # with crop off the whole photo is one face: a photo comes back
     await telegram.press(user, keyboard, "✂️ Crop")
@@ -203,7 +198,7 @@ async def test_files(telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes) 
     keyboard = await telegram.wait_reply(fake, has_keyboard)
     await telegram.press(user, keyboard, "1 ")
     reply = await telegram.wait_reply(fake, lambda m: bool(m.text), after=1)
-    assert reply.text in {str(e()) for e in (NotAnImageError, EmptyImageError, TruncatedImageError)}
+    assert reply.text in {texts.ERRORS[code] for code in ("not_an_image", "empty", "truncated")}
 
 
 async def test_buttons_work_after_a_restart(
@@ -219,6 +214,9 @@ async def test_buttons_work_after_a_restart(
     )
 
     await bot.restart()
+    # the state is in its own folder, not in the working directory
+    assert (bot.workdir / "state" / "facemask-bot.pickle").is_file()
+    assert not list(bot.workdir.glob("*.pickle"))
 
     # the old keyboard still knows its photo and that crop is off
     await telegram.press(user, keyboard, "🖼 Crop")
@@ -230,6 +228,31 @@ async def test_buttons_work_after_a_restart(
     assert catalog.get(5).name in result.caption
 
 
+async def test_keyboards_saved_by_the_previous_version_still_work(
+    telegram: FakeTelegram, bot: BotProcess, blank_png: bytes
+) -> None:
+    """State written as plain dicts (``crop`` a boolean) is read as typed state after an upgrade."""
+    user = telegram.user("Kai")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, blank_png)
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+    assert await bot.stop() == 0, bot.log()[-3000:]
+
+    path = bot.workdir / "state" / "facemask-bot.pickle"
+    data = pickle.loads(path.read_bytes())
+    file_id = data["chat_data"][chat.id].photos[photo.message_id].file_id
+    old_photo = {"file_id": file_id, "as_file": False, "crop": False}
+    data["chat_data"][chat.id] = {"photos": {photo.message_id: old_photo}}
+    data["user_data"][user.id] = {"recent_jobs": []}
+    path.write_bytes(pickle.dumps(data))
+    await bot.start()
+
+    # crop was off in the old state: the whole grey picture is one face, so a photo comes back
+    await telegram.press(user, keyboard, "3 ")
+    result = await telegram.wait_reply(photo, lambda m: bool(m.photo), timeout=60)
+    assert "1 face" in result.caption and picture_size(telegram, result) == (480, 360)
+
+
 async def test_buttons_of_a_forgotten_photo_say_send_it_again(
     telegram: FakeTelegram, bot: BotProcess
 ) -> None:
@@ -237,7 +260,7 @@ async def test_buttons_of_a_forgotten_photo_say_send_it_again(
     user = telegram.user("Ivo")
     chat = telegram.private_chat(user)
     message = await telegram.send_text(chat, user, "an old keyboard")
-    forgotten = keyboards.mask_keyboard(catalog.masks(), photo_id=99_999, crop=True)
+    forgotten = keyboards.mask_keyboard(catalog.masks(), photo_id=99_999, mode=Mode.FACES)
     telegram._record(Message.de_json({**message.to_dict(), "reply_markup": forgotten.to_dict()}))
     query = await telegram.press(user, message, "1 ")
     answer = await telegram.wait_for(lambda: telegram.state.callback_answers.get(query))
@@ -257,7 +280,7 @@ async def test_a_mask_that_does_not_exist_fails_politely(
     telegram._record(Message.de_json({**keyboard.to_dict(), "reply_markup": forged.to_dict()}))
     query = await telegram.press(user, keyboard, "9 ")
     answer = await telegram.wait_for(lambda: telegram.state.callback_answers.get(query))
-    assert answer["text"] == str(UnknownMaskError())
+    assert answer["text"] == texts.ERRORS["unknown_mask"]
 
 
 async def test_health_check_sees_the_running_bot(bot: BotProcess) -> None:

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import redis
-from bot_processes import PYTHON, BotProcess, Process, clean_env
 from telegram import Message
 
 from bot.queue import RedisQueue
+from core.results import Mode
 from masks import catalog
-from serving.worker import WorkerBusyError, WorkerTimeoutError
+from serving.jobs import WorkerBusyError, WorkerTimeoutError
+from tests.support.bot_processes import PYTHON, BotProcess, Process, clean_env
 from tests.support.fake_telegram import FakeTelegram
 
 
@@ -128,10 +129,10 @@ async def test_full_redis_queue_says_busy_and_no_worker_means_timeout(redis_url:
     queue = RedisQueue(redis_url.rsplit("/", 1)[0] + "/3", queue_size=1, job_timeout=1.0)
     await queue.start()
     try:
-        waiting = asyncio.create_task(queue.mask_photo(b"photo", 1, True))
+        waiting = asyncio.create_task(queue.mask_photo(b"photo", 1, Mode.FACES))
         await asyncio.sleep(0.3)
         with pytest.raises(WorkerBusyError):
-            await queue.mask_photo(b"photo", 1, True)
+            await queue.mask_photo(b"photo", 1, Mode.FACES)
         with pytest.raises(WorkerTimeoutError):
             await waiting
     finally:

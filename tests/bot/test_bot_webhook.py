@@ -7,11 +7,11 @@ import socket
 import time
 from pathlib import Path
 
-from bot_processes import START_TIMEOUT, BotProcess
 from telegram import Message
 
 from bot import texts
 from masks import catalog
+from tests.support.bot_processes import START_TIMEOUT, BotProcess
 from tests.support.fake_telegram import FakeTelegram
 
 

@@ -6,7 +6,7 @@ python-telegram-bot's own classes (``Message(...).to_dict()``), so the bot sees 
 would send. The other side is for people: users and chats, sending photos (Telegram-style, in
 several sizes), files and text, pressing buttons that exist, and a history to read back.
 
-Never used by the running bot. Needs aiohttp (the ``test`` extra).
+Never used by the running bot. Needs aiohttp (the ``dev`` extra).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""``facemask-load``: simulated users drive the real bot through the fake Telegram server.
+"""``./run load``: simulated users drive the real bot through the fake Telegram server.
 
 Starts a fake Bot API server and the real bot (``python -m bot``, embedded workers or
 ``--redis-url``), then lets ``--users`` people each send ``--photos`` photos: send a photo,
 wait for the keyboard, tap a random mask, wait for the masked photo. Prints how many were
 answered and the round trip from the tap to the masked photo (p50, p95, max).
 
-Needs the ``test`` extra (aiohttp, scikit-image): ``pip install -e '.[test]'``.
+A test tool, not an installed command: run it from the repository root as ``./run load`` or
+``python -m tests.support.loadtest``. Needs the ``dev`` extra (aiohttp, scikit-image).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ async def start_bot(
     deadline = time.monotonic() + 300
     while not telegram.calls("getUpdates"):
         if bot.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"facemask-load: the bot did not start; see {workdir / 'bot.log'}")
+            raise SystemExit(f"./run load: the bot did not start; see {workdir / 'bot.log'}")
         await asyncio.sleep(0.1)
     return bot
 
@@ -186,7 +187,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="facemask-load", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="./run load", description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--photos", type=int, default=5, help="photos per user")
     parser.add_argument("--workers", type=int, default=2, help="the bot's WORKERS")

@@ -10,19 +10,20 @@ import sys
 import time
 from pathlib import Path
 
+from bot.settings import Settings
 from tests.support.fake_telegram import FakeTelegram
 
 PYTHON = sys.executable
 START_TIMEOUT = 180.0  # a cold start imports torch and loads the model in each worker
 
 
+#: every variable the bot or facemask-worker reads (pydantic-settings matches any case)
+SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+
+
 def clean_env(**settings: str) -> dict[str, str]:
     """The environment for a child process: ours without any bot settings, plus ``settings``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TELEGRAM_", "REDIS_", "WEBHOOK_")) and k != "WORKERS"
-    }
+    env = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
     env.update(PYTHONUNBUFFERED="1", LOG_LEVEL="INFO", **settings)
     return env
 

@@ -1,0 +1,132 @@
+"""What the bot remembers per chat and per user, typed, and the persistence that keeps it.
+
+python-telegram-bot makes one :class:`ChatState` per chat (``context.chat_data``) and one
+:class:`UserState` per user (``context.user_data``) through :data:`CONTEXT_TYPES`;
+:class:`StatePersistence` pickles them so keyboards keep working after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from telegram.ext import CallbackContext, ContextTypes, ExtBot, PicklePersistence
+
+from core.results import Mode
+
+logger = logging.getLogger(__name__)
+
+#: photos remembered per chat; buttons of older photos answer "send it again"
+KEEP_PHOTOS = 100
+
+T = TypeVar("T")
+
+
+@dataclass
+class PhotoRequest:
+    """A photo that has a mask keyboard: where to fetch it and how to mask it."""
+
+    file_id: str  # Telegram's reference to the picture, never the picture itself
+    as_file: bool  # sent as a file: the answer goes back as a file, at full quality
+    mode: Mode = Mode.FACES
+
+    def toggle_mode(self) -> Mode:
+        self.mode = Mode.WHOLE if self.mode is Mode.FACES else Mode.FACES
+        return self.mode
+
+
+@dataclass
+class ChatState:
+    """One chat's state: its photos with keyboards, by the photo's message id."""
+
+    photos: dict[int, PhotoRequest] = field(default_factory=dict)
+
+    def remember(self, photo_id: int, request: PhotoRequest) -> PhotoRequest:
+        """The request kept for this photo (an earlier one wins), forgetting the oldest."""
+        kept = self.photos.setdefault(photo_id, request)
+        while len(self.photos) > KEEP_PHOTOS:
+            self.photos.pop(next(iter(self.photos)))
+        return kept
+
+    @classmethod
+    def restore(cls, stored: object) -> ChatState:
+        """A stored chat state; the dicts an earlier version stored are converted."""
+        if isinstance(stored, cls):
+            return stored
+        photos: dict[int, PhotoRequest] = {}
+        if isinstance(stored, dict) and isinstance(stored.get("photos"), dict):
+            for photo_id, request in stored["photos"].items():
+                try:
+                    photos[int(photo_id)] = PhotoRequest(
+                        file_id=str(request["file_id"]),
+                        as_file=bool(request.get("as_file", False)),
+                        mode=Mode.from_crop(bool(request.get("crop", True))),
+                    )
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    continue  # one unreadable entry costs one keyboard, not the chat
+        return cls(photos=photos)
+
+
+@dataclass
+class UserState:
+    """One user's state: when they last had photos masked (for the throttle)."""
+
+    recent_jobs: list[float] = field(default_factory=list)
+
+    def throttle(self, jobs: int, seconds: float) -> int:
+        """Seconds to wait before another masked photo; 0 records one now."""
+        now = time.time()
+        self.recent_jobs = [t for t in self.recent_jobs if now - t < seconds]
+        if len(self.recent_jobs) >= jobs:
+            return max(1, round(self.recent_jobs[0] + seconds - now))
+        self.recent_jobs.append(now)
+        return 0
+
+    @classmethod
+    def restore(cls, stored: object) -> UserState:
+        """A stored user state; the dicts an earlier version stored are converted."""
+        if isinstance(stored, cls):
+            return stored
+        recent = stored.get("recent_jobs", []) if isinstance(stored, dict) else []
+        try:
+            return cls(recent_jobs=[float(t) for t in recent])
+        except (TypeError, ValueError):
+            return cls()
+
+
+CONTEXT_TYPES = ContextTypes(chat_data=ChatState, user_data=UserState)
+Context = CallbackContext[ExtBot[None], UserState, ChatState, dict[str, Any]]
+
+
+class StatePersistence(PicklePersistence):
+    """PicklePersistence that hands out typed state, whatever version wrote the file.
+
+    A file that cannot be read at all (damaged, or holding classes that no longer exist) is
+    moved aside with a warning, and the bot starts with empty state instead of not starting.
+    """
+
+    async def get_user_data(self) -> dict[int, UserState]:
+        stored = await self._readable(super().get_user_data)
+        return {user_id: UserState.restore(data) for user_id, data in stored.items()}
+
+    async def get_chat_data(self) -> dict[int, ChatState]:
+        stored = await self._readable(super().get_chat_data)
+        return {chat_id: ChatState.restore(data) for chat_id, data in stored.items()}
+
+    async def _readable(self, read: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await read()
+        except TypeError as error:  # PicklePersistence's error for a file it cannot unpickle
+            if not self.filepath.is_file():
+                raise
+            aside = self.filepath.with_name(f"{self.filepath.name}.unreadable-{int(time.time())}")
+            self.filepath.replace(aside)
+            logger.warning(
+                "could not read the saved state (%s); moved it to %s and started afresh",
+                error.__cause__ or error,
+                aside,
+            )
+            return await read()  # no file now: empty state

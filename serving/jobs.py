@@ -1,0 +1,105 @@
+"""What crosses the process boundary between the bot and the inference workers.
+
+A :class:`MaskJob` goes in; a :class:`~core.results.MaskedPhoto` or a :class:`JobFailure`
+comes back. Both sides pickle them as they are, through a pipe (embedded workers) or through
+Redis (``facemask-worker``). Failures travel as a code and a sentence, never as an exception
+or a traceback: :func:`read_result` turns a failure back into the matching
+:class:`~core.errors.FaceMaskError`, so callers can use ``isinstance`` and ``error.code``.
+
+This module must stay importable without torch: the bot imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from core.errors import FaceMaskError
+from core.results import MaskedPhoto, Mode
+
+logger = logging.getLogger(__name__)
+
+#: the arq function name the bot enqueues and ``facemask-worker`` serves
+ARQ_FUNCTION = "mask_photo"
+
+
+class WorkerBusyError(FaceMaskError):
+    """I'm busy with a lot of photos right now. Please try again in a minute."""
+
+    code = "busy"
+
+
+class WorkerTimeoutError(FaceMaskError):
+    """That photo took too long to process. Please try again, or send a smaller photo."""
+
+    code = "timeout"
+
+
+class WorkerFailedError(FaceMaskError):
+    """Something went wrong while masking that photo. Please try again."""
+
+    code = "worker_failed"
+
+
+class WorkerStoppedError(WorkerFailedError):
+    """The inference workers are stopping or not running. Please try again in a minute."""
+
+    code = "restarting"
+
+
+@dataclass(frozen=True)
+class MaskJob:
+    """One photo to mask: the encoded picture, the mask's id and how faces are found."""
+
+    image: bytes
+    mask_id: int
+    mode: Mode = Mode.FACES
+
+    def __repr__(self) -> str:  # job queues log their arguments: never the picture's bytes
+        return f"MaskJob(mask {self.mask_id}, {self.mode}, {len(self.image)} bytes)"
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """A job that did not produce a picture: the error's code and its sentence."""
+
+    code: str
+    message: str
+
+    @classmethod
+    def of(cls, error: FaceMaskError) -> JobFailure:
+        return cls(error.code, str(error))
+
+    def error(self) -> FaceMaskError:
+        """The error class that :attr:`code` names, with :attr:`message` as its text."""
+        error_class = _error_classes().get(self.code)
+        if error_class is None:  # a code this side does not know (another version)
+            error = FaceMaskError(self.message)
+            error.code = self.code
+            return error
+        return error_class(self.message)
+
+
+JobResult = MaskedPhoto | JobFailure
+
+
+def read_result(result: object) -> MaskedPhoto:
+    """A job's answer as a :class:`MaskedPhoto`, or raise the :class:`FaceMaskError` it carries."""
+    if isinstance(result, MaskedPhoto):
+        return result
+    if isinstance(result, JobFailure):
+        raise result.error()
+    # e.g. a worker of another version still on the same Redis
+    logger.error("a job answered with %s, not a MaskedPhoto or a JobFailure", type(result))
+    raise WorkerFailedError()
+
+
+def _error_classes() -> dict[str, type[FaceMaskError]]:
+    """Every known error class by its code; the first class to claim a code keeps it."""
+    classes: dict[str, type[FaceMaskError]] = {}
+    pending: list[type[FaceMaskError]] = [FaceMaskError]
+    while pending:
+        error_class = pending.pop(0)
+        classes.setdefault(error_class.code, error_class)
+        pending.extend(error_class.__subclasses__())
+    return classes

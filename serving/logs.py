@@ -1,0 +1,46 @@
+"""The one logging set-up of the bot, ``facemask-worker`` and their worker processes.
+
+One format everywhere, and secrets (the bot's token, the webhook secret, Redis's password)
+replaced by ``<secret>`` wherever they appear, tracebacks included.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+REDACTED = "<secret>"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual, then blanks out secrets wherever they appear (tracebacks included)."""
+
+    def __init__(self, fmt: str = FORMAT, secrets: Iterable[str] = ()) -> None:
+        super().__init__(fmt)
+        self.secrets = [secret for secret in secrets if secret]
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def configure_logging(level: str | int, secrets: Iterable[str] = ()) -> None:
+    """Log to stderr at ``level`` in :data:`FORMAT`, with ``secrets`` redacted."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter(FORMAT, secrets))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # httpx logs every request URL at INFO, and Bot API URLs hold the token
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def current_secrets() -> list[str]:
+    """The secrets the root logger redacts now, for a child process to redact the same."""
+    return [
+        secret
+        for handler in logging.getLogger().handlers
+        if isinstance(handler.formatter, RedactingFormatter)
+        for secret in handler.formatter.secrets
+    ]
