@@ -14,23 +14,27 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+# the product only: training/, lab/ and tests/ (and their extras) stay out of the image
 COPY core core
+COPY serving serving
 COPY bot bot
 COPY masks masks
-COPY training training
 # MTCNN's weights come from facenet-pytorch's wheel (--no-deps: its pins fight ours);
-# the weights are part of core/ (core/weights/keypoints-<hash>.pt); fail the build without them
+# the weights are part of core/ (core/weights/keypoints-<hash>.pt); fail the build without them,
+# and fail it if a tool's library (plots, progress bars, the test server) slipped in
 RUN ls core/weights/keypoints-*.pt \
     && pip install . \
     && pip install --no-deps facenet-pytorch==2.6.0 \
-    && python -c "import bot.app, serving.worker; from core.mtcnn import load_nets; load_nets()"
+    && python -c "import bot.app, serving.worker; from core.mtcnn import load_nets; load_nets()" \
+    && python -c "import importlib.util as u; extra = [m for m in ('matplotlib', 'tqdm', 'skimage', 'aiohttp', 'pytest') if u.find_spec(m)]; assert not extra, extra"
 
 RUN useradd --create-home --uid 10001 facemask \
     && mkdir /data && chown facemask /data
 USER facemask
 WORKDIR /data
 
-ENV PERSISTENCE_FILE=/data/facemask-bot.pickle \
+# the bot's state (facemask-bot.pickle) lives in the volume; the heartbeat need not survive
+ENV STATE_DIR=/data \
     HEARTBEAT_FILE=/tmp/facemask-bot.alive \
     WORKERS=2
 
