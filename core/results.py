@@ -53,3 +53,31 @@ class MaskedPhoto:
             f"MaskedPhoto({self.format} {self.width}x{self.height}, {len(self.image)} bytes, "
             f"{len(self.faces)} faces, {self.ms:.0f} ms)"
         )
+
+
+@dataclass(frozen=True)
+class MaskedVideo:
+    """A masked video (H.264 in MP4) and what a caption or a log line needs.
+
+    Plain types only, like :class:`MaskedPhoto`: it crosses process boundaries as it is.
+    """
+
+    data: bytes  # the MP4 file
+    width: int
+    height: int
+    fps: float  # average frame rate of the output (the input's)
+    frames: int
+    duration_s: float
+    has_audio: bool
+    faces_mean: float  # faces masked per frame, on average
+    ms: float  # wall time of the masking call
+    scaled_down: bool = False  # the input was larger than the output (long side > 1280 px)
+    kind: str = "video"  # "video" | "video_note" | "animation"
+
+    def __repr__(self) -> str:  # job queues log their results: never the video's bytes
+        sound = "with audio" if self.has_audio else "no audio"
+        return (
+            f"MaskedVideo({self.kind} {self.width}x{self.height}, {self.frames} frames at "
+            f"{self.fps:.2f} fps, {self.duration_s:.2f} s, {sound}, {len(self.data)} bytes, "
+            f"{self.faces_mean:.2f} faces a frame, {self.ms:.0f} ms)"
+        )

@@ -1,0 +1,319 @@
+"""Steady masks on moving pictures: faces followed from frame to frame, their points smoothed.
+
+A detector run on every frame finds each face anew, in a box that wobbles by a few pixels,
+and the keypoint model's reading wobbles with it: a mask that shivers on a still face.
+Instead, :class:`FaceTracker`
+
+* **follows** each face: the next frame's crop is the box of the face's last 68 points
+  (``core.landmarks.level_boxes``, the predictor's own box-from-points), read by the keypoint
+  model for all faces in one batch;
+* **detects** only every ``detect_every`` frames (new faces entering), at once when a face
+  is lost (the model doubts its crop, or the points are not face-shaped), and matches the
+  detections to the faces it follows by the overlap of their point boxes, so each face keeps
+  its ``track_id``;
+* **smooths** every coordinate over time with a :class:`OneEuroFilter`: a still face's
+  points barely move, a moving one is followed with little lag (the filter's cut-off rises
+  with the speed).
+
+The tracker itself is pure logic over two callables (find faces, follow faces), so its
+tests need no model; :func:`masker_callables` builds them from a :class:`core.api.FaceMasker`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import NoFaceFoundError
+from core.results import Mode
+
+log = logging.getLogger(__name__)
+
+# Chosen with `facemask-bench --video --tune` over the tracker's unsmoothed points (a still
+# astronaut with sensor noise and JPEG damage; one moved, turned and zoomed along a known
+# path at up to ~1.5 eye distances a second; 30 fps). Jitter in % of the eye distance, path
+# error likewise; photos read one by one: still jitter 0.365, path error 0.573:
+#   min_cutoff 0.5, beta   4: still 0.020, path 2.52 (the mask trails a moving head)
+#   min_cutoff 0.5, beta  40: still 0.036, path 0.67
+#   min_cutoff 0.5, beta 160: still 0.062, path 0.552   <- shipped
+#   min_cutoff 0.5, beta 320: still 0.082, path 0.541 (unsmoothed: 0.193, 0.533)
+# One speed for the whole face (the mean point speed) rather than one per coordinate: at
+# the same still jitter it trails less (beta 160, per coordinate: still 0.07, path 0.60 at
+# beta 80), since the mean of 68 points' speeds is far less noisy than one coordinate's.
+MIN_CUTOFF = 0.5  # Hz: how much a still face's points are smoothed
+BETA = 160.0  # how fast the cut-off rises with speed (Hz per eye distance a second)
+D_CUTOFF = 1.0  # Hz: the smoothing of the speed itself
+DETECT_EVERY = 5  # frames between searches for new faces
+MATCH_IOU = 0.3  # point boxes overlapping this much are one face
+DUPLICATE_IOU = 0.6  # two tracks overlapping this much have found the same face
+# A followed face that this many searches in a row do not find is dropped (the detector
+# misses profiles the model still reads, so one miss is no reason).
+MAX_UNCONFIRMED = 6
+
+Detect = Callable[[np.ndarray], list[np.ndarray]]
+# (frame, (N, 68, 2) previous points) -> ((N, 68, 2) points, (N,) bool: still a face)
+Follow = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+# --------------------------------------------------------------------------- smoothing
+
+
+def smoothing_factor(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+    """The exponential smoothing weight of a first-order low-pass at ``cutoff`` Hz."""
+    tau = 1.0 / (2 * math.pi * np.asarray(cutoff, np.float64))
+    return 1.0 / (1.0 + tau / dt)
+
+
+@dataclass
+class OneEuroFilter:
+    """The One Euro filter (Casiez, Roussel and Vogel, CHI 2012), for every coordinate of an
+    array at once.
+
+    A low-pass whose cut-off is ``min_cutoff + beta * |speed| / scale`` Hz: at rest it
+    smooths hard (no jitter), moving it lets the signal through (no lag). ``scale`` makes the
+    speed relative (for faces: eye distances a second), so one setting fits every face size.
+    With ``shared``, an (N, D) array of N points has one speed, the mean of its points'
+    speeds (a face moves as one); else every coordinate has its own (the paper's filter).
+    """
+
+    min_cutoff: float = MIN_CUTOFF
+    beta: float = BETA
+    d_cutoff: float = D_CUTOFF
+    shared: bool = True
+    _x: np.ndarray | None = field(default=None, repr=False)
+    _dx: np.ndarray | None = field(default=None, repr=False)
+    _t: float | None = field(default=None, repr=False)
+
+    def __call__(self, x: np.ndarray, t: float, scale: float = 1.0) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self._x is None or self._t is None or t <= self._t:
+            # the first value (or time going backwards: a new start) passes as it is
+            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
+            return x.copy()
+        dt = t - self._t
+        dx = (x - self._x) / dt
+        self._dx = self._dx + smoothing_factor(self.d_cutoff, dt) * (dx - self._dx)
+        if self.shared and self._dx.ndim == 2:
+            speed = np.linalg.norm(self._dx, axis=1).mean()
+        else:
+            speed = np.abs(self._dx)
+        cutoff = self.min_cutoff + self.beta * speed / max(scale, 1e-9)
+        self._x = self._x + smoothing_factor(cutoff, dt) * (x - self._x)
+        self._t = t
+        return self._x.copy()
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def eye_distance(points: np.ndarray) -> float:
+    """Distance between the eye centres of 68 points (iBUG: 36-41 and 42-47)."""
+    return float(np.linalg.norm(points[42:48].mean(axis=0) - points[36:42].mean(axis=0)))
+
+
+def point_box(points: np.ndarray) -> tuple[float, float, float, float]:
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match(
+    a: Sequence[tuple[float, ...]], b: Sequence[tuple[float, ...]], threshold: float
+) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs (i, j) of boxes a[i], b[j], best overlap first."""
+    pairs = sorted(
+        ((iou(x, y), i, j) for i, x in enumerate(a) for j, y in enumerate(b)), reverse=True
+    )
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    out = []
+    for overlap, i, j in pairs:
+        if overlap < threshold:
+            break
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        out.append((i, j))
+    return out
+
+
+# --------------------------------------------------------------------------- tracking
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    track_id: int
+    points: np.ndarray  # (68, 2) float32, smoothed: what the mask is put on
+    raw: np.ndarray  # (68, 2) float32, the model's reading of this frame
+
+
+@dataclass
+class _Track:
+    track_id: int
+    raw: np.ndarray
+    smoother: OneEuroFilter
+    points: np.ndarray | None = None
+    unconfirmed: int = 0
+
+
+class FaceTracker:
+    """Faces followed through the frames of one video (see the module docstring).
+
+    ``smooth=False`` passes the model's readings through unfiltered (for measuring what the
+    filter does). Call :meth:`update` with every frame, in order, and its time in seconds.
+    """
+
+    def __init__(
+        self,
+        detect: Detect,
+        follow: Follow,
+        *,
+        detect_every: int = DETECT_EVERY,
+        smooth: bool = True,
+        min_cutoff: float = MIN_CUTOFF,
+        beta: float = BETA,
+        d_cutoff: float = D_CUTOFF,
+        max_unconfirmed: int = MAX_UNCONFIRMED,
+    ) -> None:
+        self.detect = detect
+        self.follow = follow
+        self.detect_every = max(1, detect_every)
+        self.smooth = smooth
+        self.filter_params = (min_cutoff, beta, d_cutoff)
+        self.max_unconfirmed = max_unconfirmed
+        self.tracks: list[_Track] = []
+        self.frame = 0
+        self.last_search: int | None = None
+        self.next_id = 0
+        self.searches = 0  # how often the detector ran (for benchmarks and tests)
+
+    def update(self, rgb: np.ndarray, t: float) -> list[TrackedFace]:
+        alive: list[_Track] = []
+        lost: list[_Track] = []
+        if self.tracks:
+            points, ok = self.follow(rgb, np.stack([tr.raw for tr in self.tracks]))
+            for tr, p, good in zip(self.tracks, points, ok, strict=True):
+                if good:
+                    tr.raw = np.asarray(p, np.float32)
+                    alive.append(tr)
+                else:
+                    lost.append(tr)
+        due = self.last_search is None or self.frame - self.last_search >= self.detect_every
+        if due or lost:
+            alive = self._search(rgb, alive, lost)
+        self.tracks = _without_duplicates(alive)
+        self.frame += 1
+        out = []
+        for tr in self.tracks:
+            if self.smooth:
+                tr.points = tr.smoother(tr.raw, t, eye_distance(tr.raw)).astype(np.float32)
+            else:
+                tr.points = tr.raw
+            out.append(TrackedFace(tr.track_id, tr.points, tr.raw))
+        return out
+
+    def _search(self, rgb: np.ndarray, alive: list[_Track], lost: list[_Track]) -> list[_Track]:
+        """Detections matched to the faces followed (confirmed), to faces just lost (found
+        again, same id), or new faces."""
+        self.last_search = self.frame
+        self.searches += 1
+        found = [np.asarray(p, np.float32) for p in self.detect(rgb)]
+        found_boxes = [point_box(p) for p in found]
+        taken: set[int] = set()
+        for i, j in match([point_box(tr.raw) for tr in alive], found_boxes, MATCH_IOU):
+            alive[i].unconfirmed = -1  # counted up to 0 below
+            taken.add(j)
+        for tr in alive:
+            tr.unconfirmed += 1
+        alive = [tr for tr in alive if tr.unconfirmed <= self.max_unconfirmed]
+        rest = [j for j in range(len(found)) if j not in taken]
+        revived: dict[int, _Track] = {}
+        for i, k in match([point_box(tr.raw) for tr in lost], [found_boxes[j] for j in rest], 0.1):
+            revived[rest[k]] = lost[i]
+        if not rest:
+            return alive
+        # A new face's first points are read once more from the box of its detected points,
+        # so that all its points come from the crops that following uses (a detector's box
+        # sits a little differently: the mask would step at the first frame).
+        starts = np.stack([found[j] for j in rest])
+        points, ok = self.follow(rgb, starts)
+        for j, p, good in zip(rest, points, ok, strict=True):
+            raw = np.asarray(p if good else found[j], np.float32)
+            tr = revived.get(j)
+            if tr is None:
+                tr = _Track(self.next_id, raw, OneEuroFilter(*self.filter_params))
+                self.next_id += 1
+                log.debug("frame %d: face %d enters", self.frame, tr.track_id)
+            tr.raw, tr.unconfirmed = raw, 0
+            alive.append(tr)
+        return alive
+
+
+def _without_duplicates(tracks: list[_Track]) -> list[_Track]:
+    """Two tracks that slid onto one face: the older one stays."""
+    kept: list[_Track] = []
+    for tr in sorted(tracks, key=lambda x: x.track_id):
+        box = point_box(tr.raw)
+        if all(iou(box, point_box(k.raw)) < DUPLICATE_IOU for k in kept):
+            kept.append(tr)
+    return kept
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def masker_callables(masker, mode: Mode | str = Mode.FACES) -> tuple[Detect, Follow]:
+    """``detect`` and ``follow`` for :class:`FaceTracker` from a :class:`core.api.FaceMasker`.
+
+    Detection is the photo path (``find_faces``: detector, turns, keypoints, shape check);
+    in Mode.WHOLE the whole frame is the one face. Following reads each face in the crop
+    around its last points, turned level with its eyes, all faces in one batch; a face is
+    lost where the model doubts its crop (heatmap spread, as for photos) or the points are
+    not face-shaped (``FaceMasker.max_shape_error``).
+    """
+    from core import warp
+    from core.landmarks import UNSURE_SPREAD, level_boxes
+    from masks import catalog
+
+    predictor = masker.predictor
+    template = catalog.template().points.astype(np.float64)
+    max_shape = masker.max_shape_error
+    whole = Mode(mode) is Mode.WHOLE
+
+    def detect(rgb: np.ndarray) -> list[np.ndarray]:
+        try:
+            return [f.points for f in masker.find_faces(rgb, mode)]
+        except NoFaceFoundError:
+            return []
+
+    def follow(rgb: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        points, spread = predictor.look(rgb, level_boxes(previous))
+        ok = np.isfinite(points).all(axis=(1, 2)) & ~(spread > UNSURE_SPREAD)
+        h, w = rgb.shape[:2]
+        for i, p in enumerate(points):
+            if not ok[i]:
+                continue
+            size = eye_distance(p)
+            cx, cy = p.mean(axis=0)
+            inside = -0.5 * size <= cx <= w + 0.5 * size and -0.5 * size <= cy <= h + 0.5 * size
+            ok[i] = size >= 2.0 and inside
+            if ok[i] and max_shape is not None and not whole:
+                ok[i] = warp.shape_error(p, template) <= max_shape
+        return points, ok
+
+    return detect, follow

@@ -1,0 +1,579 @@
+"""Moving pictures in and out: a video, GIF or video note streamed through a frame function.
+
+    source --demux/decode--> RGB frame --frame_fn--> RGB frame --libx264--> MP4 (faststart)
+           --audio packets------------------------------------------------> copied or AAC
+
+One frame is in flight at a time (plus the encoder's short look-ahead), so memory does not
+grow with the clip's length. The output is H.264 (yuv420p) in MP4, the kind every Telegram
+client plays: the input's frame timestamps are kept as they are, so frame rate, frame count
+and duration match it. Three output kinds:
+
+* ``video``: the input's size (even; long side at most ``MAX_SIDE``), its audio kept;
+* ``video_note``: Telegram's round video, a centred square of at most ``NOTE_MAX_SIDE``
+  px, audio kept;
+* ``animation``: like ``video``, without audio (a GIF comes back as this).
+
+Audio that MP4 holds as it is (AAC, MP3) is copied packet by packet; anything else (Opus,
+Vorbis, PCM) is re-encoded as AAC. Failures a user can cause are :mod:`core.errors`'s typed
+errors; a file cut off after some frames gives the frames that decode (``complete`` False).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import cv2
+import numpy as np
+
+from core import warp
+from core.errors import (
+    EmptyVideoError,
+    JobCancelledError,
+    NoFaceInVideoError,
+    NotAVideoError,
+    NoVideoStreamError,
+    TruncatedVideoError,
+    VideoTooLongError,
+)
+from core.results import MaskedVideo, Mode
+from core.tracking import DETECT_EVERY, FaceTracker, masker_callables
+
+log = logging.getLogger(__name__)
+
+MAX_DURATION_S = 60.0  # the limit VideoTooLongError's message promises
+MAX_SIDE = 1280  # longer videos are scaled down to this (the bot says so)
+NOTE_MAX_SIDE = 640  # Telegram's video notes are squares of at most 640 px
+KINDS = ("video", "video_note", "animation")
+# libx264: "veryfast" costs 4.8 ms a 640x640 frame on this 2-core machine against 3.8 for
+# "ultrafast", for files 9x smaller at the same quality (CRF 23).
+PRESET = "veryfast"
+CRF = 23
+PROGRESS_EVERY_S = 0.5
+COPIED_AUDIO = {"aac", "mp3"}  # MP4 holds these as they are
+
+# Containers a video arrives in. FFmpeg also opens a JPEG or PNG as a one-frame "video":
+# those are photos and go the photo way.
+_CONTAINERS = ("mov", "mp4", "matroska", "webm", "gif", "avi")
+# ISO base media files that are pictures, not videos (HEIF/HEIC/AVIF stills).
+_IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+_BOXES = {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"}
+
+VideoInput = bytes | bytearray | memoryview | str | Path
+# an RGB frame and its time in seconds -> the RGB frame to encode (same size)
+FrameFn = Callable[[np.ndarray, float], np.ndarray]
+
+
+# --------------------------------------------------------------------------- sniffing
+
+
+def looks_like_video(data: bytes) -> bool:
+    """Whether a file's first bytes (>= 16; the whole file for a GIF) are a video's.
+
+    MP4/MOV/3GP by their boxes, Matroska/WebM by EBML, AVI by RIFF; a GIF is a video when it
+    has more than one frame (a still GIF is a photo).
+    """
+    head = bytes(data[:16])
+    if head[4:8] in _BOXES:
+        return not (head[4:8] == b"ftyp" and head[8:12] in _IMAGE_BRANDS)
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return True
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return _gif_frames(bytes(data)) > 1
+    return False
+
+
+def _gif_frames(data: bytes) -> int:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return int(getattr(img, "n_frames", 1))
+    except Exception:  # a damaged GIF: the photo path reports it
+        return 1
+
+
+def is_video_file(source: VideoInput) -> bool:
+    """:func:`looks_like_video` for bytes or a path (reads a GIF whole, else 16 bytes)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return looks_like_video(bytes(source))
+    path = Path(source)
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+            if head[:3] == b"GIF":
+                head += f.read()
+    except OSError:
+        return False
+    return looks_like_video(head)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How an input frame (after its rotation) becomes an output frame."""
+
+    crop: tuple[int, int, int, int]  # x0, y0, x1, y1 of the input frame kept
+    width: int  # output size, both even
+    height: int
+
+    @property
+    def scaled_down(self) -> bool:
+        return self.width < self.crop[2] - self.crop[0]
+
+
+def _even(v: float) -> int:
+    return max(2, int(v) // 2 * 2)
+
+
+def output_geometry(width: int, height: int, kind: str) -> Geometry:
+    """The crop and output size for an input of ``width`` x ``height`` and an output kind.
+
+    H.264 in yuv420p needs even sides: an odd side loses its last pixel row or column.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown video kind {kind!r}: choose one of {', '.join(KINDS)}")
+    if kind == "video_note":
+        side = _even(min(width, height))
+        x0, y0 = (width - side) // 2, (height - side) // 2
+        out = _even(min(side, NOTE_MAX_SIDE))
+        return Geometry((x0, y0, x0 + side, y0 + side), out, out)
+    scale = min(1.0, MAX_SIDE / max(width, height))
+    if scale < 1.0:
+        return Geometry((0, 0, width, height), _even(width * scale), _even(height * scale))
+    w, h = _even(width), _even(height)
+    return Geometry((0, 0, w, h), w, h)
+
+
+def fit_frame(rgb: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """An input frame cropped and scaled to the output's size."""
+    x0, y0, x1, y1 = geometry.crop
+    if rgb.shape[1] < x1 or rgb.shape[0] < y1:  # the stream changed size: stretch to fit
+        rgb = cv2.resize(rgb, (geometry.width, geometry.height), interpolation=cv2.INTER_AREA)
+        return rgb
+    part = rgb[y0:y1, x0:x1]
+    if part.shape[1] == geometry.width and part.shape[0] == geometry.height:
+        return np.ascontiguousarray(part)
+    return cv2.resize(part, (geometry.width, geometry.height), interpolation=cv2.INTER_AREA)
+
+
+# --------------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What an input's header says (before a frame is decoded)."""
+
+    width: int  # as coded (a phone's display rotation shows only on the decoded frames)
+    height: int
+    fps: float  # 0.0 where the header does not say
+    frames: int  # the header's count or duration x fps; 0 where unknown
+    duration_s: float  # 0.0 where unknown
+    has_audio: bool
+    audio_codec: str | None
+    container: str
+
+
+def _open(source: VideoInput) -> av.container.InputContainer:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise NotAVideoError("That file is empty (0 bytes). Please send the video again.")
+        file: BinaryIO | str = io.BytesIO(data)
+        head = data[:16]
+    else:
+        path = Path(source)
+        try:
+            with path.open("rb") as f:
+                head = f.read(16)
+        except OSError as err:
+            raise NotAVideoError(f"I could not read the file {path.name!r}.") from err
+        if not head:
+            raise NotAVideoError("That file is empty (0 bytes). Please send the video again.")
+        file = str(path)
+    try:
+        container = av.open(file, mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as err:
+        if looks_like_video(head) or head[:3] == b"GIF":
+            raise TruncatedVideoError() from err
+        raise NotAVideoError() from err
+    if not any(name in container.format.name for name in _CONTAINERS):
+        container.close()
+        raise NotAVideoError()
+    return container
+
+
+def _info(container: av.container.InputContainer) -> VideoInfo:
+    if not container.streams.video:
+        if container.streams.audio:
+            raise NoVideoStreamError()
+        raise NotAVideoError()
+    v = container.streams.video[0]
+    audio = container.streams.audio[0] if container.streams.audio else None
+    rate = v.average_rate or v.guessed_rate or v.base_rate
+    fps = float(rate) if rate else 0.0
+    duration = 0.0
+    if v.duration is not None and v.time_base is not None:
+        duration = float(v.duration * v.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    frames = v.frames or (round(duration * fps) if duration and fps else 0)
+    return VideoInfo(
+        v.codec_context.width, v.codec_context.height, fps, int(frames), duration,
+        audio is not None, audio.codec_context.name if audio else None, container.format.name,
+    )  # fmt: skip
+
+
+def probe(source: VideoInput) -> VideoInfo:
+    """The header's facts about a video, or the typed error that masking it would raise."""
+    with _open(source) as container:
+        return _info(container)
+
+
+def _check_duration(info: VideoInfo, max_duration_s: float) -> None:
+    if info.duration_s > max_duration_s + 0.1:  # a header's rounding is no reason to refuse
+        raise VideoTooLongError(limit_s=max_duration_s)
+
+
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = round((frame.rotation or 0) / 90) % 4
+    # the display matrix turns counter-clockwise by `rotation`; np.rot90 does the same per k
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+class _Demuxed:
+    """Video frames (and, for copying, audio packets) in file order, errors made typed."""
+
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        info: VideoInfo,
+        max_duration_s: float,
+        cancel: threading.Event | None,
+        audio: bool,
+    ) -> None:
+        self.container = container
+        self.info = info
+        self.max_duration_s = max_duration_s
+        self.cancel = cancel
+        self.video = container.streams.video[0]
+        self.video.thread_type = "AUTO"  # frame threads: decoding runs beside the masking
+        self.audio = container.streams.audio[0] if audio and container.streams.audio else None
+        self.complete = True
+        self.frames = 0
+        self._last_pts: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[str, object, float]]:
+        """("video", (frame, pts), t) and ("audio", packet, t) items."""
+        streams = [self.video] + ([self.audio] if self.audio is not None else [])
+        tb = self.video.time_base or Fraction(1, 1000)
+        step = self._pts_step(tb)
+        try:
+            for packet in self.container.demux(*streams):
+                if self.cancel is not None and self.cancel.is_set():
+                    raise JobCancelledError()
+                if packet.stream is self.audio:
+                    if packet.dts is not None and packet.size:
+                        yield "audio", packet, 0.0
+                    continue
+                for frame in packet.decode():
+                    pts = frame.pts if frame.pts is not None else None
+                    if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+                        # no or repeated timestamps: the next tick after the last frame
+                        pts = 0 if self._last_pts is None else self._last_pts + step
+                    self._last_pts = pts
+                    t = float(pts * tb)
+                    if t > self.max_duration_s + 0.1:  # a header that did not say
+                        raise VideoTooLongError(limit_s=self.max_duration_s)
+                    self.frames += 1
+                    yield "video", (frame, pts), t
+        except av.FFmpegError as err:
+            if self.frames == 0:
+                raise TruncatedVideoError() from err
+            # cut off after some frames: those are the video (see module docstring)
+            log.warning("video cut off after %d frames: %s", self.frames, err)
+            self.complete = False
+        if self.frames == 0:
+            raise EmptyVideoError()
+        promised = self.video.frames  # MP4 headers count the frames; others only estimate
+        if promised and self.frames < promised:
+            log.warning("video has %d of the %d frames its header lists", self.frames, promised)
+            self.complete = False
+
+    def _pts_step(self, tb: Fraction) -> int:
+        rate = self.video.average_rate or self.video.guessed_rate
+        if not rate:
+            return 1
+        return max(1, round(1 / (rate * tb)))
+
+
+def frames(
+    source: VideoInput,
+    *,
+    max_duration_s: float = MAX_DURATION_S,
+    cancel: threading.Event | None = None,
+) -> Iterator[tuple[np.ndarray, float]]:
+    """Every frame of a video as upright RGB at its own size, with its time in seconds."""
+    with _open(source) as container:
+        info = _info(container)
+        _check_duration(info, max_duration_s)
+        for _, (frame, _), t in _Demuxed(container, info, max_duration_s, cancel, audio=False):
+            yield _upright(frame), t
+
+
+# --------------------------------------------------------------------------- transcode
+
+
+@dataclass(frozen=True)
+class Transcoded:
+    """What :func:`transcode` wrote."""
+
+    width: int
+    height: int
+    fps: float
+    frames: int
+    duration_s: float
+    has_audio: bool
+    scaled_down: bool
+    complete: bool  # False: the input was cut off, the output holds the frames before that
+    kind: str
+
+
+class _Progress:
+    """Calls ``progress`` with a rising fraction, at most every ``every`` seconds."""
+
+    def __init__(self, progress: Callable[[float], None] | None, total: int, every: float):
+        self.progress = progress
+        self.total = total
+        self.every = every
+        self.last_call = -np.inf
+        self.last_value = 0.0
+
+    def frame(self, done: int) -> None:
+        if self.progress is None or self.total <= 0:
+            return
+        now = time.monotonic()
+        if now - self.last_call < self.every:
+            return
+        value = min(0.99, done / self.total)  # 1.0 only once the file is written
+        if value > self.last_value:
+            self.last_call, self.last_value = now, value
+            self.progress(value)
+
+    def done(self) -> None:
+        if self.progress is not None:
+            self.progress(1.0)
+
+
+def transcode(
+    source: VideoInput,
+    frame_fn: FrameFn,
+    output: BinaryIO | str | Path,
+    *,
+    kind: str = "video",
+    max_duration_s: float = MAX_DURATION_S,
+    progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Transcoded:
+    """Decode ``source``, pass every frame through ``frame_fn``, encode the result.
+
+    ``frame_fn`` sees each frame upright, cropped and scaled to the output's size, with its
+    time in seconds. ``progress`` gets 0..1 at most every ``PROGRESS_EVERY_S`` seconds and 1.0
+    at the end; ``cancel`` set stops within a frame with :class:`JobCancelledError`.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown video kind {kind!r}: choose one of {', '.join(KINDS)}")
+    if not isinstance(output, (str, Path)):
+        # faststart moves the index to the front by reading the file back by its name, which
+        # an in-memory file has not: write to a temporary file, then copy
+        with tempfile.TemporaryDirectory(prefix="facemask-") as tmp:
+            path = Path(tmp) / "out.mp4"
+            done = transcode(
+                source, frame_fn, path, kind=kind, max_duration_s=max_duration_s,
+                progress=progress, cancel=cancel,
+            )  # fmt: skip
+            with path.open("rb") as f:
+                shutil.copyfileobj(f, output)
+            return done
+    with _open(source) as container:
+        info = _info(container)
+        _check_duration(info, max_duration_s)
+        keep_audio = info.has_audio and kind != "animation"
+        copy_audio = keep_audio and info.audio_codec in COPIED_AUDIO
+        demuxed = _Demuxed(container, info, max_duration_s, cancel, audio=keep_audio)
+        tb = demuxed.video.time_base or Fraction(1, 1000)
+        rate = demuxed.video.average_rate or demuxed.video.guessed_rate or Fraction(30)
+        ticker = _Progress(progress, info.frames, PROGRESS_EVERY_S)
+        out = av.open(str(output), mode="w", format="mp4", options={"movflags": "+faststart"})
+        try:
+            v_out = out.add_stream("libx264", rate=rate)
+            v_out.pix_fmt = "yuv420p"
+            v_out.codec_context.time_base = tb  # the input's timestamps go through as they are
+            v_out.options = {"preset": PRESET, "crf": str(CRF)}
+            a_in = demuxed.audio
+            a_out = None
+            if a_in is not None:
+                if copy_audio:
+                    a_out = out.add_stream_from_template(a_in)
+                else:
+                    a_out = out.add_stream("aac", rate=a_in.codec_context.sample_rate or 48000)
+                    a_out.layout = "mono" if a_in.codec_context.channels == 1 else "stereo"
+            # The output's size is known at the first frame (a phone's rotation is on the
+            # frames), and the file's header is written at the first packet: audio that comes
+            # first waits.
+            geometry: Geometry | None = None
+            waiting: list[av.Packet] = []
+            first_t = last_t = 0.0
+            for item, payload, t in demuxed:
+                if item == "audio":
+                    if geometry is None:
+                        waiting.append(payload)
+                    else:
+                        _audio(out, payload, a_out, copy_audio)
+                    continue
+                frame, pts = payload
+                rgb = _upright(frame)
+                if geometry is None:
+                    geometry = output_geometry(rgb.shape[1], rgb.shape[0], kind)
+                    v_out.width, v_out.height = geometry.width, geometry.height
+                    first_t = t
+                    for packet in waiting:
+                        _audio(out, packet, a_out, copy_audio)
+                    waiting.clear()
+                last_t = t
+                masked = frame_fn(fit_frame(rgb, geometry), t)
+                encoded = av.VideoFrame.from_ndarray(masked, format="rgb24")
+                encoded.pts, encoded.time_base = pts, tb
+                out.mux(v_out.encode(encoded))
+                ticker.frame(demuxed.frames)
+            out.mux(v_out.encode(None))
+            if a_out is not None and not copy_audio:
+                out.mux(a_out.encode(None))
+        except BaseException:
+            _close_quietly(out)
+            raise
+        out.close()
+    assert geometry is not None  # _Demuxed raises EmptyVideoError without a frame
+    n = demuxed.frames
+    frame_s = 1 / float(rate) if rate else 0.0
+    duration = (last_t - first_t) + frame_s if n else 0.0
+    fps = float(rate) if rate else (n / duration if duration else 0.0)
+    ticker.done()
+    return Transcoded(
+        geometry.width, geometry.height, fps, n, duration, a_out is not None,
+        geometry.scaled_down, demuxed.complete, kind,
+    )  # fmt: skip
+
+
+def _close_quietly(out: av.container.OutputContainer) -> None:
+    try:
+        out.close()
+    except av.FFmpegError:  # nothing written yet: no header to finish
+        pass
+
+
+def _audio(out: av.container.OutputContainer, packet: av.Packet, stream, copy: bool) -> None:
+    if copy:
+        packet.stream = stream
+        out.mux(packet)
+        return
+    try:
+        decoded = packet.decode()
+    except av.FFmpegError as err:  # one damaged audio packet: a click, not a lost video
+        log.warning("skipping an audio packet: %s", err)
+        return
+    for frame in decoded:
+        frame.pts = None  # the encoder's resampler numbers the samples itself
+        out.mux(stream.encode(frame))
+
+
+# --------------------------------------------------------------------------- masking
+
+
+def mask_video(
+    masker,
+    source: VideoInput,
+    mask_id: int,
+    mode: Mode | str = Mode.FACES,
+    *,
+    kind: str = "video",
+    progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+    max_duration_s: float = MAX_DURATION_S,
+    smooth: bool = True,
+) -> MaskedVideo:
+    """:meth:`core.api.FaceMasker.apply_video`: the mask on every face of every frame."""
+    started = time.perf_counter()
+    picture = masker.picture(mask_id)  # an unknown mask fails before any work
+    tracker = _tracker(masker, mode, smooth)
+    faces_seen = 0
+
+    def mask_frame(rgb: np.ndarray, t: float) -> np.ndarray:
+        nonlocal faces_seen
+        faces = tracker.update(rgb, t)
+        faces_seen += len(faces)
+        if not faces:
+            return rgb
+        return warp.apply_masks(rgb, picture, [f.points for f in faces])
+
+    buf = io.BytesIO()
+    done = transcode(
+        source, mask_frame, buf, kind=kind, max_duration_s=max_duration_s,
+        progress=progress, cancel=cancel,
+    )  # fmt: skip
+    if faces_seen == 0:
+        raise NoFaceInVideoError()
+    ms = (time.perf_counter() - started) * 1000
+    log.info(
+        "mask %d on %s: %d frames, %.2f faces a frame, %d searches, %.0f ms",
+        mask_id, kind, done.frames, faces_seen / done.frames, tracker.searches, ms,
+    )  # fmt: skip
+    return MaskedVideo(
+        buf.getvalue(), done.width, done.height, round(done.fps, 3), done.frames,
+        round(done.duration_s, 3), done.has_audio, round(faces_seen / done.frames, 3), ms,
+        done.scaled_down, kind,
+    )  # fmt: skip
+
+
+def video_landmarks(
+    masker,
+    source: VideoInput,
+    mode: Mode | str = Mode.FACES,
+    *,
+    max_duration_s: float = MAX_DURATION_S,
+    cancel: threading.Event | None = None,
+    smooth: bool = True,
+) -> list[list[tuple[int, np.ndarray]]]:
+    """:meth:`core.api.FaceMasker.landmarks_video`: per frame, every face's (track id,
+    (68, 2) points) in the input's own pixels (upright)."""
+    tracker = _tracker(masker, mode, smooth)
+    out = [
+        [(f.track_id, f.points) for f in tracker.update(rgb, t)]
+        for rgb, t in frames(source, max_duration_s=max_duration_s, cancel=cancel)
+    ]
+    if not any(out):
+        raise NoFaceInVideoError()
+    return out
+
+
+def _tracker(masker, mode: Mode | str, smooth: bool) -> FaceTracker:
+    mode = Mode(mode)
+    detect, follow = masker_callables(masker, mode)
+    # the whole frame is the one face: searched again only when it is lost
+    every = DETECT_EVERY if mode is Mode.FACES else 1 << 30
+    return FaceTracker(detect, follow, detect_every=every, smooth=smooth)

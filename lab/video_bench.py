@@ -1,0 +1,399 @@
+"""``facemask-bench --video``: moving pictures, timed and measured against a known path.
+
+Clips are made from scikit-image's astronaut (no download): her photo is moved, turned and
+zoomed along a known path on a 640x640 canvas at 30 fps, every frame with its own sensor
+noise and JPEG damage, then encoded as H.264. The true points of every frame are her points
+as the model reads the still photo, moved along the same path. A second clip holds her
+still (only the noise and damage change from frame to frame).
+
+Printed:
+
+* time and frames a second of ``FaceMasker.apply_video`` end to end (decode, track,
+  mask, encode) on the moving clip, the model loaded beforehand;
+* jitter on the still clip: RMS frame-to-frame movement of the 68 points in % of the eye
+  distance, for photos read one by one (detector on every frame), the tracker without
+  smoothing, and the tracker as shipped (One Euro filter);
+* path error on the moving clip: mean point distance to the true points in % of the eye
+  distance, the same three ways, with the jitter around the path;
+* peak memory (RSS) of a child process masking a 60 s 720p clip (``--memory-seconds 0``
+  skips it; it takes ~2 minutes on 2 cores).
+
+``--tune`` prints a grid of One Euro settings (still jitter against moving error) over the
+tracker's unsmoothed points; ``--example PATH`` writes a short masked clip for the docs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from core import video
+from core.results import Mode
+from core.tracking import BETA, D_CUTOFF, MIN_CUTOFF, OneEuroFilter, eye_distance
+
+log = logging.getLogger(__name__)
+
+FPS = 30
+SIZE = 640
+SECONDS = 10.0
+NOISE_SIGMA = 4.0  # sensor noise, grey levels
+JPEG_QUALITY = 60  # JPEG-like damage, different in every frame
+
+
+# --------------------------------------------------------------------------- clips
+
+
+@dataclass(frozen=True)
+class Path2D:
+    """Where the face is at time t: a similarity about the face's rest position."""
+
+    shift: tuple[float, float] = (80.0, 40.0)  # px, amplitude of the sideways/up-down sway
+    turn: float = 15.0  # degrees, amplitude of the head's tilt
+    zoom: float = 0.12  # relative, amplitude of the coming closer / going away
+    periods: tuple[float, float, float, float] = (5.0, 3.3, 4.0, 6.0)  # s: x, y, turn, zoom
+    still: bool = False
+
+    def matrix(self, t: float, centre: tuple[float, float]) -> np.ndarray:
+        """2x3 matrix taking the rest frame's pixels to the frame at time t."""
+        if self.still:
+            return np.array([[1.0, 0, 0], [0, 1.0, 0]])
+        px, py, pt, pz = self.periods
+        angle = self.turn * math.sin(2 * math.pi * t / pt)
+        scale = 1 + self.zoom * math.sin(2 * math.pi * t / pz)
+        m = cv2.getRotationMatrix2D(centre, angle, scale)
+        m[0, 2] += self.shift[0] * math.sin(2 * math.pi * t / px)
+        m[1, 2] += self.shift[1] * math.sin(2 * math.pi * t / py)
+        return m
+
+
+def rest_frame(size: int = SIZE) -> tuple[np.ndarray, tuple[float, float]]:
+    """The astronaut enlarged on a square canvas, her face near the centre; the face's
+    centre in canvas pixels."""
+    from skimage import data
+
+    photo = data.astronaut()
+    zoom = size / 400  # her face (~45 px between the eyes at 512) about 70 px at 640
+    face = np.array([225.0, 140.0])  # her nose, in the photo's pixels
+    centre = (size / 2, size * 0.46)
+    m = np.array([[zoom, 0, centre[0] - zoom * face[0]], [0, zoom, centre[1] - zoom * face[1]]])
+    frame = cv2.warpAffine(
+        photo, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+    )
+    return frame, centre
+
+
+def damaged(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sensor noise and a JPEG round trip, different in every frame."""
+    noisy = np.clip(rgb + rng.normal(0, NOISE_SIGMA, rgb.shape), 0, 255).astype(np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED)
+
+
+def clip_frames(
+    path: Path2D, seconds: float = SECONDS, fps: int = FPS, size: int = SIZE, seed: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(frame, 2x3 matrix from the rest frame) for every frame of the clip."""
+    rest, centre = rest_frame(size)
+    rng = np.random.default_rng(seed)
+    for i in range(round(seconds * fps)):
+        m = path.matrix(i / fps, centre)
+        frame = cv2.warpAffine(
+            rest, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
+        yield damaged(frame, rng), m
+
+
+def write_clip(out: str | Path, frames: Iterator[np.ndarray], fps: int = FPS, crf: int = 18) -> int:
+    """H.264 MP4 of RGB frames (the size of the first); returns the frame count."""
+    n = 0
+    with av.open(str(out), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": str(crf)}
+        for rgb in frames:
+            if n == 0:
+                stream.height, stream.width = rgb.shape[:2]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            n += 1
+        container.mux(stream.encode(None))
+    return n
+
+
+def make_clip(
+    out: str | Path, path: Path2D, seconds: float = SECONDS, fps: int = FPS, size: int = SIZE
+) -> list[np.ndarray]:
+    """Write the clip; return each frame's matrix from the rest frame."""
+    matrices: list[np.ndarray] = []
+
+    def frames() -> Iterator[np.ndarray]:
+        for rgb, m in clip_frames(path, seconds, fps, size):
+            matrices.append(m)
+            yield rgb
+
+    write_clip(out, frames(), fps)
+    return matrices
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def jitter(points: Sequence[np.ndarray], truth: Sequence[np.ndarray] | None = None) -> float:
+    """RMS frame-to-frame movement of the points in % of the eye distance; with ``truth``,
+    of their offset from it (the wobble around a moving path)."""
+    pts = np.asarray(points, np.float64)
+    if truth is not None:
+        pts = pts - np.asarray(truth, np.float64)
+        ref = np.asarray(truth, np.float64)
+    else:
+        ref = np.asarray(points, np.float64)
+    steps = np.linalg.norm(np.diff(pts, axis=0), axis=2)  # (T-1, 68)
+    eyes = np.array([eye_distance(p) for p in ref[1:]])
+    return float(np.sqrt(np.mean((steps / eyes[:, None]) ** 2)) * 100)
+
+
+def path_error(points: Sequence[np.ndarray], truth: Sequence[np.ndarray]) -> float:
+    """Mean point distance to the true points in % of the eye distance (NME over frames)."""
+    pts, ref = np.asarray(points, np.float64), np.asarray(truth, np.float64)
+    err = np.linalg.norm(pts - ref, axis=2).mean(axis=1)
+    eyes = np.array([eye_distance(p) for p in ref])
+    return float(np.mean(err / eyes) * 100)
+
+
+def moved(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def one_face(frames_faces: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
+    """Each frame's single face (the first); a frame without one repeats the last."""
+    out: list[np.ndarray] = []
+    for faces in frames_faces:
+        if len(faces):
+            out.append(np.asarray(faces[0], np.float64))
+        elif out:
+            out.append(out[-1])
+    return out
+
+
+def photos_one_by_one(masker, clip: Path) -> list[np.ndarray]:
+    from core.errors import NoFaceFoundError
+
+    found = []
+    for rgb, _ in video.frames(clip):
+        try:
+            found.append([f.points for f in masker.find_faces(rgb, Mode.FACES)])
+        except NoFaceFoundError:
+            found.append([])
+    return one_face(found)
+
+
+def tracked(masker, clip: Path, smooth: bool) -> tuple[list[np.ndarray], list[float]]:
+    per_frame = video.video_landmarks(masker, clip, Mode.FACES, smooth=smooth)
+    times = [i / FPS for i in range(len(per_frame))]  # the clips are made at a steady rate
+    return one_face([[p for _, p in faces] for faces in per_frame]), times
+
+
+def smoothed(raw: Sequence[np.ndarray], times: Sequence[float], **params) -> list[np.ndarray]:
+    f = OneEuroFilter(**params)
+    return [f(p, t, eye_distance(p)) for p, t in zip(raw, times)]
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def peak_rss_mb(seconds: float, weights: Path | None) -> dict:
+    """Peak RSS of a child process masking a ``seconds`` long 1280x720 clip."""
+    with tempfile.TemporaryDirectory(prefix="facemask-bench-") as tmp:
+        clip = Path(tmp) / "long.mp4"
+        rest, _ = rest_frame(720)
+        wide = cv2.copyMakeBorder(rest, 0, 0, 280, 280, cv2.BORDER_REFLECT)
+        path = Path2D()
+        rng = np.random.default_rng(1)
+
+        def frames() -> Iterator[np.ndarray]:
+            for i in range(round(seconds * FPS)):
+                m = path.matrix(i / FPS, (640.0, 331.0))
+                yield damaged(
+                    cv2.warpAffine(wide, m, (1280, 720), borderMode=cv2.BORDER_REFLECT), rng
+                )
+
+        started = time.perf_counter()
+        n = write_clip(clip, frames(), crf=23)
+        made_s = time.perf_counter() - started
+        cmd = [sys.executable, "-m", "lab.video_bench", "--memory-child", str(clip)]
+        if weights:
+            cmd += ["--weights", str(weights)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        child = json.loads(done.stdout.strip().splitlines()[-1])
+        child["peak_rss_mb"] = round(peak_kb / 1024, 1)
+        child["earlier_children_peak_mb"] = round(before / 1024, 1)
+        child["clip_frames"] = n
+        child["clip_mb"] = round(clip.stat().st_size / 2**20, 1)
+        child["clip_made_s"] = round(made_s, 1)
+        return child
+
+
+def _vm_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_child(clip: Path, weights: Path | None) -> int:
+    from core.api import FaceMasker
+    from core.landmarks import KeypointPredictor
+
+    masker = FaceMasker(predictor=KeypointPredictor.load(weights))
+    loaded = _vm_rss_mb()
+    started = time.perf_counter()
+    result = masker.apply_video(clip, 1)
+    seconds = time.perf_counter() - started
+    print(json.dumps({
+        "rss_after_load_mb": round(loaded, 1),
+        "rss_at_end_mb": round(_vm_rss_mb(), 1),
+        "frames": result.frames, "width": result.width, "height": result.height,
+        "seconds": round(seconds, 1), "output_mb": round(len(result.data) / 2**20, 1),
+    }))  # fmt: skip
+    return 0
+
+
+# --------------------------------------------------------------------------- report
+
+
+def measure(masker, tmp: Path, mask_id: int, tune: bool = False) -> dict:
+    rest, _ = rest_frame()
+    base = np.asarray(masker.find_faces(rest, Mode.FACES)[0].points, np.float64)
+    moving_clip, still_clip = tmp / "moving.mp4", tmp / "still.mp4"
+    moving_m = make_clip(moving_clip, Path2D())
+    make_clip(still_clip, Path2D(still=True))
+    truth = [moved(base, m) for m in moving_m]
+
+    # end to end, the model loaded: decode + track + mask + encode
+    data = moving_clip.read_bytes()
+    started = time.perf_counter()
+    result = masker.apply_video(data, mask_id)
+    total_s = time.perf_counter() - started
+
+    rows = {}
+    for name, clip in (("still", still_clip), ("moving", moving_clip)):
+        photos = photos_one_by_one(masker, clip)
+        raw, times = tracked(masker, clip, smooth=False)
+        steady, _ = tracked(masker, clip, smooth=True)
+        rows[name] = {"photos": photos, "raw": raw, "steady": steady, "times": times}
+    out = {
+        "clip": f"{SIZE}x{SIZE}, {FPS} fps, {SECONDS:g} s, noise {NOISE_SIGMA:g}, "
+        f"JPEG {JPEG_QUALITY}",
+        "frames": result.frames,
+        "total_s": round(total_s, 2),
+        "fps_end_to_end": round(result.frames / total_s, 1),
+        "faces_mean": result.faces_mean,
+        "output_kb": round(len(result.data) / 1024),
+        "one_euro": {"min_cutoff": MIN_CUTOFF, "beta": BETA, "d_cutoff": D_CUTOFF},
+    }
+    for way in ("photos", "raw", "steady"):
+        out[f"still_jitter_{way}"] = round(jitter(rows["still"][way]), 3)
+        out[f"moving_error_{way}"] = round(path_error(rows["moving"][way], truth), 3)
+        out[f"moving_jitter_{way}"] = round(jitter(rows["moving"][way], truth), 3)
+    if tune:
+        grid = []
+        for min_cutoff in (0.3, 0.5, 0.8, 1.2, 2.0):
+            for beta in (0.0, 0.2, 0.6, 1.5, 4.0):
+                p = {"min_cutoff": min_cutoff, "beta": beta, "d_cutoff": D_CUTOFF}
+                still = smoothed(rows["still"]["raw"], rows["still"]["times"], **p)
+                move = smoothed(rows["moving"]["raw"], rows["moving"]["times"], **p)
+                grid.append({
+                    **p, "still_jitter": round(jitter(still), 3),
+                    "moving_error": round(path_error(move, truth), 3),
+                    "moving_jitter": round(jitter(move, truth), 3),
+                })  # fmt: skip
+        out["tune"] = grid
+    return out
+
+
+def write_example(masker, out: Path, mask_id: int, seconds: float = 4.0, size: int = 320) -> dict:
+    """A short masked clip of the moving astronaut, small enough for the docs."""
+    with tempfile.TemporaryDirectory(prefix="facemask-example-") as tmp:
+        clip = Path(tmp) / "in.mp4"
+        make_clip(clip, Path2D(), seconds=seconds, size=size)
+        result = masker.apply_video(clip, mask_id, kind="animation")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(result.data)
+    return {"output": str(out), "kb": round(len(result.data) / 1024), "frames": result.frames}
+
+
+def print_report(r: dict) -> None:
+    print(f"moving clip {r['clip']}: {r['frames']} frames masked in {r['total_s']:.2f} s "
+          f"= {r['fps_end_to_end']:.1f} frames/s end to end (decode + track + mask + encode), "
+          f"{r['faces_mean']:.2f} faces a frame, {r['output_kb']} kB")  # fmt: skip
+    print(f"{'':34}{'photos one by one':>18}{'tracked, raw':>14}{'tracked+smoothed':>18}")
+    rows = (
+        ("still: jitter, % eye distance", "still_jitter"),
+        ("moving: path error, % eye dist.", "moving_error"),
+        ("moving: jitter around the path", "moving_jitter"),
+    )
+    for label, key in rows:
+        vals = [r[f"{key}_{w}"] for w in ("photos", "raw", "steady")]
+        print(f"{label:<34}{vals[0]:>18.3f}{vals[1]:>14.3f}{vals[2]:>18.3f}")
+    ratio = r["still_jitter_steady"] / max(r["still_jitter_photos"], 1e-9)
+    print(f"still jitter smoothed / photos one by one: {ratio:.2f} (target <= 0.33)")
+    if "memory" in r:
+        m = r["memory"]
+        print(f"memory: {m['clip_frames']} frames {m['width']}x{m['height']} ({m['clip_mb']} MB "
+              f"in) masked in {m['seconds']} s, peak RSS {m['peak_rss_mb']} MB (after model "
+              f"load {m['rss_after_load_mb']} MB; target < 1024)")  # fmt: skip
+    for row in r.get("tune", []):
+        print(
+            "  tune min_cutoff {min_cutoff:<4} beta {beta:<4}: still jitter {still_jitter:.3f}"
+            "  moving error {moving_error:.3f}  moving jitter {moving_jitter:.3f}".format(**row)
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="facemask-bench --video", description=__doc__.splitlines()[0])
+    p.add_argument("--mask", type=int, default=1)
+    p.add_argument("--weights", type=Path, default=None, help="keypoint weights (default: shipped)")
+    p.add_argument("--memory-seconds", type=float, default=60.0, help="0: skip the memory run")
+    p.add_argument("--tune", action="store_true", help="also print a grid of One Euro settings")
+    p.add_argument("--example", type=Path, default=None, help="write a short masked clip here")
+    p.add_argument("--json", action="store_true", help="last line: the numbers as JSON")
+    p.add_argument("--memory-child", type=Path, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.memory_child:
+        return memory_child(args.memory_child, args.weights)
+
+    from core.api import FaceMasker
+    from core.landmarks import KeypointPredictor
+
+    masker = FaceMasker(predictor=KeypointPredictor.load(args.weights))
+    print(f"{os.cpu_count()} CPUs, PyAV {av.__version__}, libx264 preset {video.PRESET}")
+    if args.example:
+        print(json.dumps(write_example(masker, args.example, args.mask)))
+    with tempfile.TemporaryDirectory(prefix="facemask-bench-") as tmp:
+        report = measure(masker, Path(tmp), args.mask, tune=args.tune)
+    if args.memory_seconds > 0:
+        report["memory"] = peak_rss_mb(args.memory_seconds, args.weights)
+    print_report(report)
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
