@@ -5,34 +5,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from urllib.parse import urlparse
 
 from telegram import Bot, BotCommand, Update
 from telegram.error import NetworkError
-from telegram.ext import AIORateLimiter, Application, PersistenceInput
+from telegram.ext import Application
 
 from bot import handlers, texts
 from bot.handlers import Services
+from bot.persistence import TypedPersistence, create_persistence
 from bot.queue import create_queue
+from bot.ratelimit import MessagesFirstRateLimiter
 from bot.settings import Settings
-from bot.state import CONTEXT_TYPES, StatePersistence
+from bot.state import CONTEXT_TYPES
 from masks import catalog
+from serving.logs import add_secret
 
 logger = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 HEARTBEAT_SECONDS = 10
+PRUNE_SECONDS = 6 * 3600  # forgetting old chats is not urgent
 
 
 def build_application(settings: Settings) -> Application:
     """The bot, with its persistence, rate limiter, worker queue and handlers."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    persistence = StatePersistence(
-        settings.state_file,
-        # bot_data holds live objects (the queue), not state
-        store_data=PersistenceInput(bot_data=False, callback_data=False),
-        update_interval=10,
-    )
+    # written when it changes (bot.persistence.save_now), not on a timer
+    persistence = create_persistence(settings)
     builder = (
         Application.builder()
         .token(settings.token())
@@ -47,7 +48,8 @@ def build_application(settings: Settings) -> Application:
         .post_shutdown(_post_shutdown)
     )
     if settings.rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+        # photos first: in groups, edits and chat actions wait for the budget to have room
+        builder = builder.rate_limiter(MessagesFirstRateLimiter(max_retries=3))
     app = builder.build()
     app.bot_data[handlers.SERVICES] = Services(
         settings=settings, queue=create_queue(settings), masks=catalog.masks()
@@ -65,7 +67,7 @@ def run(settings: Settings) -> None:
     asyncio.run(_check_token(settings))
     app = build_application(settings)
     if settings.webhook_url:
-        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        secret = webhook_secret(settings)
         app.run_webhook(
             listen=settings.webhook_listen,
             port=settings.webhook_port,
@@ -76,6 +78,16 @@ def run(settings: Settings) -> None:
         )
     else:
         app.run_polling(allowed_updates=ALLOWED_UPDATES, timeout=int(settings.poll_timeout))
+
+
+def webhook_secret(settings: Settings) -> str:
+    """WEBHOOK_SECRET, or a random one for this run: Telegram must prove every request."""
+    if settings.webhook_secret and settings.webhook_secret.get_secret_value():
+        return settings.webhook_secret.get_secret_value()
+    secret = secrets.token_urlsafe(32)  # Telegram allows A-Z, a-z, 0-9, _ and -
+    add_secret(secret)  # never in a log line, not even at DEBUG
+    logger.info("WEBHOOK_SECRET is not set: using a random secret for this run")
+    return secret
 
 
 async def _check_token(settings: Settings) -> None:
@@ -98,8 +110,9 @@ async def _post_init(app: Application) -> None:
     await app.bot.set_my_commands(
         [BotCommand(name, about) for name, about in texts.COMMANDS.items()]
     )
-    if svc.settings.heartbeat_file is not None:
-        svc.background.append(asyncio.create_task(_heartbeat(svc.settings)))
+    svc.background.append(asyncio.create_task(_heartbeat(app)))
+    if isinstance(app.persistence, TypedPersistence):
+        svc.background.append(asyncio.create_task(_prune(app, app.persistence)))
     logger.info("@%s is ready", app.bot.username)
 
 
@@ -112,9 +125,32 @@ async def _post_shutdown(app: Application) -> None:
     await svc.queue.close()
 
 
-async def _heartbeat(settings: Settings) -> None:
-    """Touch a file while the event loop is responsive; the container health check reads it."""
-    assert settings.heartbeat_file is not None
+async def _heartbeat(app: Application) -> None:
+    """Touch a file while the bot can work; the container health check reads its age.
+
+    It stops while the queue cannot reach the workers (in Redis mode: Redis does not answer),
+    so ``facemask-bot --healthcheck`` fails after a minute of that. Each beat also lets the
+    state store catch up with writes Redis missed.
+    """
+    svc: Services = app.bot_data[handlers.SERVICES]
+    path = svc.settings.heartbeat_file
     while True:
-        settings.heartbeat_file.touch()
+        if await svc.queue.healthy():
+            if isinstance(app.persistence, TypedPersistence):
+                await app.persistence.repair(app.chat_data, app.user_data)
+            if path is not None:
+                path.touch()
         await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
+async def _prune(app: Application, persistence: TypedPersistence) -> None:
+    """Forget chats and users not seen for FORGET_AFTER_DAYS, in the store and in memory."""
+    while True:
+        forgotten = await persistence.prune()
+        for chat_id in forgotten["chat"]:
+            if chat_id in app.chat_data:
+                app.drop_chat_data(chat_id)
+        for user_id in forgotten["user"]:
+            if user_id in app.user_data:
+                app.drop_user_data(user_id)
+        await asyncio.sleep(PRUNE_SECONDS)

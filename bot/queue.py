@@ -10,18 +10,27 @@ Both answer :meth:`MaskQueue.mask_photo` with a :class:`~core.results.MaskedPhot
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from typing import TYPE_CHECKING, Protocol
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.settings import Settings
 from core.results import MaskedPhoto, Mode
 from serving.jobs import (
     ARQ_FUNCTION,
+    JobLostError,
     MaskJob,
     WorkerBusyError,
     WorkerFailedError,
     WorkerStoppedError,
     WorkerTimeoutError,
+    WorkerUnreachableError,
     read_result,
 )
 
@@ -30,6 +39,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+#: what Redis being away looks like to a client (a refused or reset connection, a timeout)
+REDIS_TROUBLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+#: seconds a new job waits for an unreachable Redis before the tap is answered "try again"
+REDIS_PATIENCE = 10.0
+POLL_SECONDS = 0.05
+
 
 class MaskQueue(Protocol):
     async def start(self) -> None: ...
@@ -37,6 +53,8 @@ class MaskQueue(Protocol):
     async def close(self) -> None: ...
 
     async def mask_photo(self, image: bytes, mask_id: int, mode: Mode) -> MaskedPhoto: ...
+
+    async def healthy(self) -> bool: ...
 
 
 class EmbeddedQueue:
@@ -58,48 +76,161 @@ class EmbeddedQueue:
     async def mask_photo(self, image: bytes, mask_id: int, mode: Mode) -> MaskedPhoto:
         return read_result(await self.pool.run(MaskJob(image, mask_id, mode)))
 
+    async def healthy(self) -> bool:
+        return bool(self.pool.pids)
+
 
 class RedisQueue:
-    """Jobs through Redis (arq) to ``facemask-worker`` processes."""
+    """Jobs through Redis (arq) to ``facemask-worker`` processes.
+
+    Redis trouble is weather: a command that fails is tried again with backoff for a few
+    seconds (:data:`REDIS_PATIENCE`), then the tap is answered with
+    :class:`~serving.jobs.WorkerUnreachableError` ("try again in a minute"). A job whose
+    result vanished (Redis restarted without its data) is sent once more, then answered with
+    :class:`~serving.jobs.JobLostError` ("tap again"). A result is deleted as soon as it is
+    read: it holds the photo.
+    """
 
     def __init__(self, redis_url: str, queue_size: int, job_timeout: float) -> None:
         self.redis_url = redis_url
         self.queue_size = queue_size
         self.job_timeout = job_timeout
-        self._redis = None
+        self._redis: Any = None
+        self._outage_since: float | None = None
 
     async def start(self) -> None:
         from arq import create_pool
         from arq.connections import RedisSettings
 
-        self._redis = await create_pool(RedisSettings.from_dsn(self.redis_url))
+        settings = RedisSettings.from_dsn(self.redis_url)
+        settings.conn_retries = 0  # start even while Redis is away: commands retry later
+        settings.conn_timeout = 2
+        while self._redis is None:
+            try:
+                self._redis = await create_pool(settings)
+            except REDIS_TROUBLE as error:
+                self._trouble(error)
+                await asyncio.sleep(1.0)
+        self._recovered()
         logger.info("sending jobs through Redis at %s", _without_password(self.redis_url))
 
     async def close(self) -> None:
         if self._redis is not None:
-            await self._redis.aclose()
+            with contextlib.suppress(*REDIS_TROUBLE):
+                await self._redis.aclose(close_connection_pool=True)
             self._redis = None
+
+    async def healthy(self) -> bool:
+        """True if Redis answers now (the bot's heartbeat asks)."""
+        if self._redis is None:
+            return False
+        try:
+            await asyncio.wait_for(self._redis.ping(), 2.0)
+        except (*REDIS_TROUBLE, TimeoutError) as error:
+            self._trouble(error)
+            return False
+        self._recovered()
+        return True
 
     async def mask_photo(self, image: bytes, mask_id: int, mode: Mode) -> MaskedPhoto:
         if self._redis is None:
             raise WorkerStoppedError()
-        # back-pressure: refuse new work while the shared queue is full
-        if await self._redis.zcard(self._redis.default_queue_name) >= self.queue_size:
+        job = MaskJob(image, mask_id, mode)
+        deadline = time.monotonic() + self.job_timeout * 2
+        for attempt in (1, 2):
+            job_id = await self._enqueue(job)
+            try:
+                result = await self._result(job_id, deadline)
+            except _ResultLost:
+                if attempt == 2 or time.monotonic() > deadline:
+                    raise JobLostError() from None
+                logger.warning("job %s vanished from Redis (restarted?); sending it again", job_id)
+                continue
+            return read_result(result)
+        raise AssertionError("unreachable")
+
+    async def _enqueue(self, job: MaskJob) -> str:
+        """Put ``job`` in the shared queue (refusing while it is full); its id."""
+
+        async def enqueue() -> str:
+            # back-pressure: refuse new work while the shared queue is full
+            if await self._redis.zcard(self._redis.default_queue_name) >= self.queue_size:
+                raise WorkerBusyError()
+            # a job nobody has started within job_timeout is dropped: its answer would come too
+            # late (a worker that dies mid-job lets go of it within seconds, see serving.worker)
+            queued = await self._redis.enqueue_job(ARQ_FUNCTION, job, _expires=self.job_timeout)
+            if queued is None:  # only when a job id is reused, which we never do
+                raise WorkerFailedError()
+            return queued.job_id
+
+        return await self._patiently(enqueue, time.monotonic() + REDIS_PATIENCE)
+
+    async def _result(self, job_id: str, deadline: float) -> object:
+        """The job's result (deleted from Redis once read), waiting until ``deadline``."""
+        from arq.constants import result_key_prefix
+        from arq.jobs import deserialize_result
+
+        key = result_key_prefix + job_id
+
+        async def poll() -> bytes | None:
+            async with self._redis.pipeline(transaction=True) as tr:
+                tr.get(key)
+                tr.zscore(self._redis.default_queue_name, job_id)
+                tr.delete(key)
+                stored, score, _ = await tr.execute()
+            if stored is None and score is None:
+                raise _ResultLost()  # neither done nor waiting: Redis forgot it
+            return stored
+
+        while True:
+            if time.monotonic() > deadline:
+                raise WorkerTimeoutError()
+            # while Redis is away the job may still be done elsewhere: wait for it, up to the
+            # deadline, rather than giving up on the first refused connection
+            stored = await self._patiently(poll, deadline)
+            if stored is not None:
+                break
+            await asyncio.sleep(POLL_SECONDS)
+        info = deserialize_result(stored)
+        if info.success:
+            return info.result
+        error = info.result
+        if isinstance(error, Exception) and "expired" in str(error):
+            # arq dropped it unstarted: the workers were too busy to start it in time
             raise WorkerBusyError()
-        # a job nobody has started within job_timeout is dropped: its answer would come too late
-        job = await self._redis.enqueue_job(
-            ARQ_FUNCTION, MaskJob(image, mask_id, mode), _expires=self.job_timeout
-        )
-        if job is None:  # only when a job id is reused, which we never do
-            raise WorkerFailedError()
-        try:
-            result = await job.result(timeout=self.job_timeout * 2, poll_delay=0.05)
-        except TimeoutError as error:
-            raise WorkerTimeoutError() from error
-        except Exception as error:  # the worker side failed; say so, log why
-            logger.warning("job %s failed in the worker: %r", job.job_id, error)
-            raise WorkerFailedError() from error
-        return read_result(result)
+        logger.warning("job %s failed in the worker: %r", job_id, error)
+        raise WorkerFailedError()
+
+    async def _patiently(self, command: Callable[[], Awaitable[T]], deadline: float) -> T:
+        """``command()``, tried again with backoff while Redis is away, until ``deadline``."""
+        delay = 0.1
+        while True:
+            try:
+                value = await command()
+            except REDIS_TROUBLE as error:
+                self._trouble(error)
+                if time.monotonic() + delay > deadline:
+                    raise WorkerUnreachableError() from None
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
+                continue
+            self._recovered()
+            return value
+
+    def _trouble(self, error: BaseException) -> None:
+        if self._outage_since is None:  # one line per outage, not one per command
+            self._outage_since = time.monotonic()
+            logger.warning("cannot reach Redis (%s: %s); retrying", type(error).__name__, error)
+
+    def _recovered(self) -> None:
+        if self._outage_since is not None:
+            seconds = time.monotonic() - self._outage_since
+            logger.warning("Redis answers again after %.1f s", seconds)
+            self._outage_since = None
+
+
+class _ResultLost(Exception):
+    """A job that is neither finished nor waiting in Redis (Redis restarted without it)."""
 
 
 def create_queue(settings: Settings) -> MaskQueue:

@@ -45,6 +45,9 @@ class Settings(WorkerSettings):
     # state that survives a restart (which photo each keyboard belongs to, the mode), kept
     # out of the working directory so that it is never committed with the code
     state_dir: Path = Path("state")
+    # chats and users nobody has heard from for this many days are forgotten (their keyboards
+    # then answer "send it again")
+    forget_after_days: float = Field(90.0, gt=0)
     # touched every few seconds while the event loop runs; the Docker health check reads it
     heartbeat_file: Path | None = None
     poll_timeout: float = Field(10.0, ge=0)  # getUpdates long-poll seconds

@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 #: the arq function name the bot enqueues and ``facemask-worker`` serves
 ARQ_FUNCTION = "mask_photo"
+#: seconds a finished job's result (which holds the photo) stays in Redis if nobody reads it;
+#: the bot deletes it as soon as it has read it
+RESULT_SECONDS = 10
 
 
 class WorkerBusyError(FaceMaskError):
@@ -45,6 +48,18 @@ class WorkerStoppedError(WorkerFailedError):
     """The inference workers are stopping or not running. Please try again in a minute."""
 
     code = "restarting"
+
+
+class WorkerUnreachableError(WorkerBusyError):
+    """I can't reach my workers right now. Please try again in a minute."""
+
+    code = "unreachable"
+
+
+class JobLostError(WorkerFailedError):
+    """That photo was lost on its way through a restart. Please tap the mask again."""
+
+    code = "lost"
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,10 @@ def current_secrets() -> list[str]:
         if isinstance(handler.formatter, RedactingFormatter)
         for secret in handler.formatter.secrets
     ]
+
+
+def add_secret(secret: str) -> None:
+    """Redact ``secret`` from now on too (one made up at run time, e.g. a webhook secret)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, RedactingFormatter) and secret:
+            handler.formatter.secrets.append(secret)

@@ -96,7 +96,11 @@ def _child_main(conn: Connection, setup: Setup, log_level: int, secrets: list[st
             return
         if job is None:
             return
-        conn.send(job_function(job))
+        result = job_function(job)
+        try:
+            conn.send(result)
+        except OSError:  # BrokenPipeError: the parent died while we worked; nobody to answer
+            return
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ read ``REDIS_URL``, ``WORKERS`` and the rest the same way, with the same default
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
@@ -23,6 +24,10 @@ class WorkerSettings(BaseSettings):
     queue_size: int = Field(32, ge=1)  # photos waiting before new ones are refused as busy
     job_timeout: float = Field(30.0, gt=0)  # seconds one photo may take; then its process goes
     log_level: str = "INFO"
+    # touched every few seconds while all is well (for the bot: its event loop runs and its
+    # queue reaches the workers; for facemask-worker: it reaches Redis); the containers'
+    # health checks (`--healthcheck`) read its age
+    heartbeat_file: Path | None = None
 
     @field_validator("log_level")
     @classmethod
