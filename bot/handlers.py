@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import (
+    InlineKeyboardMarkup,
     InputFile,
     Message,
     MessageEntity,
@@ -33,6 +34,7 @@ from telegram.ext import (
 )
 
 from bot import gallery, keyboards, texts
+from bot.persistence import save_now
 from bot.queue import MaskQueue
 from bot.settings import Settings
 from bot.state import Context, PhotoRequest
@@ -46,6 +48,9 @@ SERVICES = "services"  # bot_data key; bot_data itself is not persisted
 SEND_PHOTO_MAX_BYTES = 10 * 1024 * 1024  # sendPhoto's limit; bigger results go as files
 SEND_PHOTO_MAX_SIDES = 10_000  # sendPhoto's limit on width + height
 CHAT_ACTION_SECONDS = 4.5  # Telegram shows a chat action for 5 s
+# one keyboard edit per message per interval: taps in between are shown together, so one
+# member's fast tapping cannot fill a group's flood budget (20 messages a minute)
+EDIT_INTERVAL_SECONDS = 1.0
 
 
 @dataclass
@@ -56,6 +61,8 @@ class Services:
     queue: MaskQueue
     masks: list[MaskSpec]
     background: list[Any] = field(default_factory=list)
+    # (chat id, message id) -> the task bringing that keyboard up to date
+    pending_edits: dict[tuple[int, int], asyncio.Task[None]] = field(default_factory=dict)
 
 
 def services(context: Context) -> Services:
@@ -91,6 +98,7 @@ def register(app: Application) -> None:
     app.add_handler(MessageHandler(private & filters.Document.ALL, not_an_image))
     app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, start))
     app.add_handler(CallbackQueryHandler(button, pattern=keyboards.CALLBACK_PATTERN))
+    app.add_handler(CallbackQueryHandler(unknown_button))  # every tap gets an answer
     app.add_error_handler(error_handler)
 
 
@@ -134,18 +142,26 @@ async def not_an_image(update: Update, context: Context) -> None:
 async def button(update: Update, context: Context) -> None:
     """A mask button or the Crop toggle under one of our keyboards."""
     query = update.callback_query
+    if query.message is None or context.chat_data is None:  # an inline message: not ours
+        await query.answer(texts.PHOTO_GONE, show_alert=True)
+        return
     chat_id = query.message.chat.id
     mask_id, photo_id = keyboards.parse(query.data)
+    # photos are looked up in this chat only, and only from the keyboard made for them:
+    # callback data naming another photo (forged, or from another chat) finds nothing
     request = context.chat_data.photos.get(photo_id)
-    if request is None:
+    if request is None or not _keyboard_of(query.message, photo_id):
         await query.answer(texts.PHOTO_GONE, show_alert=True)
         return
     svc = services(context)
 
     if mask_id is None:  # the toggle: same message, new keyboard
         await query.answer()
-        mode = request.toggle_mode()
-        await query.edit_message_reply_markup(keyboards.mask_keyboard(svc.masks, photo_id, mode))
+        request.toggle_mode()
+        await save_now(context, chat_id=chat_id)
+        # built when sent: fast taps in between show as one edit
+        latest = lambda: keyboards.mask_keyboard(svc.masks, photo_id, request.mode)  # noqa: E731
+        _edit_soon(context, query.message, latest)
         return
 
     mask = next((mask for mask in svc.masks if mask.id == mask_id), None)
@@ -174,6 +190,50 @@ async def button(update: Update, context: Context) -> None:
     await _send_result(context, chat_id, reply_to, mask, result, as_file=request.as_file)
 
 
+async def unknown_button(update: Update, context: Context) -> None:
+    """A button whose data we do not recognise (an old keyboard): answered, never left spinning."""
+    await update.callback_query.answer(texts.PHOTO_GONE, show_alert=True)
+
+
+def _keyboard_of(message: object, photo_id: int) -> bool:
+    """False if ``message`` (a keyboard) visibly belongs to another photo than ``photo_id``."""
+    replied = getattr(message, "reply_to_message", None)
+    return replied is None or replied.message_id == photo_id
+
+
+def _edit_soon(context: Context, message: Any, build: Callable[[], InlineKeyboardMarkup]) -> None:
+    """Show ``build()``'s keyboard on ``message``: at once, then at most once per interval."""
+    svc = services(context)
+    key = (message.chat.id, message.message_id)
+    if key not in svc.pending_edits:  # else the edit under way shows the latest state
+        shown = getattr(message, "reply_markup", None)
+        task = asyncio.create_task(_edit_keyboard(context, key, shown, build))
+        svc.pending_edits[key] = task
+
+
+async def _edit_keyboard(
+    context: Context,
+    key: tuple[int, int],
+    shown: InlineKeyboardMarkup | None,
+    build: Callable[[], InlineKeyboardMarkup],
+) -> None:
+    try:
+        while (markup := build()) != shown:
+            try:
+                await context.bot.edit_message_reply_markup(key[0], key[1], reply_markup=markup)
+            except BadRequest as error:
+                if "not modified" not in error.message.lower():
+                    logger.info("could not update the keyboard in chat %s: %s", key[0], error)
+                    return
+            except TelegramError as error:
+                logger.info("could not update the keyboard in chat %s: %s", key[0], error)
+                return
+            shown = markup
+            await asyncio.sleep(EDIT_INTERVAL_SECONDS)
+    finally:
+        services(context).pending_edits.pop(key, None)
+
+
 async def error_handler(update: object, context: Context) -> None:
     """Log every unexpected error with the update's ids; tell the user something useful."""
     logger.error("error while handling %s", _describe(update), exc_info=context.error)
@@ -198,6 +258,7 @@ async def _offer_masks(photo_message: Message, context: Context) -> None:
         return
     photo_id = photo_message.message_id
     request = context.chat_data.remember(photo_id, PhotoRequest(file_id, as_file, Mode.FACES))
+    await save_now(context, chat_id=photo_message.chat.id)  # before anyone sees the keyboard
     await photo_message.reply_text(
         texts.CHOOSE,
         reply_markup=keyboards.mask_keyboard(svc.masks, photo_id, request.mode),

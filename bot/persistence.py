@@ -32,7 +32,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
 from telegram.ext import BasePersistence, PersistenceInput
 
 from bot.state import CONTEXT_TYPES, Context, StatePersistence
@@ -393,12 +392,14 @@ def create_persistence(settings: Any) -> TypedPersistence:
 STATE_DB_NAME = "facemask-bot.sqlite3"
 
 
-async def save_now(update: object, context: Context) -> None:
-    """Write this update's chat and user state now, before a reply that depends on it."""
+async def save_now(
+    context: Context, *, chat_id: int | None = None, user_id: int | None = None
+) -> None:
+    """Write this chat's (and user's) state now, before a reply that depends on it."""
     persistence = context.application.persistence
-    if not isinstance(persistence, TypedPersistence) or not isinstance(update, Update):
+    if not isinstance(persistence, TypedPersistence):
         return
-    if update.effective_chat is not None and context.chat_data is not None:
-        await persistence.save(CHAT, update.effective_chat.id, context.chat_data)
-    if update.effective_user is not None and context.user_data is not None:
-        await persistence.save(USER, update.effective_user.id, context.user_data)
+    if chat_id is not None and context.chat_data is not None:
+        await persistence.save(CHAT, chat_id, context.chat_data)
+    if user_id is not None and context.user_data is not None:
+        await persistence.save(USER, user_id, context.user_data)
