@@ -73,6 +73,7 @@ class MaskedVideo:
     ms: float  # wall time of the masking call
     scaled_down: bool = False  # the input was larger than the output (long side > 1280 px)
     kind: str = "video"  # "video" | "video_note" | "animation"
+    complete: bool = True  # False: the file was cut off; these are the frames before the cut
 
     def __repr__(self) -> str:  # job queues log their results: never the video's bytes
         sound = "with audio" if self.has_audio else "no audio"

@@ -38,12 +38,14 @@ log = logging.getLogger(__name__)
 # path at up to ~1.5 eye distances a second; 30 fps). Jitter in % of the eye distance, path
 # error likewise; photos read one by one: still jitter 0.365, path error 0.573:
 #   min_cutoff 0.5, beta   4: still 0.020, path 2.52 (the mask trails a moving head)
-#   min_cutoff 0.5, beta  40: still 0.036, path 0.67
-#   min_cutoff 0.5, beta 160: still 0.062, path 0.552   <- shipped
-#   min_cutoff 0.5, beta 320: still 0.082, path 0.541 (unsmoothed: 0.193, 0.533)
-# One speed for the whole face (the mean point speed) rather than one per coordinate: at
-# the same still jitter it trails less (beta 160, per coordinate: still 0.07, path 0.60 at
-# beta 80), since the mean of 68 points' speeds is far less noisy than one coordinate's.
+#   min_cutoff 0.5, beta  40: still 0.033, path 0.67
+#   min_cutoff 0.5, beta 160: still 0.057, path 0.552   <- shipped
+#   min_cutoff 0.5, beta 320: still 0.074, path 0.541 (unsmoothed: 0.193, 0.533)
+# One speed for the whole face (its motion as a similarity: shift, turn, zoom) rather than
+# one per coordinate: per coordinate, noise reads as speed and opens the filter (beta 80:
+# still 0.048 for path 0.655; beta 160: path 0.60 only at still 0.07), and with 2% of the eye
+# distance of noise on every point the face's speed still smooths 4.0 -> 1.7 (mean point
+# speed: 3.1; with beta 160).
 MIN_CUTOFF = 0.5  # Hz: how much a still face's points are smoothed
 BETA = 160.0  # how fast the cut-off rises with speed (Hz per eye distance a second)
 D_CUTOFF = 1.0  # Hz: the smoothing of the speed itself
@@ -76,14 +78,16 @@ class OneEuroFilter:
     A low-pass whose cut-off is ``min_cutoff + beta * |speed| / scale`` Hz: at rest it
     smooths hard (no jitter), moving it lets the signal through (no lag). ``scale`` makes the
     speed relative (for faces: eye distances a second), so one setting fits every face size.
-    With ``shared``, an (N, D) array of N points has one speed, the mean of its points'
-    speeds (a face moves as one); else every coordinate has its own (the paper's filter).
+    With ``rigid``, an (N, 2) array of points has one speed: that of the similarity motion
+    (shift, turn, zoom) closest to its points' velocities, RMS over the points (a face moves
+    as one, and noise barely shows in four numbers fitted to 2N); else every coordinate has
+    its own (the paper's filter).
     """
 
     min_cutoff: float = MIN_CUTOFF
     beta: float = BETA
     d_cutoff: float = D_CUTOFF
-    shared: bool = True
+    rigid: bool = True
     _x: np.ndarray | None = field(default=None, repr=False)
     _dx: np.ndarray | None = field(default=None, repr=False)
     _t: float | None = field(default=None, repr=False)
@@ -97,14 +101,30 @@ class OneEuroFilter:
         dt = t - self._t
         dx = (x - self._x) / dt
         self._dx = self._dx + smoothing_factor(self.d_cutoff, dt) * (dx - self._dx)
-        if self.shared and self._dx.ndim == 2:
-            speed = np.linalg.norm(self._dx, axis=1).mean()
+        if self.rigid and self._dx.ndim == 2 and self._dx.shape[1] == 2:
+            speed = rigid_speed(self._x, self._dx)
         else:
             speed = np.abs(self._dx)
         cutoff = self.min_cutoff + self.beta * speed / max(scale, 1e-9)
         self._x = self._x + smoothing_factor(cutoff, dt) * (x - self._x)
         self._t = t
         return self._x.copy()
+
+
+def rigid_speed(points: np.ndarray, velocity: np.ndarray) -> float:
+    """RMS speed over the points of the similarity motion closest to their velocities.
+
+    A similarity's velocity field is ``v(p) = a (p - c) + b perp(p - c) + t`` (zoom a, turn
+    b, shift t, centre c the points' mean); least squares gives each from sums.
+    """
+    q = points - points.mean(axis=0)
+    shift = velocity.mean(axis=0)
+    w = velocity - shift
+    norm = max(float((q**2).sum()), 1e-12)
+    zoom = float((q * w).sum()) / norm
+    turn = float((q[:, 0] * w[:, 1] - q[:, 1] * w[:, 0]).sum()) / norm
+    field = zoom * q + turn * np.stack([-q[:, 1], q[:, 0]], axis=1) + shift
+    return float(np.sqrt((field**2).sum(axis=1).mean()))
 
 
 # --------------------------------------------------------------------------- geometry
