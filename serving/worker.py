@@ -85,11 +85,12 @@ def _arq_worker_class() -> type:
     class PollingWorker(Worker):  # type: ignore[misc]
         """arq's worker, remembering when it last polled Redis successfully."""
 
-        last_poll = 0.0
+        first_poll = last_poll = 0.0
 
         async def heart_beat(self) -> None:  # runs after every successful poll
             await super().heart_beat()
             self.last_poll = time.monotonic()
+            self.first_poll = self.first_poll or self.last_poll
 
     return PollingWorker
 
@@ -180,7 +181,7 @@ class Supervisor:
     def note_progress(self) -> None:
         """Called by the heartbeat: logs the end of an outage once Redis answers again."""
         if self.outage_since is not None and self._polled_within(HEARTBEAT_SECONDS):
-            seconds = time.monotonic() - self.outage_since
+            seconds = self.worker.first_poll - self.outage_since
             logger.warning("Redis is back after %.1f s; taking jobs again", seconds)
             self.outage_since = None
 
@@ -204,12 +205,14 @@ class Supervisor:
 
     async def heartbeat(self, path: Path | None) -> None:
         """Touch ``path`` while Redis answers; restart an arq loop that stopped polling."""
+        touched = 0.0
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS if path else 1.0)
+            await asyncio.sleep(1.0)
             self.note_progress()
             if self._polled_within(HEARTBEAT_SECONDS * 2):
-                if path is not None:
+                if path is not None and time.monotonic() - touched >= HEARTBEAT_SECONDS:
                     path.touch()
+                    touched = time.monotonic()
             elif self._polled_within(3600) and not self._polled_within(STALLED_SECONDS):
                 if self.main is not None and not self.main.done():
                     logger.warning("the job loop has not reached Redis for a while; restarting it")
