@@ -23,7 +23,7 @@ from PIL import Image
 
 from core import imageio, warp
 from core.detect import FaceDetector, default_detector, detect_with_turns
-from core.errors import NoFaceFoundError
+from core.errors import NoFaceFoundError, UnknownMaskError
 from core.results import Face, MaskedPhoto, Mode
 from masks import catalog
 
@@ -105,9 +105,11 @@ class FaceMasker:
         detections = detect_with_turns(self.detector, rgb)
         if not detections:
             raise NoFaceFoundError()
-        boxes = [tuple(float(v) for v in d.box) for d in detections]
-        points = self.predictor.predict(rgb, boxes, [d.angle for d in detections])
-        faces = [Face(b, np.asarray(p, np.float32)) for b, p in zip(boxes, points, strict=True)]
+        points = self.predictor.predict(rgb, [d.box for d in detections])
+        faces = [
+            Face(d.box.face_xyxy(), np.asarray(p, np.float32))
+            for d, p in zip(detections, points, strict=True)
+        ]
         if self.max_shape_error is not None:
             template = catalog.template().points.astype(np.float64)
             kept = [
@@ -122,11 +124,20 @@ class FaceMasker:
 
     def picture(self, mask_id: int) -> warp.MaskPicture:
         """The mask ready to warp (read and prepared on first use, then kept)."""
-        spec = catalog.get(mask_id)
+        spec = mask_spec(mask_id)
         with self._lock:
             if spec.id not in self._pictures:
                 self._pictures[spec.id] = load_picture(spec)
             return self._pictures[spec.id]
+
+
+def mask_spec(mask_id: int) -> catalog.MaskSpec:
+    """The catalog's mask ``mask_id``; any other id is the caller's mistake, said in a
+    sentence (:class:`UnknownMaskError`), not the catalog's bare lookup error."""
+    try:
+        return catalog.get(mask_id)
+    except LookupError:
+        raise UnknownMaskError() from None
 
 
 def load_picture(spec: catalog.MaskSpec) -> warp.MaskPicture:

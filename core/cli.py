@@ -24,24 +24,19 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from core import imageio
+from core import face68, imageio
 from core.errors import FaceMaskError
 from core.results import Mode
 from masks import catalog
 
-# Landmark groups of the 68-point scheme and the colour each is drawn in (RGB).
-GROUPS = {
-    "jaw": (range(0, 17), (255, 214, 10)),
-    "brows": (range(17, 27), (255, 120, 40)),
-    "nose": (range(27, 36), (60, 220, 255)),
-    "eyes": (range(36, 48), (80, 255, 120)),
-    "mouth": (range(48, 68), (255, 70, 160)),
+# The colour each region of the face (core.face68.REGIONS) is drawn in (RGB).
+COLOURS = {
+    "jaw": (255, 214, 10),
+    "brows": (255, 120, 40),
+    "nose": (60, 220, 255),
+    "eyes": (80, 255, 120),
+    "mouth": (255, 70, 160),
 }
-OUTLINES = [
-    (range(0, 17), False), (range(17, 22), False), (range(22, 27), False),
-    (range(27, 31), False), (range(31, 36), False), (range(36, 42), True),
-    (range(42, 48), True), (range(48, 60), True), (range(60, 68), True),
-]  # fmt: skip
 
 
 def draw_landmarks(rgb: np.ndarray, faces: Sequence) -> np.ndarray:
@@ -52,12 +47,13 @@ def draw_landmarks(rgb: np.ndarray, faces: Sequence) -> np.ndarray:
         pts = np.asarray(face.points, np.float32)
         x0, y0, x1, y1 = (int(round(v)) for v in face.box)
         cv2.rectangle(out, (x0, y0), (x1, y1), (255, 255, 255), max(1, round(size)), cv2.LINE_AA)
-        for idx, closed in OUTLINES:
-            line = np.round(pts[list(idx)] * 16).astype(np.int32)
+        for part, closed in face68.OUTLINES:
+            line = np.round(pts[part] * 16).astype(np.int32)
             cv2.polylines(out, [line], closed, (235, 235, 235), 1, cv2.LINE_AA, shift=4)
         radius = max(2, round(1.6 * size))
-        for idx, color in GROUPS.values():
-            for x, y in pts[list(idx)]:
+        for region, part in face68.REGIONS.items():
+            color = COLOURS[region]
+            for x, y in pts[part]:
                 centre = (int(round(x * 16)), int(round(y * 16)))
                 cv2.circle(out, centre, radius * 16, color, -1, cv2.LINE_AA, shift=4)
     return out
@@ -132,8 +128,10 @@ def _masker(args: argparse.Namespace):
 
 
 def cmd_apply(args: argparse.Namespace) -> dict:
+    from core.api import mask_spec
+
     data = imageio.read_bytes(args.input)  # a missing file is reported before the model loads
-    catalog.get(args.mask)
+    mask_spec(args.mask)  # and so is an unknown mask
     result = _masker(args).apply(data, args.mask, args.mode)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(result.image)

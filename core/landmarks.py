@@ -1,14 +1,19 @@
 """68 keypoints for faces in an image: crop -> model -> image points.
 
-A face found by the detector takes one pass: the model was trained on crops jittered
-like the detector's boxes (a second pass gained nothing on the validation people:
+A face found by the detector takes one look: the model was trained on crops jittered
+like the detector's boxes (a second look gained nothing on the validation people:
 4.46% -> 4.41%). A whole image taken as the face takes two: the first finds the face,
-the second looks again at the box of the first pass's points (5.67% -> 4.51%). Both
-passes use core.preprocess, exactly as training does.
+the second looks again at the box of the first look's points, level with its eyes
+(5.67% -> 4.51%). Every look cuts its crop with core.preprocess, exactly as training does.
 
 Where the model doubts a face (the spread of its heatmaps, see UNSURE_SPREAD) the face may
 lie on its side or upside down, as a detector sure of it can report it: the quarter turns
 of its crop are looked at too, then the surest one again level with its eyes.
+
+These choices live in module functions (:func:`detected_points`, :func:`whole_image_points`)
+over a ``look`` that reads a batch of crops, so that training's validation
+(``training.validate``) takes the product's path with its own network, batched over many
+images: the checkpoint it selects is the best at what ships.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -36,12 +42,12 @@ from core.model import (
 )
 from core.preprocess import (
     FaceBox,
-    box_from_detection,
     box_from_points,
     crop_image,
     eye_angle,
     normalize,
     points_from_unit,
+    reorient,
     whole_image_box,
 )
 
@@ -56,7 +62,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # down (5th percentile 0.209). MTCNN can be sure (0.99+) of a face upside down: in photos
 # turned by 90 / 180 degrees it did so for 4 / 9 faces, whose points then lay upside down
 # (NME ~1). With the quarter turns, `facemask-eval --turn 90` and `--turn 180` read as
-# upright photos do (3.81%; one look: 4.85% and 6.21% with the fourth release).
+# upright photos do (3.81%; one look alone read them 4.85% and 6.21%, earlier weights).
 UNSURE_SPREAD = 0.18
 # The same for a whole image taken as the face: the face fills less of that crop, and the
 # heatmaps are narrower. On the 426 whole validation images: right way up median 0.120,
@@ -68,6 +74,111 @@ QUARTER_TURNS = (90.0, 180.0, 270.0)
 def level_boxes(points: np.ndarray) -> list[FaceBox]:
     """The crops around (N, 68, 2) points, each turned level with its eyes."""
     return [box_from_points(p, angle=eye_angle(p)) for p in points]
+
+
+class Look(Protocol):
+    def __call__(
+        self, faces: Sequence[int], boxes: Sequence[FaceBox]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 68, 2) image points and (N,) heatmap spreads (NaN: no heatmaps) of N boxes,
+        box k cut from the image of face ``faces[k]``, in one batch."""
+        ...
+
+
+def read_crops(
+    forward: Callable[[torch.Tensor], object],
+    images: Sequence[np.ndarray],
+    boxes: Sequence[FaceBox],
+    size: int,
+    channels_last: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The network ``forward`` on box k cut from ``images[k]``: (N, 68, 2) image points and
+    (N,) heatmap spreads (NaN: the network has no heatmaps), in one batch."""
+    if not boxes:
+        return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32)
+    crops, matrices = zip(*(crop_image(im, b, size) for im, b in zip(images, boxes, strict=True)))
+    x = torch.from_numpy(normalize(np.stack(crops)))
+    if channels_last:  # ONNX Runtime takes the planes as they are
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        out = forward(x)
+    unit, spread = out if isinstance(out, tuple) else (out, torch.full((len(x),), np.nan))
+    unit = unit.float().cpu().numpy().astype(np.float64)
+    points = np.stack([points_from_unit(u, m, size) for u, m in zip(unit, matrices)])
+    return points.astype(np.float32), spread.float().cpu().numpy().astype(np.float32)
+
+
+def surest_points(
+    look: Look,
+    boxes: Sequence[FaceBox],
+    turned: Callable[[int, float], FaceBox],
+    unsure_spread: float,
+    refine: bool,
+) -> np.ndarray:
+    """(N, 68, 2) points of N faces, one box each; ``turned(i, degrees)`` is face i's box
+    turned by that much more.
+
+    One look at every box. A face the model doubts (heatmap spread above ``unsure_spread``)
+    may lie on its side or upside down (a detector can be sure of such views, see
+    UNSURE_SPREAD): its quarter turns are looked at too, then once more level with the eyes
+    of the surest turn and of the first look (a small face in a big crop, a whole photo,
+    can read doubtful until looked at closer), and the surest look of all is kept. With
+    ``refine``, a second look level with the eyes of the points so far (a tilted close-up).
+    """
+    faces = list(range(len(boxes)))
+    points, spread = look(faces, boxes)
+    unsure = [i for i, s in enumerate(spread) if s > unsure_spread]
+    if unsure:
+        n, turns = len(unsure), len(QUARTER_TURNS)
+        tries = [turned(i, t) for i in unsure for t in QUARTER_TURNS]
+        turn_points, turn_spread = look([i for i in unsure for _ in QUARTER_TURNS], tries)
+        best = turn_spread.reshape(n, turns).argmin(1) + np.arange(n) * turns
+        first = points[unsure]
+        level_points, level_spread = look(
+            unsure + unsure, level_boxes(np.concatenate([turn_points[best], first]))
+        )
+        for j, (i, k) in enumerate(zip(unsure, best)):
+            looks = (
+                (turn_points[k], turn_spread[k]),
+                (level_points[j], level_spread[j]),
+                (level_points[n + j], level_spread[n + j]),
+            )
+            for candidate, doubt in looks:
+                if doubt < spread[i]:
+                    points[i], spread[i] = candidate, doubt
+            log.debug("face %d: heatmap spread %.3f after quarter turns", i, spread[i])
+    if refine and len(points):
+        points = look(faces, level_boxes(points))[0]
+    return points
+
+
+def detected_points(
+    look: Look, boxes: Sequence[FaceBox], unsure_spread: float = UNSURE_SPREAD
+) -> np.ndarray:
+    """(N, 68, 2) points of N detected faces (their face boxes): the product's path."""
+    return surest_points(
+        look,
+        boxes,
+        lambda i, degrees: reorient(boxes[i], boxes[i].angle + degrees),
+        unsure_spread,
+        refine=False,
+    )
+
+
+def whole_image_points(
+    look: Look,
+    boxes: Sequence[FaceBox],
+    unsure_spread: float = UNSURE_SPREAD_WHOLE,
+    refine: bool = True,
+) -> np.ndarray:
+    """(N, 68, 2) points of N whole images taken as the face (their ``whole_image_box``)."""
+    return surest_points(
+        look,
+        boxes,
+        lambda i, degrees: replace(boxes[i], angle=boxes[i].angle + degrees),
+        unsure_spread,
+        refine,
+    )
 
 
 def shipped_weights() -> Path:
@@ -115,7 +226,6 @@ class KeypointPredictor:
         self,
         model: KeypointNet | KeypointEnsemble,
         meta: dict | None = None,
-        refine_detected: bool = False,
         refine_whole: bool = True,
         unsure_spread: float = UNSURE_SPREAD,
         unsure_spread_whole: float = UNSURE_SPREAD_WHOLE,
@@ -140,7 +250,6 @@ class KeypointPredictor:
                 self.forward = runtime.OnnxModule(self.forward, self.size)
                 self.backend = "onnxruntime"
         self.meta = meta or {}
-        self.refine_detected = refine_detected
         self.refine_whole = refine_whole
         self.unsure_spread = unsure_spread
         self.unsure_spread_whole = unsure_spread_whole
@@ -189,85 +298,22 @@ class KeypointPredictor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(N, 68, 2) image points and (N,) heatmap spreads (NaN: the model has no
         heatmaps) for N face boxes, in one batch."""
-        if not boxes:
-            return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32)
-        crops, matrices = zip(*(crop_image(image_rgb, b, self.size) for b in boxes))
-        x = torch.from_numpy(normalize(np.stack(crops)))
-        if self.backend == "torch":  # ONNX Runtime takes the planes as they are
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            out = self.forward(x)
-        unit, spread = out if isinstance(out, tuple) else (out, torch.full((len(x),), np.nan))
-        unit = unit.numpy().astype(np.float64)
-        points = np.stack([points_from_unit(u, m, self.size) for u, m in zip(unit, matrices)])
-        return points.astype(np.float32), spread.numpy().astype(np.float32)
+        return read_crops(
+            self.forward, [image_rgb] * len(boxes), boxes, self.size, self.backend == "torch"
+        )
 
-    def _passes(
-        self,
-        image_rgb: np.ndarray,
-        boxes: list[FaceBox],
-        turned: Callable[[int, float], FaceBox],
-        unsure_spread: float,
-        refine: bool,
-    ) -> np.ndarray:
-        """Points for the boxes; ``turned(i, degrees)`` is box i turned by that much more."""
-        points, spread = self.look(image_rgb, boxes)
-        # A face the model doubts may lie on its side or upside down (the detector can be
-        # sure of such views, see UNSURE_SPREAD): look at its quarter turns too, then once
-        # more level with the eyes of the surest turn and of the first look (a small face in
-        # a big crop, a whole photo, can read doubtful until looked at closer), and keep the
-        # surest look of all.
-        unsure = [i for i, s in enumerate(spread) if s > unsure_spread]
-        if unsure:
-            n = len(unsure)
-            tries = [turned(i, t) for i in unsure for t in QUARTER_TURNS]
-            turn_points, turn_spread = self.look(image_rgb, tries)
-            turns = len(QUARTER_TURNS)
-            best = turn_spread.reshape(n, turns).argmin(1) + np.arange(n) * turns
-            first = points[unsure]
-            level_points, level_spread = self.look(
-                image_rgb, level_boxes(np.concatenate([turn_points[best], first]))
-            )
-            for j, (i, k) in enumerate(zip(unsure, best)):
-                looks = (
-                    (turn_points[k], turn_spread[k]),
-                    (level_points[j], level_spread[j]),
-                    (level_points[n + j], level_spread[n + j]),
-                )
-                for candidate, doubt in looks:
-                    if doubt < spread[i]:
-                        points[i], spread[i] = candidate, doubt
-                log.debug("face %d: heatmap spread %.3f after quarter turns", i, spread[i])
-        if refine and len(points):
-            # the second look turns with the first look's eyes (a tilted close-up)
-            points = self.predict_boxes(image_rgb, level_boxes(points))
-        return points
-
-    def predict(
-        self,
-        image_rgb: np.ndarray,
-        boxes: Sequence[tuple[float, float, float, float]],
-        angles: Sequence[float] | None = None,
-    ) -> np.ndarray:
-        """(N, 68, 2) image points for N detector boxes (x0, y0, x1, y1), turned by angles."""
-        angles = [0.0] * len(boxes) if angles is None else list(angles)
-        crops = [box_from_detection(b, a) for b, a in zip(boxes, angles, strict=True)]
-        return self._passes(
-            image_rgb,
-            crops,
-            lambda i, degrees: box_from_detection(boxes[i], angles[i] + degrees),
-            self.unsure_spread,
-            self.refine_detected,
+    def predict(self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
+        """(N, 68, 2) image points for N detected faces (``core.detect.Detection.box``)."""
+        return detected_points(
+            lambda _, crops: self.look(image_rgb, crops), list(boxes), self.unsure_spread
         )
 
     def predict_whole_image(self, image_rgb: np.ndarray) -> np.ndarray:
         """(68, 2) image points, the whole image being the face."""
-        h, w = image_rgb.shape[:2]
-        box = whole_image_box(h, w)
-        return self._passes(
-            image_rgb,
+        box = whole_image_box(*image_rgb.shape[:2])
+        return whole_image_points(
+            lambda _, crops: self.look(image_rgb, crops),
             [box],
-            lambda _, degrees: replace(box, angle=degrees),
             self.unsure_spread_whole,
             self.refine_whole,
         )[0]

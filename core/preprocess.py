@@ -3,11 +3,13 @@
     face box  --crop_matrix-->  model input (S x S crop)  --model-->  unit crop coords
     unit crop coords  --points_from_unit-->  image pixels
 
-A face box is a square (centre, side, angle) in image pixels. Three places make one:
+A face box is a square (centre, side, angle) in image pixels: the model's crop, around
+a face's 68-point box. Three places make one:
 
-* :func:`box_from_detection` - from a face detector's box (serving, crop on);
-* :func:`box_from_points` - from 68 points (training targets; the refinement pass);
-* :func:`whole_image_box` - the whole image is the face (the seed's crop=False mode).
+* a face detector (:mod:`core.detect`): each turns its own boxes into face boxes with
+  :func:`box_around`, from where it measured its boxes to sit on the 68-point box;
+* :func:`box_from_points` - from 68 points (training targets; the second look);
+* :func:`whole_image_box` - the whole image is the face (``Mode.WHOLE``).
 
 Pixel convention: a pixel's centre has integer coordinates (OpenCV's), so the crop's
 top-left corner is at -0.5 and unit coordinate u maps to pixel ``u * S - 0.5``.
@@ -20,33 +22,22 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# The crop is this many times the side of the 68-point bounding box. The data set's
-# images are ~2.6x; the detector's boxes ~1.14x (measured on the training crops).
+from core import face68
+
+# The crop is this many times the side of the 68-point bounding box: room for the jaw of a
+# turned head and for a detector's scatter. The data set's images are ~2.6x.
 CROP_SCALE = 1.6
-# OpenCV's Haar boxes against the keypoint box (side s), measured on 579 training
-# crops: centre dx 0.00 s (sd 0.10), dy -0.18 s (sd 0.04); side 1.14 s (sd 0.11).
-DETECTOR_SIDE_RATIO = 1.14
-DETECTOR_DY = -0.18
+# Face detectors centre their boxes this many sides of the 68-point box above that box's
+# centre, along the face's own down direction (OpenCV's Haar cascade -0.18, MTCNN -0.179,
+# measured on training crops, see core.detect). That point is what a detector saw, whatever
+# way up the face turns out to be: :func:`reorient` turns a face box about it.
+DETECTOR_CENTRE_DY = -0.18
 # A box narrower than this (a detector's degenerate one) is cropped as this wide, not
 # divided by zero.
 MIN_SIDE = 1.0
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
-
-# Left/right mirror permutation of the iBUG 68-point scheme (0-based).
-FLIP_PERMUTATION = np.array(
-    list(range(16, -1, -1))  # jaw
-    + list(range(26, 16, -1))  # brows
-    + [27, 28, 29, 30]  # nose bridge
-    + [35, 34, 33, 32, 31]  # nostrils
-    + [45, 44, 43, 42, 47, 46]  # eyes
-    + [39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48]  # outer lips
-    + [59, 58, 57, 56, 55]
-    + [64, 63, 62, 61, 60]  # inner lips
-    + [67, 66, 65]
-)
 
 
 @dataclass(frozen=True)
@@ -57,7 +48,13 @@ class FaceBox:
     angle: float = 0.0  # degrees, counter-clockwise, as cv2.getRotationMatrix2D
 
     def as_xyxy(self) -> tuple[float, float, float, float]:
+        """The crop's corners, upright (x0, y0, x1, y1)."""
         h = self.side / 2
+        return (self.cx - h, self.cy - h, self.cx + h, self.cy + h)
+
+    def face_xyxy(self) -> tuple[float, float, float, float]:
+        """The face's own square, the 68-point box the crop was made around, upright."""
+        h = self.side / CROP_SCALE / 2
         return (self.cx - h, self.cy - h, self.cx + h, self.cy + h)
 
 
@@ -66,6 +63,11 @@ def keypoint_box(points: np.ndarray) -> tuple[float, float, float]:
     lo, hi = points.min(0), points.max(0)
     centre = (lo + hi) / 2
     return float(centre[0]), float(centre[1]), float((hi - lo).max())
+
+
+def box_around(cx: float, cy: float, side: float, angle: float = 0.0) -> FaceBox:
+    """The model's crop for a face whose 68-point box has this centre and (longer) side."""
+    return FaceBox(float(cx), float(cy), float(side) * CROP_SCALE, float(angle))
 
 
 def box_from_points(points: np.ndarray, scale: float = CROP_SCALE, angle: float = 0.0) -> FaceBox:
@@ -82,8 +84,8 @@ def box_from_points(points: np.ndarray, scale: float = CROP_SCALE, angle: float 
 
 
 def eye_angle(points: np.ndarray) -> float:
-    """The FaceBox angle that levels the eyes of 68 points (right eye 36-41, left 42-47)."""
-    dx, dy = points[42:48].mean(axis=0) - points[36:42].mean(axis=0)
+    """The FaceBox angle that levels the eyes of 68 points."""
+    dx, dy = points[face68.LEFT_EYE].mean(axis=0) - points[face68.RIGHT_EYE].mean(axis=0)
     return float(np.degrees(np.arctan2(dy, dx)))
 
 
@@ -97,17 +99,19 @@ def face_axes(angle: float) -> tuple[np.ndarray, np.ndarray]:
     return np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
 
 
-def box_from_detection(box: tuple[float, float, float, float], angle: float = 0.0) -> FaceBox:
-    """The model's crop for a detector box (see ``core.detect`` for the convention).
+def reorient(box: FaceBox, angle: float) -> FaceBox:
+    """The face box a detection makes if its face is turned by ``angle`` instead.
 
-    ``angle`` turns the crop with the face (detectors that see the eyes report it); the
-    box's offset from the face then runs along the face's own down direction.
+    A detector sees a face and centres its box on it; which way is the face's down it may
+    get wrong (a face on its side or upside down, see core.landmarks.UNSURE_SPREAD). The
+    point it saw stays put (``DETECTOR_CENTRE_DY`` along the old down), and the 68-point
+    box's centre lies the same distance from it along the new down.
     """
-    x0, y0, x1, y1 = box
-    s = ((x1 - x0) + (y1 - y0)) / 2 / DETECTOR_SIDE_RATIO
-    _, down = face_axes(angle)
-    cx, cy = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) - DETECTOR_DY * s * down
-    return FaceBox(float(cx), float(cy), s * CROP_SCALE, float(angle))
+    lift = DETECTOR_CENTRE_DY * box.side / CROP_SCALE
+    _, down = face_axes(box.angle)
+    _, new_down = face_axes(angle)
+    cx, cy = np.array([box.cx, box.cy]) + lift * down - lift * new_down
+    return FaceBox(float(cx), float(cy), box.side, float(angle))
 
 
 def whole_image_box(height: int, width: int) -> FaceBox:

@@ -18,19 +18,27 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# The landmarks the warp follows (iBUG 68, 0-based) ... The nose is followed at its top
-# (28) and base (33) only: the tip stands out so far that, with the head turned past ~35
+from core import face68
+
+# The landmarks the warp follows (core.face68) ... The nose is followed at its bridge (28)
+# and base (33) only: the tip stands out so far that, with the head turned past ~35
 # degrees, it crosses in front of the far cheek and would fold the triangles around it.
-JAW = list(range(17))
-INNER = [28, 33, 48, 51, 54, 57]
+INNER = [
+    face68.NOSE_BRIDGE[1],
+    face68.NOSE_BASE,
+    face68.MOUTH_CORNERS[0],
+    face68.UPPER_LIP_TOP,
+    face68.MOUTH_CORNERS[1],
+    face68.LOWER_LIP_BOTTOM,
+]
 # ... and the closed ring, jaw then the top of the nose, pushed outwards for the margin.
-RING = JAW + [27]
+RING = [*face68.JAW, face68.NOSE_TOP]
 RING_SCALE = 1.35
 
 
 def face_centre(points: np.ndarray) -> np.ndarray:
     """Midway between the top of the nose and the chin: inside the jaw ring for any pose."""
-    return (points[..., 27, :] + points[..., 8, :]) / 2
+    return (points[..., face68.NOSE_TOP, :] + points[..., face68.CHIN, :]) / 2
 
 
 def control_points(points: np.ndarray) -> np.ndarray:
@@ -42,8 +50,8 @@ def control_points(points: np.ndarray) -> np.ndarray:
     return np.vstack([ring, points[INNER], outer])
 
 
-MOUTH = list(range(48, 68))
-STEADY = RING + [28, 33]  # the points a mask hangs from: jaw, nose bridge, nose base
+MOUTH = list(face68.MOUTH)
+STEADY = RING + INNER[:2]  # the points a mask hangs from: jaw, nose bridge, nose base
 MOUTH_FOLLOW = 0.35
 
 

@@ -61,14 +61,13 @@ def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
 
 
 def template_in_box(box: tuple[float, float, float, float]) -> np.ndarray:
-    """The mean face placed in a detector box: face-sized points for an untrained model."""
+    """The mean face placed in a face's box: face-sized points for an untrained model."""
     from masks import catalog
 
     t = catalog.template().points
     unit = (t - t.min(axis=0)) / np.ptp(t, axis=0)
-    x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    return (unit * [w, 1.1 * h] + [x0, y0 + 0.1 * h]).astype(np.float32)
+    x0, y0, x1, y1 = box  # a face's box is its 68-point box (core.results.Face)
+    return (unit * [x1 - x0, y1 - y0] + [x0, y0]).astype(np.float32)
 
 
 def bench_photo(

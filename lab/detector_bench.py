@@ -4,7 +4,7 @@
 
 No labelled group photos ship with the data set, so this builds them from real faces:
 each 1280x960 photo holds 4-9 faces of the validation people (never trained on), each cut
-as a loose crop and scaled so its eyes (points 36 and 45) are 12-120 px apart, laid on a
+as a loose crop and scaled so its outer eye corners are 12-120 px apart, laid on a
 face-free background (another crop's tiles, shuffled and blurred). A face counts as found
 when a detection's centre lies inside its keypoint box; every other detection is a false
 positive, reported apart when it lies on the background. Recall is
@@ -25,9 +25,10 @@ import numpy as np
 
 from core.detect import DETECTORS, Detection, FaceDetector, default_detector
 from core.errors import NoFaceFoundError
+from core.preprocess import box_from_points
 from core.results import Mode
 from training.data import load_splits, read_image
-from training.metrics import centre_inside, interocular
+from training.metrics import interocular, point_inside
 
 BUCKETS = [(12, 20), (20, 30), (30, 50), (50, 120)]
 
@@ -81,7 +82,7 @@ class MaskedFaces:
             faces = self.masker.find_faces(image_rgb, Mode.FACES)
         except NoFaceFoundError:
             return []
-        return [Detection(f.box, 1.0) for f in faces]
+        return [Detection(box_from_points(f.points), 1.0) for f in faces]
 
 
 def run(
@@ -105,7 +106,7 @@ def run(
         ms.append((time.perf_counter() - t) * 1000)
         used = set()
         for pts in faces:
-            hit = [i for i, d in enumerate(dets) if centre_inside(d.box, pts)]
+            hit = [i for i, d in enumerate(dets) if point_inside(d.box.cx, d.box.cy, pts)]
             used.update(hit)
             iod = interocular(pts)
             for b in BUCKETS:
@@ -113,7 +114,7 @@ def run(
                     found[b][0] += bool(hit)
                     found[b][1] += 1
         for i in set(range(len(dets))) - used:
-            x0, y0, x1, y1 = (int(round(v)) for v in dets[i].box)
+            x0, y0, x1, y1 = (int(round(v)) for v in dets[i].box.face_xyxy())
             cx = min(max((x0 + x1) // 2, 0), photo.shape[1] - 1)
             cy = min(max((y0 + y1) // 2, 0), photo.shape[0] - 1)
             false_pos += 1

@@ -25,7 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.preprocess import FLIP_PERMUTATION  # the one 68-point mirror pairing
+from core.face68 import FLIP_PERMUTATION
+from core.warp import INNER, RING
 from masks.catalog import CATALOG_PATH, PNG_DIR, MaskSpec
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ UNIT = 800.0  # canvas pixels per face unit
 SIZE = (1024, 768)  # canvas width, height
 SUPERSAMPLE = 2
 
-# The landmarks every mask follows: jaw line, nose line, outer lip corners and midpoints.
-ANCHORS = list(range(17)) + [27, 28, 33, 48, 51, 54, 57]
+# The landmarks every mask follows: the ones the warp follows (jaw line, nose line, outer
+# lip corners and midpoints).
+ANCHORS = RING + INNER
 
 SPECS = [
     MaskSpec(1, "Surgical mask", "Surgical", "😷"),

@@ -41,10 +41,11 @@ from core.detect import (
     detect_with_turns,
     turn_image,
 )
+from core.face68 import REGIONS
 from core.landmarks import UNSURE_SPREAD, UNSURE_SPREAD_WHOLE, KeypointPredictor
-from core.preprocess import box_from_detection, eye_angle, whole_image_box
+from core.preprocess import eye_angle, reorient, whole_image_box
 from training.data import Sample, read_image, read_labels, read_validation_people
-from training.metrics import REGIONS, matching_detection, point_errors, summarize
+from training.metrics import matching_detection, point_errors, summarize
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def product_prediction(
     found = matching_detection(detect_with_turns(detector, image), truth)
     if found is None:
         return None, None
-    return predictor.predict(image, [found.box], [found.angle])[0], found
+    return predictor.predict(image, [found.box])[0], found
 
 
 def half_turn_spreads(
@@ -78,7 +79,7 @@ def half_turn_spreads(
         whole = whole_image_box(*image.shape[:2])
         boxes = [replace(whole, angle=angle + t) for t in (0.0, 180.0)]
     else:
-        boxes = [box_from_detection(found.box, angle + t) for t in (0.0, 180.0)]
+        boxes = [reorient(found.box, angle + t) for t in (0.0, 180.0)]
     return predictor.look(image, boxes)[1]
 
 
@@ -113,8 +114,8 @@ def evaluate(
         if doubt:
             spreads.append(half_turn_spreads(predictor, image, s.points, found))
         errs = point_errors(pred, s.points)
-        for k, sl in REGIONS.items():
-            regions[k].append(errs[sl].mean())
+        for k, part in REGIONS.items():
+            regions[k].append(errs[part].mean())
         per_face.append(float(errs.mean()))
         results.append((s, pred, float(errs.mean())))
     finite = np.asarray([e for e in per_face if math.isfinite(e)])

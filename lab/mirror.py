@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.preprocess import FLIP_PERMUTATION
+from core.face68 import FLIP_PERMUTATION
 from training.data import Sample, load_splits, read_image
 from training.metrics import interocular, nme
 

@@ -3,6 +3,10 @@
 ``catalog.json`` is written by :mod:`lab.draw_masks`. It holds the face template (the 68
 landmark positions, in mask-picture pixels, of the face every mask was drawn on) and, per
 mask, its id, names, emoji, picture and the landmarks it follows (``anchors``).
+
+This package imports nothing else of the project's (the bot reads it without the model):
+an unknown id is a plain :class:`LookupError` here; ``core.api.mask_spec`` turns it into
+the sentence a user reads.
 """
 
 from __future__ import annotations
@@ -13,8 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-
-from core.errors import UnknownMaskError
 
 HERE = Path(__file__).resolve().parent
 CATALOG_PATH = HERE / "catalog.json"
@@ -76,11 +78,8 @@ def template() -> Template:
 
 
 def get(mask_id: int) -> MaskSpec:
-    """The mask with this id; :class:`UnknownMaskError` for anything else."""
+    """The mask with this id; :class:`LookupError` for anything else (``True`` is no id)."""
     for spec in _load()[0]:
         if spec.id == mask_id and not isinstance(mask_id, bool):
             return spec
-    raise UnknownMaskError()
-
-
-MASKS: list[MaskSpec] = masks() if CATALOG_PATH.exists() else []
+    raise LookupError(f"no mask with id {mask_id!r}")

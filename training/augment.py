@@ -3,8 +3,9 @@
 Geometry goes through core.preprocess.crop_matrix, the function serving uses, so a
 training crop is cut exactly the way the product cuts one; only the box is jittered:
 
-* ``detector`` - the box OpenCV's Haar detector would hand over, with its measured
-  scatter (centre sd 0.10/0.04 of the keypoint box, side sd 0.10), widened;
+* ``detector`` - the face box of a box OpenCV's Haar detector would find, with its
+  measured scatter (centre sd 0.10/0.04 of the keypoint box, side sd 0.10), widened, turned
+  into a face box as the detector's adapter turns its boxes (``core.detect.haar_face_box``);
 * ``refine`` - the box of a first pass's points (small jitter): the second pass;
 * ``whole`` - the whole image is the face (the seed's crop=False mode).
 
@@ -22,15 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.detect import HAAR_DY, HAAR_SIDE_RATIO, haar_face_box
+from core.face68 import FLIP_PERMUTATION
 from core.preprocess import (
-    DETECTOR_DY,
-    DETECTOR_SIDE_RATIO,
-    FLIP_PERMUTATION,
     IMAGENET_MEAN,
     IMAGENET_STD,
     FaceBox,
     apply_matrix,
-    box_from_detection,
     box_from_points,
     crop_matrix,
     keypoint_box,
@@ -42,9 +41,9 @@ from core.preprocess import (
 # unmirrored crops, shown mirrored training photos (pixel x -> W - 1 - x), reads the points
 # back 0.85 px + 0.93% of the image width left of the labels, on average over 700 training
 # images (`facemask-mirror`; validation people: 0.64 px + 1.02%). Mirrored straight, a
-# crop's labels are off by that much (~2.7 px on a 200 px photo, ~4% of the eye distance):
-# mirrored training crops cost the first releases 0.4-0.5 points. So a mirrored crop's
-# points move left by (pixels, fraction of the width) first.
+# crop's labels are off by that much (~2.7 px on a 200 px photo, ~4% of the eye distance),
+# which cost 0.4-0.5 points of validation NME. So a mirrored crop's points move left by
+# (pixels, fraction of the width) first.
 MIRROR_SHIFT = (0.85, 0.0093)
 
 
@@ -56,7 +55,7 @@ class AugmentConfig:
     rotation: float = 30.0  # degrees, uniform +-
     p_rotate: float = 0.8
     # mirrored crops, off: with the shift below they still trailed unmirrored ones (Lite0 from
-    # ImageNet 3.98 vs 3.95%, Lite2 fine-tune 3.82 vs 3.81%; model card, eighth session)
+    # ImageNet 3.98 vs 3.95%, Lite2 fine-tune 3.82 vs 3.81% on the validation people)
     p_flip: float = 0.0
     mirror_shift: tuple[float, float] = MIRROR_SHIFT  # (pixels, fraction of the width)
     brightness: float = 0.35
@@ -88,12 +87,10 @@ def sample_boxes(
         cx, cy, s = keypoint_box(pts)
         if mode < cfg.p_detector:
             j = cfg.detector_jitter
-            side = s * DETECTOR_SIDE_RATIO * (1 + rng.normal(0, 0.10 * j))
+            side = s * HAAR_SIDE_RATIO * (1 + rng.normal(0, 0.10 * j))
             dcx = cx + rng.normal(0, 0.10 * j) * s
-            dcy = cy + (DETECTOR_DY + rng.normal(0, 0.04 * j)) * s
-            box = box_from_detection(
-                (dcx - side / 2, dcy - side / 2, dcx + side / 2, dcy + side / 2)
-            )
+            dcy = cy + (HAAR_DY + rng.normal(0, 0.04 * j)) * s
+            box = haar_face_box(dcx - side / 2, dcy - side / 2, dcx + side / 2, dcy + side / 2)
         elif mode < cfg.p_detector + cfg.p_whole:
             box = whole_image_box(int(h), int(w))
             box = FaceBox(box.cx, box.cy, box.side * float(rng.uniform(0.9, 1.1)))

@@ -1,7 +1,13 @@
-"""Experiments as data: one TrainConfig per run, presets over defaults.
+"""Experiments as data: one TrainConfig per run, read from a file over the defaults.
 
-A run writes its config (config.json) next to its checkpoints and metrics, so every
-number in a report can be traced back to the exact settings that made it.
+A recipe is a JSON file in ``training/configs/`` (``facemask-train --config FILE``): the
+fields of :class:`TrainConfig` it changes from the defaults below (``model`` and ``augment``
+field by field). A recipe of several runs, each starting from the one before (``init``) or
+taught by others (``teachers``), lists them under ``"stages"``, each a set of fields over
+the file's own; ``--stage NAME`` picks one. Keys starting with ``_`` are notes for people.
+A run writes its resolved config (config.json) next to its checkpoints and metrics, so
+every number in a report traces back to the settings that made it; that file is a recipe
+too.
 """
 
 from __future__ import annotations
@@ -13,18 +19,25 @@ from pathlib import Path
 from core.model import ModelConfig
 from training.augment import AugmentConfig
 
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A recipe file that cannot be read as a TrainConfig (the sentence says why)."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     imagenet: bool = True
+    init: str = ""  # weights to start from (fine-tuning); the ImageNet weights are not loaded
     epochs: int = 120
     batch_size: int = 64
     optimizer: str = "adamw"  # adamw | adam
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    schedule: str = "cosine"  # cosine (linear warm-up) | plateau (the seed's)
+    schedule: str = "cosine"  # cosine (linear warm-up) | plateau (ReduceLROnPlateau 0.1, 10)
     warmup_epochs: float = 2.0
     loss: str = "wing"  # wing | l1 | smoothl1
     smoothl1_beta: float = 0.01  # in unit crop coordinates
@@ -42,44 +55,52 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        d = dict(d)
-        d["model"] = ModelConfig(**d.get("model", {}))
-        d["augment"] = AugmentConfig(**d.get("augment", {}))
-        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+        """A config from (part of) a dict; unknown keys are an error, not ignored."""
+        return over(cls(), d)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2))
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-PRESETS: dict[str, TrainConfig] = {
-    # The seed: b0 at 224, GAP head, SmoothL1, Adam 1e-3, ReduceLROnPlateau(0.1, 10), 100 epochs.
-    "seed": TrainConfig(
-        model=ModelConfig("b0", "gap", 224, memory_efficient_swish=True),
-        imagenet=False,
-        epochs=100,
-        optimizer="adam",
-        lr=1e-3,
-        weight_decay=0.0,
-        schedule="plateau",
-        loss="smoothl1",
-        smoothl1_beta=1.0 / 128,
-        warmup_epochs=0.0,
-    ),
-    "lite0-integral": TrainConfig(),
-    "lite0-gap": TrainConfig(model=ModelConfig("lite0", "gap", 192)),
-    "b0-scratch": TrainConfig(model=ModelConfig("b0", "integral", 192), imagenet=False),
-    "tiny": TrainConfig(
-        model=ModelConfig("lite0", "gap", 64), imagenet=False, epochs=2, batch_size=4
-    ),
-}
+def over(cfg: TrainConfig, changes: dict) -> TrainConfig:
+    """``cfg`` with the fields in ``changes`` (``model`` and ``augment`` field by field)."""
+    changes = {k: v for k, v in changes.items() if not k.startswith("_")}
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(changes) - known - {"stages"})
+    if unknown:
+        raise ConfigError(f"unknown config fields: {', '.join(unknown)}")
+    changes.pop("stages", None)
+    for name, kind in (("model", ModelConfig), ("augment", AugmentConfig)):
+        if name in changes:
+            sub = dict(changes[name])
+            bad = sorted(set(sub) - {f.name for f in fields(kind)})
+            if bad:
+                raise ConfigError(f"unknown {name} fields: {', '.join(bad)}")
+            if "mirror_shift" in sub:  # JSON has lists, the config tuples
+                sub["mirror_shift"] = tuple(sub["mirror_shift"])
+            changes[name] = replace(getattr(cfg, name), **sub)
+    return replace(cfg, **changes)
 
 
-def preset(name: str, **overrides) -> TrainConfig:
-    if name not in PRESETS:
-        raise SystemExit(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    cfg = PRESETS[name]
-    model_over = {k[6:]: v for k, v in overrides.items() if k.startswith("model_")}
-    rest = {k: v for k, v in overrides.items() if not k.startswith("model_") and v is not None}
-    if model_over:
-        rest["model"] = replace(cfg.model, **{k: v for k, v in model_over.items() if v is not None})
-    return replace(cfg, **rest)
+def resolve(path: Path | str, stage: str | None = None) -> TrainConfig:
+    """The config of a recipe file (a bare name means ``training/configs/NAME.json``); of
+    its stage ``stage`` where it has stages."""
+    path = Path(path)
+    if not path.suffix and not path.exists():
+        path = CONFIGS_DIR / f"{path}.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        known = ", ".join(sorted(p.stem for p in CONFIGS_DIR.glob("*.json")))
+        raise ConfigError(f"no config file {path} (training/configs has: {known})") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not JSON: {err}") from None
+    stages = data.get("stages", {})
+    cfg = over(TrainConfig(), data)
+    if stage is None:
+        if stages:
+            raise ConfigError(f"{path} has stages, pick one with --stage: {', '.join(stages)}")
+        return cfg
+    if stage not in stages:
+        raise ConfigError(f"{path} has no stage {stage!r}: {', '.join(stages) or 'none'}")
+    return over(cfg, stages[stage])

@@ -1,8 +1,11 @@
 """The face-keypoint data set: upstream CSV reader, the person split, and a pack.
 
 The pack is the training cache: every image decoded once, resized to fit a square
-canvas (default 384 px, padded with black), with its points, person and split. Saved as
-one .npz so a run (or a GPU machine) starts in seconds instead of decoding JPEGs.
+canvas (default 384 px, padded with black), with its points, person and split, and for the
+validation people the face the product's detector finds there (its face box, angle
+included). Saved as one .npz so a run (or a GPU machine) starts in seconds instead of
+decoding JPEGs; a pack written by another version of this layout (``PACK_VERSION``) is
+refused with a :class:`StalePack` error, never misread.
 """
 
 from __future__ import annotations
@@ -16,11 +19,19 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from training.metrics import matching_box
+from core.face68 import NUM_POINTS
+from core.preprocess import FaceBox
+from training.metrics import matching_detection
 
 log = logging.getLogger(__name__)
 
-NUM_POINTS = 68
+# What a pack file holds. 2: the detector's face box (cx, cy, side, angle) replaces its
+# box in the Haar cascade's convention (x0, y0, x1, y1).
+PACK_VERSION = 2
+
+
+class StalePack(ValueError):
+    """A pack file written by another version of the layout: rebuild it."""
 
 
 @dataclass(frozen=True)
@@ -98,15 +109,23 @@ class Pack:
     sizes: np.ndarray  # (N, 2) int: height, width of the image on the canvas
     names: np.ndarray  # (N,) str
     split: np.ndarray  # (N,) str: train | val | test
-    detections: np.ndarray  # (N, 4) float32 detector box on the canvas, NaN where missed
+    # (N, 4) float32: the detected face's box on the canvas, cx, cy, side, angle
+    # (core.preprocess.FaceBox); NaN where the detector missed it or was not run
+    face_boxes: np.ndarray
 
     def select(self, split: str) -> Pack:
         keep = self.split == split
         return Pack(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
 
+    def face_box(self, i: int) -> FaceBox | None:
+        """Image i's detected face box, None where there is none."""
+        row = self.face_boxes[i]
+        return None if np.isnan(row).any() else FaceBox(*(float(v) for v in row))
+
     def save(self, path: str | Path, jpeg_quality: int | None = None) -> None:
         """As raw pixels, or (jpeg_quality set) JPEG-compressed to travel light."""
         arrays = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        arrays["version"] = np.asarray(PACK_VERSION)
         if jpeg_quality:
             blobs = [
                 cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])[1]
@@ -119,6 +138,12 @@ class Pack:
     @classmethod
     def load(cls, path: str | Path) -> Pack:
         with np.load(path, allow_pickle=False) as z:
+            version = int(z["version"]) if "version" in z else 1
+            if version != PACK_VERSION:
+                raise StalePack(
+                    f"{path} is a version {version} pack, this code reads version "
+                    f"{PACK_VERSION}: build it again (facemask-train --data DIR --cache ...)"
+                )
             arrays = {f: z[f] for f in cls.__dataclass_fields__}
             if "jpeg_offsets" in z:
                 off, buf = z["jpeg_offsets"], arrays["images"]
@@ -157,14 +182,15 @@ def build_pack(
     detect_splits: tuple[str, ...] = ("val",),
     progress: bool = True,
 ) -> Pack:
-    """Decode every sample once; run the detector on ``detect_splits`` (product-path val)."""
+    """Decode every sample once; search ``detect_splits`` for their faces as the product
+    does (``core.detect.detect_with_turns``), for validation on the product's path."""
     images, points, sizes, names, split_names, dets = [], [], [], [], [], []
     for split, samples in splits.items():
         for s in tqdm(samples, desc=f"pack {split}", disable=not progress):
             img, pts, (h, w) = fit_canvas(read_image(s.path), s.points, canvas)
             box = np.full(4, np.nan, np.float32)
             if detector is not None and split in detect_splits:
-                box = _detector_box(detector, img[:h, :w], pts)
+                box = _face_box(detector, img[:h, :w], pts)
             images.append(img)
             points.append(pts)
             sizes.append((h, w))
@@ -181,7 +207,13 @@ def build_pack(
     )
 
 
-def _detector_box(detector, image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The detection matching the ground truth (metrics.matching_box), NaN if none does."""
-    box = matching_box((d.box for d in detector.detect(image)), points)
-    return np.full(4, np.nan, np.float32) if box is None else np.asarray(box, np.float32)
+def _face_box(detector, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The face box (cx, cy, side, angle) of the product's detection that matches the
+    ground truth (``metrics.matching_detection``), NaN if none does."""
+    from core.detect import detect_with_turns
+
+    found = matching_detection(detect_with_turns(detector, image), points)
+    if found is None:
+        return np.full(4, np.nan, np.float32)
+    b = found.box
+    return np.asarray([b.cx, b.cy, b.side, b.angle], np.float32)

@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-LEFT_EYE_CORNER, RIGHT_EYE_CORNER = 36, 45
-
-REGIONS: dict[str, slice] = {
-    "jaw": slice(0, 17),
-    "brows": slice(17, 27),
-    "nose": slice(27, 36),
-    "eyes": slice(36, 48),
-    "mouth": slice(48, 68),
-}
+from core.face68 import OUTER_EYE_CORNERS
 
 
 def interocular(truth: np.ndarray) -> np.ndarray:
-    """(..., 68, 2) -> (...) distance between points 36 and 45."""
-    return np.linalg.norm(truth[..., RIGHT_EYE_CORNER, :] - truth[..., LEFT_EYE_CORNER, :], axis=-1)
+    """(..., 68, 2) -> (...) distance between the outer eye corners (points 36 and 45)."""
+    right, left = OUTER_EYE_CORNERS
+    return np.linalg.norm(truth[..., left, :] - truth[..., right, :], axis=-1)
 
 
 def point_errors(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -34,21 +27,21 @@ def nme(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return point_errors(pred, truth).mean(-1)
 
 
-def centre_inside(box: tuple[float, float, float, float], truth: np.ndarray) -> bool:
-    """The detector protocol's match: the box's centre lies inside the truth's keypoint box."""
+def point_inside(x: float, y: float, truth: np.ndarray) -> bool:
+    """Whether (x, y) lies inside the truth's keypoint box."""
     lo, hi = truth.min(0), truth.max(0)
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return bool(lo[0] <= cx <= hi[0] and lo[1] <= cy <= hi[1])
+    return bool(lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1])
 
 
-def matching_box(boxes, truth: np.ndarray) -> tuple[float, float, float, float] | None:
-    """The first of the detector's boxes that matches the ground-truth face, if any."""
-    return next((box for box in boxes if centre_inside(box, truth)), None)
+def centre_inside(box: tuple[float, float, float, float], truth: np.ndarray) -> bool:
+    """A raw (x0, y0, x1, y1) box's match: its centre lies inside the truth's keypoint box."""
+    return point_inside((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, truth)
 
 
 def matching_detection(detections, truth: np.ndarray):
-    """The first detection (anything with a ``box``) that matches the ground-truth face."""
-    return next((d for d in detections if centre_inside(d.box, truth)), None)
+    """The detector protocol's match: the first detection (``core.detect.Detection``) whose
+    face box's centre lies inside the ground truth's keypoint box, if any."""
+    return next((d for d in detections if point_inside(d.box.cx, d.box.cy, truth)), None)
 
 
 def summarize(errors: np.ndarray, region_errors: dict[str, np.ndarray] | None = None) -> dict:

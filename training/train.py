@@ -1,10 +1,14 @@
 """facemask-train: train the 68-point keypoint model.
 
-    facemask-train --data ../shared/data/face-keypoints --preset lite0-integral --out runs/x
+    facemask-train --data ../shared/data/face-keypoints --config shipped --stage r2-lite1 \
+        --out runs/r2-lite1 [--epochs N --lr X ...]
 
-The run directory holds config.json, train.log, metrics.jsonl, curves.png, last.pt
-(resumable: model, optimiser, epoch, history) and best.pt (weights only, best
-validation NME on the product's path, loadable with weights_only=True).
+``--config`` names a recipe file (``training/configs/NAME.json``, or any path; without it,
+the defaults in ``training.config.TrainConfig``); the other flags override it. The run
+directory holds config.json (the resolved config, itself a recipe file), train.log,
+metrics.jsonl, curves.png, last.pt (resumable: model, optimiser, epoch, history) and
+best.pt (weights only, loadable with weights_only=True): the epoch with the best
+validation NME on the product's path (``training.validate``).
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from tqdm import tqdm
 
 from core.model import build_model, load_weights, save_weights
 from training.augment import Augmenter
-from training.config import PRESETS, TrainConfig, preset
-from training.data import Pack, build_pack, load_splits
+from training.config import ConfigError, TrainConfig, over, resolve
+from training.data import Pack, StalePack, build_pack, load_splits
 from training.validate import validate
 
 log = logging.getLogger("training")
@@ -58,8 +62,12 @@ def make_pack(data: Path, cache: Path | None, canvas: int) -> Pack:
     if data.suffix == ".npz":
         return Pack.load(data)
     if cache and cache.exists():
-        log.info("pack: %s", cache)
-        return Pack.load(cache)
+        try:
+            pack = Pack.load(cache)
+            log.info("pack: %s", cache)
+            return pack
+        except StalePack as err:
+            log.warning("%s; building it again", err)
     from core.detect import default_detector
 
     splits = load_splits(data)
@@ -97,9 +105,6 @@ class Trainer:
             cfg.augment,
             device,
             cfg.seed,
-        )
-        self.val_images = (
-            torch.from_numpy(self.val_pack.images).permute(0, 3, 1, 2).contiguous().to(device)
         )
         self.steps_per_epoch = max(1, len(self.train_pack) // cfg.batch_size)
         self.epochs = cfg.epochs
@@ -219,7 +224,7 @@ class Trainer:
         while self.epoch < self.epochs:
             t0 = time.perf_counter()
             loss = self.train_epoch()
-            val = validate(self.model, self.val_pack, self.val_images, self.cfg.model.input_size)
+            val = validate(self.model, self.val_pack, self.cfg.model.input_size)
             if self.plateau:
                 self.plateau.step(val["score"])
             self.epoch += 1
@@ -252,13 +257,11 @@ class Trainer:
                 )
             self.save()
             log.info(
-                "epoch %d/%d loss %.4f val NME %.4f (pass1 %.4f, whole %.4f, fail %.3f) "
-                "best %.4f %.0fs",
+                "epoch %d/%d loss %.4f val NME %.4f (whole image %.4f, fail %.3f) best %.4f %.0fs",
                 self.epoch,
                 self.epochs,
                 loss,
                 val["detector"],
-                val["detector_pass1"],
                 val["whole"],
                 val["detector_fail_0.10"],
                 self.best,
@@ -278,11 +281,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.plot(ep, [h["loss"] for h in history])
     a.set(title="training loss", xlabel="epoch", yscale="log")
-    for key, label in (
-        ("val_detector", "detector, 2 passes"),
-        ("val_detector_pass1", "detector, 1 pass"),
-        ("val_whole", "whole image"),
-    ):
+    for key, label in (("val_detector", "detected faces"), ("val_whole", "whole image")):
         b.plot(ep, [100 * h[key] for h in history], label=label)
     b.set(title="validation people: NME (%)", xlabel="epoch", ylim=(0, 15))
     b.legend()
@@ -304,7 +303,10 @@ def main(argv: list[str] | None = None) -> None:
         help="the face-keypoints folder (or a pack .npz made by --cache)",
     )
     p.add_argument("--out", type=Path, required=True, help="run directory")
-    p.add_argument("--preset", default="lite0-integral", choices=sorted(PRESETS))
+    p.add_argument(
+        "--config", help="recipe: NAME (training/configs/NAME.json) or a path; default: defaults"
+    )
+    p.add_argument("--stage", help="the recipe's stage to run, where it has stages")
     p.add_argument("--cache", type=Path, help="pack file: decoded images, built on first use")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -339,6 +341,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     p.add_argument(
+        "--no-imagenet", action="store_true", help="start from random weights, not ImageNet's"
+    )
+    p.add_argument(
         "--teacher",
         action="append",
         type=Path,
@@ -355,32 +360,36 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = preset(
-        args.preset,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        loss=args.loss,
-        seed=args.seed,
-        time_budget_min=args.time_budget,
-        weight_decay=args.weight_decay,
-        model_input_size=args.input_size,
-        model_arch=args.arch,
-        freeze_backbone=args.freeze_backbone or None,
-        teachers=[str(t) for t in args.teacher] if args.teacher else None,
-        distill_weight=args.distill_weight,
-    )
-    augment = {
-        "p_erase": args.erase,
-        "detector_jitter": args.jitter,
-        "rotation": args.rotation,
-        "p_flip": args.flip,
-        "mirror_shift": tuple(args.mirror_shift) if args.mirror_shift else None,
+    try:
+        cfg = resolve(args.config, args.stage) if args.config else TrainConfig()
+    except ConfigError as err:
+        p.error(str(err))
+    changes = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "loss": args.loss,
+        "seed": args.seed,
+        "time_budget_min": args.time_budget,
+        "weight_decay": args.weight_decay,
+        "freeze_backbone": args.freeze_backbone or None,
+        "teachers": [str(t) for t in args.teacher] if args.teacher else None,
+        "distill_weight": args.distill_weight,
+        "init": str(args.init) if args.init else None,
+        "imagenet": False if args.no_imagenet else None,
+        "model": {"input_size": args.input_size, "arch": args.arch},
+        "augment": {
+            "p_erase": args.erase,
+            "detector_jitter": args.jitter,
+            "rotation": args.rotation,
+            "p_flip": args.flip,
+            "mirror_shift": args.mirror_shift,
+        },
     }
-    augment = {k: v for k, v in augment.items() if v is not None}
-    if augment:
-        cfg = replace(cfg, augment=replace(cfg.augment, **augment))
-    if args.init and not args.resume:  # the checkpoint replaces the ImageNet weights
+    changes["model"] = {k: v for k, v in changes["model"].items() if v is not None}
+    changes["augment"] = {k: v for k, v in changes["augment"].items() if v is not None}
+    cfg = over(cfg, {k: v for k, v in changes.items() if v is not None and v != {}})
+    if cfg.init:  # the checkpoint replaces the ImageNet weights: never load them
         cfg = replace(cfg, imagenet=False)
     if args.resume and (args.out / "config.json").exists():
         cfg = TrainConfig.from_dict(json.loads((args.out / "config.json").read_text()))
@@ -388,10 +397,10 @@ def main(argv: list[str] | None = None) -> None:
     log.info("config: %s", cfg)
     pack = make_pack(args.data, args.cache, cfg.canvas)
     trainer = Trainer(cfg, pack, args.out, args.device)
-    if args.init and not args.resume:
-        blob = torch.load(args.init, map_location=args.device, weights_only=True)
+    if cfg.init and not args.resume:
+        blob = torch.load(cfg.init, map_location=args.device, weights_only=True)
         trainer.model.load_state_dict(blob["state_dict"])
-        log.info("initialised from %s", args.init)
+        log.info("initialised from %s", cfg.init)
     if args.resume and (args.out / "last.pt").exists():
         trainer.resume()
         if args.epochs:  # extend (or shorten) a finished run

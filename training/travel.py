@@ -36,27 +36,27 @@ from training.data import Pack, fit_canvas
 
 
 def shrink(pack: Pack, canvas: int, splits: tuple[str, ...] = ("train", "val")) -> Pack:
-    """The pack's ``splits`` on a smaller canvas; points and detector boxes move with pixels."""
+    """The pack's ``splits`` on a smaller canvas; points and face boxes move with pixels."""
     keep = np.isin(pack.split, splits)
-    images, points, sizes, dets = [], [], [], []
-    for img, pts, (h, w), det in zip(
-        pack.images[keep], pack.points[keep], pack.sizes[keep], pack.detections[keep]
+    images, points, sizes, boxes = [], [], [], []
+    for img, pts, (h, w), box in zip(
+        pack.images[keep], pack.points[keep], pack.sizes[keep], pack.face_boxes[keep]
     ):
-        # the box's corners ride along with the points (NaN, a missed face, stays NaN)
-        small, moved, size = fit_canvas(
-            img[:h, :w], np.concatenate([pts, det.reshape(2, 2)]), canvas
-        )
+        # the face box's centre rides along with the points, its side scales with the image
+        # (NaN, a missed face, stays NaN)
+        small, moved, size = fit_canvas(img[:h, :w], np.concatenate([pts, box[None, :2]]), canvas)
+        scale = min(1.0, canvas / max(h, w))  # as fit_canvas moves the points
         images.append(small)
-        points.append(moved[:-2])
+        points.append(moved[:-1])
         sizes.append(size)
-        dets.append(moved[-2:].reshape(4))
+        boxes.append([*moved[-1], box[2] * scale, box[3]])
     return Pack(
         np.stack(images),
         np.stack(points),
         np.asarray(sizes, np.int32),
         pack.names[keep],
         pack.split[keep],
-        np.asarray(dets, np.float32).reshape(-1, 4),
+        np.asarray(boxes, np.float32).reshape(-1, 4),
     )
 
 

@@ -1,61 +1,94 @@
-"""Batched validation on the pack, the product's way: detector box, then refine pass.
+"""Validation on the product's path, batched: the epoch it selects is the best at what ships.
 
-Mirrors core.landmarks.KeypointPredictor (same boxes, same two passes, same matrices)
-but batched on the training device, so it can run every epoch.
+Each validation face is read by the functions the product reads faces with
+(:mod:`core.landmarks`), only batched over many images and run by the network in training:
+
+* ``detector``: the face box the product's detector found in the pack (its angle included)
+  takes one look, and a face the model doubts its quarter turns and level looks too
+  (``core.landmarks.detected_points``); faces the detector missed are counted, not scored;
+* ``whole``: the whole image taken as the face, a first look and a second one level with
+  its eyes (``core.landmarks.whole_image_points``).
+
+Crops are cut from the pack's images by ``core.preprocess.crop_image``, as the product cuts
+them from a photo. What still differs from ``facemask-eval``: the pack's images were shrunk
+to fit its canvas (and the detector ran there), and the product runs the released network
+(float16 weights, int8 backbones on ONNX Runtime) where this runs the one in training.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
-from core.preprocess import (
-    FaceBox,
-    box_from_detection,
-    box_from_points,
-    points_from_unit,
-    whole_image_box,
+from core.landmarks import (
+    UNSURE_SPREAD,
+    UNSURE_SPREAD_WHOLE,
+    Look,
+    detected_points,
+    read_crops,
+    whole_image_points,
 )
-from training.augment import crop_batch, normalize_tensor
+from core.preprocess import FaceBox, whole_image_box
 from training.data import Pack
 from training.metrics import nme
 
-
-@torch.no_grad()
-def predict_boxes(
-    model, images: torch.Tensor, boxes: list[FaceBox], size: int, batch: int = 128
-) -> np.ndarray:
-    out = []
-    for i in range(0, len(boxes), batch):
-        b = boxes[i : i + batch]
-        crops, matrices = crop_batch(images[i : i + batch], b, size, np.zeros(len(b), bool))
-        x = normalize_tensor(crops).contiguous(memory_format=torch.channels_last)
-        unit = model(x).float().cpu().numpy().astype(np.float64)
-        out.extend(points_from_unit(u, m, size) for u, m in zip(unit, matrices))
-    return np.stack(out)
+BATCH = 256
 
 
-def validate(model, pack: Pack, images: torch.Tensor, size: int, refine: bool = True) -> dict:
-    """NME on the product's path (detector boxes; misses reported, not scored) and whole-image."""
+def batched_look(model: torch.nn.Module, images: Sequence[np.ndarray], size: int) -> Look:
+    """A ``core.landmarks.Look`` over ``images`` (face i is images[i]) for a network in
+    training, on its own device, ``BATCH`` crops at a time."""
+    device = next(model.parameters()).device
+
+    def forward(x: torch.Tensor):
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        return model(x, with_spread=True)
+
+    def look(faces: Sequence[int], boxes: Sequence[FaceBox]) -> tuple[np.ndarray, np.ndarray]:
+        parts = [
+            read_crops(
+                forward,
+                [images[f] for f in faces[k : k + BATCH]],
+                boxes[k : k + BATCH],
+                size,
+            )
+            for k in range(0, len(boxes), BATCH)
+        ]
+        if not parts:
+            return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32)
+        return np.concatenate([p for p, _ in parts]), np.concatenate([s for _, s in parts])
+
+    return look
+
+
+def validate(
+    model: torch.nn.Module,
+    pack: Pack,
+    size: int,
+    unsure_spread: float = UNSURE_SPREAD,
+    unsure_spread_whole: float = UNSURE_SPREAD_WHOLE,
+) -> dict:
+    """NME of ``model`` on the pack's faces, on the product's two paths (see above)."""
     was_training = model.training
     model.eval()
-    found = ~np.isnan(pack.detections).any(1)
-    res: dict = {"n": len(pack), "missed": int((~found).sum())}
+    images = [img[:h, :w] for img, (h, w) in zip(pack.images, pack.sizes)]
+    found = [i for i in range(len(pack)) if pack.face_box(i) is not None]
+    res: dict = {"n": len(pack), "missed": len(pack) - len(found)}
     for mode in ("detector", "whole"):
         if mode == "detector":
-            idx = np.flatnonzero(found)
-            boxes = [box_from_detection(tuple(pack.detections[i])) for i in idx]
+            idx = np.asarray(found, int)
+            look = batched_look(model, [images[i] for i in idx], size)
+            pred = detected_points(look, [pack.face_box(i) for i in idx], unsure_spread)
         else:
             idx = np.arange(len(pack))
-            boxes = [whole_image_box(int(h), int(w)) for h, w in pack.sizes[idx]]
+            look = batched_look(model, images, size)
+            boxes = [whole_image_box(int(h), int(w)) for h, w in pack.sizes]
+            pred = whole_image_points(look, boxes, unsure_spread_whole)
         if len(idx) == 0:  # the detector found none of these faces
-            res[mode] = res[f"{mode}_pass1"] = res[f"{mode}_fail_0.10"] = float("nan")
+            res[mode] = res[f"{mode}_fail_0.10"] = float("nan")
             continue
-        imgs = images[torch.as_tensor(idx, device=images.device)]
-        pred = predict_boxes(model, imgs, boxes, size)
-        res[f"{mode}_pass1"] = float(nme(pred, pack.points[idx]).mean())
-        if refine:
-            pred = predict_boxes(model, imgs, [box_from_points(p) for p in pred], size)
         errors = nme(pred, pack.points[idx])
         res[mode] = float(errors.mean())
         res[f"{mode}_fail_0.10"] = float((errors > 0.10).mean())

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from skimage import data
 
+from core import face68
+from core.preprocess import FaceBox
 from masks import catalog
 
 # Hand-marked on skimage's astronaut (512x512): template landmark index -> image (x, y).
@@ -30,9 +32,9 @@ def fit_template(marks: dict, template: np.ndarray) -> np.ndarray:
     src, dst = [], []
     for key, xy in marks.items():
         if key == "eye_left":
-            src.append(template[36:42].mean(axis=0))
+            src.append(template[face68.RIGHT_EYE].mean(axis=0))
         elif key == "eye_right":
-            src.append(template[42:48].mean(axis=0))
+            src.append(template[face68.LEFT_EYE].mean(axis=0))
         else:
             src.append(template[key])
         dst.append(xy)
@@ -55,24 +57,19 @@ def astronaut_points() -> np.ndarray:
 class KnownFacePredictor:
     """Same interface as core.landmarks.KeypointPredictor; answers with known points.
 
-    ``faces`` are (68, 2) point sets in image pixels; each detector box gets the set whose
-    centre lies in it, and the whole image gets the first set scaled to the image.
+    ``faces`` are (68, 2) point sets in image pixels; each face box gets the set whose
+    nose lies nearest its centre, and the whole image gets the first set.
     """
 
     def __init__(self, faces: Sequence[np.ndarray], whole_image: np.ndarray | None = None) -> None:
         self.faces = [np.asarray(f, np.float32) for f in faces]
         self.whole_image = whole_image
 
-    def predict(
-        self,
-        image_rgb: np.ndarray,
-        boxes: Sequence[tuple[float, float, float, float]],
-        angles: Sequence[float] | None = None,
-    ) -> np.ndarray:
+    def predict(self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
         out = []
-        for x0, y0, x1, y1 in boxes:
-            centres = [f[27:36].mean(axis=0) for f in self.faces]
-            dist = [np.hypot(c[0] - (x0 + x1) / 2, c[1] - (y0 + y1) / 2) for c in centres]
+        for box in boxes:
+            centres = [f[face68.NOSE].mean(axis=0) for f in self.faces]
+            dist = [np.hypot(c[0] - box.cx, c[1] - box.cy) for c in centres]
             out.append(self.faces[int(np.argmin(dist))])
         return np.asarray(out, np.float32).reshape(-1, 68, 2)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import api
+from core import api, face68
 from core.api import MAX_SHAPE_ERROR, FaceMasker, MaskedPhoto
 from core.detect import default_detector
 from core.errors import (
@@ -21,6 +21,7 @@ from core.errors import (
     TruncatedImageError,
     UnknownMaskError,
 )
+from core.preprocess import FaceBox
 from core.results import Mode
 from masks import catalog
 
@@ -55,15 +56,15 @@ def region(points: np.ndarray, idx, shape, grow: float = 0.0) -> np.ndarray:
 
 
 def mouth_nose_change(before: np.ndarray, after: np.ndarray, points: np.ndarray) -> float:
-    m = region(points, [*range(31, 36), *range(48, 60)], before.shape)
+    m = region(points, [*face68.NOSTRILS, *face68.OUTER_LIPS], before.shape)
     return float(np.abs(before.astype(int) - after)[m].mean())
 
 
 def eye_change(before: np.ndarray, after: np.ndarray, points: np.ndarray) -> int:
     """The largest change around the eyes (a margin of 3% of the face's width)."""
     grow = 0.03 * float(np.linalg.norm(points[16] - points[0]))
-    m = region(points, range(36, 42), before.shape, grow) | region(
-        points, range(42, 48), before.shape, grow
+    m = region(points, face68.RIGHT_EYE, before.shape, grow) | region(
+        points, face68.LEFT_EYE, before.shape, grow
     )
     return int(np.abs(before.astype(int) - after)[m].max())
 
@@ -88,7 +89,7 @@ def test_each_mask_covers_mouth_and_nose_and_spares_the_eyes(
 
 
 def test_masks_differ_from_each_other(masker, astronaut, astronaut_points):
-    mouth = region(astronaut_points, range(48, 60), astronaut.shape)
+    mouth = region(astronaut_points, face68.OUTER_LIPS, astronaut.shape)
     colours = [
         pixels(masker.apply(png(astronaut), i).image)[mouth].mean(axis=0) for i in range(1, 8)
     ]
@@ -222,16 +223,19 @@ def test_the_real_model_runs_end_to_end(astronaut, astronaut_points):
 
 
 def test_catalog_is_what_the_bot_shows():
-    assert [m.id for m in catalog.MASKS] == list(range(1, 8))
+    assert [m.id for m in catalog.masks()] == list(range(1, 8))
     assert catalog.get(1).button.startswith("1 ")
+
+
+FACE = FaceBox(223.5, 130.0, 150.0)
 
 
 def test_detections_without_a_face_shape_are_left_alone(astronaut, astronaut_points):
     """A detector box whose points come out twisted (a false positive) is not masked."""
 
     class TwistedSecondFace(KnownFacePredictor):
-        def predict(self, image_rgb, boxes, angles=None):
-            out = super().predict(image_rgb, boxes, angles)
+        def predict(self, image_rgb, boxes):
+            out = super().predict(image_rgb, boxes)
             rng = np.random.default_rng(0)
             for i in range(1, len(out)):
                 out[i] += rng.normal(0, 12, (68, 2)).astype(np.float32)
@@ -241,10 +245,10 @@ def test_detections_without_a_face_shape_are_left_alone(astronaut, astronaut_poi
         def detect(self, image_rgb):
             from core.detect import Detection
 
-            return [Detection((177, 67, 270, 160), 5.0), Detection((330, 300, 420, 390), 1.0)]
+            return [Detection(FACE, 5.0), Detection(FaceBox(375, 345, 144), 1.0)]
 
     masker = FaceMasker(predictor=TwistedSecondFace([astronaut_points]), detector=TwoBoxes())
     faces = masker.landmarks(astronaut)
-    assert len(faces) == 1 and faces[0].box == (177.0, 67.0, 270.0, 160.0)
+    assert len(faces) == 1 and faces[0].box == FACE.face_xyxy()  # her face's own square
     everything = FaceMasker(TwistedSecondFace([astronaut_points]), TwoBoxes(), max_shape_error=None)
     assert len(everything.landmarks(astronaut)) == 2

@@ -17,7 +17,7 @@ from core.detect import (
     default_detector,
     turn_image,
 )
-from core.preprocess import box_from_detection, box_from_points
+from core.preprocess import FaceBox, box_from_points, face_axes
 
 from .conftest import ASTRONAUT_MARKS
 
@@ -46,15 +46,57 @@ def test_mtcnn_finds_the_astronaut_and_her_eyes_and_mouth(astronaut):
         assert np.hypot(*(found - marked)) < 5, (found, marked)
 
 
-def test_mtcnn_boxes_follow_the_haar_convention_the_model_was_trained_on(
-    astronaut, astronaut_points
-):
-    """The model's crop from an MTCNN box is the crop around her 68 points, within the
-    scatter the model was trained on (Haar boxes: side sd 11%, centre sd 10%)."""
+def test_an_mtcnn_face_box_is_the_crop_around_her_68_points(astronaut, astronaut_points):
+    """Within the scatter the model was trained on (Haar boxes: side sd 11%, centre sd 10%)."""
     (det,) = MtcnnFaceDetector().detect(astronaut)
-    got, want = box_from_detection(det.box), box_from_points(astronaut_points)
+    got, want = det.box, box_from_points(astronaut_points)
     assert abs(got.side / want.side - 1) < 0.12
     assert np.hypot(got.cx - want.cx, got.cy - want.cy) < 0.08 * want.side
+
+
+def _old_haar_convention_crop(box, angle: float = 0.0) -> FaceBox:
+    """The face box as it was made before detectors owned their boxes: a box in the Haar
+    cascade's convention (side 1.14 and centre 0.18 sides of the 68-point box above its
+    centre, along the face's down), decoded into the model's crop (1.6 sides)."""
+    x0, y0, x1, y1 = box
+    s = ((x1 - x0) + (y1 - y0)) / 2 / 1.14
+    _, down = face_axes(angle)
+    cx, cy = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + 0.18 * s * down
+    return FaceBox(float(cx), float(cy), s * 1.6, float(angle))
+
+
+def test_each_detector_hands_over_the_face_box_the_haar_convention_used_to_decode_to(astronaut):
+    """The same crops as before the encode-then-decode went: each detector's raw box, put
+    into the Haar convention and decoded, is its Detection's face box."""
+    from core.detect import MTCNN_DX, MTCNN_DY, MTCNN_SIDE_RATIO
+
+    cascade = HaarFaceDetector()
+    raw, _ = cascade._scan(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY), 5, 20)
+    (x, y, w, h), (haar,) = raw[0], cascade.detect(astronaut)
+    expected = _old_haar_convention_crop((x, y, x + w, y + h))
+    np.testing.assert_allclose(
+        [haar.box.cx, haar.box.cy, haar.box.side, haar.box.angle],
+        [expected.cx, expected.cy, expected.side, expected.angle],
+        atol=1e-9,
+    )
+
+    (face,) = mtcnn.Mtcnn(thresholds=(0.7, 0.7, 0.8))(astronaut)  # as the detector runs it
+    (found,) = MtcnnFaceDetector().detect(astronaut)
+    x0, y0, x1, y1 = face.box
+    (lx, ly), (rx, ry) = face.points[:2]
+    angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+    right, down = face_axes(angle)
+    s = ((x1 - x0) + (y1 - y0)) / 2 / MTCNN_SIDE_RATIO
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) - s * (MTCNN_DX * right + MTCNN_DY * down)
+    haar_centre = centre - 0.18 * s * down  # the Haar convention's box around it
+    half = 1.14 * s / 2
+    haar_box = (*(haar_centre - half), *(haar_centre + half))
+    expected = _old_haar_convention_crop(haar_box, angle)
+    np.testing.assert_allclose(
+        [found.box.cx, found.box.cy, found.box.side, found.box.angle],
+        [expected.cx, expected.cy, expected.side, expected.angle],
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
@@ -87,16 +129,21 @@ def test_mtcnn_finds_every_face_down_to_eyes_20_px_apart_and_nothing_else():
     found = MtcnnFaceDetector().detect(photo)
     assert len(found) == len(centres)
     for c in centres:  # each face has its own box around its nose
-        assert sum(d.box[0] < c[0] < d.box[2] and d.box[1] < c[1] < d.box[3] for d in found) == 1
+        inside = [_inside(c, d.box.face_xyxy()) for d in found]
+        assert sum(inside) == 1
     # largest first
-    sides = [d.box[2] - d.box[0] for d in found]
+    sides = [d.box.side for d in found]
     assert sides == sorted(sides, reverse=True)
+
+
+def _inside(point, xyxy) -> bool:
+    return xyxy[0] < point[0] < xyxy[2] and xyxy[1] < point[1] < xyxy[3]
 
 
 def test_a_face_that_fills_a_tiny_image_is_found(astronaut):
     tiny = cv2.resize(astronaut[40:200, 140:300], (64, 64), interpolation=cv2.INTER_AREA)
     (det,) = MtcnnFaceDetector().detect(tiny)
-    assert isinstance(det, Detection) and det.box[0] < 32 < det.box[2]
+    assert isinstance(det, Detection) and _inside((32, 32), det.box.face_xyxy())
 
 
 def test_greyscale_input_is_fine(astronaut):
@@ -137,9 +184,7 @@ def test_a_photo_on_its_side_or_upside_down_is_searched_turned(astronaut):
     from core.detect import detect_turned
 
     (upright,) = MtcnnFaceDetector().detect(astronaut)
-    centre = np.array(
-        [(upright.box[0] + upright.box[2]) / 2, (upright.box[1] + upright.box[3]) / 2]
-    )
+    centre = np.array([upright.box.cx, upright.box.cy])
     h, w = astronaut.shape[:2]
     # np.rot90 turns counter-clockwise: the line through the eyes then points up, -90 deg
     for k, angle in [(1, -90.0), (2, 180.0), (3, 90.0)]:
@@ -149,9 +194,9 @@ def test_a_photo_on_its_side_or_upside_down_is_searched_turned(astronaut):
         # where the upright face's box centre lands in the turned photo
         x, y = centre
         expected = {1: (y, w - 1 - x), 2: (w - 1 - x, h - 1 - y), 3: (h - 1 - y, x)}[k]
-        got = ((found.box[0] + found.box[2]) / 2, (found.box[1] + found.box[3]) / 2)
+        got = (found.box.cx, found.box.cy)
         assert np.hypot(*(np.subtract(got, expected))) < 6, (k, got, expected)
-        assert abs((found.angle - upright.angle - angle + 180) % 360 - 180) < 5
+        assert abs((found.box.angle - upright.box.angle - angle + 180) % 360 - 180) < 5
 
 
 def test_the_turned_search_goes_round_the_whole_circle_in_steps_of_45_degrees():
@@ -167,11 +212,12 @@ def test_a_photo_turned_by_135_degrees_is_found_with_its_angle(astronaut, degree
     (upright,) = MtcnnFaceDetector().detect(astronaut)
     turned, matrix = turn_image(astronaut, degrees, cv2.BORDER_REPLICATE)
     (found,) = detect_with_turns(MtcnnFaceDetector(), turned)
-    centre = np.add(upright.box[:2], upright.box[2:]) / 2 @ matrix[:, :2].T + matrix[:, 2]
-    got = np.add(found.box[:2], found.box[2:]) / 2
+    centre = np.array([upright.box.cx, upright.box.cy]) @ matrix[:, :2].T + matrix[:, 2]
+    got = np.array([found.box.cx, found.box.cy])
     assert np.hypot(*(got - centre)) < 10, (got, centre)
     # turning the image by +d turns the eye line by -d in y-down image angles
-    assert abs((found.angle - upright.angle + degrees + 180) % 360 - 180) < 10, found.angle
+    angle_change = found.box.angle - upright.box.angle + degrees
+    assert abs((angle_change + 180) % 360 - 180) < 10, found.box.angle
 
 
 def test_nothing_is_found_turned_in_photos_without_people():
@@ -189,13 +235,13 @@ def test_big_photos_are_searched_smaller_and_their_boxes_come_back_full_size(ast
     assert max(big.shape) > TURN_MAX_SIDE
     scale = 2600 / 512
     (upright,) = MtcnnFaceDetector().detect(big)
-    np.testing.assert_allclose(upright.box, (np.array(small.box) + 0.5) * scale - 0.5, atol=12)
+    np.testing.assert_allclose(
+        upright.box.face_xyxy(), (np.array(small.box.face_xyxy()) + 0.5) * scale - 0.5, atol=12
+    )
     (found,) = detect_turned(MtcnnFaceDetector(), np.ascontiguousarray(np.rot90(big)))
-    x = (upright.box[0] + upright.box[2]) / 2
-    y = (upright.box[1] + upright.box[3]) / 2
-    got = ((found.box[0] + found.box[2]) / 2, (found.box[1] + found.box[3]) / 2)
-    assert np.hypot(got[0] - y, got[1] - (2599 - x)) < 15
-    assert abs(found.box[2] - found.box[0] - (upright.box[2] - upright.box[0])) < 15
+    x, y = upright.box.cx, upright.box.cy
+    assert np.hypot(found.box.cx - y, found.box.cy - (2599 - x)) < 15
+    assert abs(found.box.side - upright.box.side) < 15
 
 
 @pytest.mark.parametrize("score, passes", [(0.9999, 2), (0.99, 8)])
@@ -210,7 +256,7 @@ def test_the_turned_search_stops_at_the_first_turn_sure_enough(score, passes):
 
         def detect(self, image_rgb):
             self.passes += 1
-            return [] if self.passes == 1 else [Detection((10, 10, 50, 50), score)]
+            return [] if self.passes == 1 else [Detection(FaceBox(30, 30, 40), score)]
 
     detector = Counting()
     (found,) = detect_with_turns(detector, np.zeros((100, 100, 3), np.uint8))
@@ -228,11 +274,14 @@ def test_upright_faces_are_kept_when_a_turn_is_surer_and_duplicates_are_not():
         def detect(self, image_rgb):
             h, w = image_rgb.shape[:2]
             if (h, w) == (400, 600):  # upright
-                return [Detection((50, 50, 150, 150), 0.9), Detection((400, 150, 500, 250), 0.85)]
+                return [
+                    Detection(FaceBox(100, 100, 160), 0.9),
+                    Detection(FaceBox(450, 200, 160), 0.85),
+                ]
             # 150 px above the turned photo's centre is, turned back by the first turn (90
             # deg), 150 px right of the upright centre (299.5, 199.5): the badly seen face
             cx, cy = (w - 1) / 2, (h - 1) / 2
-            return [Detection((cx - 50, cy - 200, cx + 50, cy - 100), 0.999, 0.0)]
+            return [Detection(FaceBox(cx, cy - 150, 160), 0.999)]
 
     found = detect_with_turns(Scripted(), np.zeros((400, 600, 3), np.uint8))
     scores = sorted(d.score for d in found)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from skimage.data import astronaut
 
-from core import runtime
+from core import face68, runtime
 from core.detect import Detection, FaceDetector, HaarFaceDetector, default_detector
 from core.landmarks import KeypointPredictor, int8_file, shipped_weights
 from core.model import (
@@ -16,7 +16,7 @@ from core.model import (
     load_weights,
     save_weights,
 )
-from core.preprocess import box_from_detection
+from core.preprocess import FaceBox, reorient
 from core.results import Mode
 
 
@@ -26,24 +26,25 @@ def predictor() -> KeypointPredictor:
 
 
 @pytest.fixture(scope="module")
-def face_box() -> tuple[float, float, float, float]:
+def face_box() -> FaceBox:
     faces = default_detector().detect(astronaut())
     assert faces, "the detector must find the astronaut's face"
     return faces[0].box
 
 
-def _check_face(points: np.ndarray, box) -> None:
+def _check_face(points: np.ndarray, box: tuple[float, float, float, float]) -> None:
+    """Face-shaped points inside ``box``, the face's square (x0, y0, x1, y1)."""
     x0, y0, x1, y1 = box
-    eyes = points[36:48, 1].mean()
-    nose_tip = points[30:36, 1].mean()
-    mouth = points[48:68, 1].mean()
+    eyes = points[face68.EYES, 1].mean()
+    nose_tip = points[[face68.NOSE_TIP, *face68.NOSTRILS], 1].mean()
+    mouth = points[face68.MOUTH, 1].mean()
     assert eyes < nose_tip < mouth, (eyes, nose_tip, mouth)
     # the subject's right eye (36-41) is on the image's left
-    assert points[36:42, 0].mean() < points[42:48, 0].mean()
-    centre = points[27:48].mean(0)
+    assert points[face68.RIGHT_EYE, 0].mean() < points[face68.LEFT_EYE, 0].mean()
+    centre = points[[*face68.NOSE, *face68.EYES]].mean(0)
     assert x0 < centre[0] < x1 and y0 < centre[1] < y1
     # eyes are about a third of the face box apart
-    eye_dist = np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0))
+    eye_dist = np.linalg.norm(points[face68.RIGHT_EYE].mean(0) - points[face68.LEFT_EYE].mean(0))
     assert 0.2 * (x1 - x0) < eye_dist < 0.6 * (x1 - x0)
 
 
@@ -68,9 +69,8 @@ def test_the_shipped_int8_network_was_made_from_the_shipped_weights():
 def test_detector_is_a_face_detector_and_finds_the_astronaut(face_box):
     det = default_detector()
     assert isinstance(det, FaceDetector)
-    x0, y0, x1, y1 = face_box
-    # her face is at about x 170-260, y 40-150 in the 512x512 image
-    assert 150 < (x0 + x1) / 2 < 270 and 50 < (y0 + y1) / 2 < 150
+    # her face is at about x 170-260, y 40-190 in the 512x512 image
+    assert 170 < face_box.cx < 260 and 80 < face_box.cy < 170
 
 
 def test_detector_finds_nothing_in_noise_and_each_face_in_a_group():
@@ -86,11 +86,11 @@ def test_detector_finds_nothing_in_noise_and_each_face_in_a_group():
 def test_keypoints_on_the_astronaut_with_the_detector(predictor, face_box):
     points = predictor.predict(astronaut(), [face_box])
     assert points.shape == (1, 68, 2)
-    _check_face(points[0], face_box)
+    _check_face(points[0], face_box.face_xyxy())
 
 
 def test_keypoints_on_the_astronaut_as_a_whole_image(predictor, face_box):
-    x0, y0, x1, y1 = face_box
+    x0, y0, x1, y1 = face_box.face_xyxy()
     pad = 0.8 * (x1 - x0)
     head = astronaut()[int(y0 - pad / 2) : int(y1 + pad), int(x0 - pad) : int(x1 + pad)]
     points = predictor.predict_whole_image(head)
@@ -99,8 +99,8 @@ def test_keypoints_on_the_astronaut_as_a_whole_image(predictor, face_box):
 
 
 def test_a_detection_object_is_plain_data():
-    d = Detection((1.0, 2.0, 3.0, 4.0), 0.5)
-    assert d.box[2] == 3.0 and d.score == 0.5
+    d = Detection(FaceBox(1.0, 2.0, 3.0, 4.0), 0.5)
+    assert d.box.angle == 4.0 and d.score == 0.5
 
 
 def test_weights_round_trip(tmp_path):
@@ -118,8 +118,8 @@ def test_optimised_forward_pass_matches_the_eager_model(predictor, face_box):
     floats = KeypointPredictor.load(threads=2, int8=False)  # folded, on ONNX Runtime
     image = astronaut()
     np.testing.assert_allclose(
-        floats.predict(image, [face_box, (0, 0, 100, 100)]),
-        eager.predict(image, [face_box, (0, 0, 100, 100)]),
+        floats.predict(image, [face_box, FaceBox(50, 50, 100)]),
+        eager.predict(image, [face_box, FaceBox(50, 50, 100)]),
         atol=1e-2,
     )
 
@@ -137,7 +137,7 @@ def test_the_fast_path_runs_on_onnx_runtime_and_agrees_with_torch(predictor, fac
     # int8: the backbone's rounding moves the points a little, never the face
     moved = np.linalg.norm(predictor.predict(image, [face_box]) - truth, axis=-1)
     assert moved.mean() < 0.5 and moved.max() < 2.0, (moved.mean(), moved.max())
-    box = box_from_detection(face_box)
+    box = face_box
     np.testing.assert_allclose(
         floats.look(image, [box])[1], on_torch.look(image, [box])[1], atol=1e-4
     )
@@ -279,11 +279,12 @@ def test_a_face_the_detector_reports_turned_the_wrong_way_is_read_the_right_way_
     spread of its heatmaps) sends it round the quarter turns to the right one."""
     image = astronaut()
     upright = predictor.predict(image, [face_box])[0]
-    fixed = predictor.predict(image, [face_box], [wrong_by])[0]
+    wrong_box = reorient(face_box, face_box.angle + wrong_by)
+    fixed = predictor.predict(image, [wrong_box])[0]
     assert np.linalg.norm(fixed - upright, axis=1).mean() < 4
     # without the check the points are nowhere near the face's own
     trusting = KeypointPredictor(predictor.model, unsure_spread=np.inf)
-    wrong = trusting.predict(image, [face_box], [wrong_by])[0]
+    wrong = trusting.predict(image, [wrong_box])[0]
     assert np.linalg.norm(wrong - upright, axis=1).mean() > 30
 
 
@@ -306,7 +307,7 @@ def test_a_doubted_face_keeps_the_surest_look_the_level_look_from_its_first_look
         return np.stack([from_turn, from_first]), np.array([0.20, 0.16])
 
     predictor.look = look
-    points = predictor.predict(np.zeros((200, 200, 3), np.uint8), [(50, 50, 150, 150)])
+    points = predictor.predict(np.zeros((200, 200, 3), np.uint8), [FaceBox(100, 100, 160)])
     assert calls == [1, 3, 2]
     np.testing.assert_array_equal(points[0], from_first)
 
@@ -314,7 +315,7 @@ def test_a_doubted_face_keeps_the_surest_look_the_level_look_from_its_first_look
 def test_the_model_is_sure_of_an_upright_face_and_doubts_it_upside_down(predictor, face_box):
     from core.landmarks import UNSURE_SPREAD
 
-    boxes = [box_from_detection(face_box, a) for a in (0.0, 90.0, 180.0, 270.0)]
+    boxes = [reorient(face_box, face_box.angle + a) for a in (0.0, 90.0, 180.0, 270.0)]
     _, spread = predictor.look(astronaut(), boxes)
     assert spread[0] < UNSURE_SPREAD - 0.02  # an upright face takes one look
     assert (spread[1:] > UNSURE_SPREAD + 0.02).all(), spread
@@ -341,5 +342,5 @@ def test_a_model_without_heatmaps_reports_no_spread_and_takes_one_look():
 
 
 def test_a_degenerate_box_gets_points_not_an_error(predictor):
-    points = predictor.predict(astronaut(), [(100.0, 100.0, 100.0, 100.0), (5.0, 5.0, 5.0, 9.0)])
+    points = predictor.predict(astronaut(), [FaceBox(100.0, 100.0, 0.0), FaceBox(5.0, 7.0, 1e-9)])
     assert points.shape == (2, 68, 2) and np.isfinite(points).all()

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
+from core import face68
 from core.preprocess import (
     FaceBox,
     apply_matrix,
-    box_from_detection,
     box_from_points,
     crop_image,
     crop_matrix,
@@ -41,15 +41,35 @@ def test_crop_cuts_the_right_pixels_even_through_the_pyramid():
         assert abs(xs.mean() - 31.5) < 1 and abs(ys.mean() - 31.5) < 1
 
 
-def test_boxes_from_points_detection_and_whole_image():
+def test_boxes_from_points_a_detectors_box_and_the_whole_image():
+    from core.detect import haar_face_box
+
     pts = np.array([[10.0, 20.0], [50.0, 20.0], [30.0, 60.0]])
     b = box_from_points(pts, scale=1.5)
     assert (b.cx, b.cy, b.side) == (30, 40, 60)
     # a Haar box sits high on the face: the face box moves down from it
-    d = box_from_detection((0, 0, 114, 114))
+    d = haar_face_box(0, 0, 114, 114)
     assert d.cy > 57 and np.isclose(d.side, 160)
+    assert np.allclose(d.face_xyxy(), (7, 25, 107, 125))  # the 68-point box's square
     w = whole_image_box(100, 200)
     assert (w.cx, w.cy, w.side) == (99.5, 49.5, 200)
+
+
+@pytest.mark.parametrize("turn", [90.0, 180.0, -90.0, 30.0])
+def test_a_face_box_reoriented_turns_about_the_point_the_detector_saw(turn):
+    """A detector's box centres DETECTOR_CENTRE_DY sides above the 68-point box: that point
+    stays put when the face turns out to lie another way, and the box's centre moves."""
+    from core.preprocess import DETECTOR_CENTRE_DY, face_axes, reorient
+
+    box = FaceBox(100.0, 80.0, 160.0, 10.0)  # a face of side 100 turned by 10 degrees
+    seen = np.array([box.cx, box.cy]) + DETECTOR_CENTRE_DY * 100 * face_axes(10.0)[1]
+    turned = reorient(box, 10.0 + turn)
+    assert (turned.side, turned.angle) == (160.0, 10.0 + turn)
+    again = np.array([turned.cx, turned.cy]) + DETECTOR_CENTRE_DY * 100 * face_axes(turned.angle)[1]
+    np.testing.assert_allclose(again, seen, atol=1e-9)
+    assert np.hypot(turned.cx - box.cx, turned.cy - box.cy) > 1  # it did move
+    back = reorient(turned, 10.0)
+    np.testing.assert_allclose([back.cx, back.cy], [box.cx, box.cy], atol=1e-9)
 
 
 def test_box_from_points_turned_with_the_face_is_the_box_in_the_faces_own_frame():
@@ -65,9 +85,9 @@ def test_box_from_points_turned_with_the_face_is_the_box_in_the_faces_own_frame(
     assert box.side == pytest.approx(40)
     upright = box_from_points(pts, scale=1.0)  # the image-axis box is bigger
     assert upright.side > 40 and upright.angle == 0
-    # eyes: 36-41 left of 42-47 on a face turned by 30 degrees
+    # eyes: the right eye left of the left eye on a face turned by 30 degrees
     face = np.zeros((68, 2))
-    face[36:42], face[42:48] = (-15, 0), (15, 0)
+    face[face68.RIGHT_EYE], face[face68.LEFT_EYE] = (-15, 0), (15, 0)
     assert eye_angle(face @ rot.T) == pytest.approx(30)
 
 

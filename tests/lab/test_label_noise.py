@@ -4,14 +4,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.face68 import OUTER_EYE_CORNERS
 from lab import label_noise
 from training.data import Sample, load_splits
-from training.metrics import nme
+from training.metrics import interocular, nme
 
 
 def _face(rng: np.random.Generator) -> np.ndarray:
     pts = rng.uniform(0, 100, (68, 2))
-    pts[36], pts[45] = (30, 40), (70, 40)  # eyes 40 px apart
+    pts[list(OUTER_EYE_CORNERS)] = (30, 40), (70, 40)  # eyes 40 px apart
     return pts
 
 
@@ -77,7 +78,7 @@ def test_decompose_recovers_noise_model_error_and_motion():
         clips.append(tuple(frames))
     res = label_noise.measure(clips, lambda s: predictions[s.path])
     # in RMS NME: 2-D noise of sd 1 px is sqrt(2) px RMS over eyes ~40 px apart (x scale)
-    eyes = np.mean([np.linalg.norm(c[1].points[45] - c[1].points[36]) for c in clips])
+    eyes = np.mean([interocular(c[1].points) for c in clips])
     for key, px in (("label_noise", sigma), ("model_error", error)):
         expected = np.sqrt(2) * px / eyes
         assert res[key] == pytest.approx(expected, rel=0.12), key

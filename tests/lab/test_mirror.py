@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from core.preprocess import FLIP_PERMUTATION
+from core.face68 import FLIP_PERMUTATION, OUTER_EYE_CORNERS
 from lab.mirror import fit_shift, main, mirror_points
 from training.augment import MIRROR_SHIFT
 
@@ -11,8 +11,9 @@ def test_mirror_points_pairs_partners_and_undoes_itself():
     rng = np.random.default_rng(0)
     points = rng.uniform(10, 90, (68, 2))
     once = mirror_points(points, 100)
-    # the mirror image's point 36 (outer corner of its left eye) is the photo's 45, at 99 - x
-    np.testing.assert_allclose(once[36], [99 - points[45, 0], points[45, 1]])
+    # the mirror image's right outer eye corner is the photo's left one, at 99 - x
+    right, left = OUTER_EYE_CORNERS
+    np.testing.assert_allclose(once[right], [99 - points[left, 0], points[left, 1]])
     np.testing.assert_allclose(once[FLIP_PERMUTATION][:, 1], points[:, 1])
     np.testing.assert_allclose(mirror_points(once, 100), points)
 

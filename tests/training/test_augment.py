@@ -1,17 +1,9 @@
 import numpy as np
 import torch
 
-from core.preprocess import FLIP_PERMUTATION, FaceBox, crop_image
+from core.face68 import FLIP_PERMUTATION
+from core.preprocess import FaceBox, crop_image
 from training.augment import AugmentConfig, Augmenter, crop_batch, target_points
-
-
-def test_flip_permutation_is_a_mirror_pairing():
-    p = FLIP_PERMUTATION
-    assert sorted(p) == list(range(68))
-    assert (p[p] == np.arange(68)).all()  # mirroring twice is the identity
-    pairs = {0: 16, 8: 8, 17: 26, 27: 27, 30: 30, 31: 35, 36: 45, 39: 42, 48: 54, 51: 51, 60: 64}
-    for a, b in pairs.items():
-        assert p[a] == b and p[b] == a
 
 
 def _dots(points: np.ndarray, canvas: int = 200) -> np.ndarray:

@@ -62,3 +62,41 @@ def test_pack_round_trip_keeps_points_on_their_pixels(tiny_dataset, tmp_path):
     scale = 64 / max(h, w)
     np.testing.assert_allclose(small.points[0], (sample.points + 0.5) * scale - 0.5, atol=1e-3)
     assert tuple(small.sizes[0]) == (round(h * scale), round(w * scale))
+
+
+def test_a_pack_of_another_layout_is_refused_not_misread(tiny_dataset, tmp_path):
+    """Version 1 packs held Haar-convention boxes where face boxes now are: same shape,
+    other meaning. Such a file must say so instead of being read as face boxes."""
+    from training.data import StalePack
+
+    splits = load_splits(tiny_dataset)
+    pack = build_pack({"train": splits.train[:2]}, canvas=128, progress=False)
+    arrays = {f: getattr(pack, f) for f in Pack.__dataclass_fields__}
+    arrays["detections"] = arrays.pop("face_boxes")
+    np.savez(tmp_path / "old.npz", **arrays)  # as version 1 wrote it: no version field
+    with pytest.raises(StalePack, match="version 1 pack"):
+        Pack.load(tmp_path / "old.npz")
+
+
+def test_a_pack_holds_the_products_face_box_with_its_angle(tmp_path):
+    """A validation face carries the face box the product's search finds (MTCNN, angle
+    included): the box facemask-eval reads the same face from."""
+    import cv2
+    from skimage.data import astronaut
+
+    from core.detect import MtcnnFaceDetector, detect_with_turns
+    from masks import catalog
+    from tests.core.conftest import ASTRONAUT_MARKS, fit_template
+    from training.data import Sample
+
+    path = tmp_path / "Astro_Naut_00.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    points = fit_template(ASTRONAUT_MARKS, catalog.template().points)
+    detector = MtcnnFaceDetector()
+    pack = build_pack({"val": [Sample(path, points)]}, 512, detector, progress=False)
+    (found,) = detect_with_turns(detector, read_image(path))
+    b = found.box
+    np.testing.assert_allclose(pack.face_boxes[0], [b.cx, b.cy, b.side, b.angle], rtol=1e-6)
+    assert abs(pack.face_box(0).angle) > 1  # her eyes are not level: the angle is kept
+    pack.save(tmp_path / "p.npz")
+    np.testing.assert_array_equal(Pack.load(tmp_path / "p.npz").face_boxes, pack.face_boxes)

@@ -1,12 +1,14 @@
 import numpy as np
 
+from core.face68 import OUTER_EYE_CORNERS
 from training.metrics import interocular, nme, summarize
 
 
 def _truth() -> np.ndarray:
     pts = np.zeros((68, 2))
-    pts[36] = (10, 50)
-    pts[45] = (50, 50)  # inter-ocular distance 40
+    right, left = OUTER_EYE_CORNERS
+    pts[right] = (10, 50)
+    pts[left] = (50, 50)  # inter-ocular distance 40
     return pts
 
 
@@ -36,16 +38,16 @@ def test_summary_counts_failures_above_thresholds():
 
 def test_a_detection_matches_when_its_centre_is_inside_the_keypoint_box():
     from core.detect import Detection
-    from training.metrics import centre_inside, matching_box, matching_detection
+    from core.preprocess import FaceBox
+    from training.metrics import centre_inside, matching_detection
 
     truth = _truth()  # keypoint box x 0..50, y 0..50
     assert centre_inside((10, 10, 30, 30), truth)
     assert not centre_inside((40, 40, 80, 80), truth)  # centre (60, 60)
-    assert matching_box([(40, 40, 80, 80), (0, 0, 20, 20), (5, 5, 25, 25)], truth) == (0, 0, 20, 20)
-    assert matching_box([(100, 100, 120, 120)], truth) is None
 
-    far, near = Detection((100, 100, 120, 120), 1.0), Detection((0, 0, 20, 20), 0.5, 10.0)
-    assert matching_detection([far, near], truth) is near
+    far, near = Detection(FaceBox(110, 110, 30), 1.0), Detection(FaceBox(10, 10, 30, 10.0), 0.5)
+    also = Detection(FaceBox(15, 15, 30), 0.9)
+    assert matching_detection([far, near, also], truth) is near
     assert matching_detection([far], truth) is None
 
 

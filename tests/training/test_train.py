@@ -1,5 +1,4 @@
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,10 +8,20 @@ from core.landmarks import KeypointPredictor
 from lab import evaluate as evaluate_cli
 from training import train as train_cli
 
+# a recipe small enough for two CPU cores: Lite0 at 64 px, random weights, 2 epochs
+TINY = {
+    "model": {"arch": "lite0", "head": "gap", "input_size": 64},
+    "imagenet": False,
+    "epochs": 2,
+    "batch_size": 4,
+}
 
-def _train(data, out, *extra: str) -> list[dict]:
-    """Run facemask-train's main on the tiny preset, on the CPU; return metrics.jsonl rows."""
-    args = ["--data", str(data), "--out", str(out), "--preset", "tiny"]
+
+def _train(data, out, *extra: str, recipe: dict = TINY) -> list[dict]:
+    """Run facemask-train's main on a tiny recipe, on the CPU; return metrics.jsonl rows."""
+    config = out.parent / f"{out.name}-recipe.json"
+    config.write_text(json.dumps(recipe))
+    args = ["--data", str(data), "--out", str(out), "--config", str(config)]
     train_cli.main(args + ["--device", "cpu", "--threads", "1", *extra])
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -66,18 +75,17 @@ def test_fine_tuning_starts_from_the_given_weights(tiny_dataset, tmp_path):
 def test_fine_tuning_does_not_load_the_imagenet_weights_it_replaces(
     tiny_dataset, tmp_path, monkeypatch
 ):
-    from training import config
-
     _train(tiny_dataset, tmp_path / "a", "--epochs", "1")
-    monkeypatch.setitem(config.PRESETS, "tiny", replace(config.PRESETS["tiny"], imagenet=True))
+    imagenet = {**TINY, "imagenet": True}
 
     def offline(*_):  # as on a lent GPU machine without the backbone's weights package
         raise RuntimeError("ImageNet weights asked for")
 
     monkeypatch.setattr("core.model.load_imagenet_weights", offline)
     with pytest.raises(RuntimeError, match="ImageNet weights asked for"):
-        _train(tiny_dataset, tmp_path / "b", "--epochs", "1")
-    _train(tiny_dataset, tmp_path / "c", "--epochs", "1", "--init", str(tmp_path / "a" / "best.pt"))
+        _train(tiny_dataset, tmp_path / "b", "--epochs", "1", recipe=imagenet)
+    init = ["--init", str(tmp_path / "a" / "best.pt")]
+    _train(tiny_dataset, tmp_path / "c", "--epochs", "1", *init, recipe=imagenet)
     assert json.loads((tmp_path / "c" / "config.json").read_text())["imagenet"] is False
 
 
@@ -234,3 +242,46 @@ def test_a_teacher_must_see_the_students_crops(tiny_dataset, tmp_path):
     save_weights(build_model(ModelConfig("lite0", "gap", 96), imagenet=False), tmp_path / "t.pt")
     with pytest.raises(ValueError, match="96 px"):
         _train(tiny_dataset, tmp_path / "run", "--teacher", str(tmp_path / "t.pt"))
+
+
+def test_command_line_flags_override_the_recipe_file(tiny_dataset, tmp_path):
+    recipe = {**TINY, "lr": 0.5, "augment": {"rotation": 5.0, "p_whole": 0.3}}
+    _train(tiny_dataset, tmp_path / "run", "--epochs", "1", "--rotation", "7", recipe=recipe)
+    written = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert written["epochs"] == 1 and written["lr"] == 0.5
+    assert written["augment"]["rotation"] == 7.0 and written["augment"]["p_whole"] == 0.3
+
+
+def test_validation_reads_faces_as_the_product_does(tmp_path):
+    """training.validate on a pack scores exactly what KeypointPredictor reads from the same
+    image and face box, the doubtful face's quarter turns included (a random network doubts
+    every face), and the whole image with its second look."""
+    import cv2
+    from skimage.data import astronaut
+
+    from core.detect import MtcnnFaceDetector
+    from core.model import ModelConfig, build_model
+    from masks import catalog
+    from tests.core.conftest import ASTRONAUT_MARKS, fit_template
+    from training.data import Sample, build_pack
+    from training.metrics import nme
+    from training.validate import validate
+
+    path = tmp_path / "Astro_Naut_00.png"
+    cv2.imwrite(str(path), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    points = fit_template(ASTRONAUT_MARKS, catalog.template().points)
+    pack = build_pack({"val": [Sample(path, points)]}, 512, MtcnnFaceDetector(), progress=False)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("lite0", "integral", 64)).eval()
+    product = KeypointPredictor(model, backend="torch")
+    image = astronaut()
+    _, spread = product.look(image, [pack.face_box(0)])
+    assert spread[0] > product.unsure_spread  # so the quarter turns are taken
+
+    res = validate(model.train(), pack, 64)
+    assert model.training  # left as it was found
+    assert res["missed"] == 0 and res["score"] == res["detector"]
+    on_face = nme(product.predict(image, [pack.face_box(0)])[0], points)
+    whole = nme(product.predict_whole_image(image), points)
+    assert res["detector"] == pytest.approx(on_face, rel=1e-4)
+    assert res["whole"] == pytest.approx(whole, rel=1e-4)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from core import face68
 from training.data import Pack, build_pack, load_splits
 from training.travel import main, shrink
 
@@ -20,7 +21,7 @@ def _pixel(pack: Pack, i: int, point: np.ndarray) -> np.ndarray:
 def test_shrunk_pack_keeps_points_and_boxes_on_their_pixels(tiny_dataset, tmp_path):
     splits = load_splits(tiny_dataset)
     pack = build_pack({"train": splits.train[:3], "test": splits.test[:2]}, 192, progress=False)
-    pack.detections[:] = [10, 20, 110, 120]  # as if a detector had found a box
+    pack.face_boxes[:] = [60, 70, 160, 12]  # as if a detector had found a face there
     small = shrink(pack, canvas=80)
     assert list(small.split) == ["train"] * 3  # test/ never travels
     assert small.images.shape[1:] == (80, 80, 3)
@@ -30,10 +31,12 @@ def test_shrunk_pack_keeps_points_and_boxes_on_their_pixels(tiny_dataset, tmp_pa
         assert scale < 1.0  # these drawn faces are larger than the canvas
         np.testing.assert_allclose(small.points[i], (pack.points[i] + 0.5) * scale - 0.5, rtol=1e-5)
         np.testing.assert_allclose(
-            small.detections[i], (np.array([10, 20, 110, 120]) + 0.5) * scale - 0.5, rtol=1e-6
+            small.face_boxes[i],
+            [(60 + 0.5) * scale - 0.5, (70 + 0.5) * scale - 0.5, 160 * scale, 12],
+            rtol=1e-5,
         )
         # the mouth's centre shows the same colour before and after (the drawn mouth is dark)
-        mouth = pack.points[i, 48:68].mean(0)
+        mouth = pack.points[i, face68.MOUTH].mean(0)
         before = _pixel(pack, i, mouth)
         after = _pixel(small, i, (mouth + 0.5) * scale - 0.5)
         assert np.abs(before - after).max() < 40
