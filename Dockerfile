@@ -26,6 +26,7 @@ RUN ls core/weights/keypoints-*.pt \
     && pip install . \
     && pip install --no-deps facenet-pytorch==2.6.0 \
     && python -c "import bot.app, serving.worker; from core.mtcnn import load_nets; load_nets()" \
+    && python -c "from bot import i18n; assert len(i18n.load_all()) == len(i18n.LANGUAGES)" \
     && python -c "import importlib.util as u; extra = [m for m in ('matplotlib', 'tqdm', 'skimage', 'aiohttp', 'pytest') if u.find_spec(m)]; assert not extra, extra"
 
 RUN useradd --create-home --uid 10001 facemask \
@@ -33,10 +34,14 @@ RUN useradd --create-home --uid 10001 facemask \
 USER facemask
 WORKDIR /data
 
-# the bot's state (facemask-bot.pickle) lives in the volume; the heartbeat need not survive
+# the bot's state (facemask-bot.sqlite3, embedded mode) lives in the volume; the heartbeat
+# (the bot's or facemask-worker's, whichever runs here) need not survive. Nothing else is
+# written: the container can run with a read-only root and a tmpfs on /tmp
+# (docker run --read-only --tmpfs /tmp ...; docker-compose.yml does)
 ENV STATE_DIR=/data \
-    HEARTBEAT_FILE=/tmp/facemask-bot.alive \
-    WORKERS=2
+    HEARTBEAT_FILE=/tmp/facemask.alive \
+    WORKERS=2 \
+    PYTHONDONTWRITEBYTECODE=1
 
 HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
     CMD ["facemask-bot", "--healthcheck"]

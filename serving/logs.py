@@ -32,8 +32,11 @@ def configure_logging(level: str | int, secrets: Iterable[str] = ()) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter(FORMAT, secrets))
     logging.basicConfig(level=level, handlers=[handler], force=True)
-    # httpx logs every request URL at INFO, and Bot API URLs hold the token
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO (redacted, but one line per request is noise); at
+    # DEBUG everything is shown, redacted like the rest
+    number = logging.getLevelName(level) if isinstance(level, str) else level
+    debug = isinstance(number, int) and number <= logging.DEBUG
+    logging.getLogger("httpx").setLevel(logging.NOTSET if debug else logging.WARNING)
 
 
 def current_secrets() -> list[str]:

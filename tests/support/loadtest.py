@@ -1,9 +1,11 @@
 """``./run load``: simulated users drive the real bot through the fake Telegram server.
 
-Starts a fake Bot API server and the real bot (``python -m bot``, embedded workers or
-``--redis-url``), then lets ``--users`` people each send ``--photos`` photos: send a photo,
-wait for the keyboard, tap a random mask, wait for the masked photo. Prints how many were
-answered and the round trip from the tap to the masked photo (p50, p95, max).
+Starts a fake Bot API server and the real bot (``python -m bot``, embedded workers, or Redis
+mode: ``--redis`` starts a redis-server and ``--workers`` ``facemask-worker`` processes of its
+own, ``--redis-url`` uses yours), then lets ``--users`` people each send ``--photos`` photos:
+send a photo, wait for the keyboard, tap a random mask, wait for the masked photo. Prints how
+many were answered (and answered twice) and the round trip from the tap to the masked photo
+(p50, p95, max).
 
 A test tool, not an installed command: run it from the repository root as ``./run load`` or
 ``python -m tests.support.loadtest``. Needs the ``dev`` extra (aiohttp, scikit-image).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import random
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +42,8 @@ class Tally:
     answered: int = 0
     errors: list[str] = field(default_factory=list)
     lost: int = 0
+    duplicated: int = 0
+    photos: list = field(default_factory=list)  # every photo a user sent (one tap each)
 
 
 def photos() -> list[bytes]:
@@ -87,6 +93,8 @@ async def simulate_user(
         await asyncio.sleep(think * rng.uniform(0.5, 1.5) if n else rng.uniform(0, think))
         started = time.monotonic()
         photo = await telegram.send_photo(chat, user, rng.choice(pictures))
+        if tally is not None:
+            tally.photos.append(photo)
         try:
             keyboard = await telegram.wait_reply(
                 photo, lambda m: m.reply_markup is not None, timeout
@@ -112,20 +120,57 @@ async def simulate_user(
             tally.errors.append(reply.text or "?")
 
 
+@contextlib.asynccontextmanager
+async def redis_workers(args: argparse.Namespace, folder: Path) -> AsyncIterator[str | None]:
+    """With ``--redis``: our own redis-server and ``--workers`` facemask-workers; its URL."""
+    if not args.redis:
+        yield None
+        return
+    from tests.support.chaos import RedisServer, WorkerProcess
+
+    server = RedisServer(folder)
+    await server.start()
+    workers = [WorkerProcess(f"worker{n + 1}", server.url, folder) for n in range(args.workers)]
+    try:
+        for worker in workers:
+            worker.start()
+        await asyncio.gather(*(worker.ready() for worker in workers))
+        yield server.url
+    finally:
+        for worker in workers:
+            await worker.stop()
+        await server.kill()
+        broken = [w.name for w in workers if "Traceback" in w.log()]
+        if broken:
+            print(f"tracebacks in the logs of {', '.join(broken)} (in {folder})", file=sys.stderr)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
+def duplicates(telegram: FakeTelegram, tally: Tally) -> int:
+    """Answers beyond the first under a photo (each photo is tapped once)."""
+    extra = 0
+    for photo in tally.photos:
+        answers = [m for m in telegram.replies_to(photo) if m.reply_markup is None]
+        extra += max(0, len(answers) - 1)
+    return extra
+
+
 def report(tally: Tally, args: argparse.Namespace, seconds: float) -> str:
     total = args.users * args.photos
     taps = tally.tap_to_photo
+    mode = ""
+    if args.redis or args.redis_url:
+        mode = f" ({'facemask-worker processes ' if args.redis else ''}via Redis)"
     lines = [
-        f"{args.users} users x {args.photos} photos, {args.workers} workers"
-        f"{' via Redis' if args.redis_url else ''}, think time {args.think:g} s, "
+        f"{args.users} users x {args.photos} photos, {args.workers} workers{mode}, "
+        f"think time {args.think:g} s, "
         f"{os.cpu_count()} CPUs, load average {args.load_before:.1f} before the run",
         f"answered with a masked photo: {tally.answered}/{total}; errors: {len(tally.errors)};"
-        f" lost: {tally.lost}",
+        f" lost: {tally.lost}; duplicated: {tally.duplicated}",
     ]
     if taps:
         lines.append(
@@ -154,8 +199,12 @@ async def run(args: argparse.Namespace) -> int:
     if args.redis_url:
         settings["REDIS_URL"] = args.redis_url
     with tempfile.TemporaryDirectory(prefix="facemask-load-") as workdir:
-        async with FakeTelegram() as telegram:
-            bot = await start_bot(telegram, args.log_dir or Path(workdir), settings)
+        folder = args.log_dir or Path(workdir)
+        folder.mkdir(parents=True, exist_ok=True)
+        async with FakeTelegram() as telegram, redis_workers(args, folder) as redis_url:
+            if redis_url:
+                settings["REDIS_URL"] = redis_url
+            bot = await start_bot(telegram, folder, settings)
             try:
                 # warm-up, not counted: every worker's first photo
                 await asyncio.gather(
@@ -175,11 +224,12 @@ async def run(args: argparse.Namespace) -> int:
                     )
                 )
                 seconds = time.monotonic() - started
+                tally.duplicated = duplicates(telegram, tally)
             finally:
                 bot.terminate()
                 await asyncio.to_thread(bot.wait, 60)
     print(report(tally, args, seconds))
-    answered_all = tally.answered == args.users * args.photos
+    answered_all = tally.answered == args.users * args.photos and not tally.duplicated
     met_target = bool(tally.tap_to_photo) and percentile(tally.tap_to_photo, 95) <= args.target
     if args.target and not met_target:
         print(f"p95 is over the {args.target:g} s target")
@@ -194,7 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--think", type=float, default=0.0, help="mean seconds a user pauses before each tap"
     )
-    parser.add_argument("--redis-url", help="run in Redis mode (start facemask-worker yourself)")
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="Redis mode: start a redis-server and --workers facemask-worker processes "
+        "(one model process each)",
+    )
+    parser.add_argument("--redis-url", help="Redis mode on your Redis and your facemask-workers")
     parser.add_argument("--log-dir", type=Path, help="keep the bot's log (bot.log) here")
     parser.add_argument(
         "--target", type=float, default=0.0, help="fail unless p95 tap -> photo is within this"
