@@ -8,11 +8,11 @@ import logging
 import secrets
 from urllib.parse import urlparse
 
-from telegram import Bot, BotCommand, Update
+from telegram import Bot, Update
 from telegram.error import NetworkError
 from telegram.ext import Application
 
-from bot import handlers, texts
+from bot import groups, handlers, i18n, profile, settings_menu
 from bot.handlers import Services
 from bot.persistence import TypedPersistence, create_persistence
 from bot.queue import create_queue
@@ -24,7 +24,8 @@ from serving.logs import add_secret
 
 logger = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# my_chat_member: the bot was added to a group (the welcome)
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 HEARTBEAT_SECONDS = 10
 PRUNE_SECONDS = 6 * 3600  # forgetting old chats is not urgent
 
@@ -32,6 +33,7 @@ PRUNE_SECONDS = 6 * 3600  # forgetting old chats is not urgent
 def build_application(settings: Settings) -> Application:
     """The bot, with its persistence, rate limiter, worker queue and handlers."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    i18n.load_all()  # a broken message catalog stops the start, not a chat later
     # written when it changes (bot.persistence.save_now), not on a timer
     persistence = create_persistence(settings)
     builder = (
@@ -49,11 +51,19 @@ def build_application(settings: Settings) -> Application:
     )
     if settings.rate_limit:
         # photos first: in groups, edits and chat actions wait for the budget to have room
-        builder = builder.rate_limiter(MessagesFirstRateLimiter(max_retries=3))
+        limiter = MessagesFirstRateLimiter(
+            max_retries=3,
+            group_max_rate=settings.group_messages,
+            group_time_period=settings.group_window,
+        )
+        builder = builder.rate_limiter(limiter)
     app = builder.build()
     app.bot_data[handlers.SERVICES] = Services(
         settings=settings, queue=create_queue(settings), masks=catalog.masks()
     )
+    # the more specific handlers first: the first that matches an update takes it
+    settings_menu.register(app)
+    groups.register(app)
     handlers.register(app)
     return app
 
@@ -107,9 +117,8 @@ async def _check_token(settings: Settings) -> None:
 async def _post_init(app: Application) -> None:
     svc: Services = app.bot_data[handlers.SERVICES]
     await svc.queue.start()
-    await app.bot.set_my_commands(
-        [BotCommand(name, about) for name, about in texts.COMMANDS.items()]
-    )
+    svc.sees_all_groups = groups.read_privacy_mode(app.bot)
+    await profile.publish(app.bot)
     svc.background.append(asyncio.create_task(_heartbeat(app)))
     if isinstance(app.persistence, TypedPersistence):
         svc.background.append(asyncio.create_task(_prune(app, app.persistence)))

@@ -33,13 +33,15 @@ from telegram.ext import (
     filters,
 )
 
-from bot import gallery, keyboards, texts
+from bot import gallery, i18n, keyboards, texts
+from bot.i18n import Translator
 from bot.persistence import save_now
 from bot.queue import MaskQueue
+from bot.reactions import reacting
 from bot.settings import Settings
 from bot.state import Context, PhotoRequest
 from core.errors import FaceMaskError
-from core.results import MaskedPhoto, Mode
+from core.results import MaskedPhoto
 from masks.catalog import MaskSpec
 
 logger = logging.getLogger(__name__)
@@ -63,10 +65,21 @@ class Services:
     background: list[Any] = field(default_factory=list)
     # (chat id, message id) -> the task bringing that keyboard up to date
     pending_edits: dict[tuple[int, int], asyncio.Task[None]] = field(default_factory=dict)
+    # getMe's can_read_all_group_messages: privacy mode off (bot.groups reads it at start)
+    sees_all_groups: bool = False
+    # chats that refused a reaction: the chat action alone shows progress there
+    no_reactions: set[int] = field(default_factory=set)
 
 
 def services(context: Context) -> Services:
     return context.bot_data[SERVICES]
+
+
+def translator(update: object, context: Context) -> Translator:
+    """The language to answer in: the chat's choice, else the person's (bot.i18n)."""
+    if not isinstance(update, Update):
+        return i18n.ENGLISH
+    return i18n.for_update(update, context.chat_data)
 
 
 class _AddressedToBot(filters.MessageFilter):
@@ -103,47 +116,53 @@ def register(app: Application) -> None:
 
 
 async def start(update: Update, context: Context) -> None:
-    await update.effective_message.reply_text(texts.START, do_quote=True)
+    t = translator(update, context)
+    await update.effective_message.reply_text(t(texts.START), do_quote=True)
 
 
 async def help_command(update: Update, context: Context) -> None:
-    await update.effective_message.reply_text(texts.HELP, do_quote=True)
+    t = translator(update, context)
+    await update.effective_message.reply_text(t(texts.HELP), do_quote=True)
 
 
 async def masks_command(update: Update, context: Context) -> None:
     message = update.effective_message
+    t = translator(update, context)
     picture = gallery.picture(services(context).masks)
     if picture is None:
-        await message.reply_text(texts.masks_list(services(context).masks), do_quote=True)
+        await message.reply_text(texts.masks_list(services(context).masks, t), do_quote=True)
         return
     await message.reply_photo(
-        InputFile(picture, filename="masks.png"), caption=texts.MASKS_CAPTION, do_quote=True
+        InputFile(picture, filename="masks.png"), caption=t(texts.MASKS_CAPTION), do_quote=True
     )
 
 
 async def mask_command(update: Update, context: Context) -> None:
     """``/mask`` as a reply to a photo: offer the keyboard for that photo."""
     message = update.effective_message
+    t = translator(update, context)
     target = message.reply_to_message
-    if target is None or not (target.photo or _is_image_document(target)):
-        await message.reply_text(texts.MASK_HINT, do_quote=True)
+    if target is None or not is_image(target):
+        await message.reply_text(t(texts.MASK_HINT), do_quote=True)
         return
-    await _offer_masks(target, context)
+    await offer_masks(target, context, t)
 
 
 async def photo(update: Update, context: Context) -> None:
-    await _offer_masks(update.effective_message, context)
+    await offer_masks(update.effective_message, context, translator(update, context))
 
 
 async def not_an_image(update: Update, context: Context) -> None:
-    await update.effective_message.reply_text(texts.NOT_AN_IMAGE, do_quote=True)
+    t = translator(update, context)
+    await update.effective_message.reply_text(t(texts.NOT_AN_IMAGE), do_quote=True)
 
 
 async def button(update: Update, context: Context) -> None:
     """A mask button or the Crop toggle under one of our keyboards."""
     query = update.callback_query
+    t = translator(update, context)
     if query.message is None or context.chat_data is None:  # an inline message: not ours
-        await query.answer(texts.PHOTO_GONE, show_alert=True)
+        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
         return
     chat_id = query.message.chat.id
     mask_id, photo_id = keyboards.parse(query.data)
@@ -151,7 +170,7 @@ async def button(update: Update, context: Context) -> None:
     # callback data naming another photo (forged, or from another chat) finds nothing
     request = context.chat_data.photos.get(photo_id)
     if request is None or not _keyboard_of(query.message, photo_id):
-        await query.answer(texts.PHOTO_GONE, show_alert=True)
+        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
         return
     svc = services(context)
 
@@ -160,39 +179,70 @@ async def button(update: Update, context: Context) -> None:
         request.toggle_mode()
         await save_now(context, chat_id=chat_id)
         # built when sent: fast taps in between show as one edit
-        latest = lambda: keyboards.mask_keyboard(svc.masks, photo_id, request.mode)  # noqa: E731
+        latest = lambda: keyboards.mask_keyboard(svc.masks, photo_id, request.mode, t)  # noqa: E731
         _edit_soon(context, query.message, latest)
         return
 
     mask = next((mask for mask in svc.masks if mask.id == mask_id), None)
     if mask is None:  # a button from a keyboard we never made
-        await query.answer(texts.ERRORS["unknown_mask"], show_alert=True)
+        await query.answer(t(texts.ERRORS["unknown_mask"]), show_alert=True)
         return
     wait = context.user_data.throttle(svc.settings.throttle_jobs, svc.settings.throttle_seconds)
     if wait:
-        await query.answer(texts.TOO_MANY.format(seconds=wait), show_alert=True)
+        await query.answer(t(texts.TOO_MANY, seconds=wait), show_alert=True)
         return
-    await query.answer(texts.WORKING)
+    await query.answer(t(texts.WORKING))
+    await mask_and_reply(
+        context, chat_id, photo_id, request, mask, t, user_id=query.from_user.id, react_to=photo_id
+    )
+
+
+async def mask_and_reply(
+    context: Context,
+    chat_id: int,
+    photo_id: int,
+    request: PhotoRequest,
+    mask: MaskSpec,
+    t: Translator,
+    *,
+    user_id: int,
+    react_to: int,
+    keyboard: bool = False,
+) -> None:
+    """Mask the photo and reply under it: the masked photo, or the error's sentence.
+
+    While the worker runs, the request (``react_to``) wears a 👀 reaction where the chat allows
+    reactions, and the chat shows "sending photo...". ``keyboard``: the masked photo carries
+    the mask buttons, to try the others on the same photo.
+    """
+    svc = services(context)
     reply_to = ReplyParameters(photo_id, allow_sending_without_reply=True)
-    try:
-        async with _showing(context, chat_id, ChatAction.UPLOAD_PHOTO):
-            image = await _download(context, request.file_id)
-            result = await svc.queue.mask_photo(image, mask.id, request.mode)
-    except FaceMaskError as error:
-        logger.info("chat %s user %s mask %d: %s", chat_id, query.from_user.id, mask.id, error.code)
-        await context.bot.send_message(chat_id, texts.error_text(error), reply_parameters=reply_to)
-        return
-    logger.info(
-        "chat %s user %s mask %d mode %s: %d faces, %dx%d, %.0f ms in the worker",
-        chat_id, query.from_user.id, mask.id, request.mode,
-        result.face_count, result.width, result.height, result.ms,
-    )  # fmt: skip
-    await _send_result(context, chat_id, reply_to, mask, result, as_file=request.as_file)
+    async with reacting(context.bot, chat_id, react_to, svc.no_reactions):
+        try:
+            async with _showing(context, chat_id, ChatAction.UPLOAD_PHOTO):
+                image = await _download(context, request.file_id, t)
+                result = await svc.queue.mask_photo(image, mask.id, request.mode)
+        except FaceMaskError as error:
+            logger.info("chat %s user %s mask %d: %s", chat_id, user_id, mask.id, error.code)
+            await context.bot.send_message(
+                chat_id, texts.error_text(error, t), reply_parameters=reply_to
+            )
+            return
+        logger.info(
+            "chat %s user %s mask %d mode %s: %d faces, %dx%d, %.0f ms in the worker",
+            chat_id, user_id, mask.id, request.mode,
+            result.face_count, result.width, result.height, result.ms,
+        )  # fmt: skip
+        markup = keyboards.mask_keyboard(svc.masks, photo_id, request.mode, t) if keyboard else None
+        await _send_result(
+            context, chat_id, reply_to, mask, result, t, as_file=request.as_file, markup=markup
+        )
 
 
 async def unknown_button(update: Update, context: Context) -> None:
     """A button whose data we do not recognise (an old keyboard): answered, never left spinning."""
-    await update.callback_query.answer(texts.PHOTO_GONE, show_alert=True)
+    t = translator(update, context)
+    await update.callback_query.answer(t(texts.PHOTO_GONE), show_alert=True)
 
 
 def _keyboard_of(message: object, photo_id: int) -> bool:
@@ -239,13 +289,29 @@ async def error_handler(update: object, context: Context) -> None:
     logger.error("error while handling %s", _describe(update), exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
         try:
-            await update.effective_message.reply_text(texts.INTERNAL_ERROR, do_quote=True)
+            t = translator(update, context)
+            await update.effective_message.reply_text(t(texts.INTERNAL_ERROR), do_quote=True)
         except TelegramError:
             logger.warning("could not tell the user about the error either")
 
 
-async def _offer_masks(photo_message: Message, context: Context) -> None:
+async def offer_masks(photo_message: Message, context: Context, t: Translator) -> None:
     """Reply to a photo with the mask keyboard and remember which photo it belongs to."""
+    request = await remember_photo(photo_message, context, t)
+    if request is None:
+        return
+    photo_id = photo_message.message_id
+    await photo_message.reply_text(
+        t(texts.CHOOSE),
+        reply_markup=keyboards.mask_keyboard(services(context).masks, photo_id, request.mode, t),
+        do_quote=True,
+    )
+
+
+async def remember_photo(
+    photo_message: Message, context: Context, t: Translator
+) -> PhotoRequest | None:
+    """The photo's request, saved (in the chat's default mode); None, said, if it is too big."""
     svc = services(context)
     if photo_message.photo:
         size = photo_message.photo[-1]  # Telegram lists sizes smallest first
@@ -254,16 +320,14 @@ async def _offer_masks(photo_message: Message, context: Context) -> None:
         document = photo_message.document
         file_id, file_size, as_file = document.file_id, document.file_size, True
     if file_size and file_size > svc.settings.max_file_size:
-        await photo_message.reply_text(_too_big(svc.settings), do_quote=True)
-        return
-    photo_id = photo_message.message_id
-    request = context.chat_data.remember(photo_id, PhotoRequest(file_id, as_file, Mode.FACES))
-    await save_now(context, chat_id=photo_message.chat.id)  # before anyone sees the keyboard
-    await photo_message.reply_text(
-        texts.CHOOSE,
-        reply_markup=keyboards.mask_keyboard(svc.masks, photo_id, request.mode),
-        do_quote=True,
+        await photo_message.reply_text(_too_big(svc.settings, t), do_quote=True)
+        return None
+    mode = context.chat_data.settings.mode
+    request = context.chat_data.remember(
+        photo_message.message_id, PhotoRequest(file_id, as_file, mode)
     )
+    await save_now(context, chat_id=photo_message.chat.id)  # before anyone sees the keyboard
+    return request
 
 
 @contextlib.asynccontextmanager
@@ -288,13 +352,13 @@ async def _showing(context: Context, chat_id: int, action: str) -> AsyncIterator
             await task
 
 
-async def _download(context: Context, file_id: str) -> bytes:
+async def _download(context: Context, file_id: str, t: Translator) -> bytes:
     """The photo's bytes, kept in memory only."""
     try:
         telegram_file = await context.bot.get_file(file_id)
     except BadRequest as error:
         if "too big" in error.message.lower():
-            raise _FileTooBigError(_too_big(services(context).settings)) from error
+            raise _FileTooBigError(_too_big(services(context).settings, t)) from error
         raise
     return bytes(await telegram_file.download_as_bytearray())
 
@@ -305,10 +369,12 @@ async def _send_result(
     reply_to: ReplyParameters,
     mask: MaskSpec,
     result: MaskedPhoto,
+    t: Translator,
     *,
     as_file: bool,
+    markup: InlineKeyboardMarkup | None = None,
 ) -> None:
-    caption = texts.caption(mask, result.face_count)
+    caption = texts.caption(mask, result.face_count, t)
     fits_photo = (
         len(result.image) <= SEND_PHOTO_MAX_BYTES
         and result.width + result.height <= SEND_PHOTO_MAX_SIDES
@@ -318,14 +384,21 @@ async def _send_result(
         name = f"masked-{mask.label.lower().replace(' ', '-')}.{result.format.lower()}"
         await context.bot.send_document(
             chat_id, InputFile(result.image, filename=name), caption=caption,
-            reply_parameters=reply_to,
+            reply_parameters=reply_to, reply_markup=markup,
         )  # fmt: skip
         return
-    await context.bot.send_photo(chat_id, result.image, caption=caption, reply_parameters=reply_to)
+    await context.bot.send_photo(
+        chat_id, result.image, caption=caption, reply_parameters=reply_to, reply_markup=markup
+    )
 
 
-def _too_big(settings: Settings) -> str:
-    return texts.TOO_BIG.format(limit=settings.max_file_size // (1024 * 1024))
+def _too_big(settings: Settings, t: Translator) -> str:
+    return t(texts.TOO_BIG, limit=settings.max_file_size // (1024 * 1024))
+
+
+def is_image(message: Message) -> bool:
+    """A photo, or an image sent as a file."""
+    return bool(message.photo) or _is_image_document(message)
 
 
 def _is_image_document(message: Message) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import texts
+from bot.i18n import ENGLISH, Translator
 from core.results import Mode
 from masks.catalog import MaskSpec
 
@@ -19,13 +20,17 @@ CALLBACK_PATTERN = r"^(mask:\d+|crop):\d+$"
 COLUMNS = 3
 
 
-def mask_keyboard(masks: list[MaskSpec], photo_id: int, mode: Mode) -> InlineKeyboardMarkup:
+def mask_keyboard(
+    masks: list[MaskSpec], photo_id: int, mode: Mode, t: Translator = ENGLISH
+) -> InlineKeyboardMarkup:
+    """The seven masks and the Crop toggle, labelled in ``t``'s language."""
     buttons = [
-        InlineKeyboardButton(mask.button, callback_data=f"mask:{mask.id}:{photo_id}")
+        InlineKeyboardButton(texts.mask_button(mask, t), callback_data=f"mask:{mask.id}:{photo_id}")
         for mask in masks
     ]
     rows = [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
-    rows.append([InlineKeyboardButton(texts.crop_button(mode), callback_data=f"crop:{photo_id}")])
+    toggle = InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"crop:{photo_id}")
+    rows.append([toggle])
     return InlineKeyboardMarkup(rows)
 
 

@@ -27,6 +27,9 @@ RESERVE = 4
 #: how long an edit waits for room before it goes into the ordinary queue anyway
 EDIT_PATIENCE_SECONDS = 60.0
 SKIPPABLE = frozenset({"sendChatAction"})
+#: not messages: Telegram's ~20 a minute per group is about messages, so these bypass the
+#: group's budget (a 👀 reaction or an admin check must not delay anyone's photo)
+NOT_MESSAGES = frozenset({"setMessageReaction", "getChatMember", "getChatAdministrators"})
 
 
 def _low_priority(endpoint: str) -> bool:
@@ -51,7 +54,7 @@ class MessagesFirstRateLimiter(AIORateLimiter):
             chat_id = int(chat_id)  # type: ignore[arg-type]
         group: int | str | bool = False
         if (isinstance(chat_id, int) and chat_id < 0) or isinstance(chat_id, str):
-            group = chat_id
+            group = chat_id if endpoint not in NOT_MESSAGES else False
         if group and self._group_max_rate and _low_priority(endpoint):
             limiter = self._get_group_limiter(group)
             if endpoint in SKIPPABLE and not limiter.has_capacity(RESERVE + 1):

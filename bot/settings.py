@@ -34,6 +34,9 @@ class Settings(WorkerSettings):
     throttle_jobs: int = Field(10, ge=1)  # masked photos per user ...
     throttle_seconds: float = Field(60.0, gt=0)  # ... within this window
     rate_limit: bool = True  # respect Telegram's outbound flood limits
+    # messages into one group per window: Telegram allows about 20 a minute; more wait in line
+    group_messages: int = Field(20, ge=1)
+    group_window: float = Field(60.0, gt=0)
 
     # webhook mode (polling when WEBHOOK_URL is unset): Telegram posts updates to WEBHOOK_URL,
     # the bot listens on WEBHOOK_LISTEN:WEBHOOK_PORT at that URL's path

@@ -39,10 +39,23 @@ class PhotoRequest:
 
 
 @dataclass
+class ChatSettings:
+    """What /settings changes for one chat (bot.settings_menu)."""
+
+    mode: Mode = Mode.FACES  # how a new photo's keyboard starts: every face, or the whole photo
+    language: str | None = None  # a shipped language (bot.i18n); None: each person's own
+    quiet: bool = False  # groups: /mask with a mask given answers with the photo alone
+    auto: bool = False  # groups: every photo posted gets the keyboard (the bot must see them)
+
+
+@dataclass
 class ChatState:
-    """One chat's state: its photos with keyboards, by the photo's message id."""
+    """One chat's state: its photos with keyboards, by the photo's message id, and settings."""
 
     photos: dict[int, PhotoRequest] = field(default_factory=dict)
+    # a state stored before settings existed gets the defaults (bot.persistence fills in
+    # fields an older version lacked)
+    settings: ChatSettings = field(default_factory=ChatSettings)
 
     def remember(self, photo_id: int, request: PhotoRequest) -> PhotoRequest:
         """The request kept for this photo (an earlier one wins), forgetting the oldest."""

@@ -1,86 +1,241 @@
-"""Every sentence the bot says, in one place.
+"""Every sentence the bot says, in English, in one place: the source of the message catalogs.
+
+Sentences are marked for extraction with :func:`N_` (and plurals with :func:`N_plural`) and
+translated where they are said, by a :class:`bot.i18n.Translator` for the chat's language; the
+English text is the message id. ``bot/locales/`` holds the catalogs (README: "Languages"):
+
+    pybabel extract -F bot/locales/babel.cfg -k N_ -k N_plural:1,2 -c TRANSLATORS: \\
+        -o bot/locales/facemask.pot bot
 
 Errors reach the user through :func:`error_text`, by their code: core and the workers have
 sentences of their own for command-line and API users, and this module decides what a chat sees.
+Placeholders are ``str.format`` fields (``{seconds}``); a translation keeps every one of them.
 """
 
 from __future__ import annotations
 
+from bot.i18n import ENGLISH, Plural, Translator
 from core.errors import FaceMaskError
 from core.results import Mode
 from masks.catalog import MaskSpec
 
-COMMANDS = {
-    "start": "Start: what this bot does",
-    "help": "How it works and what happens to your photos",
-    "masks": "A picture of all seven masks",
-    "mask": "In groups: reply to a photo with /mask",
-}
 
-START = (
+def N_(message: str) -> str:
+    """Marks a sentence for the catalogs; it is translated where it is said."""
+    return message
+
+
+def N_plural(singular: str, plural: str) -> Plural:
+    """Marks a sentence with a number in it; each language has its own number of forms."""
+    return Plural(singular, plural)
+
+
+# ----------------------------------------------------------------------------- Telegram's menus
+
+#: the bot's commands and what Telegram's menu says about each (setMyCommands, per language)
+COMMANDS = {
+    "start": N_("Start: what this bot does"),
+    "help": N_("How it works and what happens to your photos"),
+    "masks": N_("A picture of all seven masks"),
+    "mask": N_("Mask a photo: reply to it with /mask, or /mask 3"),
+    "settings": N_("Language, mode and more for this chat"),
+}
+#: which commands each kind of chat lists in its menu (group admins also see /settings)
+PRIVATE_COMMANDS = ("start", "help", "masks", "mask", "settings")
+GROUP_COMMANDS = ("mask", "masks", "help")
+GROUP_ADMIN_COMMANDS = ("mask", "masks", "help", "settings")
+
+#: the bot's profile (setMyDescription: the empty chat's "What can this bot do?"; 512 at most)
+DESCRIPTION = N_(
+    "I put masks on the faces in your photos: surgical, N95, cloth, sport or villain. "
+    "Send me a photo, tap a mask, and every face in it gets one.\n\n"
+    "Groups welcome: add me and send /help there.\n\n"
+    "Your photos are processed in memory and never stored."
+)
+#: setMyShortDescription: the profile page and shared links (120 at most)
+SHORT_DESCRIPTION = N_("Masks on every face in your photos. Seven masks, groups welcome.")
+
+# ----------------------------------------------------------------------------- private chats
+
+START = N_(
     "Hi! Send me a photo and pick one of seven masks: I'll put it on every face in the "
     "picture.\n\n"
-    "In a group, add /mask to a photo's caption, mention me, or reply to a photo with /mask."
+    "In a group, reply to a photo with /mask, or send /help there to see what works in "
+    "that group."
 )
 
-HELP = (
+HELP = N_(
     "How it works\n"
     "1. Send a photo (or an image as a file, for full quality).\n"
     "2. Tap a mask, 1 to 7. Tap another one any time.\n"
     "3. Crop on: I find every face and mask each one. Crop off: I treat the whole photo "
     "as one face, for close-ups.\n\n"
-    "Groups: add /mask to a photo's caption, mention me in it, or reply to a photo with "
-    "/mask. Anyone in the group can tap the buttons.\n\n"
+    "In a hurry? Send a photo with /mask 3 or /mask villain in its caption and I mask it "
+    "at once.\n\n"
+    "Groups: add me to a group and send /help there: I'll say what works in that group. "
+    "/settings picks my language, the mode and more.\n\n"
     "Your photos: I process them in memory and never store them. To keep the buttons "
     "working I remember only Telegram's reference to your last photos, never the pictures."
 )
 
-CHOOSE = "Pick a mask (1-7). Crop on: every face I find gets one; off: the photo is one face."
-MASK_HINT = "Reply to a photo with /mask, or send a photo with /mask in its caption."
-MASKS_CAPTION = "The seven masks. Send me a photo to try them."
-MASKS_LIST_TITLE = "The seven masks:"
-PHOTO_GONE = "I no longer have that photo. Please send it again."
-TOO_MANY = "Too many photos at once. Please wait {seconds} s and try again."
-TOO_BIG = "That file is too big for me: Telegram lets bots download files up to {limit} MB."
-NOT_AN_IMAGE = "That file is not an image I can read. Please send a JPEG, PNG, WebP or GIF photo."
-WORKING = "Masking..."
-INTERNAL_ERROR = "Sorry, something went wrong on my side. Please try again."
+CHOOSE = N_("Pick a mask (1-7). Crop on: every face I find gets one; off: the photo is one face.")
+MASK_HINT = N_(
+    "Reply to a photo with /mask (or /mask 3 to pick mask 3 at once), or send a photo with "
+    "/mask in its caption."
+)
+MASKS_CAPTION = N_("The seven masks. Send me a photo to try them.")
+MASKS_LIST_TITLE = N_("The seven masks:")
+UNKNOWN_MASK_NAME = N_("I don't know a mask called “{name}”. Use its number or its name:")
+PHOTO_GONE = N_("I no longer have that photo. Please send it again.")
+TOO_MANY = N_("Too many photos at once. Please wait {seconds} s and try again.")
+TOO_BIG = N_("That file is too big for me: Telegram lets bots download files up to {limit} MB.")
+NOT_AN_IMAGE = N_(
+    "That file is not an image I can read. Please send a JPEG, PNG, WebP or GIF photo."
+)
+WORKING = N_("Masking...")
+INTERNAL_ERROR = N_("Sorry, something went wrong on my side. Please try again.")
+
+#: how many faces a masked photo has, in its caption
+FACES = N_plural("{count} face", "{count} faces")
 
 #: what the bot says for each error code (``FaceMaskError.code``)
 ERRORS = {
     # the photo
     "not_an_image": NOT_AN_IMAGE,
-    "empty": "That file is empty (0 bytes). Please send the photo again.",
-    "truncated": "That image file is cut off or damaged. Please send the photo again.",
-    "too_large": "That image is too large for me. Please send a photo under 40 megapixels.",
-    "too_small": "That image is too small to find a face in. Please send a bigger photo.",
-    "no_face": (
+    "empty": N_("That file is empty (0 bytes). Please send the photo again."),
+    "truncated": N_("That image file is cut off or damaged. Please send the photo again."),
+    "too_large": N_("That image is too large for me. Please send a photo under 40 megapixels."),
+    "too_small": N_("That image is too small to find a face in. Please send a bigger photo."),
+    "no_face": N_(
         "I could not find a face in that photo. Try a clearer, front-facing photo, "
         "or switch Crop off to treat the whole photo as one face."
     ),
-    "unknown_mask": "There is no mask with that number. Masks are numbered 1 to 7.",
+    "unknown_mask": N_("There is no mask with that number. Masks are numbered 1 to 7."),
     # the workers
-    "busy": "I'm busy with a lot of photos right now. Please try again in a minute.",
-    "timeout": "That photo took too long to process. Please try again, or send a smaller photo.",
-    "worker_failed": "Something went wrong while masking that photo. Please try again.",
-    "restarting": "I'm restarting. Please try again in a minute.",
-    "weights": "I can't mask photos right now: my face model is missing. Please try again later.",
+    "busy": N_("I'm busy with a lot of photos right now. Please try again in a minute."),
+    "timeout": N_(
+        "That photo took too long to process. Please try again, or send a smaller photo."
+    ),
+    "worker_failed": N_("Something went wrong while masking that photo. Please try again."),
+    "restarting": N_("I'm restarting. Please try again in a minute."),
+    "weights": N_(
+        "I can't mask photos right now: my face model is missing. Please try again later."
+    ),
+    "unreachable": N_(
+        "I'm busy: I can't reach my workers right now. Please try again in a minute."
+    ),
+    "lost": N_("That photo got lost while I was restarting. Please tap the mask again."),
 }
 
+#: the masks' names (captions) and labels (buttons) from masks/catalog.json, for the catalogs;
+#: a test keeps this list and the catalog in step
+MASK_WORDS = (
+    # TRANSLATORS: mask names appear in captions; people may also type them after /mask
+    N_("Surgical mask"),
+    N_("Surgical"),
+    N_("N95 cup"),
+    N_("N95"),
+    N_("N95 with valve"),
+    N_("N95 valve"),
+    N_("Black cloth mask"),
+    N_("Black"),
+    N_("Patterned cloth mask"),
+    N_("Pattern"),
+    N_("Sport mask with two valves"),
+    N_("Sport"),
+    N_("Half-face respirator"),
+    N_("Villain"),
+)
 
-def error_text(error: FaceMaskError) -> str:
+CROP_ON = N_("✂️ Crop: on")
+CROP_OFF = N_("🖼 Crop: off")
+
+# ----------------------------------------------------------------------------- groups
+
+#: sent once, when someone adds the bot to a group; what works there follows
+WELCOME = N_("Hi everyone! I put masks on the faces in your photos 😷")
+GROUP_HELP_TITLE = N_("How to use me in this group:")
+GROUP_HOW_ADDRESSED = N_(
+    "• Send a photo with /mask@{bot} in its caption, or reply to a photo with /mask@{bot}."
+)
+GROUP_HOW_BARE = N_("• Or simply /mask in a photo's caption, or mention @{bot} in it.")
+GROUP_HOW_DIRECT = N_("• Pick the mask at once: /mask@{bot} 3 or /mask@{bot} villain.")
+GROUP_HOW_AUTO = N_("• Auto is on: every photo posted here gets the mask buttons.")
+GROUP_PRIVACY_ON = N_(
+    "Telegram shows me only the messages addressed to me here. To make a plain /mask and "
+    "mentions work too, an admin can make me an admin of this group."
+)
+GROUP_SETTINGS_HINT = N_("Admins: /settings@{bot} picks my language, the mode and more.")
+GROUP_PHOTOS_PRIVATE = N_("Photos are processed in memory and never stored.")
+
+# ----------------------------------------------------------------------------- /settings
+
+SETTINGS_TITLE_GROUP = N_("My settings for this group")
+SETTINGS_TITLE_PRIVATE = N_("My settings for our chat")
+SETTINGS_ABOUT_MODE = N_(
+    "Mode: how I read new photos: find every face, or treat the whole photo as one face."
+)
+SETTINGS_ABOUT_LANGUAGE = N_(
+    "Language: the language I speak here. Automatic: each person's Telegram language."
+)
+SETTINGS_ABOUT_QUIET = N_(
+    "Quiet: /mask with a mask number or name gets the masked photo alone, without buttons "
+    "to try others."
+)
+SETTINGS_ABOUT_AUTO = N_(
+    "Auto: every photo posted here gets the mask buttons. I must see every message for that: "
+    "make me an admin, or switch privacy mode off with @BotFather."
+)
+SETTING_MODE_FACES = N_("Mode: every face")
+SETTING_MODE_WHOLE = N_("Mode: whole photo")
+SETTING_LANGUAGE = N_("Language: {language}")
+LANGUAGE_AUTOMATIC = N_("Automatic")
+SETTING_QUIET_ON = N_("Quiet: on")
+SETTING_QUIET_OFF = N_("Quiet: off")
+SETTING_AUTO_ON = N_("Auto: on")
+SETTING_AUTO_OFF = N_("Auto: off")
+SETTINGS_DONE = N_("Done")
+SETTINGS_BACK = N_("« Back")
+SETTINGS_PICK_LANGUAGE = N_("Pick the language I speak in this chat:")
+SETTINGS_SAVED = N_("Saved.")
+SETTINGS_CLOSED = N_("Settings saved. Send /settings to change them again.")
+SETTINGS_ADMINS_ONLY = N_("Only this group's admins can change my settings.")
+AUTO_NEEDS_ACCESS = N_(
+    "I can't see every photo in this group yet. Make me an admin, or switch privacy mode "
+    "off with @BotFather, then try again."
+)
+
+#: answers given in a callback query's alert or toast: Telegram shows 200 characters at most
+ALERTS = (
+    PHOTO_GONE,
+    TOO_MANY,
+    WORKING,
+    ERRORS["unknown_mask"],
+    SETTINGS_SAVED,
+    SETTINGS_ADMINS_ONLY,
+    AUTO_NEEDS_ACCESS,
+)
+
+
+def error_text(error: FaceMaskError, t: Translator = ENGLISH) -> str:
     """The sentence for ``error``'s code; the error's own sentence for codes not listed."""
-    return ERRORS.get(error.code, str(error))
+    sentence = ERRORS.get(error.code)
+    return t(sentence) if sentence is not None else str(error)
 
 
-def crop_button(mode: Mode) -> str:
+def crop_button(mode: Mode, t: Translator = ENGLISH) -> str:
     """The toggle's label: "Crop" on means find every face, off means the whole photo."""
-    return "✂️ Crop: on" if mode is Mode.FACES else "🖼 Crop: off"
+    return t(CROP_ON) if mode is Mode.FACES else t(CROP_OFF)
 
 
-def caption(mask: MaskSpec, faces: int) -> str:
-    return f"{mask.emoji} {mask.name} · {faces} face{'' if faces == 1 else 's'}"
+def mask_button(mask: MaskSpec, t: Translator = ENGLISH) -> str:
+    """A mask's button, e.g. ``"1 😷 Surgical"``: the number stays first in every language."""
+    return f"{mask.id} {mask.emoji} {t(mask.label)}"
 
 
-def masks_list(masks: list[MaskSpec]) -> str:
-    return "\n".join([MASKS_LIST_TITLE, *(mask.button for mask in masks)])
+def caption(mask: MaskSpec, faces: int, t: Translator = ENGLISH) -> str:
+    return f"{mask.emoji} {t(mask.name)} · {t.plural(FACES, faces, count=faces)}"
+
+
+def masks_list(masks: list[MaskSpec], t: Translator = ENGLISH) -> str:
+    return "\n".join([t(MASKS_LIST_TITLE), *(mask_button(mask, t) for mask in masks)])

@@ -1,4 +1,7 @@
-"""The real bot in a group with privacy mode on: it answers only photos addressed to it."""
+"""The real bot in a group where it is an admin: it sees every message, answers those for it.
+
+(What reaches a bot that is not an admin, with privacy mode on, is in test_bot_groups_privacy.)
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ async def test_group_photos_addressed_to_the_bot(
     telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes
 ) -> None:
     alice, bob = telegram.user("Alice"), telegram.user("Bob")
-    group = telegram.group("Friends")
+    group = telegram.group("Friends", bot_admin=True)  # so bare /mask and mentions reach it
     username = telegram.bot_user.username
 
     ignored = await telegram.send_photo(group, alice, face_jpeg, caption="holiday!")

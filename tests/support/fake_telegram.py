@@ -6,6 +6,16 @@ python-telegram-bot's own classes (``Message(...).to_dict()``), so the bot sees 
 would send. The other side is for people: users and chats, sending photos (Telegram-style, in
 several sizes), files and text, pressing buttons that exist, and a history to read back.
 
+Groups behave as Telegram's documented rules say. With privacy mode on (``privacy=True``,
+Telegram's default; getMe's ``can_read_all_group_messages`` is then false) a group message
+reaches the bot only if it is a command addressed to it (``/cmd@bot``, in a text or a caption),
+a reply to one of the bot's messages, or a service message; a bare ``/cmd`` is never passed on
+(Telegram passes it only when this bot was the last bot to write there). In groups where the bot
+is an admin, and with privacy off, everything reaches it. Bots get about 20 messages a minute into
+one group (``group_messages`` per ``group_window`` seconds, with Telegram's burst allowance); past
+that the Bot API answers 429 with ``retry_after``. Texts, captions, alerts, button data and the
+bot's profile are held to Telegram's lengths.
+
 Never used by the running bot. Needs aiohttp (the ``dev`` extra).
 """
 
@@ -18,6 +28,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import mimetypes
 import re
 import time
@@ -32,6 +43,12 @@ from telegram import (
     BotCommand,
     CallbackQuery,
     Chat,
+    ChatMember,
+    ChatMemberAdministrator,
+    ChatMemberLeft,
+    ChatMemberMember,
+    ChatMemberOwner,
+    ChatMemberUpdated,
     Document,
     File,
     InlineKeyboardMarkup,
@@ -42,12 +59,25 @@ from telegram import (
     User,
     WebhookInfo,
 )
+from telegram.constants import (
+    BotCommandLimit,
+    BotDescriptionLimit,
+    CallbackQueryLimit,
+    FloodLimit,
+    InlineKeyboardButtonLimit,
+    MessageLimit,
+    ReactionEmoji,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijkl"
 PHOTO_SIZES = (90, 320, 800, 1280)  # the longest sides Telegram makes of a photo
-JSON_PARAMS = {"reply_markup", "reply_parameters", "allowed_updates", "commands", "media"}
+JSON_PARAMS = {
+    "reply_markup", "reply_parameters", "allowed_updates", "commands", "media", "reaction", "scope",
+}  # fmt: skip
+#: Telegram's update types that getUpdates leaves out unless asked for by name
+NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}
 _ENTITY = re.compile(r"(?<!\S)(/[A-Za-z0-9_]+(?:@[A-Za-z0-9_]+)?|@[A-Za-z0-9_]{3,})")
 
 
@@ -82,20 +112,54 @@ class _State:
     callback_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     commands: list[BotCommand] = field(default_factory=list)
     unknown_methods: list[str] = field(default_factory=list)
+    #: every chat the users' side made, by id (a group may have no message yet)
+    chats: dict[int, Chat] = field(default_factory=dict)
+    #: group id -> ids of its admins (the bot's own id when it is one) and its owner
+    admins: dict[int, set[int]] = field(default_factory=dict)
+    owners: dict[int, int] = field(default_factory=dict)
+    #: groups whose settings allow no reactions
+    no_reactions: set[int] = field(default_factory=set)
+    #: (chat id, message id) -> the bot's reaction on that message now
+    reactions: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    #: (scope type, language code or "") -> the command list setMyCommands gave for them
+    command_lists: dict[tuple[str, str], list[BotCommand]] = field(default_factory=dict)
+    #: language code or "" -> setMyDescription's / setMyShortDescription's text
+    descriptions: dict[str, str] = field(default_factory=dict)
+    short_descriptions: dict[str, str] = field(default_factory=dict)
+    #: user messages Telegram kept from the bot (privacy mode), and updates it dropped
+    #: because the bot's allowed_updates did not name their type
+    withheld: list[Message] = field(default_factory=list)
+    dropped_updates: list[dict[str, Any]] = field(default_factory=list)
+    #: group id -> (messages in the flood bucket, when it was last filled)
+    flood: dict[int, tuple[float, float]] = field(default_factory=dict)
+    #: the 429 answers given: (chat id, method)
+    flood_errors: list[tuple[int, str]] = field(default_factory=list)
 
 
 class FakeTelegram:
     """One bot's view of Telegram, plus the users who talk to it."""
 
-    def __init__(self, token: str = DEFAULT_TOKEN, bot_username: str = "facemask_test_bot"):
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        bot_username: str = "facemask_test_bot",
+        *,
+        privacy: bool = True,
+        group_messages: int = FloodLimit.MESSAGES_PER_MINUTE_PER_GROUP,
+        group_window: float = 60.0,
+    ):
         self.token = token
+        #: @BotFather's /setprivacy: on, the bot sees only what is addressed to it in groups
+        self.privacy = privacy
+        self.group_messages = group_messages
+        self.group_window = group_window
         self.bot_user = User(
             id=int(token.split(":")[0]),
             is_bot=True,
             first_name="Facemask",
             username=bot_username,
             can_join_groups=True,
-            can_read_all_group_messages=False,  # privacy mode on
+            can_read_all_group_messages=not privacy,
             supports_inline_queries=False,
         )
         self.state = _State()
@@ -105,6 +169,7 @@ class FakeTelegram:
         self._ids = itertools.count(1)
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = {}
+        self._users: dict[int, User] = {self.bot_user.id: self.bot_user}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._http: ClientSession | None = None
@@ -153,16 +218,88 @@ class FakeTelegram:
 
     # ------------------------------------------------------------------ the users' side
 
-    def user(self, first_name: str, username: str | None = None) -> User:
-        return User(
-            id=1000 + next(self._ids), is_bot=False, first_name=first_name, username=username
+    def user(
+        self, first_name: str, username: str | None = None, language_code: str | None = None
+    ) -> User:
+        """A person; ``language_code`` is what their Telegram app is set to (``"ru"``)."""
+        user = User(
+            id=1000 + next(self._ids),
+            is_bot=False,
+            first_name=first_name,
+            username=username,
+            language_code=language_code,
         )
+        self._users[user.id] = user
+        return user
 
     def private_chat(self, user: User) -> Chat:
-        return Chat(id=user.id, type=Chat.PRIVATE, first_name=user.first_name)
+        chat = Chat(id=user.id, type=Chat.PRIVATE, first_name=user.first_name)
+        self.state.chats[chat.id] = chat
+        return chat
 
-    def group(self, title: str) -> Chat:
-        return Chat(id=-(100_000 + next(self._ids)), type=Chat.GROUP, title=title)
+    def group(
+        self,
+        title: str,
+        *,
+        owner: User | None = None,
+        admins: tuple[User, ...] = (),
+        bot_admin: bool = False,
+        reactions: bool = True,
+    ) -> Chat:
+        """A group the bot is already in; ``reactions=False``: its settings allow none."""
+        chat = Chat(id=-(100_000 + next(self._ids)), type=Chat.GROUP, title=title)
+        self.state.chats[chat.id] = chat
+        self.state.admins[chat.id] = {user.id for user in admins}
+        if owner is not None:
+            self.state.owners[chat.id] = owner.id
+        if bot_admin:
+            self.state.admins[chat.id].add(self.bot_user.id)
+        if not reactions:
+            self.state.no_reactions.add(chat.id)
+        return chat
+
+    async def add_bot(self, chat: Chat, by: User, admin: bool = False) -> Message:
+        """``by`` adds the bot to the group: a my_chat_member update, then the service message."""
+        self.state.chats[chat.id] = chat
+        if admin:
+            self.state.admins.setdefault(chat.id, set()).add(self.bot_user.id)
+        await self._member_changed(chat, by, ChatMemberLeft(self.bot_user))
+        return await self._user_message(chat, by, new_chat_members=(self.bot_user,))
+
+    async def set_admin(self, chat: Chat, user: User, admin: bool = True) -> None:
+        """Promote or demote someone; for the bot itself Telegram sends a my_chat_member update."""
+        was = self._member(chat.id, user)
+        admins = self.state.admins.setdefault(chat.id, set())
+        if admin:
+            admins.add(user.id)
+        else:
+            admins.discard(user.id)
+        if user.id == self.bot_user.id:
+            by = self._users.get(self.state.owners.get(chat.id, 0), user)  # the owner, if any
+            await self._member_changed(chat, by, was)
+
+    def sees_everything(self, chat_id: int) -> bool:
+        """Whether every message in this chat reaches the bot (privacy off, or it is an admin)."""
+        is_admin = self.bot_user.id in self.state.admins.get(chat_id, ())
+        return chat_id > 0 or not self.privacy or is_admin
+
+    def delivers(self, message: Message) -> bool:
+        """Whether Telegram hands this user message to the bot (see the module's docstring)."""
+        if self.sees_everything(message.chat.id) or message.new_chat_members:
+            return True
+        reply = message.reply_to_message
+        if reply is not None and reply.from_user and reply.from_user.id == self.bot_user.id:
+            return True
+        commands = {
+            **message.parse_entities([MessageEntity.BOT_COMMAND]),
+            **message.parse_caption_entities([MessageEntity.BOT_COMMAND]),
+        }
+        addressed = f"@{self.bot_user.username}".lower()
+        return any(command.lower().endswith(addressed) for command in commands.values())
+
+    def reaction(self, message: Message) -> list[str]:
+        """The bot's reaction on a message now (empty when none)."""
+        return self.state.reactions.get((message.chat.id, message.message_id), [])
 
     async def send_text(
         self, chat: Chat, user: User, text: str, reply_to: Message | None = None
@@ -299,8 +436,29 @@ class FakeTelegram:
             **{k: v for k, v in fields.items() if v not in (None, ())},
         )
         self._record(message)
-        await self._push(Update(update_id=next(self._update_ids), message=message))
+        if self.delivers(message):
+            await self._push(Update(update_id=next(self._update_ids), message=message))
+        else:
+            self.state.withheld.append(message)
         return message
+
+    def _member(self, chat_id: int, user: User) -> ChatMember:
+        if self.state.owners.get(chat_id) == user.id:
+            return ChatMemberOwner(user, is_anonymous=False)
+        if user.id in self.state.admins.get(chat_id, ()):
+            return ChatMemberAdministrator(
+                user, can_be_edited=False, is_anonymous=False, can_manage_chat=True,
+                can_delete_messages=True, can_manage_video_chats=True,
+                can_restrict_members=True, can_promote_members=False, can_change_info=True,
+                can_invite_users=True, can_post_stories=False, can_edit_stories=False,
+                can_delete_stories=False, can_pin_messages=True,
+            )  # fmt: skip
+        return ChatMemberMember(user)
+
+    async def _member_changed(self, chat: Chat, by: User, old: ChatMember) -> None:
+        new = self._member(chat.id, self.bot_user)
+        change = ChatMemberUpdated(chat, by, datetime.now(UTC), old, new)
+        await self._push(Update(update_id=next(self._update_ids), my_chat_member=change))
 
     def _record(self, message: Message) -> None:
         chat_messages = self.state.history.setdefault(message.chat.id, [])
@@ -361,6 +519,8 @@ class FakeTelegram:
 
     def _bot_message(self, chat_id: int, params: dict[str, Any], **fields: Any) -> Message:
         chat = self._chat(chat_id)
+        _check_markup(params.get("reply_markup"))
+        self._count_group_message(chat_id)
         reply_to = None
         reply_id = (params.get("reply_parameters") or {}).get("message_id") or params.get(
             "reply_to_message_id"
@@ -382,10 +542,27 @@ class FakeTelegram:
         return message
 
     def _chat(self, chat_id: int) -> Chat:
+        if chat_id in self.state.chats:
+            return self.state.chats[chat_id]
         messages = self.state.history.get(chat_id)
         if not messages:
             raise _ApiError(400, "Bad Request: chat not found")
         return messages[0].chat
+
+    def _count_group_message(self, chat_id: int) -> None:
+        """Telegram's flood control for one group: a bucket of ``group_messages`` that empties
+        over ``group_window`` seconds; a message that would overflow it is refused with 429."""
+        if chat_id >= 0 or not self.group_messages:
+            return
+        now = time.monotonic()
+        level, then = self.state.flood.get(chat_id, (0.0, now))
+        level = max(0.0, level - (now - then) * self.group_messages / self.group_window)
+        if level + 1 > self.group_messages + 1e-9:
+            self.state.flood[chat_id] = (level, now)
+            wait = (level + 1 - self.group_messages) * self.group_window / self.group_messages
+            retry_after = max(1, math.ceil(wait))
+            raise _ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        self.state.flood[chat_id] = (level + 1, now)
 
     def _edit(self, params: dict[str, Any], **changes: Any) -> Message:
         chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
@@ -423,6 +600,7 @@ class FakeTelegram:
         try:
             if method in self.fail_next:
                 raise _ApiError(*self.fail_next.pop(method))
+            _check_lengths(method, params)
             if method == "getupdates":
                 result: Any = await self._get_updates(params)
             else:
@@ -432,7 +610,9 @@ class FakeTelegram:
                     return _error(404, "Not Found: method not found")
                 result = handler(params)
         except _ApiError as error:
-            return _error(error.code, error.description)
+            if error.code == 429:
+                self.state.flood_errors.append((int(params.get("chat_id") or 0), method))
+            return _error(error.code, error.description, error.retry_after)
         finally:
             if method != "getupdates":
                 await self._notify()
@@ -453,16 +633,31 @@ class FakeTelegram:
         limit = int(params.get("limit") or 100)
         # updates below offset are confirmed: Telegram forgets them
         self.state.updates = [u for u in self.state.updates if u["update_id"] >= offset]
+        self._drop_unwanted(params.get("allowed_updates"))
         if not self.state.updates and timeout:
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._changed.wait_for(lambda: bool(self.state.updates)), timeout
                     )
+        self._drop_unwanted(params.get("allowed_updates"))
         return self.state.updates[:limit]
 
+    def _drop_unwanted(self, allowed: list[str] | None) -> None:
+        """Telegram never delivers update types the bot's allowed_updates leaves out."""
+        wanted = set(allowed) if allowed else None
+        kept = []
+        for update in self.state.updates:
+            kind = next(key for key in update if key != "update_id")
+            if (kind in wanted) if wanted is not None else (kind not in NOT_BY_DEFAULT):
+                kept.append(update)
+            else:
+                self.state.dropped_updates.append(update)
+        self.state.updates = kept
+
     def _m_getme(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self.bot_user.to_dict()
+        # /setprivacy changes what getMe says from then on
+        return {**self.bot_user.to_dict(), "can_read_all_group_messages": not self.privacy}
 
     def _m_deletewebhook(self, params: dict[str, Any]) -> bool:
         if params.get("drop_pending_updates") in (True, "true", "True"):
@@ -479,13 +674,56 @@ class FakeTelegram:
         return info.to_dict()
 
     def _m_setmycommands(self, params: dict[str, Any]) -> bool:
-        self.state.commands = [
-            BotCommand(c["command"], c["description"]) for c in params["commands"]
-        ]
+        commands = [BotCommand(c["command"], c["description"]) for c in params["commands"]]
+        key = _commands_key(params)
+        self.state.command_lists[key] = commands
+        if key == ("default", ""):
+            self.state.commands = commands
         return True
 
     def _m_getmycommands(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return [c.to_dict() for c in self.state.commands]
+        return [c.to_dict() for c in self.state.command_lists.get(_commands_key(params), [])]
+
+    def _m_setmydescription(self, params: dict[str, Any]) -> bool:
+        self.state.descriptions[params.get("language_code") or ""] = params.get("description", "")
+        return True
+
+    def _m_setmyshortdescription(self, params: dict[str, Any]) -> bool:
+        language = params.get("language_code") or ""
+        self.state.short_descriptions[language] = params.get("short_description", "")
+        return True
+
+    def _m_getchatmember(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        self._chat(chat_id)
+        user = self._users.get(int(params["user_id"]))
+        if user is None:
+            raise _ApiError(400, "Bad Request: PARTICIPANT_ID_INVALID")
+        return self._member(chat_id, user).to_dict()
+
+    def _m_getchatadministrators(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        chat_id = int(params["chat_id"])
+        self._chat(chat_id)
+        ids = self.state.admins.get(chat_id, set()) | set(
+            [self.state.owners[chat_id]] if chat_id in self.state.owners else []
+        )
+        return [self._member(chat_id, self._users[user_id]).to_dict() for user_id in sorted(ids)]
+
+    def _m_setmessagereaction(self, params: dict[str, Any]) -> bool:
+        chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
+        self._chat(chat_id)
+        try:
+            self.message(chat_id, message_id)
+        except KeyError:
+            raise _ApiError(400, "Bad Request: MESSAGE_ID_INVALID") from None
+        emoji = [r.get("emoji") for r in params.get("reaction") or []]
+        if len(emoji) > 1:  # bots set one reaction at most
+            raise _ApiError(400, "Bad Request: REACTIONS_TOO_MANY")
+        allowed = {str(e) for e in ReactionEmoji}
+        if emoji and (chat_id in self.state.no_reactions or not set(emoji) <= allowed):
+            raise _ApiError(400, "Bad Request: REACTION_INVALID")
+        self.state.reactions[(chat_id, message_id)] = emoji
+        return True
 
     def _m_sendchataction(self, params: dict[str, Any]) -> bool:
         self._chat(int(params["chat_id"]))
@@ -564,15 +802,60 @@ class FakeTelegram:
 
 
 class _ApiError(Exception):
-    def __init__(self, code: int, description: str) -> None:
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
+        self.retry_after = retry_after
 
 
-def _error(code: int, description: str) -> web.Response:
-    body = {"ok": False, "error_code": code, "description": description}
+def _error(code: int, description: str, retry_after: int | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
     return web.json_response(body, status=code)
+
+
+def _commands_key(params: dict[str, Any]) -> tuple[str, str]:
+    scope = params.get("scope") or {"type": "default"}
+    return scope["type"], params.get("language_code") or ""
+
+
+#: what Telegram refuses as too long, per parameter: (limit in UTF-16 units, its error)
+_LENGTHS = {
+    "text": (MessageLimit.MAX_TEXT_LENGTH, "Bad Request: message is too long"),
+    "caption": (MessageLimit.CAPTION_LENGTH, "Bad Request: message caption is too long"),
+    "description": (BotDescriptionLimit.MAX_DESCRIPTION_LENGTH, "Bad Request: BOT_ABOUT_INVALID"),
+    "short_description": (
+        BotDescriptionLimit.MAX_SHORT_DESCRIPTION_LENGTH, "Bad Request: BOT_ABOUT_INVALID"
+    ),
+}  # fmt: skip
+
+
+def _check_lengths(method: str, params: dict[str, Any]) -> None:
+    if method == "answercallbackquery":
+        limit = CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH
+        if _utf16_length(params.get("text") or "") > limit:
+            raise _ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        return
+    for name, (limit, error) in _LENGTHS.items():
+        if isinstance(params.get(name), str) and _utf16_length(params[name]) > limit:
+            raise _ApiError(400, error)
+    for command in params.get("commands") or []:
+        if not 1 <= len(command["description"]) <= BotCommandLimit.MAX_DESCRIPTION:
+            raise _ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+    if method.startswith("edit"):
+        _check_markup(params.get("reply_markup"))
+
+
+def _check_markup(markup: dict[str, Any] | None) -> None:
+    for row in (markup or {}).get("inline_keyboard", []):
+        for button in row:
+            data = button.get("callback_data")
+            if data is not None and not (
+                1 <= len(data.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
+            ):
+                raise _ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
 
 
 async def _read_params(request: web.Request) -> dict[str, Any]:
