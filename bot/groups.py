@@ -36,7 +36,9 @@ GROUPS = filters.ChatType.GROUPS
 ADMINS = (ChatMember.ADMINISTRATOR, ChatMember.OWNER)
 IN_CHAT = (ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER)
 #: "/mask", "/mask@bot", then whatever follows on that line: a mask's number or name
-_MASK_COMMAND = re.compile(r"(?<!\S)/mask(?:@(?P<bot>\w+))?(?![\w@])[ \t]*(?P<arg>[^\n]*)", re.I)
+_MASK_COMMAND = re.compile(
+    r"(?<!\S)/mask(?:@(?P<bot>\w+))?(?![\w@])[ \t]*(?P<arg>[^\n]*?)(?=[ \t]+/\w|\n|$)", re.I
+)
 #: the longest name repeated back in "I don't know a mask called ..."
 ECHO_CHARS = 40
 
