@@ -27,10 +27,25 @@ class RedactingFormatter(logging.Formatter):
         return text
 
 
+class RefusalsWithoutTraceback(logging.Filter):
+    """A request the webhook server refused on purpose (4xx, e.g. a missing secret) is logged
+    as one line: python-telegram-bot logs it at DEBUG with the exception's traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        status = getattr(error, "status_code", None)
+        if type(error).__name__ == "HTTPError" and isinstance(status, int) and status < 500:
+            record.msg = f"{record.getMessage()}: {error}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def configure_logging(level: str | int, secrets: Iterable[str] = ()) -> None:
     """Log to stderr at ``level`` in :data:`FORMAT`, with ``secrets`` redacted."""
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter(FORMAT, secrets))
+    handler.addFilter(RefusalsWithoutTraceback())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # httpx logs every request URL at INFO (redacted, but one line per request is noise); at
     # DEBUG everything is shown, redacted like the rest

@@ -215,8 +215,8 @@ async def test_buttons_work_after_a_restart(
 
     await bot.restart()
     # the state is in its own folder, not in the working directory
-    assert (bot.workdir / "state" / "facemask-bot.pickle").is_file()
-    assert not list(bot.workdir.glob("*.pickle"))
+    assert (bot.workdir / "state" / "facemask-bot.sqlite3").is_file()
+    assert not list(bot.workdir.glob("*.sqlite3"))
 
     # the old keyboard still knows its photo and that crop is off
     await telegram.press(user, keyboard, "🖼 Crop")
@@ -238,14 +238,21 @@ async def test_keyboards_saved_by_the_previous_version_still_work(
     keyboard = await telegram.wait_reply(photo, has_keyboard)
     assert await bot.stop() == 0, bot.log()[-3000:]
 
-    path = bot.workdir / "state" / "facemask-bot.pickle"
-    data = pickle.loads(path.read_bytes())
-    file_id = data["chat_data"][chat.id].photos[photo.message_id].file_id
-    old_photo = {"file_id": file_id, "as_file": False, "crop": False}
-    data["chat_data"][chat.id] = {"photos": {photo.message_id: old_photo}}
-    data["user_data"][user.id] = {"recent_jobs": []}
-    path.write_bytes(pickle.dumps(data))
+    # the previous version kept python-telegram-bot's pickle file and nothing else
+    state = bot.workdir / "state"
+    for path in state.glob("facemask-bot.sqlite3*"):
+        path.unlink()
+    old_photo = {"file_id": photo.photo[-1].file_id, "as_file": False, "crop": False}
+    data = {
+        "chat_data": {chat.id: {"photos": {photo.message_id: old_photo}}},
+        "user_data": {user.id: {"recent_jobs": []}},
+        "bot_data": {},
+        "callback_data": None,
+        "conversations": {},
+    }
+    (state / "facemask-bot.pickle").write_bytes(pickle.dumps(data))
     await bot.start()
+    assert (state / "facemask-bot.pickle.converted").is_file()  # converted once, kept aside
 
     # crop was off in the old state: the whole grey picture is one face, so a photo comes back
     await telegram.press(user, keyboard, "3 ")

@@ -24,7 +24,7 @@ SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 def clean_env(**settings: str) -> dict[str, str]:
     """The environment for a child process: ours without any bot settings, plus ``settings``."""
     env = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
-    env.update(PYTHONUNBUFFERED="1", LOG_LEVEL="INFO", **settings)
+    env.update({"PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO", **settings})  # settings win
     return env
 
 
