@@ -33,21 +33,26 @@ from functools import cache, partial
 import cv2
 import numpy as np
 
+from core.face68 import (
+    BROWS,
+    CHIN,
+    EYES,
+    JAW,
+    LEFT_EYE,
+    MOUTH,
+    NOSE_BASE,
+    NOSE_TOP,
+    OUTER_EYE_CORNERS,
+    RIGHT_EYE,
+)
+from core.face68 import NOSE_BRIDGE as _BRIDGE
 from core.preprocess import eye_angle, face_axes
-from training.metrics import LEFT_EYE_CORNER, REGIONS, RIGHT_EYE_CORNER, interocular
+from training.metrics import interocular
 
 Damage = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
-# The iBUG 68-point indices used here (0-based), from the one place that names the regions.
-JAW = REGIONS["jaw"]
-BROWS = REGIONS["brows"]
-_EYES = range(*REGIONS["eyes"].indices(68))
-RIGHT_EYE = slice(_EYES[0], _EYES[0] + 6)  # the face's right eye: image left, upright
-LEFT_EYE = slice(_EYES[0] + 6, _EYES[-1] + 1)
-MOUTH = REGIONS["mouth"]
-CHIN = 8
-NOSE_BRIDGE = 28  # the second point down the bridge, below the eyes' inner corners
-NOSE_BASE = 33
+NOSE_BRIDGE = _BRIDGE[1]  # the bridge's second point (28), below the eyes' inner corners
+BETWEEN_EYES = (RIGHT_EYE[3], LEFT_EYE[0])  # the inner eye corners, 39 and 42
 
 
 # --------------------------------------------------------------------------- geometry
@@ -66,7 +71,7 @@ class FaceFrame:
     @classmethod
     def of(cls, points: np.ndarray, origin: np.ndarray | None = None) -> FaceFrame:
         right, down = face_axes(eye_angle(points))
-        centre = points[[LEFT_EYE_CORNER, RIGHT_EYE_CORNER]].mean(0) if origin is None else origin
+        centre = points[list(OUTER_EYE_CORNERS)].mean(0) if origin is None else origin
         return cls(np.asarray(centre, np.float64), right, down, float(interocular(points)))
 
     def to_image(self, uv) -> np.ndarray:
@@ -233,10 +238,10 @@ def sunglasses(
     out = paint(image, alpha, colour)
     rims = [np.vstack([p, p[:1]]) for p in lenses]
     eye_line = np.array([[-0.5 * scale * a, -0.06], [0.5 * scale * a, -0.06]])
-    inner = frame.to_face(points[[_EYES[0] + 3, _EYES[0] + 6]]).mean(0)  # between the eyes
+    inner = frame.to_face(points[list(BETWEEN_EYES)]).mean(0)
     bridge = frame.to_image(eye_line + [inner[0], inner[1] - 0.02])
     temples = []
-    for side, jaw_top in ((-1, JAW.start), (1, JAW.stop - 1)):
+    for side, jaw_top in ((-1, JAW[0]), (1, JAW[-1])):
         ear = frame.to_face(points[jaw_top])[0]
         start = [side * (0.5 + scale * a * 0.8), -0.06]
         temples.append(frame.to_image([start, [ear[0] + side * 0.05, ear[1] - 0.05]]))
@@ -288,15 +293,16 @@ def _mask_texture(
 def _cloth_outline(points: np.ndarray, frame: FaceFrame) -> np.ndarray:
     """A cloth mask's edge: along the jaw (points 1-15, a little outside it) and over the
     nose, from jaw point 15 to 1 through the bridge."""
-    centre = (points[NOSE_BRIDGE - 1] + points[CHIN]) / 2
-    jaw = points[1:16]
+    centre = (points[NOSE_TOP] + points[CHIN]) / 2
+    inner_jaw = JAW[1:-1]  # the ears' points (0, 16) stay out
+    jaw = points[inner_jaw]
     jaw = (
         centre
         + 1.05 * (jaw - centre)
-        + 0.04 * frame.iod * frame.down * (np.abs(np.arange(1, 16) - CHIN) < 4)[:, None]
+        + 0.04 * frame.iod * frame.down * (np.abs(np.array(inner_jaw) - CHIN) < 4)[:, None]
     )
     t = np.linspace(0, 1, 16)[1:-1, None]
-    p0, p2 = points[15], points[1]
+    p0, p2 = points[JAW[-2]], points[JAW[1]]
     control = points[NOSE_BRIDGE] - 0.1 * frame.iod * frame.down
     top = (1 - t) ** 2 * p0 + 2 * t * (1 - t) * control + t**2 * p2  # quadratic Bezier
     return np.vstack([jaw, top])
@@ -305,7 +311,7 @@ def _cloth_outline(points: np.ndarray, frame: FaceFrame) -> np.ndarray:
 def _respirator_outline(points: np.ndarray, frame: FaceFrame) -> np.ndarray:
     """A respirator cup: a rounded shape from the nose bridge to below the chin."""
     top, chin = frame.to_face(points[NOSE_BRIDGE])[0], frame.to_face(points[CHIN])[0]
-    width = np.linalg.norm(points[3] - points[13]) / frame.iod
+    width = np.linalg.norm(points[JAW[3]] - points[JAW[-4]]) / frame.iod
     centre = (top + chin) / 2 + [0.0, 0.03]
     half_height = (chin[1] - top[1]) / 2 + 0.06
     outline = superellipse(0.5 * width, half_height, 2.4, -0.35, 0.0)
@@ -347,14 +353,14 @@ def worn_mask(
         colour = _mask_texture(rng, kind.removeprefix("cloth-"), u, v)
     alpha = coverage(shape, [outline])
     # the cloth curves round the face: darker towards its sides, lit like the face
-    half_width = np.linalg.norm(points[2] - points[14]) / 2 / frame.iod
+    half_width = np.linalg.norm(points[JAW[2]] - points[JAW[-3]]) / 2 / frame.iod
     roundness = np.clip(1 - 0.35 * (u / max(half_width, 1e-3)) ** 2, 0.55, 1)
     colour = colour * (roundness * face_light(image, frame))[..., None]
     out = paint(image, alpha, colour)
     edges = [np.vstack([outline, outline[:1]])]
     if kind == "respirator":  # the seam down its middle and the straps
         edges.append(frame.to_image([[0.0, frame.to_face(points[NOSE_BRIDGE])[0, 1]], [0.0, 0.7]]))
-    for end in (points[1], points[15]):
+    for end in (points[JAW[1]], points[JAW[-2]]):
         edges.append(np.array([end, end + (end - points[NOSE_BRIDGE]) * 0.25]))
     line = np.clip(colour.mean(axis=(0, 1)) * 0.6, 0, 255)
     out = paint(out, stroke(shape, edges, max(1.0, 0.02 * frame.iod)) * 0.8, line)
@@ -375,7 +381,7 @@ def forehead_cut(image: np.ndarray, points: np.ndarray, rng: np.random.Generator
     """The photo cut ``above`` of the brow-to-eye distance above the brows' highest point
     (negative: through the brows); the points above stay, outside the image."""
     brow_top = float(points[BROWS, 1].min())
-    eyes = float(points[_EYES[0] : _EYES[-1] + 1, 1].mean())
+    eyes = float(points[EYES, 1].mean())
     cut = int(np.floor(brow_top - above * max(0.0, eyes - brow_top)))
     cut = min(max(cut, 0), image.shape[0] - 1)
     return image[cut:].copy(), (points - [0.0, cut]).astype(np.float32)

@@ -149,6 +149,33 @@ def box_constants(detector, samples: list[Sample], progress: bool = True) -> dic
     }
 
 
+def raw_recall(
+    detectors: dict[str, object],
+    samples: list[Sample],
+    conditions: list[Condition],
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, dict[str, int]]:
+    """Per condition, how many damaged faces each raw detector finds upright (a box whose
+    centre lies in the keypoint box), and how many either of them finds: the recall a
+    combination of the two could reach, before the product's turned search and model."""
+    counts = {c.key: {name: 0 for name in [*detectors, "either", "n"]} for c in conditions}
+    for index, sample in enumerate(tqdm(samples, desc="raw recall", disable=not progress)):
+        original = read_image(sample.path)
+        for condition in conditions:
+            image, truth = damaged(condition, original, sample.points, seed, index)
+            row = counts[condition.key]
+            hits = {
+                name: any(centre_inside(f.box, truth) for f in detect(image))
+                for name, detect in detectors.items()
+            }
+            for name, hit in hits.items():
+                row[name] += hit
+            row["either"] += any(hits.values())
+            row["n"] += 1
+    return counts
+
+
 RAW_DETECTORS = ("mtcnn", "centerface")
 
 
@@ -197,6 +224,11 @@ def main(argv: list[str] | None = None) -> None:
         help="measure a raw detector's box against the 68 points on N training crops instead",
     )
     p.add_argument("--raw-detector", choices=RAW_DETECTORS, default="centerface")
+    p.add_argument(
+        "--raw-recall",
+        action="store_true",
+        help="count the damaged faces each raw detector finds upright instead (no model)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -216,6 +248,16 @@ def main(argv: list[str] | None = None) -> None:
     samples = spread_subset(splits.val, args.limit)
     if not samples:
         sys.exit("facemask-robustness: the data set has no validation people's images")
+    if args.raw_recall:
+        raw = {name: raw_detector(name) for name in RAW_DETECTORS}
+        counts = raw_recall(raw, samples, conditions, args.seed, progress=not args.json)
+        print(f"faces found upright by each raw detector, of {len(samples)} images")
+        print(f"{'condition':<28}" + "".join(f"{k:>12}" for k in [*RAW_DETECTORS, "either"]))
+        for key, row in counts.items():
+            print(f"{key:<28}" + "".join(f"{row[k]:>12}" for k in [*RAW_DETECTORS, "either"]))
+        if args.json:
+            print(json.dumps(counts))
+        return
 
     from core.landmarks import KeypointPredictor
 
