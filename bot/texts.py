@@ -2,10 +2,8 @@
 
 Sentences are marked for extraction with :func:`N_` (and plurals with :func:`N_plural`) and
 translated where they are said, by a :class:`bot.i18n.Translator` for the chat's language; the
-English text is the message id. ``bot/locales/`` holds the catalogs (README: "Languages"):
-
-    pybabel extract -F bot/locales/babel.cfg -k N_ -k N_plural:1,2 -c TRANSLATORS: \\
-        -o bot/locales/facemask.pot bot
+English text is the message id. ``bot/locales/`` holds the catalogs; the README's "Languages"
+says how to extract, update and add them.
 
 Errors reach the user through :func:`error_text`, by their code: core and the workers have
 sentences of their own for command-line and API users, and this module decides what a chat sees.
