@@ -151,16 +151,28 @@ class RedisQueue:
 
     async def _enqueue(self, job: MaskJob) -> str:
         """Put ``job`` in the shared queue (refusing while it is full); its id."""
+        from arq.constants import job_key_prefix
 
         async def enqueue() -> str:
+            name = self._redis.default_queue_name
             # back-pressure: refuse new work while the shared queue is full
-            if await self._redis.zcard(self._redis.default_queue_name) >= self.queue_size:
+            if await self._redis.zcard(name) >= self.queue_size:
                 raise WorkerBusyError()
             # a job nobody has started within job_timeout is dropped: its answer would come too
             # late (a worker that dies mid-job lets go of it within seconds, see serving.worker)
             queued = await self._redis.enqueue_job(ARQ_FUNCTION, job, _expires=self.job_timeout)
             if queued is None:  # only when a job id is reused, which we never do
                 raise WorkerFailedError()
+            # taps that checked the count at the same moment all got in: the ones beyond the
+            # queue's size (by place in line) take their job back, unless a worker has it
+            place = await self._redis.zrank(name, queued.job_id)
+            if place is not None and place >= self.queue_size:
+                async with self._redis.pipeline(transaction=True) as tr:
+                    tr.zrem(name, queued.job_id)
+                    tr.delete(job_key_prefix + queued.job_id)
+                    removed, _ = await tr.execute()
+                if removed:
+                    raise WorkerBusyError()
             return queued.job_id
 
         return await self._patiently(enqueue, time.monotonic() + REDIS_PATIENCE)

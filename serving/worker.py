@@ -158,8 +158,9 @@ class Supervisor:
             stop.cancel()
             error = main.exception() if not main.cancelled() else None
             self._outage(error)
-            await self._discard(self.worker, graceful=False)
-            if self.worker.last_poll:  # it had connected: start the backoff afresh
+            failed, self.worker = self.worker, None  # its polls say nothing about Redis now
+            await self._discard(failed, graceful=False)
+            if failed.last_poll:  # it had connected: start the backoff afresh
                 delay = BACKOFF_FIRST
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), delay)
@@ -181,7 +182,7 @@ class Supervisor:
     def note_progress(self) -> None:
         """Called by the heartbeat: logs the end of an outage once Redis answers again."""
         if self.outage_since is not None and self._polled_within(HEARTBEAT_SECONDS):
-            seconds = self.worker.first_poll - self.outage_since
+            seconds = max(0.0, self.worker.first_poll - self.outage_since)
             logger.warning("Redis is back after %.1f s; taking jobs again", seconds)
             self.outage_since = None
 
