@@ -107,6 +107,12 @@ class VideoTooLongError(FaceMaskError):
         super().__init__(message)
 
 
+class VideoTooLargeError(FaceMaskError):
+    """That video's picture is too large for me. Please send a video of at most 4K."""
+
+    code = "video_too_large"
+
+
 class NoFaceInVideoError(NoFaceFoundError):
     """No face in any frame of a video (the message tells how to get a mask anyway)."""
 

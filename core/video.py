@@ -44,6 +44,7 @@ from core.errors import (
     NotAVideoError,
     NoVideoStreamError,
     TruncatedVideoError,
+    VideoTooLargeError,
     VideoTooLongError,
 )
 from core.results import MaskedVideo, Mode
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 MAX_DURATION_S = 60.0  # the limit VideoTooLongError's message promises
 MAX_SIDE = 1280  # longer videos are scaled down to this (the bot says so)
 NOTE_MAX_SIDE = 640  # Telegram's video notes are squares of at most 640 px
+MAX_PIXELS = 4096 * 2304  # 4K and a little more; VideoTooLargeError's message says "4K"
 KINDS = ("video", "video_note", "animation")
 # libx264: "veryfast" costs 4.8 ms a 640x640 frame on this 2-core machine against 3.8 for
 # "ultrafast", for files 9x smaller at the same quality (CRF 23).
@@ -224,6 +226,8 @@ def _info(container: av.container.InputContainer) -> VideoInfo:
             raise NoVideoStreamError()
         raise NotAVideoError()
     v = container.streams.video[0]
+    if v.codec_context.width * v.codec_context.height > MAX_PIXELS:
+        raise VideoTooLargeError()
     audio = container.streams.audio[0] if container.streams.audio else None
     rate = v.average_rate or v.guessed_rate or v.base_rate
     fps = float(rate) if rate else 0.0
@@ -282,18 +286,25 @@ class _Demuxed:
         self.frames = 0
         self.damaged = 0  # video packets the decoder refused
         self._last_pts: int | None = None
+        # time 0 is the file's start (an MPEG-TS or an edited MOV may start at 1.4 s)
+        start = container.start_time or 0  # None where the file does not say
+        self.origin_s = max(0.0, start / av.time_base)
 
     def __iter__(self) -> Iterator[tuple[str, object, float]]:
         """("video", (frame, pts), t) and ("audio", packet, t) items."""
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
         tb = self.video.time_base or Fraction(1, 1000)
         step = self._pts_step(tb)
+        origin = round(self.origin_s / tb)
         try:
             for packet in self.container.demux(*streams):
                 if self.cancel is not None and self.cancel.is_set():
                     raise JobCancelledError()
                 if packet.stream is self.audio:
                     if packet.dts is not None and packet.size:
+                        shift = round(self.origin_s / packet.time_base)
+                        packet.pts = None if packet.pts is None else packet.pts - shift
+                        packet.dts -= shift
                         yield "audio", packet, 0.0
                     continue
                 try:
@@ -308,7 +319,7 @@ class _Demuxed:
                         break
                     continue
                 for frame in decoded:
-                    pts = frame.pts
+                    pts = None if frame.pts is None else frame.pts - origin
                     if pts is None or (self._last_pts is not None and pts <= self._last_pts):
                         # no or repeated timestamps: the next tick after the last frame
                         pts = 0 if self._last_pts is None else self._last_pts + step
@@ -433,7 +444,8 @@ def transcode(
         copy_audio = keep_audio and info.audio_codec in COPIED_AUDIO
         demuxed = _Demuxed(container, info, max_duration_s, cancel, audio=keep_audio)
         tb = demuxed.video.time_base or Fraction(1, 1000)
-        rate = demuxed.video.average_rate or demuxed.video.guessed_rate or Fraction(30)
+        stream_rate = demuxed.video.average_rate or demuxed.video.guessed_rate
+        rate = stream_rate or Fraction(30)  # for the encoder's settings; timestamps rule
         ticker = _Progress(progress, info.frames, PROGRESS_EVERY_S)
         out = av.open(str(output), mode="w", format="mp4", options={"movflags": "+faststart"})
         try:
@@ -486,9 +498,12 @@ def transcode(
         out.close()
     assert geometry is not None  # _Demuxed raises EmptyVideoError without a frame
     n = demuxed.frames
-    frame_s = 1 / float(rate) if rate else 0.0
-    duration = (last_t - first_t) + frame_s if n else 0.0
-    fps = float(rate) if rate else (n / duration if duration else 0.0)
+    if stream_rate:
+        fps = float(stream_rate)
+        duration = (last_t - first_t) + 1 / fps
+    else:  # the header does not say: from the timestamps
+        fps = (n - 1) / (last_t - first_t) if n > 1 and last_t > first_t else 0.0
+        duration = (last_t - first_t) + (1 / fps if fps else 0.0)
     ticker.done()
     return Transcoded(
         geometry.width, geometry.height, fps, n, duration, a_out is not None,
