@@ -24,14 +24,21 @@ from bot.settings import Settings
 from core.results import MaskedPhoto, Mode
 from serving.jobs import (
     ARQ_FUNCTION,
+    ARQ_MANY_FUNCTION,
+    ARQ_STICKER_FUNCTION,
+    AnyJob,
     JobLostError,
+    ManyMasksJob,
     MaskJob,
+    StickerJob,
     WorkerBusyError,
     WorkerFailedError,
     WorkerStoppedError,
     WorkerTimeoutError,
     WorkerUnreachableError,
+    read_photos,
     read_result,
+    read_sticker,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +61,12 @@ class MaskQueue(Protocol):
 
     async def mask_photo(self, image: bytes, mask_id: int, mode: Mode) -> MaskedPhoto: ...
 
+    async def mask_many(
+        self, image: bytes, mask_ids: tuple[int, ...], mode: Mode
+    ) -> list[MaskedPhoto]: ...
+
+    async def sticker(self, image: bytes, mask_id: int, mode: Mode) -> bytes: ...
+
     async def healthy(self) -> bool: ...
 
 
@@ -75,6 +88,14 @@ class EmbeddedQueue:
 
     async def mask_photo(self, image: bytes, mask_id: int, mode: Mode) -> MaskedPhoto:
         return read_result(await self.pool.run(MaskJob(image, mask_id, mode)))
+
+    async def mask_many(
+        self, image: bytes, mask_ids: tuple[int, ...], mode: Mode
+    ) -> list[MaskedPhoto]:
+        return read_photos(await self.pool.run(ManyMasksJob(image, mask_ids, mode)))
+
+    async def sticker(self, image: bytes, mask_id: int, mode: Mode) -> bytes:
+        return read_sticker(await self.pool.run(StickerJob(image, mask_id, mode)))
 
     async def healthy(self) -> bool:
         return bool(self.pool.pids)
@@ -133,12 +154,25 @@ class RedisQueue:
         return True
 
     async def mask_photo(self, image: bytes, mask_id: int, mode: Mode) -> MaskedPhoto:
+        return read_result(await self._run(ARQ_FUNCTION, MaskJob(image, mask_id, mode)))
+
+    async def mask_many(
+        self, image: bytes, mask_ids: tuple[int, ...], mode: Mode
+    ) -> list[MaskedPhoto]:
+        job = ManyMasksJob(image, mask_ids, mode)
+        return read_photos(await self._run(ARQ_MANY_FUNCTION, job))
+
+    async def sticker(self, image: bytes, mask_id: int, mode: Mode) -> bytes:
+        job = StickerJob(image, mask_id, mode)
+        return read_sticker(await self._run(ARQ_STICKER_FUNCTION, job))
+
+    async def _run(self, function: str, job: AnyJob) -> object:
+        """The worker's answer to ``job`` (arq function ``function``), as it came back."""
         if self._redis is None:
             raise WorkerStoppedError()
-        job = MaskJob(image, mask_id, mode)
         deadline = time.monotonic() + self.job_timeout * 2
         for attempt in (1, 2):
-            job_id = await self._enqueue(job)
+            job_id = await self._enqueue(job, function)
             try:
                 result = await self._result(job_id, deadline)
             except _ResultLost:
@@ -146,10 +180,10 @@ class RedisQueue:
                     raise JobLostError() from None
                 logger.warning("job %s vanished from Redis (restarted?); sending it again", job_id)
                 continue
-            return read_result(result)
+            return result
         raise AssertionError("unreachable")
 
-    async def _enqueue(self, job: MaskJob) -> str:
+    async def _enqueue(self, job: AnyJob, function: str = ARQ_FUNCTION) -> str:
         """Put ``job`` in the shared queue (refusing while it is full); its id."""
         from arq.constants import job_key_prefix
 
@@ -160,7 +194,7 @@ class RedisQueue:
                 raise WorkerBusyError()
             # a job nobody has started within job_timeout is dropped: its answer would come too
             # late (a worker that dies mid-job lets go of it within seconds, see serving.worker)
-            queued = await self._redis.enqueue_job(ARQ_FUNCTION, job, _expires=self.job_timeout)
+            queued = await self._redis.enqueue_job(function, job, _expires=self.job_timeout)
             if queued is None:  # only when a job id is reused, which we never do
                 raise WorkerFailedError()
             # taps that checked the count at the same moment all got in: the ones beyond the

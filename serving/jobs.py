@@ -1,9 +1,10 @@
 """What crosses the process boundary between the bot and the inference workers.
 
 A :class:`MaskJob` goes in; a :class:`~core.results.MaskedPhoto` or a :class:`JobFailure`
-comes back. Both sides pickle them as they are, through a pipe (embedded workers) or through
-Redis (``facemask-worker``). Failures travel as a code and a sentence, never as an exception
-or a traceback: :func:`read_result` turns a failure back into the matching
+comes back (a :class:`ManyMasksJob` gets a list of photos, a :class:`StickerJob` WebP bytes).
+Both sides pickle them as they are, through a pipe (embedded workers) or through Redis
+(``facemask-worker``). Failures travel as a code and a sentence, never as an exception or a
+traceback: :func:`read_result` turns a failure back into the matching
 :class:`~core.errors.FaceMaskError`, so callers can use ``isinstance`` and ``error.code``.
 
 This module must stay importable without torch: the bot imports it.
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 #: the arq function name the bot enqueues and ``facemask-worker`` serves
 ARQ_FUNCTION = "mask_photo"
+#: ... for a :class:`ManyMasksJob` (several masks on one photo) and a :class:`StickerJob`
+ARQ_MANY_FUNCTION = "mask_photo_many"
+ARQ_STICKER_FUNCTION = "make_sticker"
 #: seconds a finished job's result (which holds the photo) stays in Redis if nobody reads it;
 #: the bot deletes it as soon as it has read it
 RESULT_SECONDS = 10
@@ -75,6 +79,30 @@ class MaskJob:
 
 
 @dataclass(frozen=True)
+class ManyMasksJob:
+    """One photo, several masks (the bot's "All 7"): faces read once, one picture per mask."""
+
+    image: bytes
+    mask_ids: tuple[int, ...]
+    mode: Mode = Mode.FACES
+
+    def __repr__(self) -> str:  # never the picture's bytes in a log
+        return f"ManyMasksJob(masks {self.mask_ids}, {self.mode}, {len(self.image)} bytes)"
+
+
+@dataclass(frozen=True)
+class StickerJob:
+    """The largest face of a photo, masked with ``mask_id``, cut out as a WebP sticker."""
+
+    image: bytes
+    mask_id: int
+    mode: Mode = Mode.FACES
+
+    def __repr__(self) -> str:
+        return f"StickerJob(mask {self.mask_id}, {self.mode}, {len(self.image)} bytes)"
+
+
+@dataclass(frozen=True)
 class JobFailure:
     """A job that did not produce a picture: the error's code and its sentence."""
 
@@ -95,7 +123,10 @@ class JobFailure:
         return error_class(self.message)
 
 
-JobResult = MaskedPhoto | JobFailure
+#: what a job answers: a MaskJob a MaskedPhoto, a ManyMasksJob a list of them (in its masks'
+#: order), a StickerJob the sticker's WebP bytes; any job a JobFailure
+JobResult = MaskedPhoto | list[MaskedPhoto] | bytes | JobFailure
+AnyJob = MaskJob | ManyMasksJob | StickerJob
 
 
 def read_result(result: object) -> MaskedPhoto:
@@ -106,6 +137,26 @@ def read_result(result: object) -> MaskedPhoto:
         raise result.error()
     # e.g. a worker of another version still on the same Redis
     logger.error("a job answered with %s, not a MaskedPhoto or a JobFailure", type(result))
+    raise WorkerFailedError()
+
+
+def read_photos(result: object) -> list[MaskedPhoto]:
+    """A :class:`ManyMasksJob`'s answer, or raise the :class:`FaceMaskError` it carries."""
+    if isinstance(result, list) and all(isinstance(item, MaskedPhoto) for item in result):
+        return result
+    if isinstance(result, JobFailure):
+        raise result.error()
+    logger.error("a many-masks job answered with %s, not a list or a JobFailure", type(result))
+    raise WorkerFailedError()
+
+
+def read_sticker(result: object) -> bytes:
+    """A :class:`StickerJob`'s answer (WebP bytes), or raise the error it carries."""
+    if isinstance(result, bytes):
+        return result
+    if isinstance(result, JobFailure):
+        raise result.error()
+    logger.error("a sticker job answered with %s, not bytes or a JobFailure", type(result))
     raise WorkerFailedError()
 
 

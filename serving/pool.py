@@ -26,9 +26,11 @@ from typing import Any
 
 from core.errors import FaceMaskError
 from serving.jobs import (
+    AnyJob,
     JobFailure,
     JobResult,
-    MaskJob,
+    ManyMasksJob,
+    StickerJob,
     WorkerBusyError,
     WorkerFailedError,
     WorkerStoppedError,
@@ -38,16 +40,20 @@ from serving.logs import configure_logging, current_secrets
 
 logger = logging.getLogger(__name__)
 
-JobFunction = Callable[[MaskJob], JobResult]
+JobFunction = Callable[[AnyJob], JobResult]
 Setup = Callable[[], JobFunction]
 
 # --------------------------------------------------------------------------------------------
 # what runs inside a worker process
 
 
-def run_mask_job(masker: Any, job: MaskJob) -> JobResult:
-    """Mask one photo with an already loaded ``core.api.FaceMasker``; errors become data."""
+def run_mask_job(masker: Any, job: AnyJob) -> JobResult:
+    """Run one job with an already loaded ``core.api.FaceMasker``; errors become data."""
     try:
+        if isinstance(job, ManyMasksJob):
+            return masker.apply_many(job.image, job.mask_ids, job.mode)
+        if isinstance(job, StickerJob):
+            return masker.sticker(job.image, job.mode, job.mask_id)
         return masker.apply(job.image, job.mask_id, job.mode)
     except FaceMaskError as error:
         return JobFailure.of(error)
@@ -72,7 +78,7 @@ def load_mask_job(threads: int = 1) -> JobFunction:
     return functools.partial(run_mask_job, masker)
 
 
-def _answer_with(failure: JobFailure, job: MaskJob) -> JobResult:
+def _answer_with(failure: JobFailure, job: AnyJob) -> JobResult:
     return failure
 
 
@@ -138,7 +144,7 @@ class _Worker:
         except (EOFError, OSError) as error:
             raise _WorkerDied(f"{self.process.name} exited while starting") from error
 
-    def call(self, job: MaskJob) -> JobResult:
+    def call(self, job: AnyJob) -> JobResult:
         try:
             self.conn.send(job)
             return self.conn.recv()
@@ -160,7 +166,7 @@ class _Worker:
 
 @dataclass
 class _Waiting:
-    job: MaskJob
+    job: AnyJob
     future: asyncio.Future[JobResult]
 
 
@@ -235,7 +241,7 @@ class WorkerPool:
         self._slots = []
         self._threads.shutdown(wait=False, cancel_futures=True)
 
-    async def run(self, job: MaskJob) -> JobResult:
+    async def run(self, job: AnyJob) -> JobResult:
         """Run one job on the next free worker; always an answer, never an exception."""
         if self._queue is None:
             return JobFailure.of(WorkerStoppedError())
@@ -285,7 +291,7 @@ class WorkerPool:
             if not waiting.future.done():
                 waiting.future.set_result(result)
 
-    async def _run_job(self, index: int, job: MaskJob) -> JobResult:
+    async def _run_job(self, index: int, job: AnyJob) -> JobResult:
         for attempt in (1, 2):
             worker = self._slots[index]
             try:

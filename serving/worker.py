@@ -30,12 +30,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from serving.jobs import ARQ_FUNCTION, RESULT_SECONDS, JobResult, MaskJob
+from serving.jobs import (
+    ARQ_FUNCTION,
+    ARQ_MANY_FUNCTION,
+    ARQ_STICKER_FUNCTION,
+    RESULT_SECONDS,
+    AnyJob,
+    JobResult,
+)
 from serving.logs import configure_logging
 from serving.pool import WorkerPool
 from serving.settings import WorkerSettings, describe_problems
 
 logger = logging.getLogger(__name__)
+
+#: every arq function this worker serves: one photo, several masks on one photo, a sticker
+ARQ_FUNCTIONS = (ARQ_FUNCTION, ARQ_MANY_FUNCTION, ARQ_STICKER_FUNCTION)
 
 #: a running job's claim lasts this long unless renewed; a dead worker's job waits at most this
 CLAIM_SECONDS = 8.0
@@ -50,7 +60,7 @@ HEALTHY_WITHIN_SECONDS = 30.0
 STALLED_SECONDS = 20.0
 
 
-async def mask_photo(ctx: dict[str, Any], job: MaskJob) -> JobResult:
+async def mask_photo(ctx: dict[str, Any], job: AnyJob) -> JobResult:
     """The arq job: the same work as the embedded pool, with the same answers."""
     pool: WorkerPool = ctx["pool"]
     claim = asyncio.create_task(_hold_claim(ctx["redis"], ctx["job_id"]))
@@ -112,7 +122,8 @@ def create_arq_worker(settings: WorkerSettings, pool: WorkerPool, **options: Any
     redis_settings.conn_retries = 0  # serve() retries, with backoff and one log line
     max_jobs = max_jobs_for(settings)
     arq_settings: dict[str, Any] = {
-        "functions": [func(mask_photo, name=ARQ_FUNCTION, max_tries=2)],
+        # one coroutine for every kind of job: the pool knows each job by its type
+        "functions": [func(mask_photo, name=name, max_tries=2) for name in ARQ_FUNCTIONS],
         "redis_settings": redis_settings,
         "ctx": {"pool": pool},
         "max_jobs": max_jobs,
