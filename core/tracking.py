@@ -7,10 +7,11 @@ Instead, :class:`FaceTracker`
 * **follows** each face: the next frame's crop is the box of the face's last 68 points
   (``core.landmarks.level_boxes``, the predictor's own box-from-points), read by the keypoint
   model for all faces in one batch;
-* **detects** only every ``detect_every`` frames (new faces entering), at once when a face
-  is lost (the model doubts its crop, or the points are not face-shaped), and matches the
-  detections to the faces it follows by the overlap of their point boxes, so each face keeps
-  its ``track_id``;
+* **detects** only every ``detect_every`` frames while it follows faces (to find new ones
+  entering), twice as often while it follows none, and at once when a face is lost (the
+  model doubts its crop, or the points are not face-shaped); it matches the detections to
+  the faces it follows by the overlap of their point boxes, so each face keeps its
+  ``track_id``;
 * **smooths** every coordinate over time with a :class:`OneEuroFilter`: a still face's
   points barely move, a moving one is followed with little lag (the filter's cut-off rises
   with the speed).
@@ -49,7 +50,10 @@ log = logging.getLogger(__name__)
 MIN_CUTOFF = 0.5  # Hz: how much a still face's points are smoothed
 BETA = 160.0  # how fast the cut-off rises with speed (Hz per eye distance a second)
 D_CUTOFF = 1.0  # Hz: the smoothing of the speed itself
-DETECT_EVERY = 5  # frames between searches for new faces
+# Frames between searches for new faces while faces are followed (1/3 s at 30 fps; half
+# that while none are). A search is the photo path (MTCNN, its turns where no face is sure,
+# and the keypoints) and cost ~20 ms a 640x640 frame against ~7 to follow a face.
+DETECT_EVERY = 10
 MATCH_IOU = 0.3  # point boxes overlapping this much are one face
 DUPLICATE_IOU = 0.6  # two tracks overlapping this much have found the same face
 # A followed face that this many searches in a row do not find is dropped (the detector
@@ -233,7 +237,8 @@ class FaceTracker:
                     alive.append(tr)
                 else:
                     lost.append(tr)
-        due = self.last_search is None or self.frame - self.last_search >= self.detect_every
+        every = self.detect_every if self.tracks else max(1, self.detect_every // 2)
+        due = self.last_search is None or self.frame - self.last_search >= every
         if due or lost:
             alive = self._search(rgb, alive, lost)
         self.tracks = _without_duplicates(alive)

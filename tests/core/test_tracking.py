@@ -183,6 +183,14 @@ def test_faces_keep_their_ids_while_moving_and_searches_are_every_n_frames():
     assert scene.detections == 4  # frames 0, 5, 10, 15
 
 
+def test_without_faces_the_search_runs_twice_as_often():
+    scene = Scene()
+    tracker = FaceTracker(scene.detect, scene.follow, detect_every=6, smooth=False)
+    for i in range(12):
+        assert tracker.update(FRAME, i / FPS) == []
+    assert scene.detections == 4  # frames 0, 3, 6, 9
+
+
 def test_a_face_entering_is_found_at_the_next_search_and_one_leaving_is_dropped():
     scene = Scene()
     tracker = FaceTracker(scene.detect, scene.follow, detect_every=4, smooth=False)
