@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,10 +22,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from core import imageio, warp
+from core import imageio, video, warp
 from core.detect import FaceDetector, default_detector, detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
-from core.results import Face, MaskedPhoto, Mode
+from core.results import Face, MaskedPhoto, MaskedVideo, Mode
 from core.sticker import cut_out
 from masks import catalog
 
@@ -177,6 +178,34 @@ class FaceMasker:
             if spec.id not in self._pictures:
                 self._pictures[spec.id] = load_picture(spec)
             return self._pictures[spec.id]
+
+    # ----------------------------------------------------------------- moving pictures
+
+    def apply_video(
+        self,
+        source: video.VideoInput,
+        mask_id: int,
+        mode: Mode | str = Mode.FACES,
+        *,
+        kind: str = "video",
+        progress: Callable[[float], None] | None = None,
+        cancel: threading.Event | None = None,
+        max_duration_s: float = video.MAX_DURATION_S,
+    ) -> MaskedVideo:
+        """The video (MP4/MOV/WebM/GIF bytes or path) with mask ``mask_id`` on every face of
+        every frame, as H.264 MP4 of ``kind`` "video" | "video_note" | "animation" (see
+        :mod:`core.video`); faces tracked and their points smoothed (:mod:`core.tracking`).
+        ``progress`` gets 0..1 at most every 0.5 s; ``cancel`` set raises JobCancelledError."""
+        return video.mask_video(
+            self, source, mask_id, mode, kind=kind, progress=progress, cancel=cancel,
+            max_duration_s=max_duration_s,
+        )  # fmt: skip
+
+    def landmarks_video(
+        self, source: video.VideoInput, mode: Mode | str = Mode.FACES
+    ) -> list[list[tuple[int, np.ndarray]]]:
+        """Per frame, every face's (track id, (68, 2) points), tracked and smoothed."""
+        return video.video_landmarks(self, source, mode)
 
 
 def mask_spec(mask_id: int) -> catalog.MaskSpec:

@@ -8,6 +8,10 @@
 ``--mode faces`` (the default) finds every face; ``--mode whole`` (or ``--whole``) treats the
 whole photo as one face.
 
+A video, GIF animation or video note (told by its content, not its name) is masked frame by
+frame into an H.264 MP4 (``--kind video|video_note|animation``), and ``landmarks`` writes
+every frame's faces with their track ids as JSON (see :mod:`core.video`).
+
 A problem with the input (not an image, no face, ...) prints its one-sentence reason and
 exits with status 1; with ``--json`` the last line is then ``{"error": code, "message": ...}``.
 """
@@ -24,7 +28,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from core import face68, imageio
+from core import face68, imageio, video
 from core.errors import FaceMaskError
 from core.results import Mode
 from masks import catalog
@@ -132,6 +136,8 @@ def cmd_apply(args: argparse.Namespace) -> dict:
 
     data = imageio.read_bytes(args.input)  # a missing file is reported before the model loads
     mask_spec(args.mask)  # and so is an unknown mask
+    if video.looks_like_video(data):  # by content: a GIF may be a photo or a clip
+        return apply_video(args, data)
     result = _masker(args).apply(data, args.mask, args.mode)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(result.image)
@@ -149,7 +155,10 @@ def cmd_apply(args: argparse.Namespace) -> dict:
 
 
 def cmd_landmarks(args: argparse.Namespace) -> dict:
-    decoded = imageio.decode(imageio.read_bytes(args.input))
+    data = imageio.read_bytes(args.input)
+    if video.looks_like_video(data):
+        return landmarks_video(args, data)
+    decoded = imageio.decode(data)
     faces = _masker(args).find_faces(decoded.rgb, args.mode)
     payload = {
         "width": decoded.width,
@@ -166,6 +175,48 @@ def cmd_landmarks(args: argparse.Namespace) -> dict:
         _write_rgb(args.output, draw_landmarks(decoded.rgb, faces))
     print(f"{args.output}: {len(faces)} face(s)")
     return {"faces": len(faces), "width": decoded.width, "height": decoded.height}
+
+
+def apply_video(args: argparse.Namespace, data: bytes) -> dict:
+    """``apply`` for a video, GIF or video note: MP4 out, the summary the bot's caption uses."""
+    kind = args.kind or ("animation" if data[:3] == b"GIF" else "video")
+    result = _masker(args).apply_video(data, args.mask, args.mode, kind=kind)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(result.data)
+    print(f"{args.output}: mask {args.mask}, {result.frames} frames {result.width}x"
+          f"{result.height} at {result.fps:g} fps, {result.faces_mean:.2f} faces a frame, "
+          f"{result.ms:.0f} ms")  # fmt: skip
+    return {
+        "frames": result.frames,
+        "fps": result.fps,
+        "width": result.width,
+        "height": result.height,
+        "duration_s": result.duration_s,
+        "has_audio": result.has_audio,
+        "faces_mean": result.faces_mean,
+        "scaled_down": result.scaled_down,
+        "kind": result.kind,
+        "complete": result.complete,
+        "ms": round(result.ms, 1),
+        "mask": args.mask,
+        "output": str(args.output),
+    }
+
+
+def landmarks_video(args: argparse.Namespace, data: bytes) -> dict:
+    """``landmarks`` for a video: JSON with every frame's faces (track id and 68 points)."""
+    per_frame = _masker(args).landmarks_video(data, args.mode)
+    payload = {
+        "frames": [
+            [{"track_id": tid, "points": np.round(p, 2).tolist()} for tid, p in faces]
+            for faces in per_frame
+        ]
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(payload) + "\n")
+    tracks = {tid for faces in per_frame for tid, _ in faces}
+    print(f"{args.output}: {len(per_frame)} frames, {len(tracks)} face track(s)")
+    return {"frames": len(per_frame), "tracks": len(tracks)}
 
 
 def cmd_masks(args: argparse.Namespace) -> dict:
@@ -216,6 +267,11 @@ def parser() -> argparse.ArgumentParser:
 
     a = add("apply", "put a mask on every face")
     a.add_argument("--mask", type=int, required=True, help="mask id, 1-7 (see: facemask masks)")
+    a.add_argument(
+        "--kind",
+        choices=video.KINDS,
+        help="for a video: the output kind (default: animation for a GIF, else video)",
+    )
     a.set_defaults(run=cmd_apply)
     add("landmarks", "draw (.png/.jpg) or write (.json) the 68 landmarks").set_defaults(
         run=cmd_landmarks

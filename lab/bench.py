@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -126,6 +127,11 @@ def make_masker(args, detector: str, backend: str):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--video" in given:  # moving pictures have their own bench (lab/video_bench.py)
+        from lab.video_bench import main as video_main
+
+        return video_main([a for a in given if a != "--video"])
     p = argparse.ArgumentParser(prog="facemask-bench", description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=30, help="timed runs per stage (median reported)")
     p.add_argument("--mask", type=int, default=1)
