@@ -12,7 +12,18 @@ from telegram import Bot, Update
 from telegram.error import NetworkError
 from telegram.ext import Application
 
-from bot import groups, handlers, i18n, profile, settings_menu
+from bot import (
+    albums,
+    full_quality,
+    groups,
+    handlers,
+    i18n,
+    inline,
+    profile,
+    profile_photo,
+    settings_menu,
+    stickers,
+)
 from bot.handlers import Services
 from bot.persistence import TypedPersistence, create_persistence
 from bot.queue import create_queue
@@ -24,8 +35,10 @@ from serving.logs import add_secret
 
 logger = logging.getLogger(__name__)
 
-# my_chat_member: the bot was added to a group (the welcome)
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
+# my_chat_member: the bot was added to a group (the welcome); inline_query: bot.inline
+ALLOWED_UPDATES = [
+    Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER, Update.INLINE_QUERY,
+]  # fmt: skip
 HEARTBEAT_SECONDS = 10
 PRUNE_SECONDS = 6 * 3600  # forgetting old chats is not urgent
 
@@ -63,6 +76,8 @@ def build_application(settings: Settings) -> Application:
     )
     # the more specific handlers first: the first that matches an update takes it
     settings_menu.register(app)
+    for feature in (albums, full_quality, stickers, profile_photo, inline):
+        feature.register(app)  # before groups': an album in a group is one album, not photos
     groups.register(app)
     handlers.register(app)
     return app

@@ -91,6 +91,7 @@ def group_lines(t: Translator, bot: str, *, sees_all: bool, auto: bool) -> list[
     if sees_all:
         lines.append(t(texts.GROUP_HOW_BARE, bot=bot))
     lines.append(t(texts.GROUP_HOW_DIRECT, bot=bot))
+    lines.append(t(texts.GROUP_HOW_MORE, bot=bot))
     if sees_all and auto:
         lines.append(t(texts.GROUP_HOW_AUTO))
     if not sees_all:

@@ -179,7 +179,9 @@ async def button(update: Update, context: Context) -> None:
         request.toggle_mode()
         await save_now(context, chat_id=chat_id)
         # built when sent: fast taps in between show as one edit
-        latest = lambda: keyboards.mask_keyboard(svc.masks, photo_id, request.mode, t)  # noqa: E731
+        latest = lambda: keyboards.mask_keyboard(  # noqa: E731
+            svc.masks, photo_id, request.mode, t, as_file=request.as_file
+        )
         _edit_soon(context, query.message, latest)
         return
 
@@ -233,10 +235,16 @@ async def mask_and_reply(
             chat_id, user_id, mask.id, request.mode,
             result.face_count, result.width, result.height, result.ms,
         )  # fmt: skip
-        markup = keyboards.mask_keyboard(svc.masks, photo_id, request.mode, t) if keyboard else None
-        await _send_result(
+        markup = keyboards.result_keyboard(
+            svc.masks, photo_id, mask.id, request.mode, t,
+            as_file=request.as_file, with_masks=keyboard,
+        )  # fmt: skip
+        sent = await _send_result(
             context, chat_id, reply_to, mask, result, t, as_file=request.as_file, markup=markup
         )
+        if sent.photo and context.user_data is not None:  # inline mode offers it (bot.inline)
+            context.user_data.share(sent.photo[-1].file_id, mask.id)
+            await save_now(context, user_id=user_id)
 
 
 async def unknown_button(update: Update, context: Context) -> None:
@@ -303,7 +311,9 @@ async def offer_masks(photo_message: Message, context: Context, t: Translator) -
     photo_id = photo_message.message_id
     await photo_message.reply_text(
         t(texts.CHOOSE),
-        reply_markup=keyboards.mask_keyboard(services(context).masks, photo_id, request.mode, t),
+        reply_markup=keyboards.mask_keyboard(
+            services(context).masks, photo_id, request.mode, t, as_file=request.as_file
+        ),
         do_quote=True,
     )
 
@@ -373,7 +383,7 @@ async def _send_result(
     *,
     as_file: bool,
     markup: InlineKeyboardMarkup | None = None,
-) -> None:
+) -> Message:
     caption = texts.caption(mask, result.face_count, t)
     fits_photo = (
         len(result.image) <= SEND_PHOTO_MAX_BYTES
@@ -382,12 +392,11 @@ async def _send_result(
     )
     if as_file or not fits_photo:
         name = f"masked-{mask.label.lower().replace(' ', '-')}.{result.format.lower()}"
-        await context.bot.send_document(
+        return await context.bot.send_document(
             chat_id, InputFile(result.image, filename=name), caption=caption,
             reply_parameters=reply_to, reply_markup=markup,
         )  # fmt: skip
-        return
-    await context.bot.send_photo(
+    return await context.bot.send_photo(
         chat_id, result.image, caption=caption, reply_parameters=reply_to, reply_markup=markup
     )
 

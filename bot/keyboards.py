@@ -1,6 +1,8 @@
-"""The inline keyboard under a photo: seven masks and the Crop toggle (the mode).
+"""The inline keyboards: under a photo (seven masks, the Crop and Full quality toggles, "All 7"),
+under a masked photo ("Sticker"), and under an album.
 
-Callback data names the button and the photo it works on (``"mask:3:812"``, ``"crop:812"``),
+Callback data names the button and the photo it works on (``"mask:3:812"``, ``"crop:812"``,
+``"file:812"``, ``"all:812"``, ``"stk:3:812"``; an album's ``"am:3:812"``, ``"ac:812"``),
 far below Telegram's 64-byte limit; keyboards already in chats send these, so they stay. What
 the bot knows about that photo (its file, its mode) lives in the chat's
 :class:`~bot.state.ChatState`, stored before the keyboard is sent, so a tap can never arrive
@@ -17,20 +19,70 @@ from core.results import Mode
 from masks.catalog import MaskSpec
 
 CALLBACK_PATTERN = r"^(mask:\d+|crop):\d+$"
+#: the buttons of bot.albums, bot.full_quality and bot.stickers
+ALL_SEVEN_PATTERN = r"^all:\d+$"
+QUALITY_PATTERN = r"^file:\d+$"
+ALBUM_PATTERN = r"^(am:\d+|ac):\d+$"
+STICKER_PATTERN = r"^stk:\d+:\d+$"
 COLUMNS = 3
 
 
 def mask_keyboard(
-    masks: list[MaskSpec], photo_id: int, mode: Mode, t: Translator = ENGLISH
+    masks: list[MaskSpec],
+    photo_id: int,
+    mode: Mode,
+    t: Translator = ENGLISH,
+    *,
+    as_file: bool = False,
 ) -> InlineKeyboardMarkup:
-    """The seven masks and the Crop toggle, labelled in ``t``'s language."""
+    """The seven masks, the Crop and Full quality toggles and "All 7", in ``t``'s language."""
     buttons = [
         InlineKeyboardButton(texts.mask_button(mask, t), callback_data=f"mask:{mask.id}:{photo_id}")
         for mask in masks
     ]
     rows = [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
     toggle = InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"crop:{photo_id}")
-    rows.append([toggle])
+    quality = InlineKeyboardButton(
+        texts.quality_button(as_file, t), callback_data=f"file:{photo_id}"
+    )
+    rows.append([toggle, quality])
+    rows.append([InlineKeyboardButton(t(texts.ALL_SEVEN), callback_data=f"all:{photo_id}")])
+    return InlineKeyboardMarkup(rows)
+
+
+def result_keyboard(
+    masks: list[MaskSpec],
+    photo_id: int,
+    mask_id: int,
+    mode: Mode,
+    t: Translator = ENGLISH,
+    *,
+    as_file: bool = False,
+    with_masks: bool = False,
+) -> InlineKeyboardMarkup:
+    """Under a masked photo: "Sticker" (that mask on that photo), after the mask keyboard
+    when ``with_masks``."""
+    sticker = InlineKeyboardButton(
+        t(texts.STICKER_BUTTON), callback_data=f"stk:{mask_id}:{photo_id}"
+    )
+    rows: list[list[InlineKeyboardButton]] = []
+    if with_masks:
+        keyboard = mask_keyboard(masks, photo_id, mode, t, as_file=as_file)
+        rows = [list(row) for row in keyboard.inline_keyboard]
+    rows.append([sticker])
+    return InlineKeyboardMarkup(rows)
+
+
+def album_keyboard(
+    masks: list[MaskSpec], album_id: int, mode: Mode, t: Translator = ENGLISH
+) -> InlineKeyboardMarkup:
+    """An album's keyboard: the seven masks and the Crop toggle, for every photo at once."""
+    buttons = [
+        InlineKeyboardButton(texts.mask_button(mask, t), callback_data=f"am:{mask.id}:{album_id}")
+        for mask in masks
+    ]
+    rows = [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
+    rows.append([InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"ac:{album_id}")])
     return InlineKeyboardMarkup(rows)
 
 

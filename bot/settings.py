@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from serving.settings import WorkerSettings
 
@@ -54,6 +54,14 @@ class Settings(WorkerSettings):
     # touched every few seconds while the event loop runs; the Docker health check reads it
     heartbeat_file: Path | None = None
     poll_timeout: float = Field(10.0, ge=0)  # getUpdates long-poll seconds
+    # inline mode: a private channel (or group) the bot posts to, to get file ids for each
+    # user's profile photo in every mask (bot.inline); unset: inline shows recent photos only
+    inline_cache_chat_id: int | None = None
+
+    @field_validator("inline_cache_chat_id", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # "INLINE_CACHE_CHAT_ID=" as .env.example has it
 
     @property
     def state_file(self) -> Path:

@@ -21,6 +21,10 @@ logger = logging.getLogger(__name__)
 
 #: photos remembered per chat; buttons of older photos answer "send it again"
 KEEP_PHOTOS = 100
+#: albums remembered per chat (their photos are also among the chat's photos)
+KEEP_ALBUMS = 20
+#: masked photos remembered per user for inline mode, newest first
+KEEP_SHARED = 20
 
 T = TypeVar("T")
 
@@ -31,6 +35,18 @@ class PhotoRequest:
 
     file_id: str  # Telegram's reference to the picture, never the picture itself
     as_file: bool  # sent as a file: the answer goes back as a file, at full quality
+    mode: Mode = Mode.FACES
+
+    def toggle_mode(self) -> Mode:
+        self.mode = Mode.WHOLE if self.mode is Mode.FACES else Mode.FACES
+        return self.mode
+
+
+@dataclass
+class AlbumRequest:
+    """An album with one mask keyboard: its photos' message ids in order, and its mode."""
+
+    photo_ids: list[int]
     mode: Mode = Mode.FACES
 
     def toggle_mode(self) -> Mode:
@@ -56,12 +72,21 @@ class ChatState:
     # a state stored before settings existed gets the defaults (bot.persistence fills in
     # fields an older version lacked)
     settings: ChatSettings = field(default_factory=ChatSettings)
+    # albums with a keyboard, by their first photo's message id (bot.albums)
+    albums: dict[int, AlbumRequest] = field(default_factory=dict)
 
     def remember(self, photo_id: int, request: PhotoRequest) -> PhotoRequest:
         """The request kept for this photo (an earlier one wins), forgetting the oldest."""
         kept = self.photos.setdefault(photo_id, request)
         while len(self.photos) > KEEP_PHOTOS:
             self.photos.pop(next(iter(self.photos)))
+        return kept
+
+    def remember_album(self, album_id: int, request: AlbumRequest) -> AlbumRequest:
+        """The request kept for this album (an earlier one wins), forgetting the oldest."""
+        kept = self.albums.setdefault(album_id, request)
+        while len(self.albums) > KEEP_ALBUMS:
+            self.albums.pop(next(iter(self.albums)))
         return kept
 
     @classmethod
@@ -84,19 +109,51 @@ class ChatState:
 
 
 @dataclass
+class SharedPhoto:
+    """A masked photo the bot sent this user: Telegram's reference to it, for inline mode."""
+
+    file_id: str
+    mask_id: int
+
+
+@dataclass
+class AvatarMasks:
+    """The user's profile photo in every mask, posted to INLINE_CACHE_CHAT_ID (bot.inline)."""
+
+    photo_id: str  # the profile photo's file_unique_id ("" when the user showed none)
+    file_ids: dict[int, str]  # mask id -> the masked photo's file id
+    checked: float  # when the profile photo was last looked up
+
+
+@dataclass
 class UserState:
-    """One user's state: when they last had photos masked (for the throttle)."""
+    """One user's state: when they last had photos masked (for the throttle), their masked
+    photos and profile photo for inline mode, and their sticker set."""
 
     recent_jobs: list[float] = field(default_factory=list)
+    shared: list[SharedPhoto] = field(default_factory=list)  # newest first
+    avatar: AvatarMasks | None = None
+    sticker_set: str | None = None  # the set's name once the bot has made it (bot.stickers)
 
-    def throttle(self, jobs: int, seconds: float) -> int:
-        """Seconds to wait before another masked photo; 0 records one now."""
+    def throttle(self, jobs: int, seconds: float, count: int = 1) -> int:
+        """Seconds to wait before ``count`` more masked photos; 0 records them now.
+
+        An album counts as its photos; one larger than ``jobs`` needs the whole window free.
+        """
         now = time.time()
         self.recent_jobs = [t for t in self.recent_jobs if now - t < seconds]
-        if len(self.recent_jobs) >= jobs:
-            return max(1, round(self.recent_jobs[0] + seconds - now))
-        self.recent_jobs.append(now)
+        count = max(1, min(count, jobs))
+        over = len(self.recent_jobs) + count - jobs
+        if over > 0:
+            return max(1, round(self.recent_jobs[over - 1] + seconds - now))
+        self.recent_jobs.extend([now] * count)
         return 0
+
+    def share(self, file_id: str, mask_id: int) -> None:
+        """Remember a masked photo sent to this user, for inline mode (newest first)."""
+        self.shared = [s for s in self.shared if s.file_id != file_id]
+        self.shared.insert(0, SharedPhoto(file_id, mask_id))
+        del self.shared[KEEP_SHARED:]
 
     @classmethod
     def restore(cls, stored: object) -> UserState:

@@ -37,11 +37,12 @@ COMMANDS = {
     "masks": N_("A picture of all seven masks"),
     "mask": N_("Mask a photo: reply to it with /mask, or /mask 3"),
     "settings": N_("Language, mode and more for this chat"),
+    "maskme": N_("Mask your own profile photo"),
 }
 #: which commands each kind of chat lists in its menu (group admins also see /settings)
-PRIVATE_COMMANDS = ("start", "help", "masks", "mask", "settings")
-GROUP_COMMANDS = ("mask", "masks", "help")
-GROUP_ADMIN_COMMANDS = ("mask", "masks", "help", "settings")
+PRIVATE_COMMANDS = ("start", "help", "masks", "mask", "maskme", "settings")
+GROUP_COMMANDS = ("mask", "maskme", "masks", "help")
+GROUP_ADMIN_COMMANDS = ("mask", "maskme", "masks", "help", "settings")
 
 #: the bot's profile (setMyDescription: the empty chat's "What can this bot do?"; 512 at most)
 DESCRIPTION = N_(
@@ -59,7 +60,10 @@ START = N_(
     "Hi! Send me a photo and pick one of seven masks: I'll put it on every face in the "
     "picture.\n\n"
     "In a group, reply to a photo with /mask, or send /help there to see what works in "
-    "that group."
+    "that group.\n\n"
+    "More fun: “All 7” sends every mask at once as an album, an album you send gets one "
+    "keyboard, “Sticker” puts a masked face in your own sticker set, /maskme masks your "
+    "profile photo, and typing my @username in any chat shares your masked photos."
 )
 
 HELP = N_(
@@ -70,6 +74,15 @@ HELP = N_(
     "as one face, for close-ups.\n\n"
     "In a hurry? Send a photo with /mask 3 or /mask villain in its caption and I mask it "
     "at once.\n\n"
+    "More ways to play:\n"
+    "• 🎭 All 7: every mask at once, as one album.\n"
+    "• Albums: send up to 10 photos together; one keyboard masks them all, in order.\n"
+    "• 🏷 Sticker, under a masked photo: the masked face goes into your own sticker set "
+    "(start a private chat with me first).\n"
+    "• /maskme: your profile photo gets the mask buttons.\n"
+    "• Inline: type my @username and a space in any chat to send your masked photos; "
+    "add a mask's name or number to pick it.\n"
+    "• 📄 Full quality: the result comes as a file, without Telegram's compression.\n\n"
     "Groups: add me to a group and send /help there: I'll say what works in that group. "
     "/settings picks my language, the mode and more.\n\n"
     "Your photos: I process them in memory and never store them. To keep the buttons "
@@ -148,6 +161,38 @@ MASK_WORDS = (
 CROP_ON = N_("✂️ Crop: on")
 CROP_OFF = N_("🖼 Crop: off")
 
+# ----------------------------------------------------------------------------- more fun
+
+ALL_SEVEN = N_("🎭 All 7")
+QUALITY_ON = N_("📄 Full quality: on")
+QUALITY_OFF = N_("🗜 Full quality: off")
+STICKER_BUTTON = N_("🏷 Sticker")
+ALBUM_CHOOSE = N_(
+    "Pick a mask for all {count} photos of this album: they come back as one album, "
+    "in the same order. Crop on: every face I find gets one; off: each photo is one face."
+)
+#: the caption of an album's photo that could not be masked (it is sent as it was)
+ALBUM_NO_FACE = N_("No face found in this photo.")
+STICKER_WORKING = N_("Making your sticker...")
+STICKER_ADDED = N_("Added to your sticker set: {link}")
+#: the title of a user's sticker set (64 characters at most)
+STICKER_SET_TITLE = N_("My masks by @{bot}")
+STICKER_SET_FULL = N_(
+    "Your sticker set is full: Telegram allows 120 stickers in one set. Remove some with "
+    "@Stickers (/delsticker), then tap Sticker again: {link}"
+)
+STICKER_START_FIRST = N_(
+    "I can only make stickers for people who have started a chat with me: open "
+    "t.me/{bot}, press Start, then tap Sticker again."
+)
+STICKER_FAILED = N_("Telegram did not take that sticker. Please try again later.")
+MASKME_NO_PHOTO = N_(
+    "I can't see a profile photo of yours: you have none, or your privacy settings hide it "
+    "from me. Send me a photo instead."
+)
+#: the button above inline results that opens the private chat (64 characters at most)
+INLINE_BUTTON = N_("Mask a new photo")
+
 # ----------------------------------------------------------------------------- groups
 
 #: sent once, when someone adds the bot to a group; what works there follows
@@ -159,6 +204,10 @@ GROUP_HOW_ADDRESSED = N_(
 GROUP_HOW_BARE = N_("• Or simply /mask in a photo's caption, or mention @{bot} in it.")
 GROUP_HOW_DIRECT = N_("• Pick the mask at once: /mask@{bot} 3 or /mask@{bot} villain.")
 GROUP_HOW_AUTO = N_("• Auto is on: every photo posted here gets the mask buttons.")
+GROUP_HOW_MORE = N_(
+    "• /maskme@{bot} masks your profile photo; 🎭 All 7 sends every mask as an album; "
+    "🏷 Sticker, under a masked photo, adds it to your own sticker set."
+)
 GROUP_PRIVACY_ON = N_(
     "Telegram shows me only the messages addressed to me here. To make a plain /mask and "
     "mentions work too, an admin can make me an admin of this group."
@@ -212,6 +261,7 @@ ALERTS = (
     SETTINGS_SAVED,
     SETTINGS_ADMINS_ONLY,
     AUTO_NEEDS_ACCESS,
+    STICKER_WORKING,
 )
 
 
@@ -224,6 +274,11 @@ def error_text(error: FaceMaskError, t: Translator = ENGLISH) -> str:
 def crop_button(mode: Mode, t: Translator = ENGLISH) -> str:
     """The toggle's label: "Crop" on means find every face, off means the whole photo."""
     return t(CROP_ON) if mode is Mode.FACES else t(CROP_OFF)
+
+
+def quality_button(as_file: bool, t: Translator = ENGLISH) -> str:
+    """The toggle's label: full quality on sends results as files, without recompression."""
+    return t(QUALITY_ON) if as_file else t(QUALITY_OFF)
 
 
 def mask_button(mask: MaskSpec, t: Translator = ENGLISH) -> str:

@@ -36,6 +36,8 @@ async def test_a_russian_user_gets_russian_replies_buttons_and_captions(
     assert labels(keyboard) == [
         *(texts.mask_button(mask, ru) for mask in masks),
         ru(texts.CROP_ON),
+        ru(texts.QUALITY_OFF),
+        ru(texts.ALL_SEVEN),
     ]
     assert "Злодей" in labels(keyboard)[6] and "Обрезка" in labels(keyboard)[7]
 

@@ -16,6 +16,13 @@ one group (``group_messages`` per ``group_window`` seconds, with Telegram's burs
 that the Bot API answers 429 with ``retry_after``. Texts, captions, alerts, button data and the
 bot's profile are held to Telegram's lengths.
 
+Albums go both ways (users send them with :meth:`FakeTelegram.send_album`; sendMediaGroup takes
+2-10 photos or files, never mixed). Sticker sets follow Telegram's rules: only users who have
+written to the bot in private may own one (else ``PEER_ID_INVALID``), names end in
+``_by_<bot>``, a static set holds 120 stickers (then ``STICKERS_TOO_MUCH``), and uploads must be
+512 px WebP/PNG. Users may have a profile photo, or hide it from bots; tests send inline queries
+(:meth:`FakeTelegram.inline_query`) and read the bot's answer (:meth:`FakeTelegram.inline_answer`).
+
 Never used by the running bot. Needs aiohttp (the ``dev`` extra).
 """
 
@@ -52,11 +59,15 @@ from telegram import (
     Document,
     File,
     InlineKeyboardMarkup,
+    InlineQuery,
     Message,
     MessageEntity,
     PhotoSize,
+    Sticker,
+    StickerSet,
     Update,
     User,
+    UserProfilePhotos,
     WebhookInfo,
 )
 from telegram.constants import (
@@ -65,6 +76,8 @@ from telegram.constants import (
     CallbackQueryLimit,
     FloodLimit,
     InlineKeyboardButtonLimit,
+    InlineQueryLimit,
+    MediaGroupLimit,
     MessageLimit,
     ReactionEmoji,
 )
@@ -75,7 +88,10 @@ DEFAULT_TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijkl"
 PHOTO_SIZES = (90, 320, 800, 1280)  # the longest sides Telegram makes of a photo
 JSON_PARAMS = {
     "reply_markup", "reply_parameters", "allowed_updates", "commands", "media", "reaction", "scope",
+    "stickers", "sticker", "results", "button",
 }  # fmt: skip
+#: stickers a static sticker set may hold; addStickerToSet beyond it: STICKERS_TOO_MUCH
+STATIC_SET_LIMIT = 120
 #: Telegram's update types that getUpdates leaves out unless asked for by name
 NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}
 _ENTITY = re.compile(r"(?<!\S)(/[A-Za-z0-9_]+(?:@[A-Za-z0-9_]+)?|@[A-Za-z0-9_]{3,})")
@@ -134,6 +150,22 @@ class _State:
     flood: dict[int, tuple[float, float]] = field(default_factory=dict)
     #: the 429 answers given: (chat id, method)
     flood_errors: list[tuple[int, str]] = field(default_factory=list)
+    #: users who have started the bot (written to it in private): only they may own stickers
+    started: set[int] = field(default_factory=set)
+    #: sticker set name -> the set (createNewStickerSet, addStickerToSet)
+    sticker_sets: dict[str, StickerSetState] = field(default_factory=dict)
+    #: user id -> their profile photo's sizes, smallest first; users who hide it from bots
+    profile_photos: dict[int, tuple[PhotoSize, ...]] = field(default_factory=dict)
+    hidden_profiles: set[int] = field(default_factory=set)
+    #: inline query id -> answerInlineQuery's parameters
+    inline_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class StickerSetState:
+    owner: int
+    title: str
+    stickers: list[str] = field(default_factory=list)  # the stickers' file ids
 
 
 class FakeTelegram:
@@ -350,6 +382,62 @@ class FakeTelegram:
             caption_entities=_entities(caption or ""),
         )
 
+    async def send_album(
+        self, chat: Chat, user: User, images: list[bytes], caption: str | None = None
+    ) -> list[Message]:
+        """Photos sent together as one album: one message (and update) each, one media group."""
+        group = f"album-{next(self._ids)}"
+        messages = []
+        for n, image in enumerate(images):
+            sizes = tuple(
+                self._photo_size(data, width, height)
+                for data, width, height in _scaled(image, PHOTO_SIZES)
+            )
+            text = caption if n == 0 else None  # Telegram shows an album's caption once
+            messages.append(
+                await self._user_message(
+                    chat,
+                    user,
+                    photo=sizes,
+                    caption=text,
+                    caption_entities=_entities(text or ""),
+                    media_group_id=group,
+                )  # fmt: skip
+            )
+        return messages
+
+    def set_profile_photo(self, user: User, image: bytes | None, hidden: bool = False) -> None:
+        """The user's profile photo (None: none); ``hidden``: their privacy hides it from bots."""
+        if image is None:
+            self.state.profile_photos.pop(user.id, None)
+        else:
+            self.state.profile_photos[user.id] = tuple(
+                self._photo_size(data, width, height)
+                for data, width, height in _scaled(image, (160, 320, 640))
+            )
+        if hidden:
+            self.state.hidden_profiles.add(user.id)
+        else:
+            self.state.hidden_profiles.discard(user.id)
+
+    def fill_sticker_set(self, user: User, name: str, count: int) -> None:
+        """A set of ``user``'s that already holds ``count`` stickers."""
+        stickers = [self._store(b"RIFF-webp", "stickers", "webp")[0] for _ in range(count)]
+        self.state.sticker_sets[name] = StickerSetState(user.id, "Earlier stickers", stickers)
+
+    async def inline_query(self, user: User, query: str = "") -> str:
+        """``user`` types ``@bot query`` somewhere: an inline query; its id."""
+        query_id = str(next(self._ids))
+        inline = InlineQuery(query_id, user, query, "", chat_type="sender")
+        await self._push(Update(update_id=next(self._update_ids), inline_query=inline))
+        return query_id
+
+    async def inline_answer(self, query_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """answerInlineQuery's parameters for that query, once the bot has answered."""
+        return await self.wait_for(
+            lambda: self.state.inline_answers.get(query_id), timeout, "an inline answer"
+        )
+
     async def press(self, user: User, message: Message, button_text: str) -> str:
         """Press the button whose text starts with ``button_text`` on the message as it is now."""
         current = self.message(message.chat.id, message.message_id)
@@ -436,6 +524,8 @@ class FakeTelegram:
             **{k: v for k, v in fields.items() if v not in (None, ())},
         )
         self._record(message)
+        if chat.type == Chat.PRIVATE:
+            self.state.started.add(user.id)
         if self.delivers(message):
             await self._push(Update(update_id=next(self._update_ids), message=message))
         else:
@@ -517,10 +607,13 @@ class FakeTelegram:
             file_size=file_size if file_size is not None else len(data),
         )
 
-    def _bot_message(self, chat_id: int, params: dict[str, Any], **fields: Any) -> Message:
+    def _bot_message(
+        self, chat_id: int, params: dict[str, Any], counted: bool = False, **fields: Any
+    ) -> Message:
         chat = self._chat(chat_id)
         _check_markup(params.get("reply_markup"))
-        self._count_group_message(chat_id)
+        if not counted:  # an album's messages are counted together, before any is sent
+            self._count_group_message(chat_id)
         reply_to = None
         reply_id = (params.get("reply_parameters") or {}).get("message_id") or params.get(
             "reply_to_message_id"
@@ -549,7 +642,7 @@ class FakeTelegram:
             raise _ApiError(400, "Bad Request: chat not found")
         return messages[0].chat
 
-    def _count_group_message(self, chat_id: int) -> None:
+    def _count_group_message(self, chat_id: int, count: int = 1) -> None:
         """Telegram's flood control for one group: a bucket of ``group_messages`` that empties
         over ``group_window`` seconds; a message that would overflow it is refused with 429."""
         if chat_id >= 0 or not self.group_messages:
@@ -557,12 +650,12 @@ class FakeTelegram:
         now = time.monotonic()
         level, then = self.state.flood.get(chat_id, (0.0, now))
         level = max(0.0, level - (now - then) * self.group_messages / self.group_window)
-        if level + 1 > self.group_messages + 1e-9:
+        if level + count > self.group_messages + 1e-9:
             self.state.flood[chat_id] = (level, now)
-            wait = (level + 1 - self.group_messages) * self.group_window / self.group_messages
+            wait = (level + count - self.group_messages) * self.group_window / self.group_messages
             retry_after = max(1, math.ceil(wait))
             raise _ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
-        self.state.flood[chat_id] = (level + 1, now)
+        self.state.flood[chat_id] = (level + count, now)
 
     def _edit(self, params: dict[str, Any], **changes: Any) -> Message:
         chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
@@ -793,6 +886,143 @@ class FakeTelegram:
             "reply_markup": params.get("reply_markup"),
         }
         return self._edit(params, **changes).to_dict()
+
+    def _m_sendmediagroup(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        chat_id = int(params["chat_id"])
+        self._chat(chat_id)
+        media = params["media"]
+        if not MediaGroupLimit.MIN_MEDIA_LENGTH <= len(media) <= MediaGroupLimit.MAX_MEDIA_LENGTH:
+            raise _ApiError(400, "Bad Request: wrong number of media in the album (2-10)")
+        kinds = {item["type"] for item in media}
+        if not kinds <= {"photo", "document"} or len(kinds) > 1:
+            raise _ApiError(400, "Bad Request: documents can't be mixed with other media types")
+        for item in media:
+            if _utf16_length(item.get("caption") or "") > MessageLimit.CAPTION_LENGTH:
+                raise _ApiError(400, "Bad Request: message caption is too long")
+        self._count_group_message(chat_id, len(media))  # the whole album, or none of it
+        group = f"sent-{next(self._ids)}"
+        sent = []
+        for item in media:
+            if item["type"] == "photo":
+                data = self._upload(item["media"], params, "photos", "jpg")
+                with Image.open(io.BytesIO(data)) as picture:
+                    width, height = picture.size
+                fields: dict[str, Any] = {"photo": (self._photo_size(data, width, height),)}
+            else:
+                data = self._upload(item["media"], params, "documents", "bin")
+                upload = str(item["media"]).removeprefix("attach://")
+                name = params.get(f"{upload}:filename") or "file"
+                mime_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                fields = {"document": self._document(data, name, mime_type)}
+            message = self._bot_message(
+                chat_id, params, counted=True, caption=item.get("caption"),
+                media_group_id=group, **fields,
+            )  # fmt: skip
+            sent.append(message.to_dict())
+        return sent
+
+    def _started(self, params: dict[str, Any]) -> int:
+        """The user a sticker call names; Telegram refuses users who never started the bot."""
+        user_id = int(params["user_id"])
+        if user_id not in self.state.started:
+            raise _ApiError(400, "Bad Request: PEER_ID_INVALID")
+        return user_id
+
+    def _m_uploadstickerfile(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._started(params)
+        if params.get("sticker_format") != "static":
+            raise _ApiError(400, "Bad Request: STICKER_FORMAT_INVALID")
+        data = params["sticker"]
+        if not isinstance(data, bytes):
+            raise _ApiError(400, "Bad Request: STICKER_FILE_INVALID")
+        if len(data) > 512 * 1024:
+            raise _ApiError(400, "Bad Request: file is too big")
+        try:
+            with Image.open(io.BytesIO(data)) as picture:
+                kind, size = picture.format, picture.size
+        except OSError:
+            raise _ApiError(400, "Bad Request: STICKER_FILE_INVALID") from None
+        # a static sticker: WebP or PNG, 512 px on one side, at most 512 on the other
+        if kind not in ("WEBP", "PNG") or max(size) != 512:
+            raise _ApiError(400, "Bad Request: STICKER_PNG_DIMENSIONS")
+        file_id, stored = self._store(data, "stickers", "webp")
+        return File(file_id, stored.unique_id, len(data), stored.path).to_dict()
+
+    def _sticker_file(self, sticker: dict[str, Any], params: dict[str, Any]) -> str:
+        file_id = sticker.get("sticker")
+        if isinstance(file_id, str) and file_id.startswith("attach://"):
+            data = self._upload(file_id, params, "stickers", "webp")
+            file_id, _ = self._store(data, "stickers", "webp")
+        if file_id not in self.state.files or not sticker.get("emoji_list"):
+            raise _ApiError(400, "Bad Request: STICKER_FILE_INVALID")
+        return file_id
+
+    def _m_createnewstickerset(self, params: dict[str, Any]) -> bool:
+        user_id = self._started(params)
+        name = str(params["name"])
+        suffix = f"_by_{self.bot_user.username}".lower()
+        valid = re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name) and "__" not in name
+        if not valid or not name.lower().endswith(suffix):
+            raise _ApiError(400, "Bad Request: invalid sticker set name is specified")
+        if not 1 <= len(params.get("title") or "") <= 64:
+            raise _ApiError(400, "Bad Request: invalid sticker set title is specified")
+        if name.lower() in (known.lower() for known in self.state.sticker_sets):
+            raise _ApiError(400, "Bad Request: sticker set name is already occupied")
+        stickers = params.get("stickers") or []
+        if not 1 <= len(stickers) <= 50:
+            raise _ApiError(400, "Bad Request: STICKERS_EMPTY")
+        files = [self._sticker_file(sticker, params) for sticker in stickers]
+        self.state.sticker_sets[name] = StickerSetState(user_id, params["title"], files)
+        return True
+
+    def _m_addstickertoset(self, params: dict[str, Any]) -> bool:
+        user_id = self._started(params)
+        found = self.state.sticker_sets.get(str(params["name"]))
+        if found is None or found.owner != user_id:
+            raise _ApiError(400, "Bad Request: STICKERSET_INVALID")
+        if len(found.stickers) >= STATIC_SET_LIMIT:
+            raise _ApiError(400, "Bad Request: STICKERS_TOO_MUCH")
+        found.stickers.append(self._sticker_file(params["sticker"], params))
+        return True
+
+    def _m_getstickerset(self, params: dict[str, Any]) -> dict[str, Any]:
+        found = self.state.sticker_sets.get(str(params["name"]))
+        if found is None:
+            raise _ApiError(400, "Bad Request: STICKERSET_INVALID")
+        stickers = [
+            Sticker(file_id, self.state.files[file_id].unique_id, 512, 512, False, False,
+                    Sticker.REGULAR, emoji="😷")
+            for file_id in found.stickers
+        ]  # fmt: skip
+        return StickerSet(params["name"], found.title, tuple(stickers), Sticker.REGULAR).to_dict()
+
+    def _m_getuserprofilephotos(self, params: dict[str, Any]) -> dict[str, Any]:
+        user_id = int(params["user_id"])
+        if user_id not in self._users:
+            raise _ApiError(400, "Bad Request: user not found")
+        sizes = self.state.profile_photos.get(user_id)
+        if sizes is None or user_id in self.state.hidden_profiles:
+            return {"total_count": 0, "photos": []}  # none, or privacy hides it from bots
+        return UserProfilePhotos(1, (sizes,)).to_dict()
+
+    def _m_answerinlinequery(self, params: dict[str, Any]) -> bool:
+        query_id = params["inline_query_id"]
+        if query_id in self.state.inline_answers:
+            raise _ApiError(400, "Bad Request: query is too old and response timeout expired")
+        results = params.get("results") or []
+        ids = [str(result.get("id", "")) for result in results]
+        if len(results) > InlineQueryLimit.RESULTS or len(set(ids)) < len(ids):
+            raise _ApiError(400, "Bad Request: RESULT_ID_DUPLICATE")
+        if any(not 1 <= len(i.encode()) <= 64 for i in ids):
+            raise _ApiError(400, "Bad Request: RESULT_ID_INVALID")
+        for result in results:
+            if result.get("photo_file_id") not in self.state.files:
+                raise _ApiError(400, "Bad Request: PHOTO_INVALID")
+        start = (params.get("button") or {}).get("start_parameter")
+        if start is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", start):
+            raise _ApiError(400, "Bad Request: START_PARAM_INVALID")
+        self.state.inline_answers[query_id] = params
+        return True
 
     def _m_close(self, params: dict[str, Any]) -> bool:
         return True

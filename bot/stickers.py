@@ -1,0 +1,148 @@
+"""The "Sticker" button under a masked photo: that face, masked, in the tapper's own sticker set.
+
+The worker cuts the largest face out (``FaceMasker.sticker``: the head on transparency with a
+white outline, 512 px, WebP); the bot uploads it (uploadStickerFile) and adds it to the set
+``masks<user id>_by_<bot username>`` (Telegram requires the ``_by_<bot>`` ending), creating
+the set on first use (createNewStickerSet) and adding to it afterwards (addStickerToSet). In a
+group the set is the tapper's, whoever sent the photo. Sticker sets belong to users who have
+started the bot: Telegram refuses the others (PEER_ID_INVALID, "bot was blocked"), and a full
+set (120 stickers); each refusal gets a sentence that says what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Bot, InputFile, InputSticker, ReplyParameters, Update, User
+from telegram.constants import ChatAction, StickerFormat, StickerType
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import Application, CallbackQueryHandler
+
+from bot import handlers, keyboards, texts
+from bot.handlers import services, translator
+from bot.i18n import Translator
+from bot.persistence import save_now
+from bot.state import Context, UserState
+from core.errors import FaceMaskError
+from masks.catalog import MaskSpec
+
+logger = logging.getLogger(__name__)
+
+#: what Telegram says when the user never started the bot (or stopped it)
+NOT_STARTED = ("peer_id_invalid", "user not found", "bot was blocked", "user_is_blocked",
+               "bot can't initiate", "user is deactivated")  # fmt: skip
+#: ... and when the set has no room left
+SET_FULL = ("stickers_too_much", "too many stickers", "stickerset_too_much")
+
+
+def register(app: Application) -> None:
+    app.add_handler(CallbackQueryHandler(sticker_button, pattern=keyboards.STICKER_PATTERN))
+
+
+def set_name(user_id: int, bot_username: str) -> str:
+    """The user's set: a letter first, letters, digits and single underscores, ``_by_<bot>``."""
+    return f"masks{user_id}_by_{bot_username}"
+
+
+def set_link(name: str) -> str:
+    return f"https://t.me/addstickers/{name}"
+
+
+class StickerRefusedError(Exception):
+    """Telegram would not take the sticker; ``sentence`` tells the user what to do."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+
+
+async def sticker_button(update: Update, context: Context) -> None:
+    query = update.callback_query
+    t = translator(update, context)
+    if query.message is None or context.chat_data is None:  # an inline message: not ours
+        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+        return
+    _, mask_text, photo_text = query.data.split(":")
+    svc = services(context)
+    request = context.chat_data.photos.get(int(photo_text))
+    mask = next((mask for mask in svc.masks if mask.id == int(mask_text)), None)
+    keyboard_fits = handlers._keyboard_of(query.message, int(photo_text))
+    if request is None or mask is None or not keyboard_fits:
+        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+        return
+    wait = context.user_data.throttle(svc.settings.throttle_jobs, svc.settings.throttle_seconds)
+    if wait:
+        await query.answer(t(texts.TOO_MANY, seconds=wait), show_alert=True)
+        return
+    await query.answer(t(texts.STICKER_WORKING))
+    chat_id = query.message.chat.id
+    reply_to = ReplyParameters(query.message.message_id, allow_sending_without_reply=True)
+    user = query.from_user
+    try:
+        async with handlers._showing(context, chat_id, ChatAction.CHOOSE_STICKER):
+            image = await handlers._download(context, request.file_id, t)
+            webp = await svc.queue.sticker(image, mask.id, request.mode)
+            name = await add_to_set(context.bot, user, context.user_data, webp, mask, t)
+    except FaceMaskError as error:
+        logger.info("chat %s user %s sticker: %s", chat_id, user.id, error.code)
+        await context.bot.send_message(
+            chat_id, texts.error_text(error, t), reply_parameters=reply_to
+        )
+        return
+    except StickerRefusedError as refused:
+        await context.bot.send_message(chat_id, refused.sentence, reply_parameters=reply_to)
+        return
+    await save_now(context, user_id=user.id)
+    logger.info("chat %s user %s: sticker of mask %d added to %s", chat_id, user.id, mask.id, name)
+    await context.bot.send_message(
+        chat_id, t(texts.STICKER_ADDED, link=set_link(name)), reply_parameters=reply_to
+    )
+
+
+async def add_to_set(
+    bot: Bot, user: User, state: UserState, webp: bytes, mask: MaskSpec, t: Translator
+) -> str:
+    """Upload the sticker and put it in the user's set (made on first use); the set's name."""
+    name = set_name(user.id, bot.username)
+    try:
+        uploaded = await bot.upload_sticker_file(
+            user.id, InputFile(webp, filename="sticker.webp"), StickerFormat.STATIC
+        )
+        sticker = InputSticker(uploaded.file_id, [mask.emoji], StickerFormat.STATIC)
+        if state.sticker_set == name and await _added(bot, user.id, name, sticker):
+            return name
+        try:
+            title = t(texts.STICKER_SET_TITLE, bot=bot.username)
+            await bot.create_new_sticker_set(
+                user.id, name, title, [sticker], sticker_type=StickerType.REGULAR
+            )
+        except BadRequest as error:
+            if "occupied" not in error.message.lower():
+                raise
+            # made before this user's state was lost (or by an earlier tap): add to it
+            await bot.add_sticker_to_set(user.id, name, sticker)
+    except TelegramError as error:
+        raise StickerRefusedError(_refusal(error, name, bot.username, t)) from error
+    state.sticker_set = name
+    return name
+
+
+async def _added(bot: Bot, user_id: int, name: str, sticker: InputSticker) -> bool:
+    """Add to the existing set; False if the user deleted it (Telegram: STICKERSET_INVALID)."""
+    try:
+        await bot.add_sticker_to_set(user_id, name, sticker)
+    except BadRequest as error:
+        if "stickerset_invalid" in error.message.lower():
+            return False
+        raise
+    return True
+
+
+def _refusal(error: TelegramError, name: str, bot_username: str, t: Translator) -> str:
+    message = error.message.lower()
+    if any(words in message for words in SET_FULL):
+        return t(texts.STICKER_SET_FULL, link=set_link(name))
+    if isinstance(error, Forbidden) or any(words in message for words in NOT_STARTED):
+        return t(texts.STICKER_START_FIRST, bot=bot_username)
+    logger.warning("Telegram refused a sticker for set %s: %s", name, error)
+    return t(texts.STICKER_FAILED)
