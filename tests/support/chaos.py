@@ -258,9 +258,12 @@ async def tap(
     before = len(telegram.replies_to(photo))
     started = time.monotonic()
     await telegram.press(user, keyboard, f"{mask} ")
-    try:
+    try:  # the answer: any new reply to the photo but its keyboard (a result may have buttons)
         reply = await telegram.wait_reply(
-            photo, lambda m: not has_keyboard(m), timeout=ANSWER_WITHIN, after=before
+            photo,
+            lambda m: m.message_id != keyboard.message_id,
+            timeout=ANSWER_WITHIN,
+            after=before,
         )
     except TimeoutError:
         taps.unanswered += 1
@@ -279,7 +282,7 @@ async def tapping_user(
     for n in range(count):
         await tap(telegram, user, photo, keyboard, n % 7 + 1, taps)
         await asyncio.sleep(think)
-    answers = [m for m in telegram.replies_to(photo) if not has_keyboard(m)]
+    answers = [m for m in telegram.replies_to(photo) if m.message_id != keyboard.message_id]
     taps.duplicates += max(0, len(answers) - count)
 
 
@@ -368,7 +371,7 @@ async def bot_kill(env: Stack, chats: int = 4) -> Result:
     first_user, first_chat, _, first_keyboard = made[0]
 
     def crop_label() -> str:
-        return _labels(telegram.message(first_chat.id, first_keyboard.message_id))[-1]
+        return _crop_label(telegram.message(first_chat.id, first_keyboard.message_id))
 
     await telegram.press(first_user, first_keyboard, "✂️ Crop")
     await telegram.wait_for(lambda: "off" in crop_label())
@@ -393,9 +396,10 @@ async def bot_kill(env: Stack, chats: int = 4) -> Result:
     return Result("Bot SIGKILL and restart", taps, tracebacks(*env.processes()), notes)
 
 
-def _labels(message: Message) -> list[str]:
+def _crop_label(message: Message) -> str:
     markup = message.reply_markup
-    return [b.text for row in (markup.inline_keyboard if markup else ()) for b in row]
+    buttons = [b for row in (markup.inline_keyboard if markup else ()) for b in row]
+    return next(b.text for b in buttons if (b.callback_data or "").startswith("crop:"))
 
 
 async def full_queue(env: Stack, taps_count: int = 6) -> Result:
