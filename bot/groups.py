@@ -195,7 +195,7 @@ async def _mask_at_once(
     await handlers.mask_and_reply(
         context, chat.id, photo_message.message_id, request, mask, t,
         user_id=update.effective_user.id, react_to=request_message.message_id,
-        keyboard=not quiet,
+        keyboard=not quiet, buttons=not quiet,
     )  # fmt: skip
 
 

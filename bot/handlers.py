@@ -210,12 +210,14 @@ async def mask_and_reply(
     user_id: int,
     react_to: int,
     keyboard: bool = False,
+    buttons: bool = True,
 ) -> None:
     """Mask the photo and reply under it: the masked photo, or the error's sentence.
 
     While the worker runs, the request (``react_to``) wears a 👀 reaction where the chat allows
     reactions, and the chat shows "sending photo...". ``keyboard``: the masked photo carries
-    the mask buttons, to try the others on the same photo.
+    the mask buttons, to try the others on the same photo; ``buttons`` False (a group's quiet
+    setting): no buttons at all, not even "Sticker".
     """
     svc = services(context)
     reply_to = ReplyParameters(photo_id, allow_sending_without_reply=True)
@@ -238,7 +240,7 @@ async def mask_and_reply(
         markup = keyboards.result_keyboard(
             svc.masks, photo_id, mask.id, request.mode, t,
             as_file=request.as_file, with_masks=keyboard,
-        )  # fmt: skip
+        ) if buttons else None  # fmt: skip
         sent = await _send_result(
             context, chat_id, reply_to, mask, result, t, as_file=request.as_file, markup=markup
         )
