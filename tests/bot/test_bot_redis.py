@@ -137,3 +137,18 @@ async def test_full_redis_queue_says_busy_and_no_worker_means_timeout(redis_url:
             await waiting
     finally:
         await queue.close()
+
+
+async def test_all_seven_and_a_sticker_go_through_redis_to_the_worker(
+    redis_url: str, worker: Process, face_jpeg: bytes
+) -> None:
+    """The arq functions mask_photo_many and make_sticker, served by facemask-worker."""
+    queue = RedisQueue(redis_url, queue_size=4, job_timeout=30)
+    await queue.start()
+    try:
+        photos = await queue.mask_many(face_jpeg, (1, 2, 3, 4, 5, 6, 7), Mode.FACES)
+        assert [p.face_count for p in photos] == [1] * 7 and len({p.image for p in photos}) == 7
+        sticker = await queue.sticker(face_jpeg, 7, Mode.FACES)
+        assert sticker[:4] == b"RIFF" and sticker[8:12] == b"WEBP"
+    finally:
+        await queue.close()
