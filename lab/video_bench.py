@@ -286,7 +286,12 @@ def measure(masker, tmp: Path, mask_id: int, tune: bool = False) -> dict:
     make_clip(still_clip, Path2D(still=True))
     truth = [moved(base, m) for m in moving_m]
 
-    # end to end, the model loaded: decode + track + mask + encode
+    # end to end, the model loaded and warmed up (its first calls set up ONNX Runtime's and
+    # torch's kernels: the first clip took 14 s where the next took 7.4): decode + track +
+    # mask + encode
+    warm = tmp / "warm.mp4"
+    make_clip(warm, Path2D(), seconds=1.0)
+    masker.apply_video(warm, mask_id)
     data = moving_clip.read_bytes()
     started = time.perf_counter()
     result = masker.apply_video(data, mask_id)
