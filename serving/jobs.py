@@ -1,7 +1,8 @@
 """What crosses the process boundary between the bot and the inference workers.
 
 A :class:`MaskJob` goes in; a :class:`~core.results.MaskedPhoto` or a :class:`JobFailure`
-comes back (a :class:`ManyMasksJob` gets a list of photos, a :class:`StickerJob` WebP bytes).
+comes back (a :class:`ManyMasksJob` gets a list of photos, a :class:`StickerJob` WebP bytes,
+a :class:`VideoJob` a :class:`~core.results.MaskedVideo`, with :class:`Progress` on the way).
 Both sides pickle them as they are, through a pipe (embedded workers) or through Redis
 (``facemask-worker``). Failures travel as a code and a sentence, never as an exception or a
 traceback: :func:`read_result` turns a failure back into the matching
@@ -16,7 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from core.errors import FaceMaskError
-from core.results import MaskedPhoto, Mode
+from core.results import MaskedPhoto, MaskedVideo, Mode
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,12 @@ ARQ_FUNCTION = "mask_photo"
 #: ... for a :class:`ManyMasksJob` (several masks on one photo) and a :class:`StickerJob`
 ARQ_MANY_FUNCTION = "mask_photo_many"
 ARQ_STICKER_FUNCTION = "make_sticker"
+#: ... for a :class:`VideoJob`
+ARQ_VIDEO_FUNCTION = "mask_video"
+#: where facemask-worker leaves a running video job's progress (0..1) for the bot to read
+VIDEO_PROGRESS_KEY = "facemask:progress:"
+#: the longest video a job takes (core.video.MAX_DURATION_S; not imported: that needs PyAV)
+MAX_VIDEO_SECONDS = 60.0
 #: seconds a finished job's result (which holds the photo) stays in Redis if nobody reads it;
 #: the bot deletes it as soon as it has read it
 RESULT_SECONDS = 10
@@ -103,6 +110,40 @@ class StickerJob:
 
 
 @dataclass(frozen=True)
+class VideoJob:
+    """A video note, GIF or video to mask: the file's bytes, the mask, how faces are found, the
+    output kind ("video" | "video_note" | "animation") and its length as Telegram reported it
+    (0: unknown), which sets the job's time limit."""
+
+    video: bytes
+    mask_id: int
+    mode: Mode = Mode.FACES
+    kind: str = "video"
+    duration_s: float = 0.0
+
+    def __repr__(self) -> str:  # never the video's bytes in a log
+        return (
+            f"VideoJob({self.kind}, mask {self.mask_id}, {self.mode}, {self.duration_s:g} s, "
+            f"{len(self.video)} bytes)"
+        )
+
+    def timeout(self, job_timeout: float, video_job_timeout: float) -> float:
+        """Seconds this video may take: ``video_job_timeout`` for the longest video, its share
+        for a shorter one, never less than a photo's ``job_timeout``."""
+        if self.duration_s <= 0:
+            return max(job_timeout, video_job_timeout)
+        share = video_job_timeout * min(1.0, self.duration_s / MAX_VIDEO_SECONDS)
+        return max(job_timeout, share)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A running job's progress report (0..1), sent by the worker process before its answer."""
+
+    fraction: float
+
+
+@dataclass(frozen=True)
 class JobFailure:
     """A job that did not produce a picture: the error's code and its sentence."""
 
@@ -124,9 +165,9 @@ class JobFailure:
 
 
 #: what a job answers: a MaskJob a MaskedPhoto, a ManyMasksJob a list of them (in its masks'
-#: order), a StickerJob the sticker's WebP bytes; any job a JobFailure
-JobResult = MaskedPhoto | list[MaskedPhoto] | bytes | JobFailure
-AnyJob = MaskJob | ManyMasksJob | StickerJob
+#: order), a StickerJob the sticker's WebP bytes, a VideoJob a MaskedVideo; any job a JobFailure
+JobResult = MaskedPhoto | list[MaskedPhoto] | bytes | MaskedVideo | JobFailure
+AnyJob = MaskJob | ManyMasksJob | StickerJob | VideoJob
 
 
 def read_result(result: object) -> MaskedPhoto:
@@ -157,6 +198,16 @@ def read_sticker(result: object) -> bytes:
     if isinstance(result, JobFailure):
         raise result.error()
     logger.error("a sticker job answered with %s, not bytes or a JobFailure", type(result))
+    raise WorkerFailedError()
+
+
+def read_video(result: object) -> MaskedVideo:
+    """A :class:`VideoJob`'s answer, or raise the :class:`FaceMaskError` it carries."""
+    if isinstance(result, MaskedVideo):
+        return result
+    if isinstance(result, JobFailure):
+        raise result.error()
+    logger.error("a video job answered with %s, not a MaskedVideo or a JobFailure", type(result))
     raise WorkerFailedError()
 
 

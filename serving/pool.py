@@ -5,12 +5,20 @@ mode, or ``facemask-worker``) and feeds them :class:`~serving.jobs.MaskJob` s fr
 queue. Every job gets an answer: a :class:`~core.results.MaskedPhoto` or a
 :class:`~serving.jobs.JobFailure`, never an exception.
 
+Videos (:class:`~serving.jobs.VideoJob`) have a lane of their own: ``video_workers`` more
+processes, started with the first video and run at a lower CPU priority, take only videos from a
+short queue of their own, so a photo never waits behind a minute of video. A video's process
+reports its progress through the pipe (:class:`~serving.jobs.Progress`, at most every 0.5 s)
+and stops between two frames when its caller is cancelled (a per-process cancel flag); its
+time limit grows with the video's length (``video_job_timeout`` for the longest).
+
 Importing this module does not import torch: the model is loaded inside the child processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -30,7 +38,9 @@ from serving.jobs import (
     JobFailure,
     JobResult,
     ManyMasksJob,
+    Progress,
     StickerJob,
+    VideoJob,
     WorkerBusyError,
     WorkerFailedError,
     WorkerStoppedError,
@@ -40,16 +50,31 @@ from serving.logs import configure_logging, current_secrets
 
 logger = logging.getLogger(__name__)
 
-JobFunction = Callable[[AnyJob], JobResult]
+JobFunction = Callable[..., JobResult]  # (job) -> result; a VideoJob's also gets progress, cancel
 Setup = Callable[[], JobFunction]
+ProgressReport = Callable[[float], None]
+
+#: the video lane's processes yield the CPU to photo processes (nice(2) levels above theirs)
+VIDEO_NICENESS = 10
+#: videos waiting per video process before new ones are refused as busy
+VIDEO_QUEUE_PER_PROCESS = 4
 
 # --------------------------------------------------------------------------------------------
 # what runs inside a worker process
 
 
-def run_mask_job(masker: Any, job: AnyJob) -> JobResult:
-    """Run one job with an already loaded ``core.api.FaceMasker``; errors become data."""
+def run_mask_job(
+    masker: Any, job: AnyJob, progress: ProgressReport | None = None, cancel: Any = None
+) -> JobResult:
+    """Run one job with an already loaded ``core.api.FaceMasker``; errors become data.
+
+    A video reports ``progress`` (0..1) and stops between frames once ``cancel`` (anything with
+    ``is_set()``) is set."""
     try:
+        if isinstance(job, VideoJob):
+            return masker.apply_video(
+                job.video, job.mask_id, job.mode, kind=job.kind, progress=progress, cancel=cancel
+            )
         if isinstance(job, ManyMasksJob):
             return masker.apply_many(job.image, job.mask_ids, job.mode)
         if isinstance(job, StickerJob):
@@ -62,27 +87,46 @@ def run_mask_job(masker: Any, job: AnyJob) -> JobResult:
         return JobFailure.of(WorkerFailedError())
 
 
-def load_mask_job(threads: int = 1) -> JobFunction:
-    """Load the model once (runs in the worker process) and return the job that uses it."""
-    import cv2
-    import torch
+def load_mask_job(workers: int = 1) -> JobFunction:
+    """Load the model once (runs in the worker process) and return the job that uses it.
 
+    ``workers``: how many such processes share the cores this one may use; each takes its
+    share (``core.threads``) instead of every process fighting for all of them. Nothing here
+    imports torch: the networks run on ONNX Runtime (~800 -> ~420 MB resident a worker).
+    """
+    from core import threads
     from core.api import FaceMasker
 
-    # each process gets its share of the cores instead of every process fighting for all
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
+    threads.configure(workers=workers)
     started = time.perf_counter()
     masker = FaceMasker()
     logger.info("worker %d loaded the model in %.1f s", os.getpid(), time.perf_counter() - started)
     return functools.partial(run_mask_job, masker)
 
 
-def _answer_with(failure: JobFailure, job: AnyJob) -> JobResult:
+def load_video_job(workers: int = 1) -> JobFunction:
+    """:func:`load_mask_job` for the video lane, whose process gives way to photo processes."""
+    os.nice(VIDEO_NICENESS)
+    return load_mask_job(workers)
+
+
+def _answer_with(failure: JobFailure, job: AnyJob, **_: Any) -> JobResult:
     return failure
 
 
-def _child_main(conn: Connection, setup: Setup, log_level: int, secrets: list[str]) -> None:
+def _reporter(conn: Connection, cancel: Any) -> ProgressReport:
+    def report(fraction: float) -> None:
+        try:
+            conn.send(Progress(fraction))
+        except OSError:  # the parent is gone: nobody waits for this video, stop it
+            cancel.set()
+
+    return report
+
+
+def _child_main(
+    conn: Connection, setup: Setup, log_level: int, secrets: list[str], cancel: Any = None
+) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure_logging(log_level, secrets)
@@ -102,7 +146,10 @@ def _child_main(conn: Connection, setup: Setup, log_level: int, secrets: list[st
             return
         if job is None:
             return
-        result = job_function(job)
+        if isinstance(job, VideoJob) and cancel is not None:
+            result = job_function(job, progress=_reporter(conn, cancel), cancel=cancel)
+        else:
+            result = job_function(job)
         try:
             conn.send(result)
         except OSError:  # BrokenPipeError: the parent died while we worked; nobody to answer
@@ -123,9 +170,11 @@ class _Worker:
     def __init__(self, name: str, setup: Setup, log_level: int) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child_conn = context.Pipe()
+        # set by the parent to stop the video in hand; the child checks it between frames
+        self.cancel = context.Event()
         self.process = context.Process(
             target=_child_main,
-            args=(child_conn, setup, log_level, current_secrets()),
+            args=(child_conn, setup, log_level, current_secrets(), self.cancel),
             name=name,
             daemon=True,
         )
@@ -144,10 +193,16 @@ class _Worker:
         except (EOFError, OSError) as error:
             raise _WorkerDied(f"{self.process.name} exited while starting") from error
 
-    def call(self, job: AnyJob) -> JobResult:
+    def call(self, job: AnyJob, progress: ProgressReport | None = None) -> JobResult:
+        self.cancel.clear()  # a cancel meant for the previous job
         try:
             self.conn.send(job)
-            return self.conn.recv()
+            while True:
+                answer = self.conn.recv()
+                if not isinstance(answer, Progress):
+                    return answer
+                if progress is not None:
+                    progress(answer.fraction)
         except (EOFError, OSError) as error:
             raise _WorkerDied(str(error) or type(error).__name__) from error
 
@@ -168,6 +223,8 @@ class _Worker:
 class _Waiting:
     job: AnyJob
     future: asyncio.Future[JobResult]
+    progress: ProgressReport | None = None  # called in a pipe thread
+    worker: _Worker | None = None  # the process working on it now
 
 
 class WorkerPool:
@@ -187,6 +244,9 @@ class WorkerPool:
         job_timeout: float = 30.0,
         start_timeout: float = 180.0,
         setup: Setup | None = None,
+        video_workers: int = 0,
+        video_job_timeout: float = 180.0,
+        video_setup: Setup | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a worker pool needs at least one worker")
@@ -194,8 +254,15 @@ class WorkerPool:
         self.queue_size = queue_size
         self.job_timeout = job_timeout
         self.start_timeout = start_timeout
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        self._setup = setup or functools.partial(load_mask_job, threads)
+        self.video_workers = video_workers
+        self.video_job_timeout = video_job_timeout
+        self._setup = setup or functools.partial(load_mask_job, workers)
+        # all the cores: its lower priority gives them to photo processes when photos come
+        video_lane = functools.partial(load_video_job, max(1, video_workers))
+        self._video_setup = video_setup or (setup if setup is not None else video_lane)
+        self._video_queue: asyncio.Queue[_Waiting] | None = None
+        self._video_start: asyncio.Task[None] | None = None
+        self._videos_in_hand = 0  # video jobs handed to the pool and not yet answered
         self._log_level = logging.getLogger().getEffectiveLevel()
         self._names = (f"facemask-worker-{n}" for n in itertools.count(1))
         self._slots: list[_Worker] = []
@@ -203,7 +270,7 @@ class WorkerPool:
         self._queue: asyncio.Queue[_Waiting] | None = None
         # one thread per worker waits on its pipe, so the event loop never blocks
         self._threads = ThreadPoolExecutor(
-            max_workers=workers * 2, thread_name_prefix="facemask-pipe"
+            max_workers=(workers + video_workers) * 2, thread_name_prefix="facemask-pipe"
         )
 
     @property
@@ -224,36 +291,93 @@ class WorkerPool:
             raise RuntimeError(f"inference workers did not start: {errors[0]}")
         self._tasks = [asyncio.create_task(self._serve(i)) for i in range(self.workers)]
         logger.info("%d inference workers ready (pids %s)", self.workers, self.pids)
+        if self.video_workers:
+            # the video processes start with the first video (a bot that only ever sees photos
+            # keeps its memory); videos wait in their queue until they are ready
+            self._video_queue = asyncio.Queue(maxsize=VIDEO_QUEUE_PER_PROCESS * self.video_workers)
+
+    @property
+    def video_lane_busy(self) -> bool:
+        """Whether a new video would have to wait: every video process has one in hand."""
+        if self._video_queue is None:
+            return False
+        return self._videos_in_hand >= self.video_workers
+
+    async def _start_video_lane(self) -> None:
+        for _ in range(self.video_workers):
+            index = len(self._slots)
+            for attempt in itertools.count():
+                try:
+                    self._slots.append(await self._spawn(video=True))
+                    break
+                except _WorkerDied as error:
+                    delay = min(30.0, 2.0**attempt)
+                    logger.error("could not start a video worker (%s); retrying in %.0f s",
+                                 error, delay)  # fmt: skip
+                    await asyncio.sleep(delay)
+            self._tasks.append(asyncio.create_task(self._serve(index)))
+        video_pids = self.pids[self.workers :]
+        logger.info("%d video workers ready (pids %s)", self.video_workers, video_pids)
 
     async def close(self) -> None:
         """Stop taking jobs, answer the waiting ones, and stop the processes."""
+        if self._video_start is not None:
+            self._video_start.cancel()
+            await asyncio.gather(self._video_start, return_exceptions=True)
+            self._video_start = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self._queue is not None:
-            while not self._queue.empty():
-                waiting = self._queue.get_nowait()
+        for queue in (self._queue, self._video_queue):
+            while queue is not None and not queue.empty():
+                waiting = queue.get_nowait()
                 if not waiting.future.done():
                     waiting.future.set_result(JobFailure.of(WorkerStoppedError()))
-            self._queue = None
+        self._queue = self._video_queue = None
         await asyncio.gather(*(asyncio.to_thread(slot.stop, 2.0) for slot in self._slots))
         self._slots = []
         self._threads.shutdown(wait=False, cancel_futures=True)
 
-    async def run(self, job: AnyJob) -> JobResult:
-        """Run one job on the next free worker; always an answer, never an exception."""
+    async def run(self, job: AnyJob, progress: ProgressReport | None = None) -> JobResult:
+        """Run one job on the next free worker; always an answer, never an exception.
+
+        A video goes to the video lane (if the pool has one) and reports ``progress`` (0..1,
+        called in the event loop). Cancelling the caller stops the job in its process.
+        """
         if self._queue is None:
             return JobFailure.of(WorkerStoppedError())
-        waiting = _Waiting(job, asyncio.get_running_loop().create_future())
+        video = isinstance(job, VideoJob)
+        queue = self._video_queue if video and self._video_queue is not None else self._queue
+        loop = asyncio.get_running_loop()
+        report = None
+        if progress is not None:
+            report = functools.partial(_call_in_loop, loop, progress)
+        waiting = _Waiting(job, loop.create_future(), report)
         try:
-            self._queue.put_nowait(waiting)
+            queue.put_nowait(waiting)
         except asyncio.QueueFull:
             return JobFailure.of(WorkerBusyError())
-        return await waiting.future
+        self._videos_in_hand += video
+        if video and self._video_queue is not None and self._video_start is None:
+            self._video_start = asyncio.create_task(self._start_video_lane())
+        try:
+            return await waiting.future
+        except asyncio.CancelledError:
+            # the caller gave up (a Cancel button, an arq abort): free the process now
+            if waiting.worker is not None:
+                logger.info("cancelling %r in worker %s", job, waiting.worker.pid)
+                waiting.worker.cancel.set()
+            raise
+        finally:
+            self._videos_in_hand -= video
 
-    async def _spawn(self) -> _Worker:
-        worker = _Worker(next(self._names), self._setup, self._log_level)
+    def _lane_is_video(self, index: int) -> bool:
+        return index >= self.workers
+
+    async def _spawn(self, video: bool = False) -> _Worker:
+        setup = self._video_setup if video else self._setup
+        worker = _Worker(next(self._names), setup, self._log_level)
         try:
             await self._in_thread(worker.wait_ready, self.start_timeout)
         except BaseException:
@@ -266,7 +390,7 @@ class WorkerPool:
         await asyncio.to_thread(self._slots[index].stop)
         for attempt in itertools.count():
             try:
-                self._slots[index] = await self._spawn()
+                self._slots[index] = await self._spawn(video=self._lane_is_video(index))
                 logger.info("replacement worker %s started", self._slots[index].pid)
                 return
             except _WorkerDied as error:
@@ -275,15 +399,16 @@ class WorkerPool:
                 await asyncio.sleep(delay)
 
     async def _serve(self, index: int) -> None:
-        assert self._queue is not None
+        queue = self._video_queue if self._lane_is_video(index) else self._queue
+        assert queue is not None
         while True:
-            waiting = await self._queue.get()
+            waiting = await queue.get()
             if waiting.future.done():  # the caller stopped waiting
                 continue
             try:
                 if not self._slots[index].process.is_alive():
                     await self._replace(index)
-                result = await self._run_job(index, waiting.job)
+                result = await self._run_job(index, waiting)
             except asyncio.CancelledError:  # closing: still answer the job in hand
                 if not waiting.future.done():
                     waiting.future.set_result(JobFailure.of(WorkerStoppedError()))
@@ -291,16 +416,21 @@ class WorkerPool:
             if not waiting.future.done():
                 waiting.future.set_result(result)
 
-    async def _run_job(self, index: int, job: AnyJob) -> JobResult:
+    async def _run_job(self, index: int, waiting: _Waiting) -> JobResult:
+        job = waiting.job
+        timeout = self.job_timeout
+        if isinstance(job, VideoJob):
+            timeout = job.timeout(self.job_timeout, self.video_job_timeout)
         for attempt in (1, 2):
-            worker = self._slots[index]
+            worker = waiting.worker = self._slots[index]
             try:
-                return await asyncio.wait_for(self._in_thread(worker.call, job), self.job_timeout)
+                call = self._in_thread(worker.call, job, waiting.progress)
+                return await asyncio.wait_for(call, timeout)
             except TimeoutError:
                 logger.warning(
                     "worker %s took over %.0f s on a job; replacing it",
                     worker.pid,
-                    self.job_timeout,
+                    timeout,
                 )
                 await self._replace(index)
                 return JobFailure.of(WorkerTimeoutError())
@@ -317,3 +447,9 @@ class WorkerPool:
 
     def _in_thread(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().run_in_executor(self._threads, function, *args)
+
+
+def _call_in_loop(loop: asyncio.AbstractEventLoop, function: ProgressReport, value: float) -> None:
+    """Hand a progress report from a pipe thread to the event loop (gone: nobody to tell)."""
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        loop.call_soon_threadsafe(function, value)

@@ -23,6 +23,11 @@ class WorkerSettings(BaseSettings):
     workers: int = Field(2, ge=1)  # model processes, one per core
     queue_size: int = Field(32, ge=1)  # photos waiting before new ones are refused as busy
     job_timeout: float = Field(30.0, gt=0)  # seconds one photo may take; then its process goes
+    # processes that mask only videos, next to WORKERS, so photos never wait behind a video
+    # (0: videos share the WORKERS processes)
+    video_workers: int = Field(1, ge=0)
+    # seconds a 60 s video may take (a shorter one gets its share, at least JOB_TIMEOUT)
+    video_job_timeout: float = Field(180.0, gt=0)
     log_level: str = "INFO"
     # touched every few seconds while all is well (for the bot: its event loop runs and its
     # queue reaches the workers; for facemask-worker: it reaches Redis); the containers'

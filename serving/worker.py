@@ -13,6 +13,12 @@ of these processes, on any number of machines, can share one Redis: a job carrie
 and a running job's claim (arq's in-progress key) is renewed every few seconds instead of
 being held for the whole job timeout, so the job of a worker that died goes to another worker
 within seconds (arq retries it once).
+
+Videos (:data:`~serving.jobs.ARQ_VIDEO_FUNCTION`) run in the pool's video lane, so photos keep
+their processes; a video that finds this machine's video processes busy goes back to the queue
+for a moment (arq's ``Retry``) instead of holding a job slot that a photo could use. Its progress
+is left in Redis (:data:`~serving.jobs.VIDEO_PROGRESS_KEY` + job id) for the bot to read, and
+the bot's Cancel is an arq abort, which stops the video in its model process.
 """
 
 from __future__ import annotations
@@ -34,9 +40,12 @@ from serving.jobs import (
     ARQ_FUNCTION,
     ARQ_MANY_FUNCTION,
     ARQ_STICKER_FUNCTION,
+    ARQ_VIDEO_FUNCTION,
     RESULT_SECONDS,
+    VIDEO_PROGRESS_KEY,
     AnyJob,
     JobResult,
+    VideoJob,
 )
 from serving.logs import configure_logging
 from serving.pool import WorkerPool
@@ -58,18 +67,61 @@ HEARTBEAT_SECONDS = 5.0
 HEALTHY_WITHIN_SECONDS = 30.0
 #: an arq loop that has not polled Redis for this long is stuck (e.g. a silent network cut)
 STALLED_SECONDS = 20.0
+#: a video that finds every video process busy is offered again after this long ...
+VIDEO_RETRY_SECONDS = 0.5
+#: ... as often as it takes (the bot gives up on it after its own deadline)
+VIDEO_MAX_TRIES = 10_000
+#: a video's progress key outlives a silent bot by this long
+PROGRESS_SECONDS = 60
 
 
 async def mask_photo(ctx: dict[str, Any], job: AnyJob) -> JobResult:
     """The arq job: the same work as the embedded pool, with the same answers."""
     pool: WorkerPool = ctx["pool"]
+    progress = None
+    if isinstance(job, VideoJob):
+        if pool.video_lane_busy:
+            from arq import Retry
+
+            raise Retry(defer=VIDEO_RETRY_SECONDS)
+        progress = _ProgressWriter(ctx["redis"], ctx["job_id"])
     claim = asyncio.create_task(_hold_claim(ctx["redis"], ctx["job_id"]))
     try:
-        return await pool.run(job)
+        # an arq abort (the bot's Cancel) cancels this: the pool stops the video in its process
+        return await pool.run(job, progress.report if progress else None)
     finally:
         claim.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await claim
+        if progress is not None:
+            await asyncio.shield(progress.close())
+
+
+class _ProgressWriter:
+    """Leaves a video job's latest progress (0..1) in Redis for the bot, and removes it after."""
+
+    def __init__(self, redis: Any, job_id: str) -> None:
+        self.redis = redis
+        self.key = VIDEO_PROGRESS_KEY + job_id
+        self.writing: set[asyncio.Task[None]] = set()
+
+    def report(self, fraction: float) -> None:
+        task = asyncio.create_task(self._write(fraction))
+        self.writing.add(task)  # held until done
+        task.add_done_callback(self.writing.discard)
+
+    async def _write(self, fraction: float) -> None:
+        from redis.exceptions import RedisError
+
+        with contextlib.suppress(RedisError, OSError):  # progress is decoration
+            await self.redis.set(self.key, f"{fraction:.3f}", ex=PROGRESS_SECONDS)
+
+    async def close(self) -> None:
+        from redis.exceptions import RedisError
+
+        await asyncio.gather(*self.writing, return_exceptions=True)
+        with contextlib.suppress(RedisError, OSError):  # else it expires by itself
+            await self.redis.delete(self.key)
 
 
 async def _hold_claim(redis: Any, job_id: str) -> None:
@@ -107,8 +159,8 @@ def _arq_worker_class() -> type:
 
 def max_jobs_for(settings: WorkerSettings) -> int:
     # as many jobs in hand as processes: a job waiting inside a busy worker could have gone to
-    # an idle one on another machine
-    return settings.workers
+    # an idle one on another machine (videos beyond the video processes go back to the queue)
+    return settings.workers + settings.video_workers
 
 
 def create_arq_worker(settings: WorkerSettings, pool: WorkerPool, **options: Any) -> Any:
@@ -123,7 +175,15 @@ def create_arq_worker(settings: WorkerSettings, pool: WorkerPool, **options: Any
     max_jobs = max_jobs_for(settings)
     arq_settings: dict[str, Any] = {
         # one coroutine for every kind of job: the pool knows each job by its type
-        "functions": [func(mask_photo, name=name, max_tries=2) for name in ARQ_FUNCTIONS],
+        "functions": [
+            *(func(mask_photo, name=name, max_tries=2) for name in ARQ_FUNCTIONS),
+            func(
+                mask_photo,
+                name=ARQ_VIDEO_FUNCTION,
+                max_tries=VIDEO_MAX_TRIES,
+                timeout=settings.video_job_timeout * 2 + 5,
+            ),  # fmt: skip
+        ],
         "redis_settings": redis_settings,
         "ctx": {"pool": pool},
         "max_jobs": max_jobs,
@@ -136,6 +196,7 @@ def create_arq_worker(settings: WorkerSettings, pool: WorkerPool, **options: Any
         "health_check_interval": 10,
         "log_results": False,  # results are pictures
         "handle_signals": False,  # serve() handles them, across reconnections
+        "allow_abort_jobs": True,  # the bot's Cancel button under a video
     }
     return _arq_worker_class()(**{**arq_settings, **options})
 
@@ -234,7 +295,11 @@ class Supervisor:
 async def serve(settings: WorkerSettings) -> None:
     """Load the model processes once, then take jobs from Redis until SIGINT or SIGTERM."""
     pool = WorkerPool(
-        settings.workers, queue_size=max_jobs_for(settings), job_timeout=settings.job_timeout
+        settings.workers,
+        queue_size=max_jobs_for(settings),
+        job_timeout=settings.job_timeout,
+        video_workers=settings.video_workers,
+        video_job_timeout=settings.video_job_timeout,
     )
     await pool.start()
     supervisor = Supervisor(settings, pool)
