@@ -23,6 +23,7 @@ from bot import (
     profile_photo,
     settings_menu,
     stickers,
+    video,
 )
 from bot.handlers import Services
 from bot.persistence import TypedPersistence, create_persistence
@@ -76,7 +77,7 @@ def build_application(settings: Settings) -> Application:
     )
     # the more specific handlers first: the first that matches an update takes it
     settings_menu.register(app)
-    for feature in (albums, full_quality, stickers, profile_photo, inline):
+    for feature in (albums, full_quality, stickers, profile_photo, inline, video):
         feature.register(app)  # before groups': an album in a group is one album, not photos
     groups.register(app)
     handlers.register(app)

@@ -24,6 +24,9 @@ ALL_SEVEN_PATTERN = r"^all:\d+$"
 QUALITY_PATTERN = r"^file:\d+$"
 ALBUM_PATTERN = r"^(am:\d+|ac):\d+$"
 STICKER_PATTERN = r"^stk:\d+:\d+$"
+#: bot.video: a mask ("vm:3:812"), the Crop toggle ("vc:812") and Cancel under the progress
+#: message ("vx:812"), 812 being the video's message id
+VIDEO_PATTERN = r"^(vm:\d+|vc|vx):\d+$"
 COLUMNS = 3
 
 
@@ -84,6 +87,25 @@ def album_keyboard(
     rows = [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
     rows.append([InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"ac:{album_id}")])
     return InlineKeyboardMarkup(rows)
+
+
+def video_keyboard(
+    masks: list[MaskSpec], video_id: int, mode: Mode, t: Translator = ENGLISH
+) -> InlineKeyboardMarkup:
+    """A video's keyboard: the seven masks and the Crop toggle."""
+    buttons = [
+        InlineKeyboardButton(texts.mask_button(mask, t), callback_data=f"vm:{mask.id}:{video_id}")
+        for mask in masks
+    ]
+    rows = [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
+    rows.append([InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"vc:{video_id}")])
+    return InlineKeyboardMarkup(rows)
+
+
+def cancel_keyboard(video_id: int, t: Translator = ENGLISH) -> InlineKeyboardMarkup:
+    """Under a video's progress message: Cancel."""
+    button = InlineKeyboardButton(t(texts.VIDEO_CANCEL), callback_data=f"vx:{video_id}")
+    return InlineKeyboardMarkup([[button]])
 
 
 def parse(callback_data: str) -> tuple[int | None, int]:

@@ -25,6 +25,8 @@ KEEP_PHOTOS = 100
 KEEP_ALBUMS = 20
 #: masked photos remembered per user for inline mode, newest first
 KEEP_SHARED = 20
+#: videos (video notes, GIFs, videos) remembered per chat
+KEEP_VIDEOS = 50
 
 T = TypeVar("T")
 
@@ -55,6 +57,24 @@ class AlbumRequest:
 
 
 @dataclass
+class VideoRequest:
+    """A video note, GIF or video with a mask keyboard (bot.video): where to fetch it, what it
+    comes back as, and what Telegram said about it before any download."""
+
+    file_id: str  # Telegram's reference to the file, never the file itself
+    kind: str  # the answer's kind: "video_note" | "animation" | "video"
+    duration_s: float = 0.0  # as Telegram reported it (0: it did not say)
+    width: int = 0
+    height: int = 0
+    file_size: int = 0
+    mode: Mode = Mode.FACES
+
+    def toggle_mode(self) -> Mode:
+        self.mode = Mode.WHOLE if self.mode is Mode.FACES else Mode.FACES
+        return self.mode
+
+
+@dataclass
 class ChatSettings:
     """What /settings changes for one chat (bot.settings_menu)."""
 
@@ -74,6 +94,8 @@ class ChatState:
     settings: ChatSettings = field(default_factory=ChatSettings)
     # albums with a keyboard, by their first photo's message id (bot.albums)
     albums: dict[int, AlbumRequest] = field(default_factory=dict)
+    # videos with a keyboard, by the video's message id (bot.video)
+    videos: dict[int, VideoRequest] = field(default_factory=dict)
 
     def remember(self, photo_id: int, request: PhotoRequest) -> PhotoRequest:
         """The request kept for this photo (an earlier one wins), forgetting the oldest."""
@@ -87,6 +109,13 @@ class ChatState:
         kept = self.albums.setdefault(album_id, request)
         while len(self.albums) > KEEP_ALBUMS:
             self.albums.pop(next(iter(self.albums)))
+        return kept
+
+    def remember_video(self, video_id: int, request: VideoRequest) -> VideoRequest:
+        """The request kept for this video (an earlier one wins), forgetting the oldest."""
+        kept = self.videos.setdefault(video_id, request)
+        while len(self.videos) > KEEP_VIDEOS:
+            self.videos.pop(next(iter(self.videos)))
         return kept
 
     @classmethod

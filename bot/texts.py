@@ -136,6 +136,30 @@ ERRORS = {
         "I'm busy: I can't reach my workers right now. Please try again in a minute."
     ),
     "lost": N_("That photo got lost while I was restarting. Please tap the mask again."),
+    # moving pictures (bot.video)
+    "not_a_video": N_("That file is not a video I can read. Please send an MP4, MOV, WebM or GIF."),
+    "video_truncated": N_("That video file is cut off or damaged. Please send the video again."),
+    "no_video_stream": N_(
+        "That file has sound but no picture. Please send a video with a picture in it."
+    ),
+    "no_frames": N_("That video has no frames in it. Please send another video."),
+    "too_long": N_("That video is too long for me. Please send a clip of at most 60 seconds."),
+    "video_too_large": N_(
+        "That video's picture is too large for me. Please send a video of at most 4K."
+    ),
+    "no_face_in_video": N_(
+        "I could not find a face in any frame of that video. "
+        "Switch Crop off to treat the whole frame as one face."
+    ),
+    "cancelled": N_("Cancelled: I stopped masking that video as you asked."),
+}
+
+#: where a video needs other words than a photo (bot.video; the rest as in ERRORS)
+VIDEO_ERRORS = {
+    "busy": N_("I'm busy with other videos right now. Please try again in a minute."),
+    "timeout": N_("That video took too long to process. Please try again, or send a shorter one."),
+    "worker_failed": N_("Something went wrong while masking that video. Please try again."),
+    "lost": N_("That video got lost while I was restarting. Please tap the mask again."),
 }
 
 #: the masks' names (captions) and labels (buttons) from masks/catalog.json, for the catalogs;
@@ -192,6 +216,26 @@ MASKME_NO_PHOTO = N_(
 )
 #: the button above inline results that opens the private chat (64 characters at most)
 INLINE_BUTTON = N_("Mask a new photo")
+
+# ----------------------------------------------------------------------------- moving pictures
+
+VIDEO_CHOOSE = N_(
+    "Pick a mask (1-7) for this video. Crop on: every face I find gets one; off: the whole "
+    "frame is one face."
+)
+#: the message that shows a video's progress, edited in place until the video is sent
+VIDEO_PROGRESS = N_("Masking... {percent}%")
+VIDEO_CANCEL = N_("✖️ Cancel")
+VIDEO_CANCELLING = N_("Cancelling...")
+VIDEO_NOT_YOURS = N_("Only the person who asked for this video can cancel it.")
+#: before any download, from the length Telegram reports
+VIDEO_TOO_LONG = N_(
+    "That video is {seconds} seconds long: I mask clips of at most {limit} seconds. "
+    "Please send a shorter one."
+)
+#: added to a masked video's caption
+VIDEO_SCALED_DOWN = N_("scaled down to {side} px")
+VIDEO_CUT_OFF = N_("the file was cut off: these are the frames before the cut")
 
 # ----------------------------------------------------------------------------- groups
 
@@ -262,6 +306,8 @@ ALERTS = (
     SETTINGS_ADMINS_ONLY,
     AUTO_NEEDS_ACCESS,
     STICKER_WORKING,
+    VIDEO_CANCELLING,
+    VIDEO_NOT_YOURS,
 )
 
 
@@ -269,6 +315,24 @@ def error_text(error: FaceMaskError, t: Translator = ENGLISH) -> str:
     """The sentence for ``error``'s code; the error's own sentence for codes not listed."""
     sentence = ERRORS.get(error.code)
     return t(sentence) if sentence is not None else str(error)
+
+
+def video_error_text(error: FaceMaskError, t: Translator = ENGLISH) -> str:
+    """:func:`error_text` for a video: "that video", not "that photo", where it matters."""
+    sentence = VIDEO_ERRORS.get(error.code)
+    return t(sentence) if sentence is not None else error_text(error, t)
+
+
+def video_caption(
+    mask: MaskSpec, t: Translator = ENGLISH, *, scaled_to: int | None = None, cut_off: bool = False
+) -> str:
+    """A masked video's caption: the mask, and whether it was scaled down or cut off."""
+    parts = [f"{mask.emoji} {t(mask.name)}"]
+    if scaled_to:
+        parts.append(t(VIDEO_SCALED_DOWN, side=scaled_to))
+    if cut_off:
+        parts.append(t(VIDEO_CUT_OFF))
+    return " · ".join(parts)
 
 
 def crop_button(mode: Mode, t: Translator = ENGLISH) -> str:

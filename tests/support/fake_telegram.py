@@ -23,6 +23,13 @@ written to the bot in private may own one (else ``PEER_ID_INVALID``), names end 
 512 px WebP/PNG. Users may have a profile photo, or hide it from bots; tests send inline queries
 (:meth:`FakeTelegram.inline_query`) and read the bot's answer (:meth:`FakeTelegram.inline_answer`).
 
+Moving pictures: users send video notes, animations (GIFs, which Telegram delivers as MP4 with
+both ``animation`` and ``document`` set), videos and video files, each with the duration, size
+and file_size Telegram reports; the bot answers with sendVideoNote (a square of at most 640 px),
+sendAnimation and sendVideo, whose files are read with PyAV for their size and length, at most
+50 MB (Telegram's upload limit for bots); deleteMessage removes a message. getFile refuses files
+over 20 MB ("file is too big"), as Telegram does.
+
 Never used by the running bot. Needs aiohttp (the ``dev`` extra).
 """
 
@@ -47,6 +54,7 @@ from typing import Any
 from aiohttp import ClientSession, web
 from PIL import Image
 from telegram import (
+    Animation,
     BotCommand,
     CallbackQuery,
     Chat,
@@ -68,6 +76,8 @@ from telegram import (
     Update,
     User,
     UserProfilePhotos,
+    Video,
+    VideoNote,
     WebhookInfo,
 )
 from telegram.constants import (
@@ -92,6 +102,11 @@ JSON_PARAMS = {
 }  # fmt: skip
 #: stickers a static sticker set may hold; addStickerToSet beyond it: STICKERS_TOO_MUCH
 STATIC_SET_LIMIT = 120
+#: getFile hands bots files up to 20 MB; bots upload files up to 50 MB
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+UPLOAD_LIMIT = 50 * 1024 * 1024
+#: video notes are squares of at most this many pixels
+VIDEO_NOTE_MAX_SIDE = 640
 #: Telegram's update types that getUpdates leaves out unless asked for by name
 NOT_BY_DEFAULT = {"chat_member", "message_reaction", "message_reaction_count"}
 _ENTITY = re.compile(r"(?<!\S)(/[A-Za-z0-9_]+(?:@[A-Za-z0-9_]+)?|@[A-Za-z0-9_]{3,})")
@@ -159,6 +174,8 @@ class _State:
     hidden_profiles: set[int] = field(default_factory=set)
     #: inline query id -> answerInlineQuery's parameters
     inline_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (chat id, message id) of every message deleteMessage removed
+    deleted: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -381,6 +398,76 @@ class FakeTelegram:
             caption=caption,
             caption_entities=_entities(caption or ""),
         )
+
+    async def send_video_note(
+        self,
+        chat: Chat,
+        user: User,
+        data: bytes,
+        duration: int,
+        length: int,
+        file_size: int | None = None,
+        reply_to: Message | None = None,
+    ) -> Message:
+        """A round video note (no caption possible); ``file_size`` may claim another size."""
+        file_id, stored = self._store(data, "video_notes", "mp4")
+        note = VideoNote(
+            file_id, stored.unique_id, length, duration,
+            file_size=file_size if file_size is not None else len(data),
+        )  # fmt: skip
+        return await self._user_message(
+            chat, user, video_note=note, reply_to_message=_shallow(reply_to)
+        )
+
+    async def send_animation(
+        self,
+        chat: Chat,
+        user: User,
+        data: bytes,
+        width: int,
+        height: int,
+        duration: int,
+        caption: str | None = None,
+        file_name: str = "animation.gif.mp4",
+        file_size: int | None = None,
+    ) -> Message:
+        """A GIF as Telegram delivers it: an MP4 ``animation``, with ``document`` set too."""
+        size = file_size if file_size is not None else len(data)
+        file_id, stored = self._store(data, "animations", "mp4")
+        animation = Animation(
+            file_id, stored.unique_id, width, height, duration,
+            file_name=file_name, mime_type="video/mp4", file_size=size,
+        )  # fmt: skip
+        document = Document(
+            file_id, stored.unique_id, file_name=file_name, mime_type="video/mp4", file_size=size
+        )
+        return await self._user_message(
+            chat, user, animation=animation, document=document, caption=caption,
+            caption_entities=_entities(caption or ""),
+        )  # fmt: skip
+
+    async def send_video(
+        self,
+        chat: Chat,
+        user: User,
+        data: bytes,
+        width: int,
+        height: int,
+        duration: int,
+        caption: str | None = None,
+        file_size: int | None = None,
+        reply_to: Message | None = None,
+    ) -> Message:
+        """A video (sent as a video, not as a file); ``file_size`` may claim another size."""
+        file_id, stored = self._store(data, "videos", "mp4")
+        video = Video(
+            file_id, stored.unique_id, width, height, duration, mime_type="video/mp4",
+            file_size=file_size if file_size is not None else len(data),
+        )  # fmt: skip
+        return await self._user_message(
+            chat, user, video=video, caption=caption, caption_entities=_entities(caption or ""),
+            reply_to_message=_shallow(reply_to),
+        )  # fmt: skip
 
     async def send_album(
         self, chat: Chat, user: User, images: list[bytes], caption: str | None = None
@@ -848,12 +935,67 @@ class FakeTelegram:
             int(params["chat_id"]), params, document=document, caption=params.get("caption")
         ).to_dict()
 
+    def _uploaded_video(self, params: dict[str, Any], field_name: str) -> tuple[str, int, int, int]:
+        """An uploaded MP4, stored: its file id, width, height and whole seconds (read by PyAV)."""
+        data = self._upload(params[field_name], params, "videos", "mp4")
+        if len(data) > UPLOAD_LIMIT:
+            raise _ApiError(413, "Request Entity Too Large")
+        try:
+            width, height, seconds = _probe_video(data)
+        except Exception:
+            raise _ApiError(400, "Bad Request: wrong file type of the video") from None
+        file_id, _ = self._store(data, "videos", "mp4")
+        return file_id, width, height, seconds
+
+    def _m_sendvideonote(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id, width, height, seconds = self._uploaded_video(params, "video_note")
+        if width != height or width > VIDEO_NOTE_MAX_SIDE:
+            raise _ApiError(400, "Bad Request: VIDEO_NOTE_INVALID")  # a round video is a square
+        stored = self.state.files[file_id]
+        note = VideoNote(file_id, stored.unique_id, width, seconds, file_size=len(stored.data))
+        return self._bot_message(int(params["chat_id"]), params, video_note=note).to_dict()
+
+    def _m_sendanimation(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id, width, height, seconds = self._uploaded_video(params, "animation")
+        stored = self.state.files[file_id]
+        name = params.get("animation:filename") or "animation.mp4"
+        animation = Animation(
+            file_id, stored.unique_id, width, height, seconds, file_name=name,
+            mime_type="video/mp4", file_size=len(stored.data),
+        )  # fmt: skip
+        document = Document(file_id, stored.unique_id, file_name=name, mime_type="video/mp4")
+        return self._bot_message(
+            int(params["chat_id"]), params, animation=animation, document=document,
+            caption=params.get("caption"),
+        ).to_dict()  # fmt: skip
+
+    def _m_sendvideo(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id, width, height, seconds = self._uploaded_video(params, "video")
+        stored = self.state.files[file_id]
+        video = Video(
+            file_id, stored.unique_id, width, height, seconds, mime_type="video/mp4",
+            file_size=len(stored.data),
+        )  # fmt: skip
+        return self._bot_message(
+            int(params["chat_id"]), params, video=video, caption=params.get("caption")
+        ).to_dict()
+
+    def _m_deletemessage(self, params: dict[str, Any]) -> bool:
+        chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
+        messages = self.state.history.get(chat_id, [])
+        kept = [m for m in messages if m.message_id != message_id]
+        if len(kept) == len(messages):
+            raise _ApiError(400, "Bad Request: message to delete not found")
+        self.state.history[chat_id] = kept
+        self.state.deleted.append((chat_id, message_id))
+        return True
+
     def _m_getfile(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = params["file_id"]
         stored = self.state.files.get(file_id)
         if stored is None:
             raise _ApiError(400, "Bad Request: invalid file_id")
-        if len(stored.data) > 20 * 1024 * 1024:
+        if len(stored.data) > DOWNLOAD_LIMIT:
             raise _ApiError(400, "Bad Request: file is too big")
         return File(file_id, stored.unique_id, len(stored.data), stored.path).to_dict()
 
@@ -1130,6 +1272,16 @@ def _scaled(image: bytes, sizes: tuple[int, ...]) -> tuple[tuple[bytes, int, int
         scaled.save(out, format="JPEG", quality=87)
         versions.append((out.getvalue(), scaled.width, scaled.height))
     return tuple(versions)
+
+
+def _probe_video(data: bytes) -> tuple[int, int, int]:
+    """An MP4's width, height and length in whole seconds, as Telegram reads an upload."""
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        seconds = container.duration / av.time_base if container.duration else 0.0
+        return stream.width, stream.height, round(seconds)
 
 
 def _without_edit_date(message: Message) -> dict[str, Any]:
