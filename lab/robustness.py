@@ -1,7 +1,7 @@
 """facemask-robustness: the product's path on faces as people really photograph them.
 
     facemask-robustness --data ../shared/data/face-keypoints [--conditions dark worn-mask]
-                        [--detector mtcnn] [--limit N] [--json] [--out FILE.json]
+                        [--detector auto] [--limit N] [--json] [--out FILE.json]
 
 Every image of the validation people (training/ and test/ together, never trained on) is
 rewritten with one real-world condition at a time (:mod:`lab.damage`: heavy JPEG, dark,
@@ -206,7 +206,12 @@ def main(argv: list[str] | None = None) -> None:
         + " ".join(dict.fromkeys(c.name for c in CONDITIONS)),
     )
     p.add_argument("--limit", type=int, help="score N images spread over the validation people")
-    p.add_argument("--detector", choices=sorted(DETECTORS), default="mtcnn")
+    p.add_argument(
+        "--detector",
+        choices=["auto", *sorted(DETECTORS)],
+        default="auto",
+        help="the face detector (default: the product's, MTCNN with CenterFace behind it)",
+    )
     p.add_argument("--weights", type=Path, help="keypoint weights (default: the shipped ones)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="the damage's random choices")
