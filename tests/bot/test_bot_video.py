@@ -191,3 +191,21 @@ async def test_in_a_group_a_video_is_masked_when_addressed(
     assert keyboard.text == texts.VIDEO_CHOOSE
     labels = [b.text for row in keyboard.reply_markup.inline_keyboard for b in row]
     assert len(labels) == 8 and labels[-1] == texts.CROP_ON
+
+
+async def test_a_videos_keyboard_and_its_crop_setting_survive_a_restart(
+    telegram: FakeTelegram, bot: BotProcess
+) -> None:
+    user, chat = chat_for(telegram, "Rex")
+    # no face anywhere: only with Crop off (the whole frame is the face) does it get a mask
+    grey = clips.encode([frame * 0 + 128 for frame in clips.face_frames(15, (160, 160))])
+    note = await telegram.send_video_note(chat, user, grey, duration=1, length=160)
+    keyboard = await telegram.wait_reply(note, has_keyboard)
+    await telegram.press(user, keyboard, texts.CROP_ON)
+    await telegram.wait_for(
+        lambda: texts.CROP_OFF in str(telegram.message(chat.id, keyboard.message_id).reply_markup)
+    )
+    await bot.restart()
+    await telegram.press(user, keyboard, "4 ")
+    answer = await telegram.wait_reply(note, lambda m: bool(m.video_note), timeout=120)
+    assert clips.read_back(data_of(telegram, answer.video_note.file_id))["frames"] == 15
