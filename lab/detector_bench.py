@@ -144,7 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, required=True, help="the face-keypoints folder")
     p.add_argument("--photos", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--detector", choices=sorted(DETECTORS), default="mtcnn")
+    p.add_argument(
+        "--detector",
+        choices=["auto", *sorted(DETECTORS)],
+        default="auto",
+        help="default: the product's (MTCNN with CenterFace behind it)",
+    )
     p.add_argument(
         "--masked",
         action="store_true",

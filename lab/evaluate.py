@@ -233,7 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--labels", type=Path, required=True, action="append", help="upstream CSV")
     p.add_argument("--weights", type=Path, help="default: the shipped weights")
     p.add_argument("--whole-image", action="store_true", help="the seed's protocol")
-    p.add_argument("--detector", choices=sorted(DETECTORS), default="mtcnn")
+    p.add_argument(
+        "--detector",
+        choices=["auto", *sorted(DETECTORS)],
+        default="auto",
+        help="default: the product's (MTCNN with CenterFace behind it)",
+    )
     p.add_argument("--people", type=Path, help="keep only these people (validation_people.txt)")
     p.add_argument("--exclude-people", type=Path, help="drop these people")
     p.add_argument("--limit", type=int, help="score only the first N images")
