@@ -1,4 +1,4 @@
-"""The /masks picture: the seven mask pictures on one sheet, each with its number and name."""
+"""The /masks picture: the seven mask pictures on one sheet, each with its number."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def _sheet(masks: tuple[MaskSpec, ...]) -> bytes | None:
         sheet.paste(art, offset, art)
         draw.text(
             (left + CELL // 2, top + CELL + LABEL_HEIGHT // 2),
-            f"{mask.id} {mask.label}",
+            # the number only: the caption names the masks in the chat's language, which
+            # Pillow's built-in font cannot draw (Cyrillic, for one)
+            str(mask.id),
             fill="black",
             font=font,
             anchor="mm",

@@ -128,13 +128,14 @@ async def help_command(update: Update, context: Context) -> None:
 async def masks_command(update: Update, context: Context) -> None:
     message = update.effective_message
     t = translator(update, context)
-    picture = gallery.picture(services(context).masks)
+    masks = services(context).masks
+    picture = gallery.picture(masks)
     if picture is None:
-        await message.reply_text(texts.masks_list(services(context).masks, t), do_quote=True)
+        await message.reply_text(texts.masks_list(masks, t), do_quote=True)
         return
-    await message.reply_photo(
-        InputFile(picture, filename="masks.png"), caption=t(texts.MASKS_CAPTION), do_quote=True
-    )
+    caption = "\n".join([t(texts.MASKS_CAPTION), *(texts.mask_button(m, t) for m in masks)])
+    picture_file = InputFile(picture, filename="masks.png")
+    await message.reply_photo(picture_file, caption=caption, do_quote=True)
 
 
 async def mask_command(update: Update, context: Context) -> None:
