@@ -73,20 +73,12 @@ async def all_seven(update: Update, context: Context) -> None:
     """ "All 7" under a photo's keyboard: one album with every mask."""
     query = update.callback_query
     t = translator(update, context)
-    if query.message is None or context.chat_data is None:  # an inline message: not ours
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+    tapped = await handlers.request_behind(query, context, t, lambda chat: chat.photos)
+    if tapped is None:
         return
-    photo_id = int(query.data.rpartition(":")[2])
-    request = context.chat_data.photos.get(photo_id)
-    if request is None or not handlers._keyboard_of(query.message, photo_id):
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
-        return
+    photo_id, request = tapped
     svc = services(context)
-    wait = context.user_data.throttle(
-        svc.settings.throttle_jobs, svc.settings.throttle_seconds, count=len(svc.masks)
-    )
-    if wait:
-        await query.answer(t(texts.TOO_MANY, seconds=wait), show_alert=True)
+    if await handlers.refused_by_throttle(update, context, t, count=len(svc.masks)):
         return
     await query.answer(t(texts.WORKING))
     chat_id = query.message.chat.id
@@ -175,35 +167,26 @@ async def album_button(update: Update, context: Context) -> None:
     """A mask or the Crop toggle under an album's keyboard."""
     query = update.callback_query
     t = translator(update, context)
-    if query.message is None or context.chat_data is None:
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+    tapped = await handlers.request_behind(query, context, t, lambda chat: chat.albums)
+    if tapped is None:
         return
-    action, _, album_id_text = query.data.rpartition(":")
-    album_id = int(album_id_text)
-    album = context.chat_data.albums.get(album_id)
-    requests = [context.chat_data.photos.get(p) for p in album.photo_ids] if album else []
-    if album is None or None in requests or not handlers._keyboard_of(query.message, album_id):
+    album_id, album = tapped
+    requests = [context.chat_data.photos.get(p) for p in album.photo_ids]
+    if None in requests:  # a photo of it forgotten
         await query.answer(t(texts.PHOTO_GONE), show_alert=True)
         return
     svc = services(context)
     chat_id = query.message.chat.id
+    action = query.data.rpartition(":")[0]
     if action == "ac":  # the toggle: same message, new keyboard
-        await query.answer()
-        album.toggle_mode()
-        await save_now(context, chat_id=chat_id)
         latest = lambda: keyboards.album_keyboard(svc.masks, album_id, album.mode, t)  # noqa: E731
-        handlers._edit_soon(context, query.message, latest)
+        await handlers.toggle(query, context, album.toggle_mode, latest)
         return
-    mask_id = int(action.removeprefix("am:"))
-    mask = next((mask for mask in svc.masks if mask.id == mask_id), None)
+    mask = handlers.mask_by_id(svc.masks, int(action.removeprefix("am:")))
     if mask is None:
         await query.answer(t(texts.ERRORS["unknown_mask"]), show_alert=True)
         return
-    wait = context.user_data.throttle(
-        svc.settings.throttle_jobs, svc.settings.throttle_seconds, count=len(requests)
-    )
-    if wait:
-        await query.answer(t(texts.TOO_MANY, seconds=wait), show_alert=True)
+    if await handlers.refused_by_throttle(update, context, t, count=len(requests)):
         return
     await query.answer(t(texts.WORKING))
     await mask_album(
@@ -273,13 +256,8 @@ def _media(
     result: MaskedPhoto, mask: MaskSpec, caption: str, as_file: bool
 ) -> InputMediaPhoto | InputMediaDocument:
     """One masked photo for an album: a photo, or a file when asked or too big for a photo."""
-    fits_photo = (
-        len(result.image) <= handlers.SEND_PHOTO_MAX_BYTES
-        and result.width + result.height <= handlers.SEND_PHOTO_MAX_SIDES
-        and result.format.lower() in ("jpeg", "jpg", "png")
-    )
-    if as_file or not fits_photo:
-        name = f"masked-{mask.label.lower().replace(' ', '-')}.{result.format.lower()}"
+    if as_file or not handlers.fits_photo(result):
+        name = handlers.file_name(mask, result.format)
         return InputMediaDocument(InputFile(result.image, filename=name), caption=caption)
     return InputMediaPhoto(result.image, caption=caption)
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler
 
-from bot import handlers, keyboards, texts
+from bot import handlers, keyboards
 from bot.handlers import services, translator
-from bot.persistence import save_now
 from bot.state import Context
 
 
@@ -24,19 +23,16 @@ def register(app: Application) -> None:
 async def quality_toggle(update: Update, context: Context) -> None:
     query = update.callback_query
     t = translator(update, context)
-    if query.message is None or context.chat_data is None:  # an inline message: not ours
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+    tapped = await handlers.request_behind(query, context, t, lambda chat: chat.photos)
+    if tapped is None:
         return
-    photo_id = int(query.data.rpartition(":")[2])
-    request = context.chat_data.photos.get(photo_id)
-    if request is None or not handlers._keyboard_of(query.message, photo_id):
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
-        return
-    await query.answer()
-    request.as_file = not request.as_file
-    await save_now(context, chat_id=query.message.chat.id)
+    photo_id, request = tapped
     masks = services(context).masks
+
+    def flip() -> None:
+        request.as_file = not request.as_file
+
     latest = lambda: keyboards.mask_keyboard(  # noqa: E731
         masks, photo_id, request.mode, t, as_file=request.as_file
     )
-    handlers._edit_soon(context, query.message, latest)
+    await handlers.toggle(query, context, flip, latest)

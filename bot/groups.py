@@ -55,7 +55,7 @@ def find_mask(name: str, masks: list[MaskSpec]) -> MaskSpec | None:
     """The mask ``name`` means: its number, emoji, or name or label in any shipped language."""
     wanted = _normal(name)
     if wanted.isdigit():
-        return next((mask for mask in masks if mask.id == int(wanted)), None)
+        return handlers.mask_by_id(masks, int(wanted))
     return _mask_names(tuple(masks)).get(wanted)
 
 
@@ -186,9 +186,7 @@ async def _mask_at_once(
     request = await handlers.remember_photo(photo_message, context, t)
     if request is None:  # too big, and said so
         return
-    wait = context.user_data.throttle(svc.settings.throttle_jobs, svc.settings.throttle_seconds)
-    if wait:
-        await request_message.reply_text(t(texts.TOO_MANY, seconds=wait), do_quote=True)
+    if await handlers.refused_by_throttle(update, context, t):
         return
     chat = update.effective_chat
     quiet = chat.type != ChatType.PRIVATE and context.chat_data.settings.quiet

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram import (
+    CallbackQuery,
     InlineKeyboardMarkup,
     InputFile,
     Message,
@@ -39,7 +40,7 @@ from bot.persistence import save_now
 from bot.queue import MaskQueue
 from bot.reactions import reacting
 from bot.settings import Settings
-from bot.state import Context, PhotoRequest
+from bot.state import ChatState, Context, PhotoRequest
 from core.errors import FaceMaskError
 from core.results import MaskedPhoto
 from masks.catalog import MaskSpec
@@ -53,6 +54,8 @@ CHAT_ACTION_SECONDS = 4.5  # Telegram shows a chat action for 5 s
 # one keyboard edit per message per interval: taps in between are shown together, so one
 # member's fast tapping cannot fill a group's flood budget (20 messages a minute)
 EDIT_INTERVAL_SECONDS = 1.0
+
+R = TypeVar("R")  # what a chat keeps for a message with a keyboard (bot.state)
 
 
 @dataclass
@@ -162,42 +165,31 @@ async def button(update: Update, context: Context) -> None:
     """A mask button or the Crop toggle under one of our keyboards."""
     query = update.callback_query
     t = translator(update, context)
-    if query.message is None or context.chat_data is None:  # an inline message: not ours
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+    tapped = await request_behind(query, context, t, lambda chat: chat.photos)
+    if tapped is None:
         return
-    chat_id = query.message.chat.id
-    mask_id, photo_id = keyboards.parse(query.data)
-    # photos are looked up in this chat only, and only from the keyboard made for them:
-    # callback data naming another photo (forged, or from another chat) finds nothing
-    request = context.chat_data.photos.get(photo_id)
-    if request is None or not _keyboard_of(query.message, photo_id):
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
-        return
+    photo_id, request = tapped
     svc = services(context)
-
+    mask_id, _ = keyboards.parse(query.data)
     if mask_id is None:  # the toggle: same message, new keyboard
-        await query.answer()
-        request.toggle_mode()
-        await save_now(context, chat_id=chat_id)
-        # built when sent: fast taps in between show as one edit
-        latest = lambda: keyboards.mask_keyboard(  # noqa: E731
-            svc.masks, photo_id, request.mode, t, as_file=request.as_file
-        )
-        _edit_soon(context, query.message, latest)
+        await toggle(
+            query, context, request.toggle_mode,
+            lambda: keyboards.mask_keyboard(
+                svc.masks, photo_id, request.mode, t, as_file=request.as_file
+            ),
+        )  # fmt: skip
         return
-
-    mask = next((mask for mask in svc.masks if mask.id == mask_id), None)
+    mask = mask_by_id(svc.masks, mask_id)
     if mask is None:  # a button from a keyboard we never made
         await query.answer(t(texts.ERRORS["unknown_mask"]), show_alert=True)
         return
-    wait = context.user_data.throttle(svc.settings.throttle_jobs, svc.settings.throttle_seconds)
-    if wait:
-        await query.answer(t(texts.TOO_MANY, seconds=wait), show_alert=True)
+    if await refused_by_throttle(update, context, t):
         return
     await query.answer(t(texts.WORKING))
     await mask_and_reply(
-        context, chat_id, photo_id, request, mask, t, user_id=query.from_user.id, react_to=photo_id
-    )
+        context, query.message.chat.id, photo_id, request, mask, t,
+        user_id=query.from_user.id, react_to=photo_id,
+    )  # fmt: skip
 
 
 async def mask_and_reply(
@@ -254,6 +246,65 @@ async def unknown_button(update: Update, context: Context) -> None:
     """A button whose data we do not recognise (an old keyboard): answered, never left spinning."""
     t = translator(update, context)
     await update.callback_query.answer(t(texts.PHOTO_GONE), show_alert=True)
+
+
+async def request_behind(
+    query: CallbackQuery,
+    context: Context,
+    t: Translator,
+    kept: Callable[[ChatState], Mapping[int, R]],
+) -> tuple[int, R] | None:
+    """The message id a button works on (its callback data's last number) and what the chat
+    keeps for it in ``kept`` (its photos, albums or videos).
+
+    None, the tap answered "send it again", where it finds nothing: an inline message, a
+    request forgotten, or callback data naming another message (forged, or from another
+    chat: requests are looked up in this chat only, and only from the keyboard made for them).
+    """
+    if query.message is None or context.chat_data is None:  # an inline message: not ours
+        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+        return None
+    target_id = int(query.data.rpartition(":")[2])
+    request = kept(context.chat_data).get(target_id)
+    if request is None or not _keyboard_of(query.message, target_id):
+        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+        return None
+    return target_id, request
+
+
+async def refused_by_throttle(
+    update: Update, context: Context, t: Translator, count: int = 1
+) -> bool:
+    """True, and the user told how long to wait, when ``count`` more masked pictures would be
+    too many lately (a tap gets an alert, a message a reply); False records them."""
+    settings = services(context).settings
+    wait = context.user_data.throttle(settings.throttle_jobs, settings.throttle_seconds, count)
+    if not wait:
+        return False
+    text = t(texts.TOO_MANY, seconds=wait)
+    if update.callback_query is not None:
+        await update.callback_query.answer(text, show_alert=True)
+    else:
+        await update.effective_message.reply_text(text, do_quote=True)
+    return True
+
+
+async def toggle(
+    query: CallbackQuery,
+    context: Context,
+    flip: Callable[[], object],
+    build: Callable[[], InlineKeyboardMarkup],
+) -> None:
+    """A toggle on a keyboard: flipped, saved before anyone sees it, and shown on the same
+    message (``build`` runs when the edit is sent: fast taps in between show as one edit)."""
+    await query.answer()
+    flip()
+    await save_now(context, chat_id=query.message.chat.id)
+    _edit_soon(context, query.message, build)
+
+
+def mask_by_id(masks: list[MaskSpec], mask_id: int) -> MaskSpec | None:
+    return next((mask for mask in masks if mask.id == mask_id), None)
 
 
 def _keyboard_of(message: object, photo_id: int) -> bool:
@@ -388,13 +439,8 @@ async def _send_result(
     markup: InlineKeyboardMarkup | None = None,
 ) -> Message:
     caption = texts.caption(mask, result.face_count, t)
-    fits_photo = (
-        len(result.image) <= SEND_PHOTO_MAX_BYTES
-        and result.width + result.height <= SEND_PHOTO_MAX_SIDES
-        and result.format.lower() in ("jpeg", "jpg", "png")
-    )
-    if as_file or not fits_photo:
-        name = f"masked-{mask.label.lower().replace(' ', '-')}.{result.format.lower()}"
+    if as_file or not fits_photo(result):
+        name = file_name(mask, result.format)
         return await context.bot.send_document(
             chat_id, InputFile(result.image, filename=name), caption=caption,
             reply_parameters=reply_to, reply_markup=markup,
@@ -402,6 +448,20 @@ async def _send_result(
     return await context.bot.send_photo(
         chat_id, result.image, caption=caption, reply_parameters=reply_to, reply_markup=markup
     )
+
+
+def fits_photo(result: MaskedPhoto) -> bool:
+    """Whether Telegram takes the result as a photo (else it goes as a file)."""
+    return (
+        len(result.image) <= SEND_PHOTO_MAX_BYTES
+        and result.width + result.height <= SEND_PHOTO_MAX_SIDES
+        and result.format.lower() in ("jpeg", "jpg", "png")
+    )
+
+
+def file_name(mask: MaskSpec, extension: str) -> str:
+    """What a masked picture sent as a file is called: ``masked-<mask label>.<extension>``."""
+    return f"masked-{mask.label.lower().replace(' ', '-')}.{extension.lower()}"
 
 
 def _too_big(settings: Settings, t: Translator) -> str:

@@ -39,11 +39,7 @@ def mask_keyboard(
     as_file: bool = False,
 ) -> InlineKeyboardMarkup:
     """The seven masks, the Crop and Full quality toggles and "All 7", in ``t``'s language."""
-    buttons = [
-        InlineKeyboardButton(texts.mask_button(mask, t), callback_data=f"mask:{mask.id}:{photo_id}")
-        for mask in masks
-    ]
-    rows = [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
+    rows = _mask_rows(masks, "mask", photo_id, t)
     toggle = InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"crop:{photo_id}")
     quality = InlineKeyboardButton(
         texts.quality_button(as_file, t), callback_data=f"file:{photo_id}"
@@ -80,11 +76,7 @@ def album_keyboard(
     masks: list[MaskSpec], album_id: int, mode: Mode, t: Translator = ENGLISH
 ) -> InlineKeyboardMarkup:
     """An album's keyboard: the seven masks and the Crop toggle, for every photo at once."""
-    buttons = [
-        InlineKeyboardButton(texts.mask_button(mask, t), callback_data=f"am:{mask.id}:{album_id}")
-        for mask in masks
-    ]
-    rows = [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
+    rows = _mask_rows(masks, "am", album_id, t)
     rows.append([InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"ac:{album_id}")])
     return InlineKeyboardMarkup(rows)
 
@@ -93,11 +85,7 @@ def video_keyboard(
     masks: list[MaskSpec], video_id: int, mode: Mode, t: Translator = ENGLISH
 ) -> InlineKeyboardMarkup:
     """A video's keyboard: the seven masks and the Crop toggle."""
-    buttons = [
-        InlineKeyboardButton(texts.mask_button(mask, t), callback_data=f"vm:{mask.id}:{video_id}")
-        for mask in masks
-    ]
-    rows = [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
+    rows = _mask_rows(masks, "vm", video_id, t)
     rows.append([InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"vc:{video_id}")])
     return InlineKeyboardMarkup(rows)
 
@@ -106,6 +94,19 @@ def cancel_keyboard(video_id: int, t: Translator = ENGLISH) -> InlineKeyboardMar
     """Under a video's progress message: Cancel."""
     button = InlineKeyboardButton(t(texts.VIDEO_CANCEL), callback_data=f"vx:{video_id}")
     return InlineKeyboardMarkup([[button]])
+
+
+def _mask_rows(
+    masks: list[MaskSpec], action: str, target_id: int, t: Translator
+) -> list[list[InlineKeyboardButton]]:
+    """The mask buttons, :data:`COLUMNS` a row, each sending ``"<action>:<mask>:<target>"``."""
+    buttons = [
+        InlineKeyboardButton(
+            texts.mask_button(mask, t), callback_data=f"{action}:{mask.id}:{target_id}"
+        )
+        for mask in masks
+    ]
+    return [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
 
 
 def parse(callback_data: str) -> tuple[int | None, int]:

@@ -29,35 +29,46 @@ KEEP_SHARED = 20
 KEEP_VIDEOS = 50
 
 T = TypeVar("T")
+R = TypeVar("R")  # a request with a keyboard
+
+
+class _Toggles:
+    """The Crop toggle of a request with a keyboard (its dataclass holds ``mode``)."""
+
+    mode: Mode
+
+    def toggle_mode(self) -> Mode:
+        self.mode = Mode.WHOLE if self.mode is Mode.FACES else Mode.FACES
+        return self.mode
+
+
+def _keep(kept: dict[int, R], key: int, request: R, limit: int) -> R:
+    """The request kept for ``key`` (an earlier one wins), forgetting the oldest past ``limit``."""
+    request = kept.setdefault(key, request)
+    while len(kept) > limit:
+        kept.pop(next(iter(kept)))
+    return request
 
 
 @dataclass
-class PhotoRequest:
+class PhotoRequest(_Toggles):
     """A photo that has a mask keyboard: where to fetch it and how to mask it."""
 
     file_id: str  # Telegram's reference to the picture, never the picture itself
     as_file: bool  # sent as a file: the answer goes back as a file, at full quality
     mode: Mode = Mode.FACES
 
-    def toggle_mode(self) -> Mode:
-        self.mode = Mode.WHOLE if self.mode is Mode.FACES else Mode.FACES
-        return self.mode
-
 
 @dataclass
-class AlbumRequest:
+class AlbumRequest(_Toggles):
     """An album with one mask keyboard: its photos' message ids in order, and its mode."""
 
     photo_ids: list[int]
     mode: Mode = Mode.FACES
 
-    def toggle_mode(self) -> Mode:
-        self.mode = Mode.WHOLE if self.mode is Mode.FACES else Mode.FACES
-        return self.mode
-
 
 @dataclass
-class VideoRequest:
+class VideoRequest(_Toggles):
     """A video note, GIF or video with a mask keyboard (bot.video): where to fetch it, what it
     comes back as, and what Telegram said about it before any download."""
 
@@ -68,10 +79,6 @@ class VideoRequest:
     height: int = 0
     file_size: int = 0
     mode: Mode = Mode.FACES
-
-    def toggle_mode(self) -> Mode:
-        self.mode = Mode.WHOLE if self.mode is Mode.FACES else Mode.FACES
-        return self.mode
 
 
 @dataclass
@@ -99,24 +106,15 @@ class ChatState:
 
     def remember(self, photo_id: int, request: PhotoRequest) -> PhotoRequest:
         """The request kept for this photo (an earlier one wins), forgetting the oldest."""
-        kept = self.photos.setdefault(photo_id, request)
-        while len(self.photos) > KEEP_PHOTOS:
-            self.photos.pop(next(iter(self.photos)))
-        return kept
+        return _keep(self.photos, photo_id, request, KEEP_PHOTOS)
 
     def remember_album(self, album_id: int, request: AlbumRequest) -> AlbumRequest:
         """The request kept for this album (an earlier one wins), forgetting the oldest."""
-        kept = self.albums.setdefault(album_id, request)
-        while len(self.albums) > KEEP_ALBUMS:
-            self.albums.pop(next(iter(self.albums)))
-        return kept
+        return _keep(self.albums, album_id, request, KEEP_ALBUMS)
 
     def remember_video(self, video_id: int, request: VideoRequest) -> VideoRequest:
         """The request kept for this video (an earlier one wins), forgetting the oldest."""
-        kept = self.videos.setdefault(video_id, request)
-        while len(self.videos) > KEEP_VIDEOS:
-            self.videos.pop(next(iter(self.videos)))
-        return kept
+        return _keep(self.videos, video_id, request, KEEP_VIDEOS)
 
     @classmethod
     def restore(cls, stored: object) -> ChatState:

@@ -59,20 +59,16 @@ class StickerRefusedError(Exception):
 async def sticker_button(update: Update, context: Context) -> None:
     query = update.callback_query
     t = translator(update, context)
-    if query.message is None or context.chat_data is None:  # an inline message: not ours
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+    tapped = await handlers.request_behind(query, context, t, lambda chat: chat.photos)
+    if tapped is None:
         return
-    _, mask_text, photo_text = query.data.split(":")
+    _, request = tapped
     svc = services(context)
-    request = context.chat_data.photos.get(int(photo_text))
-    mask = next((mask for mask in svc.masks if mask.id == int(mask_text)), None)
-    keyboard_fits = handlers._keyboard_of(query.message, int(photo_text))
-    if request is None or mask is None or not keyboard_fits:
+    mask = handlers.mask_by_id(svc.masks, int(query.data.split(":")[1]))
+    if mask is None:
         await query.answer(t(texts.PHOTO_GONE), show_alert=True)
         return
-    wait = context.user_data.throttle(svc.settings.throttle_jobs, svc.settings.throttle_seconds)
-    if wait:
-        await query.answer(t(texts.TOO_MANY, seconds=wait), show_alert=True)
+    if await handlers.refused_by_throttle(update, context, t):
         return
     await query.answer(t(texts.STICKER_WORKING))
     chat_id = query.message.chat.id

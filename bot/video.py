@@ -182,12 +182,7 @@ async def _mask_at_once(
     request = await remember_video(video_message, context, t)
     if request is None:  # over a limit, and said so
         return
-    settings = svc.settings
-    wait = context.user_data.throttle(
-        settings.throttle_jobs, settings.throttle_seconds, count=photos_worth(request)
-    )
-    if wait:
-        await request_message.reply_text(t(texts.TOO_MANY, seconds=wait), do_quote=True)
+    if await handlers.refused_by_throttle(update, context, t, count=photos_worth(request)):
         return
     await mask_and_reply(
         context, update.effective_chat.id, video_message.message_id, request, mask, t,
@@ -202,38 +197,25 @@ async def button(update: Update, context: Context) -> None:
     """A mask, the Crop toggle, or Cancel under a video's progress message."""
     query = update.callback_query
     t = translator(update, context)
-    if query.message is None or context.chat_data is None:  # an inline message: not ours
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
-        return
     action, _, rest = query.data.partition(":")
-    if action == "vx":
+    if action == "vx" and query.message is not None:  # by the progress message, not the video
         await _cancel(update, context, t)
         return
-    video_id = int(rest.rpartition(":")[2])
-    request = context.chat_data.videos.get(video_id)
-    if request is None or not handlers._keyboard_of(query.message, video_id):
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+    tapped = await handlers.request_behind(query, context, t, lambda chat: chat.videos)
+    if tapped is None:
         return
+    video_id, request = tapped
     svc = services(context)
     chat_id = query.message.chat.id
     if action == "vc":  # the toggle: same message, new keyboard
-        await query.answer()
-        request.toggle_mode()
-        await save_now(context, chat_id=chat_id)
         latest = lambda: keyboards.video_keyboard(svc.masks, video_id, request.mode, t)  # noqa: E731
-        handlers._edit_soon(context, query.message, latest)
+        await handlers.toggle(query, context, request.toggle_mode, latest)
         return
-    mask_id = int(rest.partition(":")[0])
-    mask = next((mask for mask in svc.masks if mask.id == mask_id), None)
+    mask = handlers.mask_by_id(svc.masks, int(rest.partition(":")[0]))
     if mask is None:
         await query.answer(t(texts.ERRORS["unknown_mask"]), show_alert=True)
         return
-    settings = svc.settings
-    wait = context.user_data.throttle(
-        settings.throttle_jobs, settings.throttle_seconds, count=photos_worth(request)
-    )
-    if wait:
-        await query.answer(t(texts.TOO_MANY, seconds=wait), show_alert=True)
+    if await handlers.refused_by_throttle(update, context, t, count=photos_worth(request)):
         return
     await query.answer(t(texts.WORKING))
     await mask_and_reply(
@@ -388,7 +370,7 @@ async def _send(
 ) -> Message:
     """The masked video as the kind of message it came as."""
     duration = max(1, round(result.duration_s))
-    name = f"masked-{mask.label.lower().replace(' ', '-')}.mp4"
+    name = handlers.file_name(mask, "mp4")
     if result.kind == "video_note":  # no caption: a round video has none
         return await context.bot.send_video_note(
             chat_id, InputFile(result.data, filename=name), duration=duration,
