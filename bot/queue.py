@@ -35,6 +35,7 @@ from serving.jobs import (
     JobLostError,
     ManyMasksJob,
     MaskJob,
+    ProgressReport,
     StickerJob,
     VideoJob,
     WorkerBusyError,
@@ -61,7 +62,6 @@ REDIS_PATIENCE = 10.0
 POLL_SECONDS = 0.05
 #: after a Cancel, how long the bot looks for the aborted job's result (it holds the video)
 ABORT_CLEANUP_SECONDS = 20.0
-ProgressReport = Callable[[float], None]
 
 
 class MaskQueue(Protocol):

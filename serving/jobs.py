@@ -14,7 +14,9 @@ This module must stay importable without torch: the bot imports it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from core.errors import FaceMaskError
 from core.results import MaskedPhoto, MaskedVideo, Mode
@@ -168,46 +170,44 @@ class JobFailure:
 #: order), a StickerJob the sticker's WebP bytes, a VideoJob a MaskedVideo; any job a JobFailure
 JobResult = MaskedPhoto | list[MaskedPhoto] | bytes | MaskedVideo | JobFailure
 AnyJob = MaskJob | ManyMasksJob | StickerJob | VideoJob
+#: how a video job's progress reaches its asker: the share done, 0 to 1
+ProgressReport = Callable[[float], None]
 
 
 def read_result(result: object) -> MaskedPhoto:
     """A job's answer as a :class:`MaskedPhoto`, or raise the :class:`FaceMaskError` it carries."""
     if isinstance(result, MaskedPhoto):
         return result
-    if isinstance(result, JobFailure):
-        raise result.error()
-    # e.g. a worker of another version still on the same Redis
-    logger.error("a job answered with %s, not a MaskedPhoto or a JobFailure", type(result))
-    raise WorkerFailedError()
+    _not_the_answer(result, "a job", "a MaskedPhoto")
 
 
 def read_photos(result: object) -> list[MaskedPhoto]:
     """A :class:`ManyMasksJob`'s answer, or raise the :class:`FaceMaskError` it carries."""
     if isinstance(result, list) and all(isinstance(item, MaskedPhoto) for item in result):
         return result
-    if isinstance(result, JobFailure):
-        raise result.error()
-    logger.error("a many-masks job answered with %s, not a list or a JobFailure", type(result))
-    raise WorkerFailedError()
+    _not_the_answer(result, "a many-masks job", "a list")
 
 
 def read_sticker(result: object) -> bytes:
     """A :class:`StickerJob`'s answer (WebP bytes), or raise the error it carries."""
     if isinstance(result, bytes):
         return result
-    if isinstance(result, JobFailure):
-        raise result.error()
-    logger.error("a sticker job answered with %s, not bytes or a JobFailure", type(result))
-    raise WorkerFailedError()
+    _not_the_answer(result, "a sticker job", "bytes")
 
 
 def read_video(result: object) -> MaskedVideo:
     """A :class:`VideoJob`'s answer, or raise the :class:`FaceMaskError` it carries."""
     if isinstance(result, MaskedVideo):
         return result
+    _not_the_answer(result, "a video job", "a MaskedVideo")
+
+
+def _not_the_answer(result: object, job: str, wanted: str) -> NoReturn:
+    """Raise the error a :class:`JobFailure` carries; anything else is logged (e.g. a worker of
+    another version still on the same Redis) and raised as :class:`WorkerFailedError`."""
     if isinstance(result, JobFailure):
         raise result.error()
-    logger.error("a video job answered with %s, not a MaskedVideo or a JobFailure", type(result))
+    logger.error("%s answered with %s, not %s or a JobFailure", job, type(result), wanted)
     raise WorkerFailedError()
 
 

@@ -39,6 +39,7 @@ from serving.jobs import (
     JobResult,
     ManyMasksJob,
     Progress,
+    ProgressReport,
     StickerJob,
     VideoJob,
     WorkerBusyError,
@@ -52,7 +53,6 @@ logger = logging.getLogger(__name__)
 
 JobFunction = Callable[..., JobResult]  # (job) -> result; a VideoJob's also gets progress, cancel
 Setup = Callable[[], JobFunction]
-ProgressReport = Callable[[float], None]
 
 #: the video lane's processes yield the CPU to photo processes (nice(2) levels above theirs)
 VIDEO_NICENESS = 10
