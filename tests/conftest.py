@@ -5,8 +5,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import pytest_asyncio
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "face-keypoints"
+#: their async tests share the session's event loop: the fake Telegram server and the bot
+#: processes their session fixtures start live in it
+SESSION_LOOP_FOLDERS = tuple(Path(__file__).parent / name for name in ("bot", "chaos"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    marker = pytest.mark.asyncio(loop_scope="session")
+    for item in items:
+        folders = Path(item.fspath).parents
+        if any(folder in folders for folder in SESSION_LOOP_FOLDERS) and (
+            pytest_asyncio.is_async_test(item)
+        ):
+            item.add_marker(marker, append=False)
 
 
 def _face_points(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -20,19 +20,10 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
-from tests.support.bot_processes import BotProcess
+from tests.support.bot_processes import BotProcess, free_port
 from tests.support.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every async test in tests/bot runs in the session's loop, next to the shared fixtures."""
-    here = Path(__file__).parent
-    marker = pytest.mark.asyncio(loop_scope="session")
-    for item in items:
-        if here in Path(item.fspath).parents and pytest_asyncio.is_async_test(item):
-            item.add_marker(marker, append=False)
 
 
 # ----------------------------------------------------------------------------- pictures
@@ -106,12 +97,6 @@ async def bot(
 
 
 # ----------------------------------------------------------------------------- Redis
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,7 @@ from bot import texts
 from masks import catalog
 from tests.bot.conftest import encode
 from tests.support.bot_processes import BotProcess
-from tests.support.fake_telegram import FakeTelegram
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 
 @pytest.fixture(scope="module")

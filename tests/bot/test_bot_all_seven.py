@@ -10,11 +10,7 @@ from telegram import Message
 from bot import texts
 from masks import catalog
 from tests.support.bot_processes import BotProcess
-from tests.support.fake_telegram import FakeTelegram
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 
 def labels(message: Message) -> list[str]:

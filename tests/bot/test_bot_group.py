@@ -7,16 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
-from telegram import Message
-
 from bot import texts
 from masks import catalog
 from tests.support.bot_processes import BotProcess
-from tests.support.fake_telegram import FakeTelegram
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 
 async def test_group_photos_addressed_to_the_bot(

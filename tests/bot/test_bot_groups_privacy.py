@@ -18,17 +18,13 @@ from telegram import Message
 from bot import i18n, texts
 from masks import catalog
 from tests.support.bot_processes import BotProcess
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 #: the open bot's flood window: Telegram's 20 messages, in seconds instead of a minute
 WINDOW = 4.0
 FAKE_LIMIT = 20
 BOT_BUDGET = 16  # the bot's own budget stays under Telegram's, as GROUP_MESSAGES=20 does
 BURST = 40
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
 
 
 def is_photo(message: Message) -> bool:

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import time
 
-from telegram import Message
-
 from bot import inline
 from masks import catalog
 from tests.support.bot_processes import BotProcess
-from tests.support.fake_telegram import FakeTelegram
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 
 async def test_inline_offers_recent_photos_then_the_profile_photo_in_every_mask(

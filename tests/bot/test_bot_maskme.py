@@ -5,18 +5,13 @@ from __future__ import annotations
 import io
 
 from PIL import Image
-from telegram import Message
 
 from bot import texts
 from masks import catalog
 from tests.support.bot_processes import BotProcess
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 BOT = "facemask_test_bot"
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
 
 
 async def test_maskme_in_private_and_in_a_group(

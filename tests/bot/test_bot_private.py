@@ -15,16 +15,12 @@ from bot import keyboards, texts
 from core.results import Mode
 from masks import catalog
 from tests.support.bot_processes import BotProcess
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 
 def keyboard_texts(message: Message) -> list[str]:
     assert message.reply_markup is not None, "no keyboard"
     return [button.text for row in message.reply_markup.inline_keyboard for button in row]
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
 
 
 def picture_size(telegram: FakeTelegram, message: Message) -> tuple[int, int]:

@@ -14,18 +14,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import redis
-from telegram import Message
 
 from bot.queue import RedisQueue
 from core.results import Mode
 from masks import catalog
 from serving.jobs import WorkerBusyError, WorkerTimeoutError
 from tests.support.bot_processes import PYTHON, BotProcess, Process, clean_env
-from tests.support.fake_telegram import FakeTelegram
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 
 def worker_command() -> list[str]:

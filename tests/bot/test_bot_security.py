@@ -4,7 +4,6 @@ buttons we never made, and no pictures in the state or the log."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
@@ -18,20 +17,10 @@ from telegram import (
 )
 
 from bot import texts
-from tests.support.bot_processes import START_TIMEOUT, BotProcess
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.bot_processes import START_TIMEOUT, BotProcess, free_port
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 PICTURE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"JFIF")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
 
 
 async def test_webhook_secret_is_made_up_checked_and_never_logged(

@@ -9,13 +9,9 @@ from telegram import Chat, Message, User
 
 from bot import stickers, texts
 from tests.support.bot_processes import BotProcess
-from tests.support.fake_telegram import STATIC_SET_LIMIT, FakeTelegram
+from tests.support.fake_telegram import STATIC_SET_LIMIT, FakeTelegram, has_keyboard
 
 BOT = "facemask_test_bot"
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
 
 
 async def masked_photo(

@@ -10,13 +10,9 @@ from bot import texts
 from masks import catalog
 from tests.support import clips
 from tests.support.bot_processes import BotProcess
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 BIG = 25 * 1024 * 1024  # over Telegram's 20 MB download limit
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
 
 
 def is_progress(message: Message) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
@@ -11,14 +10,8 @@ from telegram import Message
 
 from bot import texts
 from masks import catalog
-from tests.support.bot_processes import START_TIMEOUT, BotProcess
+from tests.support.bot_processes import START_TIMEOUT, BotProcess, free_port
 from tests.support.fake_telegram import FakeTelegram
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_webhook_mode(model_env: dict[str, str], tmp_path: Path, face_jpeg: bytes) -> None:

@@ -1,20 +1,10 @@
-"""Chaos tests share one event loop per session, like tests/bot (the fake server lives in it)."""
+"""Chaos tests need a redis-server; their async tests share the session loop (tests/conftest)."""
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    marker = pytest.mark.asyncio(loop_scope="session")
-    for item in items:
-        if here in Path(item.fspath).parents and pytest_asyncio.is_async_test(item):
-            item.add_marker(marker, append=False)
 
 
 @pytest.fixture(scope="session")

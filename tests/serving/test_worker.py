@@ -8,8 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.bot_processes import clean_env
-from tests.support.chaos import free_port
+from tests.support.bot_processes import clean_env, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,13 @@ START_TIMEOUT = 180.0  # a cold start imports torch and loads the model in each 
 
 #: every variable the bot or facemask-worker reads (pydantic-settings matches any case)
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (for a webhook or a redis-server of our own)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def clean_env(**settings: str) -> dict[str, str]:

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from telegram import Message
 
-from tests.support.bot_processes import PYTHON, BotProcess, Process, clean_env
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.bot_processes import PYTHON, BotProcess, Process, clean_env, free_port
+from tests.support.fake_telegram import FakeTelegram, has_keyboard
 
 ROOT = Path(__file__).resolve().parents[2]
 #: a tap must be answered within this (the bot's own limit is JOB_TIMEOUT x 2 = 60 s)
@@ -52,16 +52,6 @@ def small_photo(side: int = PHOTO_SIDE) -> bytes:
     out = io.BytesIO()
     Image.fromarray(data.astronaut()).resize((side, side)).save(out, format="JPEG")
     return out.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def has_keyboard(message: Message) -> bool:
-    return message.reply_markup is not None
 
 
 # ----------------------------------------------------------------------------- processes

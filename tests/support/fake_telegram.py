@@ -185,6 +185,11 @@ class StickerSetState:
     stickers: list[str] = field(default_factory=list)  # the stickers' file ids
 
 
+def has_keyboard(message: Message) -> bool:
+    """A reply with buttons (``wait_reply``'s predicate for a keyboard)."""
+    return message.reply_markup is not None
+
+
 class FakeTelegram:
     """One bot's view of Telegram, plus the users who talk to it."""
 
