@@ -76,18 +76,14 @@ def album_keyboard(
     masks: list[MaskSpec], album_id: int, mode: Mode, t: Translator = ENGLISH
 ) -> InlineKeyboardMarkup:
     """An album's keyboard: the seven masks and the Crop toggle, for every photo at once."""
-    rows = _mask_rows(masks, "am", album_id, t)
-    rows.append([InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"ac:{album_id}")])
-    return InlineKeyboardMarkup(rows)
+    return _masks_and_crop(masks, ("am", "ac"), album_id, mode, t)
 
 
 def video_keyboard(
     masks: list[MaskSpec], video_id: int, mode: Mode, t: Translator = ENGLISH
 ) -> InlineKeyboardMarkup:
     """A video's keyboard: the seven masks and the Crop toggle."""
-    rows = _mask_rows(masks, "vm", video_id, t)
-    rows.append([InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"vc:{video_id}")])
-    return InlineKeyboardMarkup(rows)
+    return _masks_and_crop(masks, ("vm", "vc"), video_id, mode, t)
 
 
 def cancel_keyboard(video_id: int, t: Translator = ENGLISH) -> InlineKeyboardMarkup:
@@ -107,6 +103,17 @@ def _mask_rows(
         for mask in masks
     ]
     return [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
+
+
+def _masks_and_crop(
+    masks: list[MaskSpec], actions: tuple[str, str], target_id: int, mode: Mode, t: Translator
+) -> InlineKeyboardMarkup:
+    """The mask buttons, then the Crop toggle; ``actions``: their callback data's first part."""
+    mask_action, crop_action = actions
+    rows = _mask_rows(masks, mask_action, target_id, t)
+    crop_data = f"{crop_action}:{target_id}"
+    rows.append([InlineKeyboardButton(texts.crop_button(mode, t), callback_data=crop_data)])
+    return InlineKeyboardMarkup(rows)
 
 
 def parse(callback_data: str) -> tuple[int | None, int]:
