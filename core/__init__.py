@@ -10,3 +10,9 @@ import os
 # lost nothing (seed 20.4 ms, MTCNN 23 ms a photo; measured with facemask-speed and
 # facemask-bench on 2 cores). An explicit GOMP_SPINCOUNT in the environment wins.
 os.environ.setdefault("GOMP_SPINCOUNT", "30000")
+
+# ONNX Runtime's telemetry: importing it writes a device id and an event store under
+# ~/.cache/Microsoft/DeveloperTools unless this is set first (checked with a fresh HOME,
+# tests/core/test_onnx_serving.py). Set here, before any module of ours can import it;
+# core.runtime.ort() also switches its telemetry events off.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from core import imageio, video, warp
+from core import imageio, threads, video, warp
 from core.detect import FaceDetector, default_detector, detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
 from core.results import Face, MaskedPhoto, MaskedVideo, Mode
@@ -62,6 +62,7 @@ class FaceMasker:
         detector: FaceDetector | None = None,
         max_shape_error: float | None = MAX_SHAPE_ERROR,
     ) -> None:
+        threads.configure()  # this process's threads for every library, decided once
         if predictor is None:
             from core.landmarks import KeypointPredictor
 

@@ -92,23 +92,19 @@ class CenterFace:
         nms_iou: float = 0.3,
         max_side: int = 800,
         min_side: int = 160,
-        threads: int = 2,
+        threads: int | None = None,
     ) -> None:
-        import onnxruntime as ort
+        from core import runtime
+        from core.threads import count
 
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.max_side = max_side
         self.min_side = min_side
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        # as for the keypoint model (core.runtime): no busy-waiting threads stealing the
-        # cores from the stages that run next
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            _model_bytes(weights_path()), options, providers=["CPUExecutionProvider"]
+        # as the other networks' sessions: this process's threads (core.threads), none
+        # busy-waiting, no memory arena for the photos' changing sizes
+        self._session = runtime.session(
+            _model_bytes(weights_path()), threads or count(), varying_shapes=True
         )
 
     def scale_for(self, height: int, width: int) -> float:

@@ -24,22 +24,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from core import runtime
 from core.errors import WeightsError
-from core.model import (
-    KeypointEnsemble,
-    KeypointNet,
-    ModelConfig,
-    WithSpread,
-    describe,
-    fold_batchnorm,
-    load_weights,
-)
 from core.preprocess import (
     FaceBox,
     box_from_points,
@@ -50,6 +40,10 @@ from core.preprocess import (
     reorient,
     whole_image_box,
 )
+from core.threads import configure as configure_threads
+
+if TYPE_CHECKING:  # torch and the networks load only where a torch model is used
+    from core.model import KeypointEnsemble, KeypointNet, ModelConfig, WithSpread
 
 log = logging.getLogger(__name__)
 
@@ -86,26 +80,39 @@ class Look(Protocol):
 
 
 def read_crops(
-    forward: Callable[[torch.Tensor], object],
+    forward: Callable[[Any], object],
     images: Sequence[np.ndarray],
     boxes: Sequence[FaceBox],
     size: int,
     channels_last: bool = False,
+    arrays: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network ``forward`` on box k cut from ``images[k]``: (N, 68, 2) image points and
-    (N,) heatmap spreads (NaN: the network has no heatmaps), in one batch."""
+    (N,) heatmap spreads (NaN: the network has no heatmaps), in one batch.
+
+    ``forward`` takes a torch tensor of the crops (channels-last with ``channels_last``)
+    and answers torch tensors, or, with ``arrays``, numpy arrays both ways (ONNX Runtime:
+    no torch in the process)."""
     if not boxes:
         return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32)
     crops, matrices = zip(*(crop_image(im, b, size) for im, b in zip(images, boxes, strict=True)))
-    x = torch.from_numpy(normalize(np.stack(crops)))
-    if channels_last:  # ONNX Runtime takes the planes as they are
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
+    x = normalize(np.stack(crops))
+    if arrays:
         out = forward(x)
-    unit, spread = out if isinstance(out, tuple) else (out, torch.full((len(x),), np.nan))
-    unit = unit.float().cpu().numpy().astype(np.float64)
+    else:
+        import torch
+
+        tensor = torch.from_numpy(x)
+        if channels_last:  # ONNX Runtime takes the planes as they are
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            out = forward(tensor)
+        out = tuple(o.float().cpu().numpy() for o in out) if isinstance(out, tuple) else out
+        out = out if isinstance(out, tuple) else out.float().cpu().numpy()
+    unit, spread = out if isinstance(out, tuple) else (out, np.full(len(x), np.nan))
+    unit = np.asarray(unit, np.float64)
     points = np.stack([points_from_unit(u, m, size) for u, m in zip(unit, matrices)])
-    return points.astype(np.float32), spread.float().cpu().numpy().astype(np.float32)
+    return points.astype(np.float32), np.asarray(spread, np.float32)
 
 
 def surest_points(
@@ -221,7 +228,25 @@ def int8_file(weights: Path) -> Path | None:
     return path
 
 
+def read_release(weights: Path) -> tuple[list[dict], dict]:
+    """A weight file's member configs (``core.model.ModelConfig`` fields) and metadata,
+    read without torch and without reading its tensors (:mod:`core.torchfile`)."""
+    from core import torchfile
+
+    blob = torchfile.load(weights, tensors=False)
+    entries = blob["members"] if "members" in blob else [blob]
+    return [dict(entry["config"]) for entry in entries], dict(blob.get("meta", {}))
+
+
 class KeypointPredictor:
+    """The keypoint network on face boxes: :meth:`load` the shipped one.
+
+    Built from a torch model (``core.model``), it runs that model, folded and exported to
+    ONNX Runtime where it is installed. Loaded from a release whose int8 network matches its
+    weights (the served case), it runs that file on ONNX Runtime without importing torch;
+    :attr:`model`, the torch model, is then read from the weights on first use.
+    """
+
     def __init__(
         self,
         model: KeypointNet | KeypointEnsemble,
@@ -233,6 +258,11 @@ class KeypointPredictor:
         backend: str = "auto",
         int8: Path | None = None,
     ) -> None:
+        import torch
+
+        from core.model import WithSpread
+
+        self.weights: Path | None = None
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.size = model.config.input_size
         # the module as trained stays in self.model; self.forward runs it, BatchNorm folded,
@@ -249,10 +279,55 @@ class KeypointPredictor:
             if on_onnx:
                 self.forward = runtime.OnnxModule(self.forward, self.size)
                 self.backend = "onnxruntime"
+        self._settle(meta, refine_whole, unsure_spread, unsure_spread_whole)
+
+    def _settle(
+        self, meta: dict | None, refine_whole: bool, unsure_spread: float, unsure_whole: float
+    ) -> None:
         self.meta = meta or {}
         self.refine_whole = refine_whole
         self.unsure_spread = unsure_spread
-        self.unsure_spread_whole = unsure_spread_whole
+        self.unsure_spread_whole = unsure_whole
+
+    @classmethod
+    def on_int8(
+        cls,
+        weights: Path,
+        int8: Path,
+        refine_whole: bool = True,
+        unsure_spread: float = UNSURE_SPREAD,
+        unsure_spread_whole: float = UNSURE_SPREAD_WHOLE,
+    ) -> KeypointPredictor:
+        """The release's int8 network (``int8_file(weights)``) on ONNX Runtime, torch not
+        imported: the input size and metadata are read from the weights without it."""
+        configs, meta = read_release(weights)
+        sizes = {config["input_size"] for config in configs}
+        if len(sizes) != 1:
+            raise WeightsError(f"{weights.name}: its networks read different crop sizes {sizes}")
+        predictor = cls.__new__(cls)
+        predictor.weights = weights
+        predictor._model = None
+        predictor.size = sizes.pop()
+        predictor.forward = runtime.OnnxModule(int8.read_bytes())
+        predictor.backend = "onnxruntime-int8"
+        predictor._settle(meta, refine_whole, unsure_spread, unsure_spread_whole)
+        return predictor
+
+    @property
+    def model(self) -> KeypointNet | KeypointEnsemble:
+        """The torch model (on an int8 predictor read from its weights now: imports torch)."""
+        if self._model is None:
+            import torch
+
+            from core.model import load_weights
+
+            model = load_weights(self.weights)[0].eval()
+            self._model = model.to(memory_format=torch.channels_last)
+        return self._model
+
+    @model.setter
+    def model(self, model: KeypointNet | KeypointEnsemble) -> None:
+        self._model = model
 
     @classmethod
     def load(
@@ -263,31 +338,54 @@ class KeypointPredictor:
         **options,
     ) -> KeypointPredictor:
         """The predictor for a weight file (default: the shipped one); with ``int8``, its
-        int8 network where the release made one (``int8_file``) and ONNX Runtime is here."""
-        if threads:
-            torch.set_num_threads(threads)
+        int8 network where the release made one (``int8_file``) and ONNX Runtime is here,
+        without torch (:meth:`on_int8`). ``threads`` overrides ``core.threads``' count."""
+        configure_threads(threads=threads)
         path = Path(weights) if weights else shipped_weights()
+        if not path.is_file():
+            raise WeightsError(f"keypoint weights not found: {path}")
+        backend = options.get("backend", "auto")
+        on_onnx = backend == "onnxruntime" or (backend == "auto" and runtime.available())
+        quantized = int8_file(path) if int8 and on_onnx and options.get("optimize", True) else None
+        if quantized is not None:
+            kept = {k: options[k] for k in options if k not in ("backend", "optimize")}
+            try:
+                predictor = cls.on_int8(path, quantized, **kept)
+            except WeightsError:
+                raise
+            except Exception as err:
+                problem = f"keypoint network {quantized.name} could not be loaded: {err}"
+                raise WeightsError(problem) from err
+            runtime.trim_heap()  # the file's parsed copies: ~30 MB resident otherwise
+            log.info("loaded keypoint model %s (%s)", path.name, predictor.backend)
+            return predictor
+        from core.model import describe, load_weights
+
         try:
             model, meta = load_weights(path)
-        except FileNotFoundError as err:
-            raise WeightsError(f"keypoint weights not found: {path}") from err
         except Exception as err:
             raise WeightsError(f"keypoint weights could not be loaded from {path}: {err}") from err
-        quantized = int8_file(path) if int8 and runtime.available() else None
-        predictor = cls(model, meta, int8=quantized, **options)
+        configure_threads()  # torch is loaded now: give it this process's count
+        predictor = cls(model, meta, **options)
         log.info("loaded keypoint model %s (%s, %s)", path.name, describe(model), predictor.backend)
         return predictor
 
     @staticmethod
     def _optimized(model: KeypointNet | KeypointEnsemble) -> WithSpread:
         """The network as the forward pass runs it: BatchNorm folded into the convolutions."""
+        import torch
+
+        from core.model import WithSpread, fold_batchnorm
+
         folded = fold_batchnorm(copy.deepcopy(model))
         return WithSpread(folded.to(memory_format=torch.channels_last))
 
     @classmethod
-    def untrained(cls, config: ModelConfig = ModelConfig()) -> KeypointPredictor:
+    def untrained(cls, config: ModelConfig | None = None) -> KeypointPredictor:
         """Random weights: for tests of code paths that don't care where the points land."""
-        return cls(KeypointNet(config), optimize=False)
+        from core.model import KeypointNet, ModelConfig
+
+        return cls(KeypointNet(config or ModelConfig()), optimize=False)
 
     def predict_boxes(self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
         """(N, 68, 2) image points for N face boxes, in one batch."""
@@ -298,8 +396,9 @@ class KeypointPredictor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(N, 68, 2) image points and (N,) heatmap spreads (NaN: the model has no
         heatmaps) for N face boxes, in one batch."""
+        on_torch = self.backend == "torch"
         return read_crops(
-            self.forward, [image_rgb] * len(boxes), boxes, self.size, self.backend == "torch"
+            self.forward, [image_rgb] * len(boxes), boxes, self.size, on_torch, not on_torch
         )
 
     def predict(self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:

@@ -4,22 +4,34 @@ The pretrained weights are the ones the PyPI package ``facenet-pytorch`` ships i
 wheel (``facenet_pytorch/data/{p,r,o}net.pt``, MIT licence, converted from the authors'
 Caffe models). That package pins an old torch and torchvision, so ``./run`` installs it
 with ``--no-deps`` and only its weight files are read: nothing of it is imported, nothing
-is downloaded at run time. The networks below reproduce its layer names so the state
-dicts load with ``strict=True``; the cascade itself (pyramid, NMS, box regression) runs in
-numpy and OpenCV, which is faster than torch for these tiny tensors on a CPU.
+is downloaded at run time.
+
+The nets run on ONNX Runtime: their weights are read without torch (:mod:`core.torchfile`)
+and the three graphs built in memory when first needed (a few milliseconds; nothing is
+written), so a worker never imports torch, ~240 MB resident less. The cascade on the bench's
+1280x960 one-face photo, both backends interleaved in one process (issue 18): on 2 cores
+shared with other work (load ~7) ONNX Runtime took 63 ms (median; best 41), torch 268 ms
+(best 66), whose OpenMP threads wait for each other when a core is taken; on one core
+(taskset) 43 against 38 ms. Without ONNX Runtime they run on torch
+(:mod:`core.mtcnn_torch`, also the reference the ONNX nets are tested against). The cascade
+itself (pyramid, NMS, box regression) runs in numpy and OpenCV, which is faster than either
+for these tiny arrays.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_PACKAGE = "facenet_pytorch"
 
@@ -38,95 +50,153 @@ def weights_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-class PNet(nn.Module):
-    """12x12 proposal net, run fully convolutionally over an image pyramid."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
-        self.prelu1 = nn.PReLU(10)
-        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv2 = nn.Conv2d(10, 16, kernel_size=3)
-        self.prelu2 = nn.PReLU(16)
-        self.conv3 = nn.Conv2d(16, 32, kernel_size=3)
-        self.prelu3 = nn.PReLU(32)
-        self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
-        self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
-        return self.conv4_2(x), torch.softmax(self.conv4_1(x), dim=1)[:, 1]
-
-
-class RNet(nn.Module):
-    """24x24 refinement net."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 28, kernel_size=3)
-        self.prelu1 = nn.PReLU(28)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2 = nn.Conv2d(28, 48, kernel_size=3)
-        self.prelu2 = nn.PReLU(48)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv3 = nn.Conv2d(48, 64, kernel_size=2)
-        self.prelu3 = nn.PReLU(64)
-        self.dense4 = nn.Linear(576, 128)
-        self.prelu4 = nn.PReLU(128)
-        self.dense5_1 = nn.Linear(128, 2)
-        self.dense5_2 = nn.Linear(128, 4)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.prelu3(self.conv3(x))
-        # the Caffe original was trained on transposed images: flatten in its order
-        x = self.prelu4(self.dense4(x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)))
-        return self.dense5_2(x), torch.softmax(self.dense5_1(x), dim=1)[:, 1]
+# The nets' layers in facenet-pytorch's state dicts, in order: (kind, layer name, argument).
+# "conv": a convolution; "prelu": a PReLU; "pool": max-pooling (kernel, stride 2, rounding up
+# as Caffe did); "flatten": the Caffe original's transposed flattening before its dense
+# layers; "dense": a dense layer. The heads follow (see HEADS).
+LAYERS = {
+    "pnet": [
+        ("conv", "conv1", None), ("prelu", "prelu1", None), ("pool", None, 2),
+        ("conv", "conv2", None), ("prelu", "prelu2", None),
+        ("conv", "conv3", None), ("prelu", "prelu3", None),
+    ],
+    "rnet": [
+        ("conv", "conv1", None), ("prelu", "prelu1", None), ("pool", None, 3),
+        ("conv", "conv2", None), ("prelu", "prelu2", None), ("pool", None, 3),
+        ("conv", "conv3", None), ("prelu", "prelu3", None),
+        ("flatten", None, None), ("dense", "dense4", None), ("prelu", "prelu4", None),
+    ],
+    "onet": [
+        ("conv", "conv1", None), ("prelu", "prelu1", None), ("pool", None, 3),
+        ("conv", "conv2", None), ("prelu", "prelu2", None), ("pool", None, 3),
+        ("conv", "conv3", None), ("prelu", "prelu3", None), ("pool", None, 2),
+        ("conv", "conv4", None), ("prelu", "prelu4", None),
+        ("flatten", None, None), ("dense", "dense5", None), ("prelu", "prelu5", None),
+    ],
+}  # fmt: skip
+# Each net's outputs, in the order the cascade reads them: (name, layer, is a probability).
+# A probability is the softmax's second channel (face), as facenet-pytorch returns it.
+HEADS = {
+    "pnet": [("reg", "conv4_2", False), ("prob", "conv4_1", True)],
+    "rnet": [("reg", "dense5_2", False), ("prob", "dense5_1", True)],
+    "onet": [("reg", "dense6_2", False), ("marks", "dense6_3", False), ("prob", "dense6_1", True)],
+}
+# The input side of each net (PNet runs fully convolutionally over the pyramid's levels)
+INPUT_SIDE = {"pnet": None, "rnet": 24, "onet": 48}
 
 
-class ONet(nn.Module):
-    """48x48 output net: final score, box and five landmarks."""
+def read_weights(name: str) -> dict[str, np.ndarray]:
+    """facenet-pytorch's state dict of net ``name`` (pnet, rnet, onet), read without torch."""
+    from core import torchfile
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
-        self.prelu1 = nn.PReLU(32)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
-        self.prelu2 = nn.PReLU(64)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv3 = nn.Conv2d(64, 64, kernel_size=3)
-        self.prelu3 = nn.PReLU(64)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
-        self.prelu4 = nn.PReLU(128)
-        self.dense5 = nn.Linear(1152, 256)
-        self.prelu5 = nn.PReLU(256)
-        self.dense6_1 = nn.Linear(256, 2)
-        self.dense6_2 = nn.Linear(256, 4)
-        self.dense6_3 = nn.Linear(256, 10)
+    return torchfile.load(weights_dir() / f"{name}.pt")
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.pool3(self.prelu3(self.conv3(x)))
-        x = self.prelu4(self.conv4(x))
-        x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)))
-        return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), dim=1)[:, 1]
+
+def onnx_model(name: str, state: dict[str, np.ndarray]) -> bytes:
+    """Net ``name`` with weights ``state`` as an ONNX model that reads (N, H, W, 3) float32
+    patches, as the cascade cuts them, and answers its HEADS (its sums match torch's to
+    ~1e-6; tests/core/test_onnx_serving.py checks the faces)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, weights = [], []
+
+    def node(op: str, inputs: list[str], out: str | None = None, **attrs) -> str:
+        out = out or f"t{len(nodes)}"  # apart from the weights' names (layer.kind)
+        nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    def const(key: str, value: np.ndarray) -> str:
+        weights.append(numpy_helper.from_array(value, key))
+        return key
+
+    def param(layer: str, kind: str) -> str:
+        return const(f"{layer}.{kind}", state[f"{layer}.{kind}"].astype(np.float32))
+
+    x = node("Transpose", ["x"], perm=[0, 3, 1, 2])  # NHWC -> NCHW
+    spatial = True
+    for kind, layer, arg in LAYERS[name]:
+        if kind == "conv":
+            kernel = list(state[f"{layer}.weight"].shape[2:])
+            x = node("Conv", [x, param(layer, "weight"), param(layer, "bias")], kernel_shape=kernel)
+        elif kind == "prelu":  # the slope per channel, broadcast over the image's pixels
+            slope = state[f"{layer}.weight"].astype(np.float32)
+            slope = slope.reshape(-1, 1, 1) if spatial else slope
+            x = node("PRelu", [x, const(f"{layer}.weight", slope)])
+        elif kind == "pool":
+            x = node("MaxPool", [x], kernel_shape=[arg, arg], strides=[2, 2], ceil_mode=1)
+        elif kind == "flatten":  # the Caffe original was trained on transposed images
+            x = node("Flatten", [node("Transpose", [x], perm=[0, 3, 2, 1])], axis=1)
+            spatial = False
+        elif kind == "dense":
+            x = node("Gemm", [x, param(layer, "weight"), param(layer, "bias")], transB=1)
+    face = const("face_channel", np.array(1, np.int64))
+    outputs = []
+    for out, layer, is_prob in HEADS[name]:
+        if spatial:
+            y = node("Conv", [x, param(layer, "weight"), param(layer, "bias")], kernel_shape=[1, 1])
+        else:
+            y = node("Gemm", [x, param(layer, "weight"), param(layer, "bias")], transB=1)
+        if is_prob:
+            node("Gather", [node("Softmax", [y], axis=1), face], out=out, axis=1)
+        else:
+            node("Identity", [y], out=out)
+        outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, None))
+    side = INPUT_SIDE[name] or "h"
+    shape = ["n", side, side if INPUT_SIDE[name] else "w", 3]
+    graph = helper.make_graph(
+        nodes, f"mtcnn-{name}", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        outputs, weights,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # opset 17's; any ONNX Runtime since 1.12 reads it
+    return model.SerializeToString()
+
+
+class OnnxNet:
+    """One net on ONNX Runtime: (N, H, W, 3) float32 in, its HEADS out as numpy arrays."""
+
+    def __init__(self, name: str) -> None:
+        from core import runtime, threads
+
+        self.name = name
+        model = onnx_model(name, read_weights(name))
+        self.session = runtime.session(model, threads.count(), varying_shapes=True)
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(self.session.run(None, {"x": np.ascontiguousarray(x, np.float32)}))
+
+
+Net = Callable[[np.ndarray], tuple[np.ndarray, ...]]
+BACKENDS = ("auto", "onnxruntime", "torch")
+
+
+def load_nets(backend: str | None = None) -> tuple[Net, Net, Net]:
+    """PNet, RNet and ONet, shared by every :class:`Mtcnn`: on ONNX Runtime, their weights
+    read without torch ("auto" where ONNX Runtime is installed), or on torch
+    (:mod:`core.mtcnn_torch`, ~240 MB more per process; "auto" without ONNX Runtime).
+    ``backend`` defaults to ``$FACEMASK_MTCNN_BACKEND``, else "auto"."""
+    return _load_nets(backend or os.environ.get("FACEMASK_MTCNN_BACKEND") or "auto")
 
 
 @cache
-def load_nets() -> tuple[PNet, RNet, ONet]:
-    folder = weights_dir()
-    nets = []
-    for name, net in (("pnet", PNet()), ("rnet", RNet()), ("onet", ONet())):
-        state = torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
-        net.load_state_dict(state, strict=True)
-        # channels-last: torch's CPU max-pooling is ~8x faster in it for these shapes
-        nets.append(net.eval().to(memory_format=torch.channels_last))
-    return tuple(nets)
+def _load_nets(backend: str) -> tuple[Net, Net, Net]:
+    from core import runtime
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown MTCNN backend {backend!r}: choose one of {BACKENDS}")
+    weights_dir()  # missing weights: the one clear error, whichever backend
+    if backend == "onnxruntime" or (backend == "auto" and runtime.available()):
+        nets = tuple(OnnxNet(name) for name in ("pnet", "rnet", "onet"))
+        runtime.trim_heap()  # the state dicts and graphs are in the sessions now
+        return nets
+    from core.mtcnn_torch import torch_runners
+
+    if backend == "auto":
+        log.info("MTCNN runs on torch: ONNX Runtime is not installed")
+    return torch_runners()
+
+
+load_nets.cache_clear = _load_nets.cache_clear  # type: ignore[attr-defined]  (load again)
 
 
 @dataclass(frozen=True)
@@ -176,7 +246,7 @@ def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     return boxes[:, :4] + reg * np.stack([w, h, w, h], 1)
 
 
-def _patches(image: np.ndarray, boxes: np.ndarray, size: int) -> torch.Tensor:
+def _patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """Boxes cut out (zero outside the image) and resized to size x size, bilinearly.
 
     The reference averages areas when shrinking; bilinear sampling is ~10 ms faster on a
@@ -191,8 +261,7 @@ def _patches(image: np.ndarray, boxes: np.ndarray, size: int) -> torch.Tensor:
         out[k] = cv2.warpAffine(
             image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
         )
-    x = (out.astype(np.float32) - 127.5) * 0.0078125
-    return torch.from_numpy(x).permute(0, 3, 1, 2)  # NHWC memory is channels-last
+    return (out.astype(np.float32) - 127.5) * 0.0078125  # (N, size, size, 3), as nets read
 
 
 class Mtcnn:
@@ -207,20 +276,20 @@ class Mtcnn:
         min_face: float = 40.0,
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
+        backend: str | None = None,
     ) -> None:
         self.min_face = min_face
         self.thresholds = thresholds
         self.factor = factor
-        self.pnet, self.rnet, self.onet = load_nets()  # shared by every instance
+        self.pnet, self.rnet, self.onet = load_nets(backend)  # shared by every instance
 
     def __call__(self, image_rgb: np.ndarray) -> list[RawFace]:
         image = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
-        with torch.inference_mode():  # nothing here mutates the instance or the nets
-            boxes = self._propose(image)
-            if len(boxes):
-                boxes = self._refine(image, boxes)
-            if len(boxes):
-                return self._output(image, boxes)
+        boxes = self._propose(image)
+        if len(boxes):
+            boxes = self._refine(image, boxes)
+        if len(boxes):
+            return self._output(image, boxes)
         return []
 
     def scales(self, height: int, width: int) -> list[float]:
@@ -240,9 +309,8 @@ class Mtcnn:
             level = cv2.resize(level, size, interpolation=cv2.INTER_AREA)
             if level.dtype != np.float32:  # the photo stays uint8: converting it costs more
                 level = level.astype(np.float32)
-            x = torch.from_numpy((level - 127.5) * 0.0078125)[None].permute(0, 3, 1, 2)
-            reg, prob = self.pnet(x)
-            prob, reg = prob[0].numpy(), reg[0].numpy()
+            reg, prob = self.pnet(((level - 127.5) * 0.0078125)[None])
+            prob, reg = prob[0], reg[0]
             ys, xs = np.nonzero(prob >= self.thresholds[0])
             if not len(ys):
                 continue
@@ -262,7 +330,6 @@ class Mtcnn:
     def _refine(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         boxes = np.concatenate([np.trunc(boxes[:, :4]), boxes[:, 4:]], axis=1)
         reg, prob = self.rnet(_patches(image, boxes[:, :4], 24))
-        prob, reg = prob.numpy(), reg.numpy()
         keep = prob > self.thresholds[1]
         boxes, prob, reg = boxes[keep], prob[keep], reg[keep]
         pick = nms(boxes[:, :4], prob, 0.7)
@@ -272,7 +339,6 @@ class Mtcnn:
     def _output(self, image: np.ndarray, boxes: np.ndarray) -> list[RawFace]:
         boxes = np.trunc(boxes[:, :4])
         reg, marks, prob = self.onet(_patches(image, boxes, 48))
-        reg, marks, prob = reg.numpy(), marks.numpy(), prob.numpy()
         keep = prob > self.thresholds[2]
         boxes, reg, marks, prob = boxes[keep], reg[keep], marks[keep], prob[keep]
         if not len(boxes):

@@ -3,13 +3,19 @@
 The module is exported to ONNX in memory when the model is loaded (about half a second;
 nothing is written or downloaded) and the torch weights stay the one source of truth.
 Measured on the shipped Lite0 at 192 px, batch 1, 2 threads: torch eager (BatchNorm
-folded, channels-last) 10.8 ms, ONNX Runtime 4.3 ms, outputs equal to 2e-7. MTCNN's tiny
-nets are the other way round (PReLU and pooling: torch 6.7 ms, ONNX Runtime 11.8 ms for
-PNet on 384x288), so they stay in torch.
+folded, channels-last) 10.8 ms, ONNX Runtime 4.3 ms, outputs equal to 2e-7. MTCNN's nets
+run here too (``core.mtcnn``).
 
 A release may also ship the network in int8 (``quantize``, run by ``facemask-release``):
 a file beside the weights, carrying the weights' SHA-256, that ``core.landmarks`` runs in
-their place while the hash matches (1.7x faster again; see ``quantize``).
+their place while the hash matches (1.7x faster again; see ``quantize``). Serving it does
+not need torch: a worker imports ONNX Runtime and the ``onnx`` package (~15 MB resident,
+to cut an ensemble into its members and to build MTCNN's graphs).
+
+Every session here takes its threads from ``core.threads`` and runs with ONNX Runtime's
+telemetry off: ``core/__init__.py`` sets ``ORT_DISABLE_TELEMETRY`` before anything imports
+it (else importing it writes a device id and an event store under
+``~/.cache/Microsoft/DeveloperTools``), and :func:`ort` switches its telemetry events off.
 """
 
 from __future__ import annotations
@@ -17,21 +23,40 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 
+@cache
+def ort() -> Any:
+    """The ``onnxruntime`` module, its telemetry switched off (see the module's notes)."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # read when it is first imported
+    import onnxruntime
+
+    if hasattr(onnxruntime, "disable_telemetry_events"):  # absent from some builds
+        onnxruntime.disable_telemetry_events()
+    return onnxruntime
+
+
 def available() -> bool:
+    """Whether ONNX Runtime can serve: an int8 file or MTCNN's nets need it alone (building
+    MTCNN's graphs and exporting a torch module also need ``onnx``)."""
     try:
-        import onnx  # noqa: F401  (torch's exporter needs it)
-        import onnxruntime  # noqa: F401
+        import onnx  # noqa: F401
+
+        ort()
     except ImportError:
         return False
     return True
@@ -44,6 +69,8 @@ def export(module: torch.nn.Module, size: int) -> bytes:
     (``MemberOutputs``: points0, spread0, points1, ...), which ``OnnxModule`` runs side by
     side and averages.
     """
+    import torch
+
     from core.model import MemberOutputs, WithSpread
 
     if isinstance(module, WithSpread):
@@ -85,62 +112,104 @@ class OnnxModule:
     def __init__(
         self, model: torch.nn.Module | bytes, size: int | None = None, threads: int | None = None
     ) -> None:
-        import onnx
+        from core import threads as thread_counts
 
-        if isinstance(model, torch.nn.Module):
+        if not isinstance(model, bytes):  # a torch module, exported here
             if size is None:
                 raise ValueError("exporting a torch module needs its input size")
             model = export(model, size)
-        threads = threads or torch.get_num_threads()
+        import onnx
+
+        threads = threads or thread_counts.count()
         proto = onnx.load_from_string(model)
         self.names = [o.name for o in proto.graph.output]
         self.members = len(self.names) // 2 if self.names[0] == "points0" else 0
         self.pool: ThreadPoolExecutor | None = None
         if self.members > 1 and threads > 1:
-            from onnx.utils import Extractor
-
-            parts = Extractor(proto)
             self.sessions = [
-                _session(
-                    parts.extract_model(["x"], [f"points{k}", f"spread{k}"]).SerializeToString(),
-                    max(1, threads // self.members),
-                )
-                for k in range(self.members)
+                session(part, max(1, threads // self.members))
+                for part in member_models(proto, self.members)
             ]
             self.pool = ThreadPoolExecutor(min(self.members, threads), "onnx-member")
         else:
-            self.sessions = [_session(model, threads)]
+            self.sessions = [session(model, threads)]
+        del proto  # the sessions hold the weights now
         self.many = len(self.names) > 1 or self.names[0] != "y"
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        feed = {"x": array}
+    def __call__(self, x: Any) -> Any:
+        """(N, 3, S, S) float32 crops, a numpy array (numpy arrays back) or a torch tensor
+        (torch tensors back, as the module answers)."""
+        is_array = isinstance(x, np.ndarray)
+        array = x if is_array else x.detach().cpu().numpy()
+        feed = {"x": np.ascontiguousarray(array, dtype=np.float32)}
         if self.pool is not None:
             runs = list(self.pool.map(lambda session: session.run(None, feed), self.sessions))
             outs = [out for run in runs for out in run]
         else:
             outs = self.sessions[0].run(None, feed)
         if self.members:  # points0, spread0, points1, ...: the members' means
-            points, spread = np.mean(outs[0::2], axis=0), np.mean(outs[1::2], axis=0)
-            return torch.from_numpy(points), torch.from_numpy(spread)
-        outs = tuple(torch.from_numpy(o) for o in outs)
-        return outs if self.many else outs[0]
+            outs = [np.mean(outs[0::2], axis=0), np.mean(outs[1::2], axis=0)]
+        if not is_array:
+            import torch
+
+            outs = [torch.from_numpy(o) for o in outs]
+        return tuple(outs) if self.many else outs[0]
 
 
-def _session(model: bytes, threads: int):
-    import onnxruntime as ort
+def member_models(proto: Any, members: int) -> list[bytes]:
+    """An ensemble's ONNX model (outputs points0, spread0, points1, ...) cut into one model
+    per member, each computing only its own outputs."""
+    from onnx.utils import Extractor
 
-    options = ort.SessionOptions()
+    parts = Extractor(proto)
+    return [
+        parts.extract_model(["x"], [f"points{k}", f"spread{k}"]).SerializeToString()
+        for k in range(members)
+    ]
+
+
+def session(model: bytes, threads: int, varying_shapes: bool = False) -> Any:
+    """An ONNX Runtime session on the CPU with ``threads`` threads, none busy-waiting.
+
+    ``varying_shapes``: the inputs change size from run to run (MTCNN's pyramid levels and
+    patch batches). ONNX Runtime's memory arena and its per-shape memory plans then only
+    grow: they held ~50 MB more in a worker after 40 photos than plain allocations, which
+    ran as fast (facemask-bench --memory, issue 18).
+    """
+    ort_ = ort()
+    options = ort_.SessionOptions()
+    if varying_shapes:
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = ort_.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     # no busy-waiting: spinning threads steal the cores from the detector and the warp
     # that run next (a whole photo took 79 ms with spinning). Spinning only inside a run
     # (session.force_spinning_stop) runs the network alone 20% faster but still lost:
     # 57.7 vs 48.3 ms a photo, 10.7 vs 9.3 ms a face beside torch (facemask-bench/-speed)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return ort_.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing). Loading a network leaves its parsed copies freed but resident: ~30 MB for the
+    keypoint ensemble. Called once after loading, not per photo: pages handed back must be
+    faulted in again by the next photo, which cost ~40% of a photo's time when done each
+    time."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:
+        trim = None
+    if trim is not None:
+        trim(0)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -7,19 +7,29 @@ seven masks (the bot's "All 7"; printed as a ratio to one mask); medians over ``
 after a warm-up. ``--baseline`` times the first release's pipeline (Haar cascade, model on
 torch) in the same run, so the two can be compared on one machine at one moment. With
 ``--json`` the last line is JSON with ``total_ms_p50`` (the one-face photo's end-to-end
-median) and every stage's median per photo.
+median), every stage's median per photo and a ``memory`` section (below, 100 photos).
+
+``--busy`` times the one-face photo end to end with one core kept busy by another process
+(a spinning child that stops by itself), beside the idle time before and after: the thread
+counts (``core.threads``) should cost at most 1.6x idle there. ``--memory N`` loads the
+model in a fresh process as a worker does (``serving.pool.load_mask_job``), masks N photos
+and prints where its resident memory went, step by step, and its peak; ``--memory-torch``
+does the same the way workers ran before issue 18 (torch loaded, MTCNN on torch, the torch
+keypoint model held). Either runs alone (no stage timings).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import cv2
@@ -126,6 +136,149 @@ def make_masker(args, detector: str, backend: str):
     return masker, weights
 
 
+# ------------------------------------------------------------------------------ busy machine
+
+#: the busy-core process spins at most this long, so that it stops even if the bench dies
+SPIN_LIMIT_S = 120.0
+
+
+def _spin(seconds: float) -> None:
+    """Keep one core busy for ``seconds`` (runs in its own process)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def busy_times(masker, jpeg: bytes, mask_id: int, repeat: int) -> dict[str, float]:
+    """Median ms of ``masker.apply`` on ``jpeg``: idle (before and after) and with one core
+    kept busy by another process."""
+    run = lambda: masker.apply(jpeg, mask_id, Mode.FACES)  # noqa: E731
+    idle = [median_ms(run, repeat)]
+    spinner = multiprocessing.get_context("spawn").Process(
+        target=_spin, args=(SPIN_LIMIT_S,), name="facemask-bench-spin", daemon=True
+    )
+    spinner.start()
+    try:
+        time.sleep(0.5)  # until it spins (a fresh interpreter starts first)
+        busy = median_ms(run, repeat)
+    finally:
+        spinner.terminate()
+        spinner.join(5)
+    idle.append(median_ms(run, repeat))
+    idle_ms = statistics.mean(idle)
+    return {
+        "idle_ms": round(idle_ms, 2),
+        "idle_before_ms": round(idle[0], 2),
+        "idle_after_ms": round(idle[1], 2),
+        "busy_ms": round(busy, 2),
+        "ratio": round(busy / idle_ms, 2),
+    }
+
+
+# ------------------------------------------------------------------------------ memory
+
+
+def _status_mb(field: str) -> float:
+    """A field of /proc/self/status (VmRSS: resident now, VmHWM: its peak) in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _worker_life(conn: Connection, jpegs: list[bytes], photos: int, workers: int, on_torch: bool):
+    """A worker's life in a fresh process: what each step adds to its resident memory."""
+    steps: list[tuple[str, float]] = []
+
+    def step(name: str) -> None:
+        steps.append((name, _status_mb("VmRSS")))
+
+    step("python, numpy, OpenCV, Pillow")
+    if on_torch:  # as workers ran before issue 18
+        os.environ["FACEMASK_MTCNN_BACKEND"] = "torch"
+    from core import runtime, threads
+    from core.api import FaceMasker
+
+    threads.configure(workers=workers)  # as serving.pool.load_mask_job does
+    step("core's modules (PyAV, ...)")
+    if on_torch:
+        import torch  # noqa: F401
+
+        step("torch")
+    runtime.available()
+    step("ONNX Runtime, onnx")
+    from core.landmarks import KeypointPredictor
+
+    predictor = KeypointPredictor.load()
+    if on_torch:
+        predictor.model  # noqa: B018  (the torch model was loaded beside the int8 sessions)
+    step("keypoint model (int8 ensemble)")
+    from core.detect import default_detector
+
+    detector = default_detector()
+    step("MTCNN")
+    masker = FaceMasker(predictor, detector)
+    for mask_id in ALL_SEVEN:
+        masker.picture(mask_id)
+    step("mask pictures (7)")
+    started = time.perf_counter()
+    for k in range(photos):
+        masker.apply(jpegs[k % len(jpegs)], ALL_SEVEN[k % len(ALL_SEVEN)], Mode.FACES)
+    ms = (time.perf_counter() - started) * 1000 / max(1, photos)
+    step(f"{photos} photos")
+    conn.send(
+        {
+            "steps": [
+                {"step": name, "rss_mb": round(mb, 1), "added_mb": round(mb - before, 1)}
+                for (name, mb), (_, before) in zip(steps, [steps[0], *steps[:-1]])
+            ],
+            "photos": photos,
+            "ms_per_photo": round(ms, 1),
+            "rss_mb": round(steps[-1][1], 1),
+            "peak_rss_mb": round(_status_mb("VmHWM"), 1),
+            "threads": threads.count(),
+            "torch_loaded": "torch" in sys.modules,
+            "detector": type(detector).__name__,
+            "mtcnn": type(getattr(detector, "first", detector)._mtcnn.pnet).__name__,
+            "keypoints": predictor.backend,
+        }
+    )
+
+
+def worker_memory(jpegs: list[bytes], photos: int, workers: int = 1, on_torch: bool = False):
+    """Resident memory of a fresh worker-like process, step by step, after ``photos``
+    photos (the two bench photos in turn, the seven masks in turn), and its peak."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    child = context.Process(
+        target=_worker_life, args=(theirs, jpegs, photos, workers, on_torch), daemon=True
+    )
+    child.start()
+    theirs.close()
+    try:
+        report = ours.recv()
+    except EOFError:
+        raise RuntimeError(f"the worker-like process died (exit code {child.exitcode})") from None
+    finally:
+        child.join(30)
+    report["workers"] = workers
+    return report
+
+
+def print_memory(report: dict) -> None:
+    how = "before issue 18 (torch)" if report["torch_loaded"] else "as served"
+    print(f"worker-like process, {how}: threads {report['threads']}, MTCNN {report['mtcnn']}, "
+          f"keypoints {report['keypoints']}, torch loaded: {report['torch_loaded']}")  # fmt: skip
+    for s in report["steps"]:
+        print(f"  {s['step']:<32} {s['added_mb']:>+8.1f} MB  -> {s['rss_mb']:>7.1f} MB resident")
+    print(f"after {report['photos']} photos ({report['ms_per_photo']:.0f} ms each): "
+          f"{report['rss_mb']:.0f} MB resident, peak {report['peak_rss_mb']:.0f} MB "
+          "(target: <= 450 MB)")  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if "--video" in given:  # moving pictures have their own bench (lab/video_bench.py)
@@ -145,13 +298,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also time the first release's pipeline (Haar cascade, model on torch) in this run",
     )
     p.add_argument("--json", action="store_true", help="last line: JSON with total_ms_p50")
+    p.add_argument(
+        "--busy",
+        action="store_true",
+        help="time a photo with one core kept busy by another process, beside the idle time",
+    )
+    p.add_argument(
+        "--memory",
+        type=int,
+        metavar="PHOTOS",
+        default=None,
+        help="resident memory of a worker-like process, step by step and after PHOTOS photos "
+        "(--json alone measures 100)",
+    )
+    p.add_argument(
+        "--memory-torch",
+        action="store_true",
+        help="--memory as workers ran before issue 18: torch loaded, MTCNN on torch",
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="--memory: worker processes sharing the cores"
+    )
     args = p.parse_args(argv)
+
+    photos = [("one_face", one_face_photo()), ("four_faces", group_photo())]
+    jpegs = {name: imageio.encode(photo, None, "JPEG") for name, photo in photos}
+    if args.busy or args.memory is not None or args.memory_torch:
+        return busy_and_memory(args, jpegs)
 
     setups = [(args.detector, args.backend)]
     if args.baseline:
         setups.append(("haar", "torch"))
-    photos = [("one_face", one_face_photo()), ("four_faces", group_photo())]
-    jpegs = {name: imageio.encode(photo, None, "JPEG") for name, photo in photos}
     stages = ["decode", "detect", "landmarks", "warp", "encode", "total", "all_seven"]
     runs = []
     for detector, backend in setups:
@@ -185,6 +362,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if args.baseline:
             summary["baseline"] = {"setup": runs[1][0], "photos": runs[1][1]}
+        summary["memory"] = worker_memory(list(jpegs.values()), 100, args.workers)
+        print_memory(summary["memory"])
+        print(json.dumps(summary))
+    return 0
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else float("nan")
+
+
+def busy_and_memory(args, jpegs: dict[str, bytes]) -> int:
+    """``--busy`` and/or ``--memory``: each measured alone."""
+    from core import threads
+
+    summary: dict = {"cpus": os.cpu_count(), "load_before": load_average()}
+    if args.busy:
+        masker, weights = make_masker(args, args.detector, args.backend)
+        result = busy_times(masker, jpegs["one_face"], args.mask, args.repeat)
+        result.update(threads=threads.count(), usable_cores=threads.usable_cores())
+        summary["busy"] = result
+        print(f"{WIDTH}x{HEIGHT} JPEG, one face, mask {args.mask}, median of {args.repeat} runs, "
+              f"{result['threads']} thread(s) per library on {result['usable_cores']} usable "
+              f"core(s), load average {summary['load_before']}")  # fmt: skip
+        print(f"idle {result['idle_ms']:.1f} ms (before {result['idle_before_ms']:.1f}, after "
+              f"{result['idle_after_ms']:.1f}), one core busy {result['busy_ms']:.1f} ms: "
+              f"{result['ratio']:.2f}x idle (target <= 1.6x)")  # fmt: skip
+    if args.memory is not None or args.memory_torch:
+        photos = args.memory if args.memory is not None else 100
+        report = worker_memory(list(jpegs.values()), photos, args.workers, args.memory_torch)
+        summary["memory"] = report
+        print_memory(report)
+    summary["load_after"] = load_average()
+    if args.json:
         print(json.dumps(summary))
     return 0
 
