@@ -4,11 +4,8 @@ model), Redis holds no picture, and a dump of it written to disk holds none eith
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from bot.queue import RedisQueue
 from core.results import MaskedPhoto, Mode
@@ -33,24 +30,6 @@ def dump(server: RedisServer) -> bytes:
     finally:
         client.close()
     return (server.workdir / "dump.rdb").read_bytes()
-
-
-@pytest_asyncio.fixture
-async def redis_and_worker(tmp_path: Path) -> AsyncIterator[tuple[RedisServer, WorkerProcess]]:
-    try:
-        server = RedisServer(tmp_path)
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    await server.start()
-    worker = WorkerProcess("worker", server.url, tmp_path, WORKERS="1")
-    worker.start()
-    try:
-        await worker.ready()
-        yield server, worker
-    finally:
-        assert await worker.stop() == 0, worker.log()[-3000:]
-        await server.kill()
-    assert "Traceback" not in worker.log()
 
 
 async def test_redis_keeps_no_picture_after_150_jobs(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -107,24 +106,6 @@ async def test_without_a_video_lane_videos_share_the_photo_processes() -> None:
 
 
 # ----------------------------------------------------------------------------- Redis
-
-
-@pytest_asyncio.fixture
-async def redis_and_worker(tmp_path: Path) -> AsyncIterator[tuple[RedisServer, WorkerProcess]]:
-    try:
-        server = RedisServer(tmp_path)
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    await server.start()
-    worker = WorkerProcess("worker", server.url, tmp_path, WORKERS="1", VIDEO_WORKERS="1")
-    worker.start()
-    try:
-        await worker.ready()
-        yield server, worker
-    finally:
-        assert await worker.stop() == 0, worker.log()[-3000:]
-        await server.kill()
-    assert "Traceback" not in worker.log(), worker.log()[-3000:]
 
 
 async def test_videos_through_redis_to_facemask_worker_with_progress_and_cancel(
