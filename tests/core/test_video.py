@@ -7,7 +7,6 @@ import io
 import json
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -27,28 +26,12 @@ from core.errors import (
 )
 from core.results import MaskedVideo, Mode
 from core.tracking import eye_distance
+from tests.support.clips import add_tone, face_frames
 
 FPS = 15
 
 
 # --------------------------------------------------------------------------- clips
-
-
-def face_frames(
-    n: int, size: tuple[int, int] = (240, 180), drift: float = 1.0, noise: float = 3.0
-) -> list[np.ndarray]:
-    """The astronaut's head and shoulders (eyes ~26 px apart at 240x180), drifting
-    ``drift`` px a frame to the right, with fresh sensor noise in every frame."""
-    from skimage import data
-
-    head = cv2.resize(data.astronaut()[0:300, 25:425], size, interpolation=cv2.INTER_AREA)
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        m = np.float32([[1, 0, drift * i - drift * n / 2], [0, 1, 0]])
-        frame = cv2.warpAffine(head, m, size, borderMode=cv2.BORDER_REFLECT)
-        out.append(np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8))
-    return out
 
 
 def encode(
@@ -78,17 +61,7 @@ def encode(
             c.mux(v.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         c.mux(v.encode(None))
         if a is not None:
-            rate, total = 48000, round(48000 * len(frames) / fps)
-            for start in range(0, total, 960):
-                k = min(960, total - start)
-                t = np.arange(start, start + k) / rate
-                tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-                frame = av.AudioFrame.from_ndarray(
-                    np.stack([tone, tone]), format="fltp", layout="stereo"
-                )
-                frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-                c.mux(a.encode(frame))
-            c.mux(a.encode(None))
+            add_tone(c, a, len(frames) / fps)
     return Path(path).read_bytes() if path else target.getvalue()
 
 

@@ -1,6 +1,6 @@
 """Real clips for tests and measurements, encoded with PyAV: the astronaut's face (scikit-image)
 drifting across the frame with fresh sensor noise each frame, as MP4 (H.264, optionally with an
-AAC tone as long as the picture), GIF, or sound alone. The same recipe as tests/core/test_video.py.
+AAC tone as long as the picture), GIF, or sound alone. tests/core/test_video.py uses them too.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 def face_frames(
     n: int, size: tuple[int, int] = (240, 180), drift: float = 1.0, noise: float = 3.0
 ) -> list[np.ndarray]:
-    """``n`` RGB frames of ``size`` (width, height): the astronaut's head and shoulders, moving
-    ``drift`` px a frame to the right."""
+    """``n`` RGB frames of ``size`` (width, height): the astronaut's head and shoulders (eyes
+    ~26 px apart at 240x180), moving ``drift`` px a frame to the right."""
     from skimage import data
 
     head = cv2.resize(data.astronaut()[0:300, 25:425], size, interpolation=cv2.INTER_AREA)
@@ -75,10 +75,13 @@ def _write(
             c.mux(v.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         c.mux(v.encode(None))
         if a is not None:
-            _tone(c, a, len(frames) / fps)
+            add_tone(c, a, len(frames) / fps)
 
 
-def _tone(container: av.container.OutputContainer, stream: av.AudioStream, seconds: float) -> None:
+def add_tone(
+    container: av.container.OutputContainer, stream: av.AudioStream, seconds: float
+) -> None:
+    """A 440 Hz tone of ``seconds`` into the audio ``stream``, flushed."""
     rate, total = 48000, round(48000 * seconds)
     for start in range(0, total, 960):
         k = min(960, total - start)
@@ -105,7 +108,7 @@ def audio_only(seconds: float = 1.0) -> bytes:
     """An MP4 holding a tone and no picture."""
     out = io.BytesIO()
     with av.open(out, "w", format="mp4") as c:
-        _tone(c, c.add_stream("aac", rate=48000), seconds)
+        add_tone(c, c.add_stream("aac", rate=48000), seconds)
     return out.getvalue()
 
 
