@@ -41,13 +41,32 @@ log = logging.getLogger(__name__)
 
 @cache
 def ort() -> Any:
-    """The ``onnxruntime`` module, its telemetry switched off (see the module's notes)."""
+    """The ``onnxruntime`` module, its telemetry switched off (see the module's notes) and
+    one memory arena registered for all our sessions (see :func:`session`)."""
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # read when it is first imported
     import onnxruntime
 
     if hasattr(onnxruntime, "disable_telemetry_events"):  # absent from some builds
         onnxruntime.disable_telemetry_events()
+    global _shared_arena
+    try:
+        # grown by what is asked, not in powers of two; a free chunk split where it would
+        # waste more than 1 MB
+        config = onnxruntime.OrtArenaCfg(
+            {"arena_extend_strategy": 1, "max_dead_bytes_per_chunk": 1 << 20}
+        )
+        cpu = onnxruntime.OrtMemoryInfo(
+            "Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+            onnxruntime.OrtMemType.DEFAULT,
+        )  # fmt: skip
+        onnxruntime.create_and_register_allocator(cpu, config)
+        _shared_arena = True
+    except Exception as err:  # an older build: each session keeps its own arena
+        log.debug("no shared ONNX Runtime arena: %s", err)
     return onnxruntime
+
+
+_shared_arena = False
 
 
 def available() -> bool:
@@ -171,15 +190,21 @@ def member_models(proto: Any, members: int) -> list[bytes]:
 def session(model: bytes, threads: int, varying_shapes: bool = False) -> Any:
     """An ONNX Runtime session on the CPU with ``threads`` threads, none busy-waiting.
 
-    ``varying_shapes``: the inputs change size from run to run (MTCNN's pyramid levels and
-    patch batches). ONNX Runtime's memory arena and its per-shape memory plans then only
-    grow: they held ~50 MB more in a worker after 40 photos than plain allocations, which
-    ran as fast (facemask-bench --memory, issue 18).
+    Its scratch memory comes from the one arena all our sessions share (registered by
+    :func:`ort`): with an arena per session each kept its own peak, and MTCNN's, fed
+    pyramid levels of every size, kept growing (a worker after 60 photos: 381 MB resident
+    with the shared arena, 422-427 with one each and none for MTCNN, ~480 with one each;
+    the same 102-106 ms a photo; facemask-bench --memory). ``varying_shapes``: the inputs
+    change size from run to run (MTCNN's pyramid levels and patch batches, CenterFace's
+    photos), so no memory plan is kept per shape.
     """
     ort_ = ort()
     options = ort_.SessionOptions()
-    if varying_shapes:
+    if _shared_arena:
+        options.add_session_config_entry("session.use_env_allocators", "1")
+    elif varying_shapes:  # a session's own arena would only grow
         options.enable_cpu_mem_arena = False
+    if varying_shapes:
         options.enable_mem_pattern = False
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

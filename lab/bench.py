@@ -219,7 +219,7 @@ def _worker_life(conn: Connection, jpegs: list[bytes], photos: int, workers: int
     from core.detect import default_detector
 
     detector = default_detector()
-    step("MTCNN")
+    step(f"face detector ({type(detector).__name__})")
     masker = FaceMasker(predictor, detector)
     for mask_id in ALL_SEVEN:
         masker.picture(mask_id)
