@@ -344,3 +344,39 @@ def test_a_model_without_heatmaps_reports_no_spread_and_takes_one_look():
 def test_a_degenerate_box_gets_points_not_an_error(predictor):
     points = predictor.predict(astronaut(), [FaceBox(100.0, 100.0, 0.0), FaceBox(5.0, 7.0, 1e-9)])
     assert points.shape == (2, 68, 2) and np.isfinite(points).all()
+
+
+def _stub_look(spread_by_angle: dict[float, float]):
+    """A model that reads the face box's angle into its points and doubts by angle."""
+    from masks import catalog
+
+    template = catalog.template().points.astype(np.float32) / 10
+
+    def look(faces, boxes):
+        points = np.stack([template + b.angle % 360 for b in boxes])
+        spread = np.array([spread_by_angle.get(round(b.angle % 360), 0.3) for b in boxes])
+        return points, spread.astype(np.float32)
+
+    return look
+
+
+@pytest.mark.parametrize(
+    ("turned_spread", "kept_angle"),
+    [(0.20, 0.0), (0.12, 180.0)],  # doubtful every way round: upright; sure turned: turned
+)
+def test_a_turned_reading_is_kept_only_when_the_model_is_sure_of_it(turned_spread, kept_angle):
+    from dataclasses import replace
+
+    from core.landmarks import surest_points
+
+    boxes = [FaceBox(50.0, 50.0, 40.0)]
+    look = _stub_look({0: 0.25, 90: 0.3, 180: turned_spread, 270: 0.3})
+    points = surest_points(
+        look,
+        boxes,
+        lambda i, degrees: replace(boxes[i], angle=boxes[i].angle + degrees),
+        unsure_spread=0.18,
+        refine=False,
+    )
+    template = _stub_look({})([0], [FaceBox(0.0, 0.0, 1.0)])[0][0]
+    np.testing.assert_allclose(points[0], template + kept_angle, atol=1e-4)
