@@ -404,6 +404,10 @@ DETECTORS = {
 }
 
 
+#: every name :func:`default_detector` takes ("auto" is the product's choice)
+DETECTOR_NAMES = ("auto", *sorted(DETECTORS))
+
+
 def default_detector(name: str | None = None) -> FaceDetector:
     """The detector called ``name``, else ``$FACEMASK_DETECTOR``, else "auto".
 
@@ -423,6 +427,6 @@ def default_detector(name: str | None = None) -> FaceDetector:
             log.warning("%s; using OpenCV's Haar cascade instead (finds fewer small faces)", err)
             return HaarFaceDetector()
     if chosen not in DETECTORS:
-        known = ", ".join(["auto", *DETECTORS])
+        known = ", ".join(DETECTOR_NAMES)
         raise ValueError(f"unknown face detector {chosen!r}: choose one of {known}")
     return DETECTORS[chosen]()

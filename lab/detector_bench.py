@@ -23,10 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.detect import DETECTORS, Detection, FaceDetector, default_detector
+from core.detect import Detection, FaceDetector, default_detector
 from core.errors import NoFaceFoundError
 from core.preprocess import box_from_points
 from core.results import Mode
+from lab.options import add_detector_option
 from training.data import load_splits, read_image
 from training.metrics import interocular, point_inside
 
@@ -144,12 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, required=True, help="the face-keypoints folder")
     p.add_argument("--photos", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--detector",
-        choices=["auto", *sorted(DETECTORS)],
-        default="auto",
-        help="default: the product's (MTCNN with CenterFace behind it)",
-    )
+    add_detector_option(p)
     p.add_argument(
         "--masked",
         action="store_true",

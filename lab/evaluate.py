@@ -34,7 +34,6 @@ import numpy as np
 from tqdm import tqdm
 
 from core.detect import (
-    DETECTORS,
     Detection,
     FaceDetector,
     default_detector,
@@ -44,6 +43,7 @@ from core.detect import (
 from core.face68 import REGIONS
 from core.landmarks import UNSURE_SPREAD, UNSURE_SPREAD_WHOLE, KeypointPredictor
 from core.preprocess import eye_angle, reorient, whole_image_box
+from lab.options import add_detector_option
 from training.data import Sample, read_image, read_labels, read_validation_people
 from training.metrics import matching_detection, point_errors, summarize
 
@@ -233,12 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--labels", type=Path, required=True, action="append", help="upstream CSV")
     p.add_argument("--weights", type=Path, help="default: the shipped weights")
     p.add_argument("--whole-image", action="store_true", help="the seed's protocol")
-    p.add_argument(
-        "--detector",
-        choices=["auto", *sorted(DETECTORS)],
-        default="auto",
-        help="default: the product's (MTCNN with CenterFace behind it)",
-    )
+    add_detector_option(p)
     p.add_argument("--people", type=Path, help="keep only these people (validation_people.txt)")
     p.add_argument("--exclude-people", type=Path, help="drop these people")
     p.add_argument("--limit", type=int, help="score only the first N images")

@@ -34,9 +34,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core.detect import DETECTORS, FaceDetector, default_detector
+from core.detect import FaceDetector, default_detector
 from lab.damage import CONDITIONS, Condition, damaged, select
 from lab.evaluate import product_prediction
+from lab.options import add_detector_option
 from training.data import Sample, load_splits, read_image
 from training.metrics import centre_inside, nme, summarize
 
@@ -206,12 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         + " ".join(dict.fromkeys(c.name for c in CONDITIONS)),
     )
     p.add_argument("--limit", type=int, help="score N images spread over the validation people")
-    p.add_argument(
-        "--detector",
-        choices=["auto", *sorted(DETECTORS)],
-        default="auto",
-        help="the face detector (default: the product's, MTCNN with CenterFace behind it)",
-    )
+    add_detector_option(p)
     p.add_argument("--weights", type=Path, help="keypoint weights (default: the shipped ones)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="the damage's random choices")
