@@ -4,7 +4,7 @@
                         [--detector auto] [--limit N] [--json] [--out FILE.json]
 
 Every image of the validation people (training/ and test/ together, never trained on) is
-rewritten with one real-world condition at a time (:mod:`lab.damage`: heavy JPEG, dark,
+rewritten with one real-world condition at a time (:mod:`training.damage`: heavy JPEG, dark,
 low resolution, sunglasses, an already-worn mask, chin or forehead out of frame, a hand
 or a cup over the mouth), its labels kept, and run through the product's path as
 ``facemask-eval --people`` does (:func:`lab.evaluate.product_prediction`: the face search
@@ -35,9 +35,9 @@ import numpy as np
 from tqdm import tqdm
 
 from core.detect import FaceDetector, default_detector
-from lab.damage import CONDITIONS, Condition, damaged, select
 from lab.evaluate import product_prediction
 from lab.options import add_detector_option
+from training.damage import CONDITIONS, Condition, damaged, select
 from training.data import Sample, load_splits, read_image
 from training.metrics import centre_inside, nme, summarize
 

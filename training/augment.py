@@ -11,12 +11,16 @@ training crop is cut exactly the way the product cuts one; only the box is jitte
 
 Then rotation, mirror (with the 68-point permutation and the data set's mirror shift, see
 MIRROR_SHIFT), colour, greyscale, blur, noise. JPEG artefacts come from a second, heavily
-compressed copy of each source image.
+compressed copy of each source image. Occlusion (``p_occlude``, :mod:`training.occlusion`)
+draws a worn mask, sunglasses, a hand, a bar, a cut frame or the dark on the source photo
+before it is cropped; each batch then also carries the same crops without it, for
+teachers to read (their targets for a covered face come from seeing it uncovered).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -36,6 +40,7 @@ from core.preprocess import (
     points_to_unit,
     whole_image_box,
 )
+from training.occlusion import DEFAULT_WEIGHTS, occlude
 
 # The data set's points sit right of where a mirror image puts them: a network trained on
 # unmirrored crops, shown mirrored training photos (pixel x -> W - 1 - x), reads the points
@@ -66,6 +71,8 @@ class AugmentConfig:
     p_jpeg: float = 0.25
     noise: float = 0.03
     p_erase: float = 0.0  # a random grey rectangle over part of the face (occlusion)
+    p_occlude: float = 0.0  # a drawn occluder (training.occlusion) on the photo
+    occluders: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
 
 def jpeg_degrade(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -218,6 +225,13 @@ def normalize_tensor(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+class Batch(NamedTuple):
+    x: torch.Tensor  # normalised crops
+    y: torch.Tensor  # unit targets
+    mirrored: torch.Tensor  # bool, which crops are mirrored
+    clean: torch.Tensor  # the same crops with no occluder and no photometric change
+
+
 class Augmenter:
     """Draws an augmented batch from canvases held on a device."""
 
@@ -245,8 +259,8 @@ class Augmenter:
             else None
         )
 
-    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Normalised crops, unit targets and which crops are mirrored (bool)."""
+    def batch(self, idx: np.ndarray) -> Batch:
+        """Crops, their targets, which are mirrored, and the crops without occlusion."""
         cfg = self.cfg
         boxes = sample_boxes(self.points[idx], self.sizes[idx], cfg, self.rng)
         flips = self.rng.random(len(idx)) < cfg.p_flip
@@ -256,12 +270,33 @@ class Augmenter:
             use = torch.as_tensor(self.rng.random(len(idx)) < cfg.p_jpeg, device=self.device)
             src = torch.where(use.view(-1, 1, 1, 1), self.degraded[idx_t], src)
         crops, matrices = crop_batch(src, boxes, self.size, flips)
-        crops = photometric(crops, cfg, self.gen)
+        clean = crops
+        if cfg.p_occlude > 0:
+            covered = self.occluded(src, idx)
+            if covered is not src:
+                crops, _ = crop_batch(covered, boxes, self.size, flips)
+        crops = photometric(crops, cfg, self.gen)  # makes new tensors: clean stays
         target = target_points(
             self.points[idx], matrices, flips, self.size, self.sizes[idx, 1], cfg.mirror_shift
         )
-        return (
+        return Batch(
             normalize_tensor(crops),
             torch.from_numpy(target).to(self.device),
             torch.from_numpy(flips).to(self.device),
+            normalize_tensor(clean),
         )
+
+    def occluded(self, src: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        """``src`` with an occluder drawn on a ``p_occlude`` share of its photos (drawn in
+        numpy on the photo's part of the canvas, where its points are); ``src`` itself
+        when none is drawn."""
+        chosen = np.flatnonzero(self.rng.random(len(idx)) < self.cfg.p_occlude)
+        if not len(chosen):
+            return src
+        out = src.clone()
+        for row in chosen:
+            h, w = (int(v) for v in self.sizes[idx[row]])
+            image = out[row, :, :h, :w].permute(1, 2, 0).cpu().numpy()
+            drawn, _ = occlude(image, self.points[idx[row]], self.rng, self.cfg.occluders)
+            out[row, :, :h, :w] = torch.from_numpy(drawn).permute(2, 0, 1).to(out.device)
+        return out

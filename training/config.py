@@ -49,6 +49,10 @@ class TrainConfig:
     # target beside the labels, weighted distill_weight (labels 1 - distill_weight)
     teachers: list[str] = field(default_factory=list)
     distill_weight: float = 0.5
+    # what the teachers read: the student's crop ("augmented") or the same crop without
+    # occlusion or colour changes ("clean"), so a covered face is taught where its points are
+    teacher_input: str = "augmented"
+    keep_epochs: bool = False  # also keep every epoch's weights (epochs/epoch-N.pt)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +83,8 @@ def over(cfg: TrainConfig, changes: dict) -> TrainConfig:
             if "mirror_shift" in sub:  # JSON has lists, the config tuples
                 sub["mirror_shift"] = tuple(sub["mirror_shift"])
             changes[name] = replace(getattr(cfg, name), **sub)
+    if changes.get("teacher_input", "augmented") not in ("augmented", "clean"):
+        raise ConfigError(f"teacher_input is augmented or clean, not {changes['teacher_input']!r}")
     return replace(cfg, **changes)
 
 

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core.model import build_model, load_weights, save_weights
-from training.augment import Augmenter
+from core.model import build_model, load_weights, members, save_weights
+from training.augment import Augmenter, Batch
 from training.config import ConfigError, TrainConfig, over, resolve
 from training.data import Pack, StalePack, build_pack, load_splits
 from training.validate import validate
@@ -125,12 +125,13 @@ class Trainer:
         log.info("teacher: %s (%s %s)", path, teacher.config.arch, teacher.config.head)
         return teacher.to(self.device, memory_format=torch.channels_last).eval()
 
-    def loss(
-        self, x: torch.Tensor, pred: torch.Tensor, y: torch.Tensor, mirrored: torch.Tensor
-    ) -> torch.Tensor:
-        """The labels' loss, or with teachers, a blend of it and the teachers' mean's. On a
-        mirrored crop the labels stand in for the teachers: networks trained on unmirrored
-        crops read mirrored faces worse (validation people 4.10 vs 3.78% NME, shifted back)."""
+    def loss(self, batch: Batch, pred: torch.Tensor) -> torch.Tensor:
+        """The labels' loss, or with teachers, a blend of it and the teachers' mean's (the
+        teachers read the crop ``teacher_input`` names). On a mirrored crop the labels stand
+        in for the teachers: networks trained on unmirrored crops read mirrored faces worse
+        (validation people 4.10 vs 3.78% NME, shifted back)."""
+        y, mirrored = batch.y, batch.mirrored
+        x = batch.clean if self.cfg.teacher_input == "clean" else batch.x
         loss = keypoint_loss(pred, y, self.cfg)
         if not self.teachers:
             return loss
@@ -207,11 +208,11 @@ class Trainer:
                 for g in self.opt.param_groups:
                     g["lr"] = self.lr_at(step)
             idx = order[i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size]
-            x, y, mirrored = self.aug.batch(idx)
-            x = x.contiguous(memory_format=torch.channels_last)
+            batch = self.aug.batch(idx)
+            x = batch.x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
                 pred = self.model(x)
-            loss = self.loss(x, pred.float(), y, mirrored)
+            loss = self.loss(batch, pred.float())
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
@@ -255,6 +256,15 @@ class Trainer:
                     val=val,
                     config=self.cfg.to_dict(),
                 )
+            if self.cfg.keep_epochs:
+                (self.out / "epochs").mkdir(exist_ok=True)
+                save_weights(
+                    self.model,
+                    self.out / "epochs" / f"epoch-{self.epoch}.pt",
+                    epoch=self.epoch,
+                    val=val,
+                    config=self.cfg.to_dict(),
+                )
             self.save()
             log.info(
                 "epoch %d/%d loss %.4f val NME %.4f (whole image %.4f, fail %.3f) best %.4f %.0fs",
@@ -269,6 +279,19 @@ class Trainer:
             )
             plot_curves(self.history, self.out / "curves.png")
         return self.best
+
+
+def init_state(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
+    """The weights to start from: a checkpoint's, or an ensemble's member of ``arch``
+    (a released ensemble fine-tunes member by member)."""
+    model, _ = load_weights(path)
+    nets = [m for m in members(model) if m.config.arch == arch]
+    if not nets:
+        found = ", ".join(m.config.arch for m in members(model))
+        raise ValueError(f"{path} holds no {arch} network (it holds {found})")
+    if len(nets) > 1:
+        raise ValueError(f"{path} holds {len(nets)} {arch} networks: give one member's file")
+    return nets[0].state_dict()
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
@@ -315,6 +338,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--erase", type=float, help="probability of an occluding rectangle")
     p.add_argument(
+        "--occlude",
+        type=float,
+        help="probability of a drawn occluder: worn mask, sunglasses, hand, cut frame, dark",
+    )
+    p.add_argument(
         "--jitter", type=float, help="detector-style boxes' scatter, x the Haar cascade's"
     )
     p.add_argument("--rotation", type=float, help="rotation augmentation, +- degrees")
@@ -350,6 +378,12 @@ def main(argv: list[str] | None = None) -> None:
         help="distil from these weights (repeat for an ensemble; their mean is the target)",
     )
     p.add_argument("--distill-weight", type=float, help="the teachers' share of the loss (0.5)")
+    p.add_argument(
+        "--teacher-input",
+        choices=["augmented", "clean"],
+        help="teachers read the student's crop, or the same crop without occlusion",
+    )
+    p.add_argument("--keep-epochs", action="store_true", help="keep every epoch's weights")
     args = p.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -375,11 +409,14 @@ def main(argv: list[str] | None = None) -> None:
         "freeze_backbone": args.freeze_backbone or None,
         "teachers": [str(t) for t in args.teacher] if args.teacher else None,
         "distill_weight": args.distill_weight,
+        "teacher_input": args.teacher_input,
+        "keep_epochs": args.keep_epochs or None,
         "init": str(args.init) if args.init else None,
         "imagenet": False if args.no_imagenet else None,
         "model": {"input_size": args.input_size, "arch": args.arch},
         "augment": {
             "p_erase": args.erase,
+            "p_occlude": args.occlude,
             "detector_jitter": args.jitter,
             "rotation": args.rotation,
             "p_flip": args.flip,
@@ -398,8 +435,7 @@ def main(argv: list[str] | None = None) -> None:
     pack = make_pack(args.data, args.cache, cfg.canvas)
     trainer = Trainer(cfg, pack, args.out, args.device)
     if cfg.init and not args.resume:
-        blob = torch.load(cfg.init, map_location=args.device, weights_only=True)
-        trainer.model.load_state_dict(blob["state_dict"])
+        trainer.model.load_state_dict(init_state(cfg.init, cfg.model.arch))
         log.info("initialised from %s", cfg.init)
     if args.resume and (args.out / "last.pt").exists():
         trainer.resume()

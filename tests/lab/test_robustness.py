@@ -1,4 +1,4 @@
-"""Damaged faces (lab.damage) on the real astronaut, and facemask-robustness end to end."""
+"""Damaged faces (training.damage) on the real astronaut, and facemask-robustness end to end."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from skimage import data
 
-from lab import damage, robustness
+from lab import robustness
 from masks import catalog
 from tests.core.conftest import ASTRONAUT_MARKS, fit_template
+from training import damage
 
 
 @pytest.fixture(scope="module")

@@ -64,8 +64,8 @@ def test_augmenter_batch_shapes_and_targets_inside_crop(tiny_dataset):
 
     pack = build_pack({"train": load_splits(tiny_dataset).train}, canvas=160, progress=False)
     aug = Augmenter(pack.images, pack.points, pack.sizes, 64, AugmentConfig(p_erase=0.5), "cpu", 0)
-    x, y, mirrored = aug.batch(np.arange(len(pack)))
-    assert x.shape == (len(pack), 3, 64, 64) and y.shape == (len(pack), 68, 2)
+    x, y, mirrored, clean = aug.batch(np.arange(len(pack)))
+    assert x.shape == clean.shape == (len(pack), 3, 64, 64) and y.shape == (len(pack), 68, 2)
     assert torch.isfinite(x).all()
     # most points land inside the crop (rotation and shifts may push a few jaw points out)
     inside = ((y > 0) & (y < 1)).all(-1).float().mean()
