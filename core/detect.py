@@ -282,21 +282,69 @@ def detect_with_turns(detector: FaceDetector, image_rgb: np.ndarray) -> list[Det
 
     For the Haar cascade (scores are neighbour counts, > 1) this turns only empty photos.
     A detector with a ``fallback`` (:class:`MtcnnThenCenterFace`) gets one more, upright
-    look by that fallback where the whole search found nothing: faces that the first
-    detector misses (worn masks, dark photos) without paying for a second detector on
-    every turn of a photo that simply has no face.
+    look by that fallback wherever no face was sure upright (:func:`with_fallback`): faces
+    the first detector misses or sees the wrong way up (worn masks, dark photos), without
+    paying for a second detector on the ordinary photo, where a face is sure upright.
     """
-    found = _search(detector, image_rgb)
-    fallback: FaceDetector | None = getattr(detector, "fallback", None)
-    if not found and fallback is not None:
-        return largest_first(fallback.detect(image_rgb))
-    return found
-
-
-def _search(detector: FaceDetector, image_rgb: np.ndarray) -> list[Detection]:
     upright = detector.detect(image_rgb)
     if _best_score(upright) >= SURE_SCORE:
         return upright
+    found = _search_turned(detector, image_rgb, upright)
+    fallback: FaceDetector | None = getattr(detector, "fallback", None)
+    if fallback is None:
+        return found
+    return with_fallback(found, fallback.detect(image_rgb))
+
+
+# Two readings of one face whose angles are further apart than this see it different
+# ways up: MTCNN takes a worn mask's top edge and the eyes above it for an upside-down
+# face's mouth and nose (9 of 100 validation faces in a cloth mask, found at 150-180
+# degrees), where CenterFace, which reads the face whole, has it upright.
+OPPOSITE_DEGREES = 90.0
+
+
+def with_fallback(found: list[Detection], extra: list[Detection]) -> list[Detection]:
+    """The faces of the search with the fallback's: a face only the fallback found is
+    added; one both found the opposite ways up (``OPPOSITE_DEGREES``) is the fallback's.
+    One face is two detections whose centres lie in each other's squares, or whose squares
+    share a fifth of the smaller: an upside-down reading of a masked face sits on its upper
+    half, 0.26-0.49 of the upright square's area on the validation faces.
+
+    The fallback's angle decides such a face because it comes from the eyes it found
+    (CenterFace's eyes give upside-down faces 150-180 degrees too); where it is wrong the
+    keypoint model still turns a face it doubts (``core.landmarks.surest_points``).
+    """
+    faces = list(found)
+    for e in extra:
+        same = [i for i, f in enumerate(faces) if _same_face(e, f) or _overlap(e, f) >= 0.2]
+        if not same:
+            faces.append(e)
+            continue
+        for i in same:
+            if _angle_gap(faces[i].box.angle, e.box.angle) > OPPOSITE_DEGREES:
+                faces[i] = e
+    unique = [f for i, f in enumerate(faces) if all(f is not g for g in faces[:i])]
+    return largest_first(unique)
+
+
+def _overlap(a: Detection, b: Detection) -> float:
+    """The share of the smaller face square that lies in the other."""
+    ax0, ay0, ax1, ay1 = a.box.face_xyxy()
+    bx0, by0, bx1, by1 = b.box.face_xyxy()
+    w = max(0.0, min(ax1, bx1) - max(ax0, bx0))
+    h = max(0.0, min(ay1, by1) - max(ay0, by0))
+    smaller = min((ax1 - ax0) * (ay1 - ay0), (bx1 - bx0) * (by1 - by0))
+    return w * h / smaller if smaller > 0 else 0.0
+
+
+def _angle_gap(a: float, b: float) -> float:
+    """Degrees between two angles, the short way round (0-180)."""
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+def _search_turned(
+    detector: FaceDetector, image_rgb: np.ndarray, upright: list[Detection]
+) -> list[Detection]:
     turned = detect_turned(detector, image_rgb, enough=EARLY_STOP)
     if _best_score(turned) <= _best_score(upright):
         return upright

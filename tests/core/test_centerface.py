@@ -113,7 +113,7 @@ class _WithFallback(_Counting):
         self.fallback = fallback
 
 
-def test_the_fallback_looks_once_and_only_where_the_whole_search_found_nothing():
+def test_the_fallback_looks_once_wherever_no_face_is_sure_upright_and_never_on_a_sure_one():
     image = np.full((240, 320, 3), 90, np.uint8)
     face = Detection(FaceBox(160.0, 120.0, 80.0), 0.97)
     fallback = _Counting([face])
@@ -123,6 +123,25 @@ def test_the_fallback_looks_once_and_only_where_the_whole_search_found_nothing()
     fallback.calls = 0
     sure = _WithFallback([Detection(FaceBox(100.0, 100.0, 60.0), 0.999)], fallback)
     assert detect_with_turns(sure, image) == sure.found and fallback.calls == 0
+    doubtful = _WithFallback([Detection(FaceBox(60.0, 60.0, 40.0), 0.95)], fallback)
+    found = detect_with_turns(doubtful, image)
+    assert fallback.calls == 1 and found == [face, doubtful.found[0]]  # both, largest first
+
+
+def test_a_face_found_both_ways_up_is_the_fallbacks_and_an_agreeing_one_the_searchs():
+    from core.detect import with_fallback
+
+    # a validation face in a cloth mask (Kathryn_Morris_41): MTCNN sees an upside-down face
+    # on its upper half, CenterFace the face upright; neither centre is in the other square
+    upside_down = Detection(FaceBox(62.7, 54.5, 62.5, angle=-177.0), 0.977)
+    upright = Detection(FaceBox(62.7, 77.0, 69.8, angle=6.8), 0.813)
+    assert with_fallback([upside_down], [upright]) == [upright]
+    tilted = Detection(FaceBox(100.0, 100.0, 100.0, angle=-170.0), 0.99)  # truly upside down
+    agreeing = Detection(FaceBox(102.0, 98.0, 104.0, angle=165.0), 0.9)
+    assert with_fallback([tilted], [agreeing]) == [tilted]  # -170 and 165: 25 degrees apart
+    elsewhere = Detection(FaceBox(300.0, 100.0, 50.0), 0.8)
+    assert with_fallback([tilted], [agreeing, elsewhere]) == [tilted, elsewhere]
+    assert with_fallback([], [elsewhere]) == [elsewhere]
 
 
 @needs_weights
