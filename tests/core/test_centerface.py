@@ -149,3 +149,33 @@ def test_auto_is_mtcnn_with_centerface_behind_it(monkeypatch):
     monkeypatch.delenv("FACEMASK_DETECTOR", raising=False)
     detector = default_detector()
     assert isinstance(detector, MtcnnThenCenterFace) and detector.fallback is not None
+
+
+def test_a_noisy_night_photo_is_searched_blurred_and_a_clean_one_is_not():
+    from skimage import data
+
+    from core.detect import NOISY, noise_level
+
+    astronaut = data.astronaut()
+    rng = np.random.default_rng(0)
+    noisy = np.clip(astronaut + rng.normal(0, 20, astronaut.shape), 0, 255).astype(np.uint8)
+    assert noise_level(astronaut) < NOISY < noise_level(noisy)
+    assert noise_level(np.zeros((2, 2, 3), np.uint8)) == 0.0  # too small to tell
+
+    class Blind:
+        """Sees a face only in a quiet photo, never sure of it upright."""
+
+        def __init__(self) -> None:
+            self.levels: list[float] = []
+
+        def detect(self, image_rgb):
+            self.levels.append(noise_level(image_rgb))
+            quiet = self.levels[-1] < NOISY
+            return [Detection(FaceBox(256.0, 200.0, 150.0), 0.98)] if quiet else []
+
+    blind = Blind()
+    assert len(detect_with_turns(blind, noisy)) == 1
+    assert blind.levels[0] > NOISY > blind.levels[1]  # looked again at a quieter copy
+    blind = Blind()
+    assert len(detect_with_turns(blind, astronaut)) == 1
+    assert blind.levels[1] == pytest.approx(blind.levels[0], rel=1e-3)  # no blurred copy
