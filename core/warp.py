@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from core import face68
+from core.cover import find_worn_mask, hide
 
 # The landmarks the warp follows (core.face68) ... The nose is followed at its bridge (28)
 # and base (33) only: the tip stands out so far that, with the head turned past ~35
@@ -288,6 +289,7 @@ def composite(
     face_px: float,
     exposure: float = 1.0,
     tint: np.ndarray | None = None,
+    lit_by: np.ndarray | None = None,
 ) -> None:
     """Lay ``overlay`` over ``photo`` (uint8 RGB, changed in place), lit like the face.
 
@@ -295,12 +297,17 @@ def composite(
     the bright side of the face under the mask, so the mask gets the photo's light and
     shadow but not the face's features. A soft contact shadow under the edge seats it.
     The result is ``photo * keep + add``, both maps worked out at the overlay's scale.
+    ``lit_by`` (default ``photo``) is the picture the face's light is read from: the photo
+    as it came when a worn mask has been painted over in ``photo``.
     """
     x0, y0, x1, y1 = overlay.box
     s = overlay.scale
     region = photo[y0:y1, x0:x1]
+    light_region = region if lit_by is None else lit_by[y0:y1, x0:x1]
     h, w = overlay.rgba.shape[:2]
-    small = region if s == 1.0 else cv2.resize(region, (w, h), interpolation=cv2.INTER_AREA)
+    small = (
+        light_region if s == 1.0 else cv2.resize(light_region, (w, h), interpolation=cv2.INTER_AREA)
+    )
     face = face_px * s  # the face's width in overlay pixels
 
     rgba = cv2.GaussianBlur(overlay.rgba, (0, 0), max(0.5, face / 500))
@@ -375,12 +382,22 @@ def scene_light(photo: np.ndarray) -> tuple[float, np.ndarray]:
     return exposure, tint
 
 
-def apply_masks(photo: np.ndarray, mask: MaskPicture, faces: list[np.ndarray]) -> np.ndarray:
-    """A copy of ``photo`` (uint8 RGB) with the mask on every face's (68, 2) landmarks."""
+def apply_masks(
+    photo: np.ndarray, mask: MaskPicture, faces: list[np.ndarray], cover: bool = True
+) -> np.ndarray:
+    """A copy of ``photo`` (uint8 RGB) with the mask on every face's (68, 2) landmarks.
+
+    With ``cover``, a mask a face already wears is painted over first (core.cover), so
+    none of it shows around ours; it is still the photo as it came that lights our mask.
+    """
     out = photo.copy()
     exposure, tint = scene_light(photo)
     for points in faces:
         overlay = warp_mask(mask, points, photo.shape[:2])
-        if overlay is not None:
-            composite(out, overlay, face_width(points), exposure, tint)
+        if overlay is None:
+            continue
+        worn = find_worn_mask(photo, points) if cover else None
+        if worn is not None:
+            hide(out, worn)
+        composite(out, overlay, face_width(points), exposure, tint, photo if worn else None)
     return out
