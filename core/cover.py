@@ -5,7 +5,9 @@ or surgical mask, a respirator, one of our own from an earlier round). Where tha
 is wider than ours or reaches higher up the nose, it would show as a coloured rim around
 the new one. :func:`find_worn_mask` tells such a face from a bare one and outlines the old
 mask; :func:`hide` paints it over with what surrounds it (skin above, the cheeks and the
-background beside and below), and ``core.warp.apply_masks`` then lays our mask on top.
+background beside and below), and ``core.warp.apply_masks`` then lays our mask on top,
+lit by the old mask's light and shade (smoothed, so its print does not show through, and
+brought to the skin's brightness, so a black old mask does not darken ours).
 
 How a worn mask is told from a bare face, on the face read at 32 px between the eyes:
 
@@ -85,7 +87,8 @@ PALETTE_DISTANCE = 14.0
 # ear loops: on from jaw points 1 and 15 by this share of their distance from the nose
 # bridge, this many eye distances either side of that line
 STRAP, STRAP_WIDTH = 0.3, 0.04
-GROW = 0.03  # the region grown by this many eye distances: the old mask's soft, dark edge
+LIGHT_SMOOTH = 0.2  # eye distances: the old mask's light is smoothed this much
+GROW = 0.05  # the region grown by this many eye distances: the old mask's soft, dark edge
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,14 @@ class WornMask:
     box: tuple[int, int, int, int]
     coverage: np.ndarray
     fill: np.ndarray  # (h, w, 3) uint8: what the photo shows with the old mask painted over
+    light: np.ndarray  # (h, w, 3) uint8: what lights a mask put there (see _light)
+
+    def lit(self, photo: np.ndarray) -> np.ndarray:
+        """A copy of ``photo`` to read the face's light from, for a mask laid over this one."""
+        out = photo.copy()
+        x0, y0, x1, y1 = self.box
+        out[y0:y1, x0:x1] = self.light
+        return out
 
 
 @dataclass(frozen=True)
@@ -284,14 +295,37 @@ def find_worn_mask(photo: np.ndarray, points: np.ndarray) -> WornMask | None:
     soft = cv2.GaussianBlur(hole.astype(np.float32), (0, 0), max(0.6, grow / 2))
     soft = np.maximum(soft, cv2.erode(hole, kernel).astype(np.float32))
     fill = _paint_over(crop.rgb, hole, crop.iod)
+    light = _light(crop.rgb, hole, np.clip(soft, 0, 1), skin, crop.iod)
     x0, y0, x1, y1 = crop.box
     size = (x1 - x0, y1 - y0)
     if soft.shape != (y1 - y0, x1 - x0):
         soft = cv2.resize(soft, size, interpolation=cv2.INTER_LINEAR)
+        light = cv2.resize(light, size, interpolation=cv2.INTER_LINEAR)
     if fill.shape[:2] != (y1 - y0, x1 - x0):
         fill = cv2.resize(fill, size, interpolation=cv2.INTER_LINEAR)
     log.debug("worn mask over %d px of the face's box %s", int((soft > 0.5).sum()), crop.box)
-    return WornMask(crop.box, np.clip(soft, 0, 1), fill)
+    return WornMask(crop.box, np.clip(soft, 0, 1), fill, light)
+
+
+def _light(
+    rgb: np.ndarray, hole: np.ndarray, soft: np.ndarray, skin: _Skin, iod: float
+) -> np.ndarray:
+    """What lights a mask laid over the old one: the old mask's own light and shade (one
+    side in shadow, the light from above), smoothed so that its print or stripes are gone,
+    and brought to the skin's brightness, so a black old mask does not darken a light new
+    one. Outside the old mask, ``rgb`` itself."""
+    weight = hole.astype(np.float32)
+    sigma = LIGHT_SMOOTH * iod
+    colour = rgb.astype(np.float32)
+    spread = np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 1e-3)[..., None]
+    smooth = cv2.GaussianBlur(colour * weight[..., None], (0, 0), sigma) / spread
+    luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    old = float(np.median(luma[hole > 0]))
+    skin_rgb = cv2.cvtColor(skin.lab.reshape(1, 1, 3).astype(np.float32), cv2.COLOR_Lab2RGB)
+    skin_luma = 255 * float(skin_rgb.reshape(3) @ np.array([0.299, 0.587, 0.114]))
+    gain = skin_luma / max(old, 8.0)
+    out = colour * (1 - soft[..., None]) + smooth * gain * soft[..., None]
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def _paint_over(rgb: np.ndarray, hole: np.ndarray, iod: float) -> np.ndarray:

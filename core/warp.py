@@ -297,8 +297,8 @@ def composite(
     the bright side of the face under the mask, so the mask gets the photo's light and
     shadow but not the face's features. A soft contact shadow under the edge seats it.
     The result is ``photo * keep + add``, both maps worked out at the overlay's scale.
-    ``lit_by`` (default ``photo``) is the picture the face's light is read from: the photo
-    as it came when a worn mask has been painted over in ``photo``.
+    ``lit_by`` (default ``photo``) is the picture the face's light is read from (when a
+    worn mask has been painted over in ``photo``: ``core.cover.WornMask.lit``).
     """
     x0, y0, x1, y1 = overlay.box
     s = overlay.scale
@@ -388,7 +388,7 @@ def apply_masks(
     """A copy of ``photo`` (uint8 RGB) with the mask on every face's (68, 2) landmarks.
 
     With ``cover``, a mask a face already wears is painted over first (core.cover), so
-    none of it shows around ours; it is still the photo as it came that lights our mask.
+    none of it shows around ours; ours is lit by the old mask's light and shade.
     """
     out = photo.copy()
     exposure, tint = scene_light(photo)
@@ -399,5 +399,6 @@ def apply_masks(
         worn = find_worn_mask(photo, points) if cover else None
         if worn is not None:
             hide(out, worn)
-        composite(out, overlay, face_width(points), exposure, tint, photo if worn else None)
+        lit_by = worn.lit(photo) if worn is not None else None
+        composite(out, overlay, face_width(points), exposure, tint, lit_by)
     return out

@@ -100,8 +100,11 @@ def test_the_region_is_the_old_mask(astronaut, astronaut_points, kind):
     assert region.dtype == np.float32 and region.min() >= 0 and region.max() <= 1
     old = far(image, astronaut, 30)
     assert (region[old] > 0.5).mean() > 0.95  # nearly all of the old mask
-    near_old = cv2.dilate(old.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
-    assert (region[~near_old] > 0.5).sum() < 0.1 * old.sum()  # and little but it
+    # and little but it: what lies farther than a quarter of the eye distance (11 px) from
+    # it is under 10% of its size (measured: 0-7%, the hair beside the cheeks)
+    quarter = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (23, 23))
+    near_old = cv2.dilate(old.astype(np.uint8), quarter).astype(bool)
+    assert (region[~near_old] > 0.5).sum() < 0.1 * old.sum()
 
 
 def old_mask_showing(image, bare, points, picture, covered: bool) -> int:
@@ -121,9 +124,9 @@ def test_the_old_mask_no_longer_shows_around_ours(astronaut, astronaut_points, p
         if before == 0:
             continue  # ours hides this one wholly by itself (a narrow old mask, a wide new)
         assert before > 80, (mask_id, before)
-        # measured: 0-6% left, 12.5% for a white respirator, whose painted-over corners
+        # measured: 0-4% left, 7.7% for a white respirator, whose painted-over corners
         # take the light wall's grey, close to its white
-        assert after <= 0.15 * before, (mask_id, before, after)
+        assert after <= 0.1 * before, (mask_id, before, after)
 
 
 def test_the_picture_of_our_mask_changes_only_around_the_old_one(
@@ -139,6 +142,29 @@ def test_the_picture_of_our_mask_changes_only_around_the_old_one(
     near_old = cv2.dilate(old, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (45, 45)))
     assert changed.sum() > 500
     assert not (changed & ~near_old.astype(bool)).any()
+
+
+@pytest.mark.parametrize("mask_id", [1, 2])
+def test_our_mask_is_lit_as_on_the_bare_face(astronaut, astronaut_points, pictures, mask_id):
+    """A dark old mask read as the face's light would darken ours where it lay (measured:
+    41 and 58 grey levels off the same mask on the bare face); lit by the old mask's light
+    and shade brought to the skin's brightness, 11 and 14."""
+    image = worn(astronaut, astronaut_points, "cloth-plain")
+    picture = pictures[mask_id]
+    overlay = warp.warp_mask(picture, astronaut_points, astronaut.shape[:2])
+    x0, y0, x1, y1 = overlay.box
+    opaque = (overlay.rgba[..., 3] > 0.99).astype(np.uint8)
+    inside = np.zeros(astronaut.shape[:2], bool)
+    inside[y0:y1, x0:x1] = cv2.erode(opaque, np.ones((5, 5), np.uint8)) > 0
+
+    def grey(rgb: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(float)
+
+    bare = grey(warp.apply_masks(astronaut, picture, [astronaut_points], cover=False))
+    off = grey(warp.apply_masks(image, picture, [astronaut_points], cover=False))
+    on = grey(warp.apply_masks(image, picture, [astronaut_points]))
+    off_by, on_by = np.abs(off - bare)[inside].mean(), np.abs(on - bare)[inside].mean()
+    assert on_by < 20 and on_by < 0.5 * off_by, (off_by, on_by)
 
 
 @pytest.mark.parametrize("condition", list(BARE))
