@@ -340,7 +340,8 @@ def worn_mask(
 
         ids = [m.id for m in catalog.masks()]
         picture = _our_picture(int(rng.choice(ids)))
-        return warp.apply_masks(image, picture, [points]), points.astype(np.float32)
+        # cover off: this draws a mask on a bare face, nothing is under it to hide
+        return warp.apply_masks(image, picture, [points], cover=False), points.astype(np.float32)
     shape = image.shape[:2]
     frame = FaceFrame.of(points, origin=(points[NOSE_BRIDGE] + points[CHIN]) / 2)
     u, v = frame.grid(shape)
