@@ -361,16 +361,23 @@ def _stub_look(spread_by_angle: dict[float, float]):
 
 
 @pytest.mark.parametrize(
-    ("turned_spread", "kept_angle"),
-    [(0.20, 0.0), (0.12, 180.0)],  # doubtful every way round: upright; sure turned: turned
+    ("first_spread", "turned_spread", "kept_angle"),
+    [
+        (0.25, 0.20, 0.0),  # doubtful every way round: upright
+        (0.25, 0.12, 180.0),  # sure turned: turned
+        (0.19, 0.175, 0.0),  # sure turned, but hardly surer than upright (a masked face)
+        (0.21, 0.17, 180.0),  # sure turned and clearly surer
+    ],
 )
-def test_a_turned_reading_is_kept_only_when_the_model_is_sure_of_it(turned_spread, kept_angle):
+def test_a_turned_reading_is_kept_only_when_the_model_is_sure_of_it(
+    first_spread, turned_spread, kept_angle
+):
     from dataclasses import replace
 
     from core.landmarks import surest_points
 
     boxes = [FaceBox(50.0, 50.0, 40.0)]
-    look = _stub_look({0: 0.25, 90: 0.3, 180: turned_spread, 270: 0.3})
+    look = _stub_look({0: first_spread, 90: 0.3, 180: turned_spread, 270: 0.3})
     points = surest_points(
         look,
         boxes,
