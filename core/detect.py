@@ -344,8 +344,12 @@ def with_fallback(found: list[Detection], extra: list[Detection]) -> list[Detect
     half, 0.26-0.49 of the upright square's area on the validation faces.
 
     The fallback's angle decides such a face because it comes from the eyes it found
-    (CenterFace's eyes give upside-down faces 150-180 degrees too); where it is wrong the
-    keypoint model still turns a face it doubts (``core.landmarks.surest_points``).
+    (CenterFace's eyes give upside-down faces 150-180 degrees too), unless the search was
+    sure enough to stop turning (``EARLY_STOP``): a photo truly upside down, which MTCNN
+    reads at 0.9995 and up while the masked faces it reads upside down scored 0.92-0.99
+    (CenterFace put 1 in 25 upside-down faces near upright, which lost 2 of 426 validation
+    faces in photos turned 180 degrees). Where the fallback is wrong, the keypoint model
+    still turns a face it doubts (``core.landmarks.surest_points``).
     """
     faces = list(found)
     for e in extra:
@@ -354,7 +358,8 @@ def with_fallback(found: list[Detection], extra: list[Detection]) -> list[Detect
             faces.append(e)
             continue
         for i in same:
-            if _angle_gap(faces[i].box.angle, e.box.angle) > OPPOSITE_DEGREES:
+            opposite = _angle_gap(faces[i].box.angle, e.box.angle) > OPPOSITE_DEGREES
+            if opposite and faces[i].score < EARLY_STOP:
                 faces[i] = e
     unique = [f for i, f in enumerate(faces) if all(f is not g for g in faces[:i])]
     return largest_first(unique)

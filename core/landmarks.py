@@ -50,18 +50,24 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 # Above this heatmap spread (core.model.IntegralHead, in unit crop coordinates) the model
-# doubts its face, and its crop's quarter turns are looked at too. Measured with the shipped
+# doubts its face, and its crop's quarter turns are looked at too. Measured with release 7's
 # weights (facemask-eval --doubt) on MTCNN's boxes of the 426 validation faces: at most
-# 0.173 the right way up (99th percentile 0.169), 0.187 and up on the same crops upside
-# down (5th percentile 0.209). MTCNN can be sure (0.99+) of a face upside down: in photos
-# turned by 90 / 180 degrees it did so for 4 / 9 faces, whose points then lay upside down
-# (NME ~1). With the quarter turns, `facemask-eval --turn 90` and `--turn 180` read as
-# upright photos do (3.81%; one look alone read them 4.85% and 6.21%, earlier weights).
-UNSURE_SPREAD = 0.18
+# 0.167 the right way up (99th percentile 0.163), 0.171 and up on the same crops upside
+# down (5th percentile 0.190). Release 6's 0.18 let 1.4% of upside-down faces through:
+# `facemask-eval --turn 180` read 4.14% with it, 3.82% with 0.17; `--turn 135` 4.82% with
+# 0.175, 3.85% with 0.17 (the occluded conditions of facemask-robustness moved by a face or
+# two either way). MTCNN can be sure (0.99+) of a face upside down: in photos turned by
+# 90 / 180 degrees it did so for 4 / 9 faces, whose points then lay upside down (NME ~1);
+# the quarter turns read them.
+UNSURE_SPREAD = 0.17
 # The same for a whole image taken as the face: the face fills less of that crop, and the
-# heatmaps are narrower. On the 426 whole validation images: right way up median 0.120,
-# 99th percentile 0.143; upside down 0.155 and up (5th percentile 0.172).
-UNSURE_SPREAD_WHOLE = 0.15
+# heatmaps are narrower. Release 7 on the 426 whole validation images: right way up median
+# 0.114, 99th percentile 0.138; upside down 0.138 and up (5th percentile 0.155). The doubt
+# starts lower than a turned reading must reach to be kept (SURE_SPREAD_WHOLE): with one
+# threshold for both, 0.15 read photos upside down 7.16% and 0.13 10-15% (right readings
+# rejected); doubting above 0.13 and keeping turned readings up to 0.15 reads them 4.37%.
+UNSURE_SPREAD_WHOLE = 0.13
+SURE_SPREAD_WHOLE = 0.15
 QUARTER_TURNS = (90.0, 180.0, 270.0)
 # A turned reading must be this much surer than the first look to replace it. A face
 # already wearing a mask reads doubtful upright (spread 0.17-0.22), and a crop turned
@@ -130,6 +136,7 @@ def surest_points(
     unsure_spread: float,
     refine: bool,
     turn_margin: float = TURN_MARGIN,
+    sure_spread: float | None = None,
 ) -> np.ndarray:
     """(N, 68, 2) points of N faces, one box each; ``turned(i, degrees)`` is face i's box
     turned by that much more.
@@ -138,7 +145,9 @@ def surest_points(
     may lie on its side or upside down (a detector can be sure of such views, see
     UNSURE_SPREAD): its quarter turns are looked at too, then once more level with the eyes
     of the surest turn and of the first look (a small face in a big crop, a whole photo,
-    can read doubtful until looked at closer), and the surest look of all is kept. With
+    can read doubtful until looked at closer), and the surest look of all is kept; a
+    turned look only where it is sure (``sure_spread``, default ``unsure_spread``) and
+    ``turn_margin`` surer than the first. With
     ``refine``, a second look level with the eyes of the points so far (a tilted close-up).
     """
     faces = list(range(len(boxes)))
@@ -166,7 +175,8 @@ def surest_points(
             )
             first_doubt = spread[i]
             for candidate, doubt, from_turn in looks:
-                sure_turn = doubt <= min(unsure_spread, first_doubt - turn_margin)
+                sure = unsure_spread if sure_spread is None else sure_spread
+                sure_turn = doubt <= min(sure, first_doubt - turn_margin)
                 if doubt < spread[i] and (not from_turn or sure_turn):
                     points[i], spread[i] = candidate, doubt
             log.debug("face %d: heatmap spread %.3f after quarter turns", i, spread[i])
@@ -201,6 +211,7 @@ def whole_image_points(
         lambda i, degrees: replace(boxes[i], angle=boxes[i].angle + degrees),
         unsure_spread,
         refine,
+        sure_spread=SURE_SPREAD_WHOLE,
     )
 
 

@@ -136,6 +136,9 @@ def test_a_face_found_both_ways_up_is_the_fallbacks_and_an_agreeing_one_the_sear
     upside_down = Detection(FaceBox(62.7, 54.5, 62.5, angle=-177.0), 0.977)
     upright = Detection(FaceBox(62.7, 77.0, 69.8, angle=6.8), 0.813)
     assert with_fallback([upside_down], [upright]) == [upright]
+    # ... but a turn MTCNN was sure enough of to stop turning is a photo truly upside down
+    sure_turn = Detection(FaceBox(62.7, 54.5, 62.5, angle=-177.0), 0.9998)
+    assert with_fallback([sure_turn], [upright]) == [sure_turn]
     tilted = Detection(FaceBox(100.0, 100.0, 100.0, angle=-170.0), 0.99)  # truly upside down
     agreeing = Detection(FaceBox(102.0, 98.0, 104.0, angle=165.0), 0.9)
     assert with_fallback([tilted], [agreeing]) == [tilted]  # -170 and 165: 25 degrees apart
