@@ -14,6 +14,10 @@ moved with her), so the cover step can be judged apart from the keypoint model, 
 reads masked faces less well. Every tile is the face's surroundings,
 at one height. ``--weights`` picks other keypoint weights than the shipped ones.
 
+``--before WEIGHTS`` also writes ``DIR/before-after.png``: old mask | the product with
+those weights and no cover step (as it was before) | the product as it is now, one row per
+scene. The README's before/after pair comes from it.
+
 ``--time`` also prints what the cover step costs on a 1280x960 photo with one face (the
 astronaut enlarged 1.875 times), bare and wearing a plain cloth mask: the median of 50 runs
 of ``core.cover.find_worn_mask`` and of ``core.warp.apply_masks`` with it off and on.
@@ -120,16 +124,18 @@ def crop_face(image: np.ndarray | None, points: np.ndarray, shape) -> np.ndarray
     return cv2.resize(image[y0:y1, x0:x1], (width, TILE), interpolation=cv2.INTER_AREA)
 
 
-def sheet(rows: list[list[np.ndarray]], labels: list[str]) -> Image.Image:
+def sheet(
+    rows: list[list[np.ndarray]], labels: list[str], columns: tuple[str, ...] = COLUMNS
+) -> Image.Image:
     """The rows under a header naming the columns, each row's label on its first tile."""
-    widths = [max(row[c].shape[1] for row in rows) for c in range(len(COLUMNS))]
+    widths = [max(row[c].shape[1] for row in rows) for c in range(len(columns))]
     total_w = sum(widths) + GAP * (len(widths) + 1)
     total_h = HEADER + len(rows) * (TILE + GAP) + GAP
     out = Image.new("RGB", (total_w, total_h), "white")
     draw = ImageDraw.Draw(out)
     font = ImageFont.load_default(size=15)
     x = GAP
-    for name, w in zip(COLUMNS, widths, strict=True):
+    for name, w in zip(columns, widths, strict=True):
         draw.text((x + 4, 12), name, fill="black", font=font)
         x += w + GAP
     for r, (row, label) in enumerate(zip(rows, labels, strict=True)):
@@ -142,6 +148,30 @@ def sheet(rows: list[list[np.ndarray]], labels: list[str]) -> Image.Image:
             (GAP + 4, y + 4), label, fill="white", font=font, stroke_width=2, stroke_fill="black"
         )
     return out
+
+
+def before_after(
+    masker: FaceMasker, before: Path, photo: np.ndarray, points: np.ndarray
+) -> Image.Image:
+    """Old mask | the product with ``before``'s weights, no cover step | the product now."""
+    from core.landmarks import KeypointPredictor
+
+    old = FaceMasker(predictor=KeypointPredictor.load(before))
+    rows, labels = [], []
+    for scene in SCENES:
+        worn, moved = build(scene, photo, points)
+        try:
+            found = [f.points for f in old.find_faces(worn, Mode.FACES)]
+            then = warp.apply_masks(worn, old.picture(scene.mask_id), found, cover=False)
+        except NoFaceFoundError:
+            then = None
+        try:
+            now = masker.mask_pixels(worn, scene.mask_id, Mode.FACES)[1]
+        except NoFaceFoundError:
+            now = None
+        rows.append([crop_face(t, moved, worn.shape) for t in (worn, then, now)])
+        labels.append(f"{scene.kind} -> {scene.mask_id}")
+    return sheet(rows, labels, ("old mask", f"before ({before.stem})", "now"))
 
 
 def median_ms(work, repeat: int = 50) -> float:
@@ -176,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for remask.png")
     parser.add_argument("--weights", type=Path, help="keypoint weights (default: the shipped ones)")
     parser.add_argument("--time", action="store_true", help="also print the cover step's cost")
+    parser.add_argument(
+        "--before", type=Path, help="earlier weights: also write before-after.png against them"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from skimage import data
@@ -196,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / "remask.png"
     sheet(rows, labels).save(path)
     print(f"wrote {path} ({len(rows)} scenes)")
+    if args.before:
+        path = args.out / "before-after.png"
+        before_after(masker, args.before, photo, points).save(path)
+        print(f"wrote {path}")
     if args.time:
         print_times(masker, photo, points)
     return 0
