@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from core.preprocess import FaceBox, box_around, face_axes
+from core.preprocess import FaceBox, box_around, box_overlap, face_axes
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,12 @@ def with_fallback(found: list[Detection], extra: list[Detection]) -> list[Detect
     """
     faces = list(found)
     for e in extra:
-        same = [i for i, f in enumerate(faces) if _same_face(e, f) or _overlap(e, f) >= 0.2]
+        same = [
+            i
+            for i, f in enumerate(faces)
+            if _same_face(e, f)
+            or box_overlap(e.box.face_xyxy(), f.box.face_xyxy(), over_smaller=True) >= 0.2
+        ]
         if not same:
             faces.append(e)
             continue
@@ -363,16 +368,6 @@ def with_fallback(found: list[Detection], extra: list[Detection]) -> list[Detect
                 faces[i] = e
     unique = [f for i, f in enumerate(faces) if all(f is not g for g in faces[:i])]
     return largest_first(unique)
-
-
-def _overlap(a: Detection, b: Detection) -> float:
-    """The share of the smaller face square that lies in the other."""
-    ax0, ay0, ax1, ay1 = a.box.face_xyxy()
-    bx0, by0, bx1, by1 = b.box.face_xyxy()
-    w = max(0.0, min(ax1, bx1) - max(ax0, bx0))
-    h = max(0.0, min(ay1, by1) - max(ay0, by0))
-    smaller = min((ax1 - ax0) * (ay1 - ay0), (bx1 - bx0) * (by1 - by0))
-    return w * h / smaller if smaller > 0 else 0.0
 
 
 def _angle_gap(a: float, b: float) -> float:

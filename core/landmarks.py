@@ -151,6 +151,7 @@ def surest_points(
     ``refine``, a second look level with the eyes of the points so far (a tilted close-up).
     """
     faces = list(range(len(boxes)))
+    sure = unsure_spread if sure_spread is None else sure_spread
     points, spread = look(faces, boxes)
     unsure = [i for i, s in enumerate(spread) if s > unsure_spread]
     if unsure:
@@ -175,7 +176,6 @@ def surest_points(
             )
             first_doubt = spread[i]
             for candidate, doubt, from_turn in looks:
-                sure = unsure_spread if sure_spread is None else sure_spread
                 sure_turn = doubt <= min(sure, first_doubt - turn_margin)
                 if doubt < spread[i] and (not from_turn or sure_turn):
                     points[i], spread[i] = candidate, doubt

@@ -58,6 +58,20 @@ class FaceBox:
         return (self.cx - h, self.cy - h, self.cx + h, self.cy + h)
 
 
+def box_overlap(a: tuple[float, ...], b: tuple[float, ...], over_smaller: bool = False) -> float:
+    """How much two (x0, y0, x1, y1) boxes overlap: their intersection over their union
+    (IoU), or with ``over_smaller`` over the smaller box's area."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_b = (b[2] - b[0]) * (b[3] - b[1])
+    denom = min(area_a, area_b) if over_smaller else area_a + area_b - inter
+    return inter / denom if denom > 0 else 0.0
+
+
 def keypoint_box(points: np.ndarray) -> tuple[float, float, float]:
     """Centre x, centre y and side (the longer one) of the points' bounding box."""
     lo, hi = points.min(0), points.max(0)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.errors import NoFaceFoundError
+from core.preprocess import box_overlap
 from core.results import Mode
 
 log = logging.getLogger(__name__)
@@ -146,13 +147,7 @@ def point_box(points: np.ndarray) -> tuple[float, float, float, float]:
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return box_overlap(a, b)
 
 
 def match(

@@ -368,23 +368,33 @@ def worn_mask(
     return out, points.astype(np.float32)
 
 
-def chin_cut(image: np.ndarray, points: np.ndarray, rng: np.random.Generator, to_chin=0.15):
-    """The photo cut below the mouth, ``to_chin`` of the way from the mouth's lowest point
-    to the chin's; the points below stay, outside the image."""
+def chin_cut_row(points: np.ndarray, to_chin: float) -> int:
+    """The first row below a frame cut ``to_chin`` of the way from the mouth's lowest point
+    to the chin's (unclamped)."""
     mouth_bottom = float(points[MOUTH, 1].max())
     chin = float(points[JAW, 1].max())
-    cut = int(np.ceil(mouth_bottom + to_chin * max(0.0, chin - mouth_bottom)))
-    cut = min(max(cut, 1), image.shape[0])
+    return int(np.ceil(mouth_bottom + to_chin * max(0.0, chin - mouth_bottom)))
+
+
+def forehead_cut_row(points: np.ndarray, above: float) -> int:
+    """The first row of a frame cut ``above`` of the brow-to-eye distance above the brows'
+    highest point (negative: through the brows; unclamped)."""
+    brow_top = float(points[BROWS, 1].min())
+    eyes = float(points[EYES, 1].mean())
+    return int(np.floor(brow_top - above * max(0.0, eyes - brow_top)))
+
+
+def chin_cut(image: np.ndarray, points: np.ndarray, rng: np.random.Generator, to_chin=0.15):
+    """The photo cut below the mouth (:func:`chin_cut_row`); the points below stay, outside
+    the image."""
+    cut = min(max(chin_cut_row(points, to_chin), 1), image.shape[0])
     return image[:cut].copy(), points.copy()
 
 
 def forehead_cut(image: np.ndarray, points: np.ndarray, rng: np.random.Generator, above=0.1):
-    """The photo cut ``above`` of the brow-to-eye distance above the brows' highest point
-    (negative: through the brows); the points above stay, outside the image."""
-    brow_top = float(points[BROWS, 1].min())
-    eyes = float(points[EYES, 1].mean())
-    cut = int(np.floor(brow_top - above * max(0.0, eyes - brow_top)))
-    cut = min(max(cut, 0), image.shape[0] - 1)
+    """The photo cut above the eyes (:func:`forehead_cut_row`); the points above stay,
+    outside the image."""
+    cut = min(max(forehead_cut_row(points, above), 0), image.shape[0] - 1)
     return image[cut:].copy(), (points - [0.0, cut]).astype(np.float32)
 
 

@@ -20,7 +20,6 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from core.face68 import BROWS, EYES, JAW, MOUTH
 from training import damage
 
 Occluder = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
@@ -79,9 +78,7 @@ def bar(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> np.n
 
 def chin_cut(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The frame's bottom edge between the mouth's lowest point and the chin."""
-    mouth_bottom = float(points[MOUTH, 1].max())
-    chin = float(points[JAW, 1].max())
-    cut = int(np.ceil(mouth_bottom + rng.uniform(-0.1, 0.7) * max(0.0, chin - mouth_bottom)))
+    cut = damage.chin_cut_row(points, rng.uniform(-0.1, 0.7))
     out = image.copy()
     out[max(cut, 1) :] = 0
     return out
@@ -89,9 +86,7 @@ def chin_cut(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) ->
 
 def forehead_cut(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The frame's top edge from a little above the brows to halfway down to the eyes."""
-    brow_top = float(points[BROWS, 1].min())
-    eyes = float(points[EYES, 1].mean())
-    cut = int(np.floor(brow_top - rng.uniform(-0.6, 0.3) * max(0.0, eyes - brow_top)))
+    cut = damage.forehead_cut_row(points, rng.uniform(-0.6, 0.3))
     out = image.copy()
     out[: min(max(cut, 0), image.shape[0] - 1)] = 0
     return out
