@@ -6,6 +6,11 @@ and sends back what the pool answers, a :class:`~core.results.MaskedPhoto` or a
 :class:`~serving.jobs.JobFailure`. Settings come from :class:`~serving.settings.WorkerSettings`
 (the environment and ``.env``, as the bot reads them); command-line flags win.
 
+Jobs and results cross Redis in :mod:`serving.wire` (msgpack, versioned), never as pickles: a
+message this worker cannot read (another release's, garbage) is refused in one log line and
+recorded as the job's failure, and the worker takes the next job. A wrong password in
+``REDIS_URL`` stops it at once, in one line, before the model is loaded.
+
 Redis going away is weather, not death: arq's worker loop stops at the first failed command,
 so :func:`serve` keeps the model processes and starts a fresh arq worker with backoff until
 Redis answers again, logging one line when the outage starts and one when it ends. Any number
@@ -36,6 +41,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from serving import wire
 from serving.jobs import (
     ARQ_FUNCTION,
     ARQ_MANY_FUNCTION,
@@ -49,6 +55,14 @@ from serving.jobs import (
 )
 from serving.logs import configure_logging
 from serving.pool import WorkerPool
+from serving.redis_link import (
+    REDIS_TROUBLE,
+    Outage,
+    arq_settings,
+    describe,
+    password_refused,
+    without_password,
+)
 from serving.settings import WorkerSettings, describe_problems
 
 logger = logging.getLogger(__name__)
@@ -113,14 +127,14 @@ class _ProgressWriter:
     async def _write(self, fraction: float) -> None:
         from redis.exceptions import RedisError
 
-        with contextlib.suppress(RedisError, OSError):  # progress is decoration
+        with contextlib.suppress(RedisError, *REDIS_TROUBLE):  # progress is decoration
             await self.redis.set(self.key, f"{fraction:.3f}", ex=PROGRESS_SECONDS)
 
     async def close(self) -> None:
         from redis.exceptions import RedisError
 
         await asyncio.gather(*self.writing, return_exceptions=True)
-        with contextlib.suppress(RedisError, OSError):  # else it expires by itself
+        with contextlib.suppress(RedisError, *REDIS_TROUBLE):  # else it expires by itself
             await self.redis.delete(self.key)
 
 
@@ -134,9 +148,9 @@ async def _hold_claim(redis: Any, job_id: str) -> None:
     from arq.constants import in_progress_key_prefix
     from redis.exceptions import RedisError
 
-    key = in_progress_key_prefix + job_id
+    key = in_progress_key_prefix + job_id  # arq has no public way to renew a claim
     while True:
-        with contextlib.suppress(RedisError, OSError):  # Redis away: the outer loop says so
+        with contextlib.suppress(RedisError, *REDIS_TROUBLE):  # away: the outer loop says so
             await redis.pexpire(key, int(CLAIM_SECONDS * 1000))
         await asyncio.sleep(CLAIM_RENEW_SECONDS)
 
@@ -154,7 +168,42 @@ def _arq_worker_class() -> type:
             self.last_poll = time.monotonic()
             self.first_poll = self.first_poll or self.last_poll
 
+        async def start_jobs(self, job_ids: list[bytes]) -> None:
+            # arq reads each queued id as text: one that is not (garbage written into the
+            # queue) would stop the job loop at every poll, so it is taken out, in one line
+            readable = []
+            for job_id in job_ids:
+                try:
+                    job_id.decode()
+                except UnicodeDecodeError:
+                    logger.warning("refused a job id that is not text: %r", job_id[:40])
+                    await self.pool.zrem(self.queue_name, job_id)
+                else:
+                    readable.append(job_id)
+            await super().start_jobs(readable)
+
     return PollingWorker
+
+
+class _RefusalInOneLine(logging.Filter):
+    """arq logs a job it cannot read with a traceback; a refused message (serving.wire) is
+    expected weather, worth one line that says why, not a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        refusal = wire.refusal_in(error) if error is not None else None
+        if refusal is not None:
+            job_id = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = "refused job %s: %s", (job_id, refusal)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _log_refusals_in_one_line() -> None:
+    arq_logger = logging.getLogger("arq.worker")
+    if not any(isinstance(f, _RefusalInOneLine) for f in arq_logger.filters):
+        arq_logger.addFilter(_RefusalInOneLine())
 
 
 def max_jobs_for(settings: WorkerSettings) -> int:
@@ -166,14 +215,14 @@ def max_jobs_for(settings: WorkerSettings) -> int:
 def create_arq_worker(settings: WorkerSettings, pool: WorkerPool, **options: Any) -> Any:
     """An arq worker serving :data:`ARQ_FUNCTION` with ``pool`` (which outlives it)."""
     from arq import func
-    from arq.connections import RedisSettings
 
     if not settings.redis_url:
         raise ValueError("facemask-worker needs REDIS_URL")
-    redis_settings = RedisSettings.from_dsn(settings.redis_url)
-    redis_settings.conn_retries = 0  # serve() retries, with backoff and one log line
+    _log_refusals_in_one_line()
+    # serve() retries, with backoff and one log line
+    redis_settings = arq_settings(settings.redis_url, conn_timeout=1)
     max_jobs = max_jobs_for(settings)
-    arq_settings: dict[str, Any] = {
+    chosen: dict[str, Any] = {
         # one coroutine for every kind of job: the pool knows each job by its type
         "functions": [
             *(func(mask_photo, name=name, max_tries=2) for name in ARQ_FUNCTIONS),
@@ -185,12 +234,15 @@ def create_arq_worker(settings: WorkerSettings, pool: WorkerPool, **options: Any
             ),  # fmt: skip
         ],
         "redis_settings": redis_settings,
+        # the wire format both ways: arq's envelope and our jobs as msgpack, never pickle
+        "job_serializer": wire.serialize,
+        "job_deserializer": wire.deserialize_job,
         "ctx": {"pool": pool},
         "max_jobs": max_jobs,
         # covers waiting for a free process plus the pool's own per-job timeout
         "job_timeout": settings.job_timeout * 2 + 5,
-        # a result holds the photo twice (the job's arguments and the masked picture): the bot
-        # deletes it as soon as it reads it, and one nobody reads is gone within seconds
+        # a result holds the masked photo (serving.wire leaves the job's out): the bot deletes
+        # it as soon as it reads it, and one nobody reads is gone within seconds
         "keep_result": RESULT_SECONDS,
         "poll_delay": 0.05,
         "health_check_interval": 10,
@@ -198,7 +250,7 @@ def create_arq_worker(settings: WorkerSettings, pool: WorkerPool, **options: Any
         "handle_signals": False,  # serve() handles them, across reconnections
         "allow_abort_jobs": True,  # the bot's Cancel button under a video
     }
-    return _arq_worker_class()(**{**arq_settings, **options})
+    return _arq_worker_class()(**{**chosen, **options})
 
 
 class Supervisor:
@@ -210,7 +262,9 @@ class Supervisor:
         self.worker: Any = None
         self.main: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
-        self.outage_since: float | None = None
+        self.outage = Outage(logger, "reconnecting with backoff", "taking jobs again")
+        #: Redis refused REDIS_URL's password: the worker stops (a restart will not fix it)
+        self.refused = False
 
     def stop(self, signum: int) -> None:
         logger.info("facemask-worker stopping (%s)", signal.Signals(signum).name)
@@ -239,24 +293,20 @@ class Supervisor:
             delay = min(BACKOFF_MAX, delay * 2)
 
     def _outage(self, error: BaseException | None) -> None:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-
-        expected = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.CancelledError)
-        if error is not None and not isinstance(error, expected):
+        if error is not None and password_refused(error):
+            logger.error("%s; facemask-worker stops", describe(error))
+            self.refused = True
+            self.stopping.set()
+            return
+        if error is not None and not isinstance(error, (*REDIS_TROUBLE, asyncio.CancelledError)):
             # a bug, not weather: worth a traceback, and still no reason to stop serving
             logger.error("the job loop failed; starting it again", exc_info=error)
-        if self.outage_since is None:
-            self.outage_since = time.monotonic()
-            why = f"{type(error).__name__}: {error}" if error else "stalled"
-            logger.warning("lost Redis (%s); reconnecting with backoff", why)
+        self.outage.lost(error)
 
     def note_progress(self) -> None:
         """Called by the heartbeat: logs the end of an outage once Redis answers again."""
-        if self.outage_since is not None and self._polled_within(HEARTBEAT_SECONDS):
-            seconds = max(0.0, self.worker.first_poll - self.outage_since)
-            logger.warning("Redis is back after %.1f s; taking jobs again", seconds)
-            self.outage_since = None
+        if self.outage.active and self._polled_within(HEARTBEAT_SECONDS):
+            self.outage.back(at=self.worker.first_poll)
 
     def _polled_within(self, seconds: float) -> bool:
         worker = self.worker
@@ -292,8 +342,33 @@ class Supervisor:
                     self.main.cancel()  # run() counts it as an outage and starts a new loop
 
 
-async def serve(settings: WorkerSettings) -> None:
-    """Load the model processes once, then take jobs from Redis until SIGINT or SIGTERM."""
+async def password_accepted(settings: WorkerSettings) -> bool:
+    """False (said in one log line) if Redis turns REDIS_URL's password away; True if it
+    takes it, or cannot be reached now (serve() waits for it)."""
+    from redis.asyncio import Redis
+
+    assert settings.redis_url
+    client = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+    except REDIS_TROUBLE as error:
+        if password_refused(error):
+            logger.error(
+                "%s at %s; facemask-worker stops",
+                describe(error), without_password(settings.redis_url),
+            )  # fmt: skip
+            return False
+    finally:
+        with contextlib.suppress(*REDIS_TROUBLE):
+            await client.aclose()
+    return True
+
+
+async def serve(settings: WorkerSettings) -> int:
+    """Load the model processes once, then take jobs from Redis until SIGINT or SIGTERM; the
+    exit status (2: Redis refused the password)."""
+    if not await password_accepted(settings):  # before the minutes of loading the model
+        return 2
     pool = WorkerPool(
         settings.workers,
         queue_size=max_jobs_for(settings),
@@ -314,6 +389,7 @@ async def serve(settings: WorkerSettings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
         await pool.close()
+    return 2 if supervisor.refused else 0
 
 
 async def check_health(settings: WorkerSettings) -> int:
@@ -332,16 +408,15 @@ async def check_health(settings: WorkerSettings) -> int:
             print(f"facemask-worker: no contact with Redis for {age:.0f} s", file=sys.stderr)
             return 1
         return 0
-    from arq.connections import RedisSettings, create_pool
+    from arq.connections import create_pool
     from arq.constants import default_queue_name, health_check_key_suffix
 
     assert settings.redis_url
-    redis_settings = RedisSettings.from_dsn(settings.redis_url)
-    redis_settings.conn_retries = 0
     try:
-        redis = await create_pool(redis_settings)
+        redis = await create_pool(arq_settings(settings.redis_url, conn_timeout=1))
     except Exception as error:  # every way of not reaching Redis
-        print(f"facemask-worker: cannot reach Redis ({type(error).__name__})", file=sys.stderr)
+        reason = describe(error) if password_refused(error) else type(error).__name__
+        print(f"facemask-worker: cannot reach Redis ({reason})", file=sys.stderr)
         return 1
     try:
         alive = await redis.get(default_queue_name + health_check_key_suffix)
@@ -402,8 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.healthcheck:
         return asyncio.run(check_health(settings))
     logger.info("facemask-worker %d starting %d model processes", os.getpid(), settings.workers)
-    asyncio.run(serve(settings))
-    return 0
+    return asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from bot import queue as queue_module
 from bot import texts
-from bot.queue import RedisQueue
 from core.results import Mode
+from serving import redis_queue as queue_module
 from serving.jobs import WorkerUnreachableError
+from serving.redis_queue import RedisQueue
 from tests.support.chaos import RedisServer
 
 

@@ -15,10 +15,10 @@ import pytest
 import pytest_asyncio
 import redis
 
-from bot.queue import RedisQueue
 from core.results import Mode
 from masks import catalog
 from serving.jobs import WorkerBusyError, WorkerTimeoutError
+from serving.redis_queue import RedisQueue
 from tests.support.bot_processes import PYTHON, BotProcess, Process, clean_env
 from tests.support.fake_telegram import FakeTelegram, has_keyboard
 

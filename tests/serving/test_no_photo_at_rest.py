@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from bot.queue import RedisQueue
 from core.results import MaskedPhoto, Mode
+from serving.redis_queue import RedisQueue
 from tests.support.chaos import RedisServer, WorkerProcess, small_photo
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from bot.queue import RedisQueue
 from core.errors import NoVideoStreamError
 from core.results import MaskedPhoto, MaskedVideo, Mode
 from serving.jobs import (
@@ -21,6 +20,7 @@ from serving.jobs import (
     WorkerTimeoutError,
 )
 from serving.pool import WorkerPool
+from serving.redis_queue import RedisQueue
 from tests.support import clips, video_stubs
 from tests.support.chaos import RedisServer, WorkerProcess
 
