@@ -8,8 +8,8 @@ import logging
 import secrets
 from urllib.parse import urlparse
 
-from telegram import Bot, Update
-from telegram.error import NetworkError
+from telegram import Update
+from telegram.error import InvalidToken
 from telegram.ext import Application
 
 from bot import (
@@ -24,6 +24,17 @@ from bot import (
     settings_menu,
     stickers,
     video,
+)
+from bot.connection import (
+    RUNNING,
+    TelegramLink,
+    TokenRefused,
+    make_bot,
+    network_error_handler,
+    quiet_library_logs,
+    wait_for_telegram,
+    webhook_refusal,
+    write_status,
 )
 from bot.handlers import Services
 from bot.persistence import TypedPersistence, create_persistence
@@ -44,25 +55,17 @@ HEARTBEAT_SECONDS = 10
 PRUNE_SECONDS = 6 * 3600  # forgetting old chats is not urgent
 
 
-def build_application(settings: Settings) -> Application:
-    """The bot, with its persistence, rate limiter, worker queue and handlers."""
+def build_application(settings: Settings, link: TelegramLink | None = None) -> Application:
+    """The bot, with its persistence, rate limiter, worker queue and handlers.
+
+    ``link`` hears how the bot's requests to Telegram fare (bot.connection); a new one if None.
+    """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     i18n.load_all()  # a broken message catalog stops the start, not a chat later
+    link = link or TelegramLink(settings.status_file)
     # written when it changes (bot.persistence.save_now), not on a timer
     persistence = create_persistence(settings)
-    builder = (
-        Application.builder()
-        .token(settings.token())
-        .context_types(CONTEXT_TYPES)
-        .base_url(settings.telegram_base_url)
-        .base_file_url(settings.telegram_base_file_url)
-        .persistence(persistence)
-        .concurrent_updates(True)  # one slow photo must not hold up everyone else
-        .get_updates_read_timeout(settings.poll_timeout + 10)
-        .media_write_timeout(60)
-        .post_init(_post_init)
-        .post_shutdown(_post_shutdown)
-    )
+    limiter = None
     if settings.rate_limit:
         # photos first: in groups, edits and chat actions wait for the budget to have room
         limiter = MessagesFirstRateLimiter(
@@ -70,11 +73,22 @@ def build_application(settings: Settings) -> Application:
             group_max_rate=settings.group_messages,
             group_time_period=settings.group_window,
         )
-        builder = builder.rate_limiter(limiter)
-    app = builder.build()
+    app = (
+        Application.builder()
+        # token, Bot API URLs, proxy, timeouts and rate limiter: bot.connection.make_bot
+        .bot(make_bot(settings, link, limiter))
+        .context_types(CONTEXT_TYPES)
+        .persistence(persistence)
+        .concurrent_updates(True)  # one slow photo must not hold up everyone else
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
     app.bot_data[handlers.SERVICES] = Services(
         settings=settings, queue=create_queue(settings), masks=catalog.masks()
     )
+    # first of the error handlers: network errors and 409s while polling, in one line or none
+    app.add_error_handler(network_error_handler(link))
     # the more specific handlers first: the first that matches an update takes it
     settings_menu.register(app)
     for feature in (albums, full_quality, stickers, profile_photo, inline, video):
@@ -87,23 +101,46 @@ def build_application(settings: Settings) -> Application:
 def run(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM: long polling, or a webhook when WEBHOOK_URL is set.
 
-    Raises ``telegram.error.InvalidToken`` before starting anything if Telegram rejects the
-    token (python-telegram-bot would log a traceback for it first).
+    Waits while Telegram cannot be reached (bot.connection.wait_for_telegram). Raises a
+    ``bot.connection.Fatal`` for what retrying cannot fix (a refused token, another copy
+    polling, a refused webhook URL, STARTUP_MAX_WAIT passed), before or after starting.
     """
-    asyncio.run(_check_token(settings))
-    app = build_application(settings)
-    if settings.webhook_url:
-        secret = webhook_secret(settings)
-        app.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path=urlparse(settings.webhook_url).path.lstrip("/"),
-            webhook_url=settings.webhook_url,
-            secret_token=secret,
-            allowed_updates=ALLOWED_UPDATES,
-        )
-    else:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES, timeout=int(settings.poll_timeout))
+    quiet_library_logs()
+    link = TelegramLink(settings.status_file)
+    if settings.heartbeat_file is not None:
+        # a heartbeat left by an earlier run must not vouch for this one while it waits
+        settings.heartbeat_file.unlink(missing_ok=True)
+    try:
+        asyncio.run(wait_for_telegram(settings, link))
+        app = build_application(settings, link)
+        # Telegram has answered; should it stop answering before the bot is up, retry forever
+        # (a refused webhook URL still ends it: bot.connection.FacemaskBot)
+        if settings.webhook_url:
+            try:
+                app.run_webhook(
+                    listen=settings.webhook_listen,
+                    port=settings.webhook_port,
+                    url_path=urlparse(settings.webhook_url).path.lstrip("/"),
+                    webhook_url=settings.webhook_url,
+                    secret_token=webhook_secret(settings),
+                    allowed_updates=ALLOWED_UPDATES,
+                    bootstrap_retries=-1,
+                )
+            except Exception as error:
+                refusal = webhook_refusal(error, settings.webhook_url)
+                if refusal is None:
+                    raise
+                raise refusal from None
+        else:
+            app.run_polling(
+                allowed_updates=ALLOWED_UPDATES,
+                timeout=int(settings.poll_timeout),
+                bootstrap_retries=-1,
+            )
+    except InvalidToken:  # revoked with /revoke while starting
+        raise TokenRefused() from None
+    if link.fatal is not None:
+        raise link.fatal
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -116,26 +153,13 @@ def webhook_secret(settings: Settings) -> str:
     return secret
 
 
-async def _check_token(settings: Settings) -> None:
-    bot = Bot(
-        settings.token(),
-        base_url=settings.telegram_base_url,
-        base_file_url=settings.telegram_base_file_url,
-    )
-    try:
-        await bot.initialize()  # getMe
-    except NetworkError as error:  # not the token's fault: polling retries on its own
-        logger.warning("could not reach Telegram yet: %s", error)
-    finally:
-        await bot.shutdown()
-
-
 async def _post_init(app: Application) -> None:
     svc: Services = app.bot_data[handlers.SERVICES]
     await svc.queue.start()
     svc.sees_all_groups = groups.read_privacy_mode(app.bot)
     await profile.publish(app.bot)
     svc.background.append(asyncio.create_task(_heartbeat(app)))
+    write_status(svc.settings.status_file, RUNNING)
     if isinstance(app.persistence, TypedPersistence):
         svc.background.append(asyncio.create_task(_prune(app, app.persistence)))
     logger.info("@%s is ready", app.bot.username)
