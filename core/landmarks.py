@@ -18,19 +18,21 @@ images: the checkpoint it selects is the best at what ships.
 
 from __future__ import annotations
 
-import copy
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from core import runtime
 from core.errors import WeightsError
 from core.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     FaceBox,
     box_from_points,
     crop_image,
@@ -41,15 +43,12 @@ from core.preprocess import (
     whole_image_box,
 )
 from core.threads import configure as configure_threads
-
-if TYPE_CHECKING:  # torch and the networks load only where a torch model is used
-    from core.model import KeypointEnsemble, KeypointNet, ModelConfig, WithSpread
+from core.weightfiles import WEIGHTS_DIR, verify_file
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
 
-# Above this heatmap spread (core.model.IntegralHead, in unit crop coordinates) the model
+# Above this heatmap spread (training.model.IntegralHead, in unit crop coordinates) the model
 # doubts its face, and its crop's quarter turns are looked at too. Measured with release 7's
 # weights (facemask-eval --doubt) on MTCNN's boxes of the 426 validation faces: at most
 # 0.167 the right way up (99th percentile 0.163), 0.171 and up on the same crops upside
@@ -94,36 +93,19 @@ class Look(Protocol):
 
 
 def read_crops(
-    forward: Callable[[Any], object],
+    forward: Callable[[np.ndarray], Any],
     images: Sequence[np.ndarray],
     boxes: Sequence[FaceBox],
     size: int,
-    channels_last: bool = False,
-    arrays: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network ``forward`` on box k cut from ``images[k]``: (N, 68, 2) image points and
-    (N,) heatmap spreads (NaN: the network has no heatmaps), in one batch.
-
-    ``forward`` takes a torch tensor of the crops (channels-last with ``channels_last``)
-    and answers torch tensors, or, with ``arrays``, numpy arrays both ways (ONNX Runtime:
-    no torch in the process)."""
+    (N,) heatmap spreads (NaN: the network has no heatmaps), in one batch. ``forward``
+    takes the normalised crops as a numpy array and answers numpy arrays."""
     if not boxes:
         return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32)
     crops, matrices = zip(*(crop_image(im, b, size) for im, b in zip(images, boxes, strict=True)))
-    x = normalize(np.stack(crops))
-    if arrays:
-        out = forward(x)
-    else:
-        import torch
-
-        tensor = torch.from_numpy(x)
-        if channels_last:  # ONNX Runtime takes the planes as they are
-            tensor = tensor.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            out = forward(tensor)
-        out = tuple(o.float().cpu().numpy() for o in out) if isinstance(out, tuple) else out
-        out = out if isinstance(out, tuple) else out.float().cpu().numpy()
-    unit, spread = out if isinstance(out, tuple) else (out, np.full(len(x), np.nan))
+    out = forward(normalize(np.stack(crops)))
+    unit, spread = out if isinstance(out, tuple) else (out, np.full(len(crops), np.nan))
     unit = np.asarray(unit, np.float64)
     points = np.stack([points_from_unit(u, m, size) for u, m in zip(unit, matrices)])
     return points.astype(np.float32), np.asarray(spread, np.float32)
@@ -215,218 +197,130 @@ def whole_image_points(
     )
 
 
-def shipped_weights() -> Path:
-    """The weight file shipped in core/weights ($FACEMASK_WEIGHTS overrides it).
+RELEASE_FORMAT = "facemask-keypoints/1"
 
-    A release replaces the file (names carry a hash, not a date); were there several, the
-    last by name is taken and a warning says so.
+
+def member_path(weights: Path, k: int) -> Path:
+    """Where member ``k`` of the release NAME.pt lies in int8: NAME.member<k>.int8.onnx."""
+    return weights.with_name(f"{weights.stem}.member{k}.int8.onnx")
+
+
+def shipped_release() -> Path:
+    """The release manifest shipped in core/weights (``$FACEMASK_WEIGHTS`` overrides it).
+
+    A release replaces its files (names carry a hash, not a date); were there several,
+    the last by name is taken and a warning says so.
     """
     override = os.environ.get("FACEMASK_WEIGHTS")
     if override:
         return Path(override)
-    files = sorted(WEIGHTS_DIR.glob("keypoints-*.pt"))
+    files = sorted(WEIGHTS_DIR.glob("keypoints-*.json"))
     if not files:
-        raise WeightsError(f"no keypoint weights found in {WEIGHTS_DIR}")
+        raise WeightsError(f"no keypoint release (keypoints-*.json) found in {WEIGHTS_DIR}")
     if len(files) > 1:
-        log.warning("%d weight files in %s; using %s", len(files), WEIGHTS_DIR, files[-1].name)
+        log.warning("%d releases in %s; using %s", len(files), WEIGHTS_DIR, files[-1].name)
     return files[-1]
 
 
-def int8_path(weights: Path) -> Path:
-    """Where the int8 network of ``weights`` (NAME.pt) lies: NAME.int8.onnx beside it."""
-    return weights.with_name(weights.stem + ".int8.onnx")
+@dataclass(frozen=True)
+class Release:
+    """A keypoint release as serving reads it: its manifest (``training.export``
+    writes it) and the ONNX files it names, each checked against its SHA-256."""
+
+    manifest: Path
+    name: str
+    input_size: int
+    members: tuple[Path, ...]
+    meta: dict
 
 
-def int8_file(weights: Path) -> Path | None:
-    """The int8 network that ``facemask-release`` wrote beside ``weights`` (``int8_path``),
-    if there is one and it was made from these very weights (their SHA-256 is in its
-    metadata); a stale one is ignored with a warning."""
-    path = int8_path(weights)
-    if not path.is_file():
-        return None
+def read_manifest(path: str | Path) -> Release:
+    path = Path(path)
+    if path.suffix == ".pt":
+        raise WeightsError(
+            f"{path.name} is a training checkpoint; serving runs a release's ONNX files "
+            "(make them with facemask-release, or load it with training.predictor in Python)"
+        )
     try:
-        made_from = runtime.metadata(path).get("source_sha256")
-    except Exception as err:  # a damaged file: the float network serves
-        log.warning("ignoring %s: %s", path.name, err)
-        return None
-    if made_from != runtime.file_sha256(weights):
-        log.warning("ignoring %s: made from other weights than %s", path.name, weights.name)
-        return None
-    return path
-
-
-def read_release(weights: Path) -> tuple[list[dict], dict]:
-    """A weight file's member configs (``core.model.ModelConfig`` fields) and metadata,
-    read without torch and without reading its tensors (:mod:`core.torchfile`)."""
-    from core import torchfile
-
-    blob = torchfile.load(weights, tensors=False)
-    entries = blob["members"] if "members" in blob else [blob]
-    return [dict(entry["config"]) for entry in entries], dict(blob.get("meta", {}))
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise WeightsError(f"keypoint release {path} could not be read: {err}") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != RELEASE_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise WeightsError(f"{path.name}: not a keypoint release of format {RELEASE_FORMAT} "
+                           f"(found {found!r})")
+    normalization = manifest.get("input", {})
+    if not (
+        np.allclose(normalization.get("mean", ()), IMAGENET_MEAN, atol=1e-3)
+        and np.allclose(normalization.get("std", ()), IMAGENET_STD, atol=1e-3)
+    ):
+        raise WeightsError(f"{path.name}: its input normalisation is not core.preprocess's")
+    files = []
+    for member in manifest["members"]:
+        file = path.with_name(member["file"])
+        verify_file(file, member["sha256"])
+        files.append(file)
+    return Release(
+        path, manifest["name"], int(manifest["input_size"]), tuple(files),
+        dict(manifest.get("meta", {})),
+    )  # fmt: skip
 
 
 class KeypointPredictor:
-    """The keypoint network on face boxes: :meth:`load` the shipped one.
+    """The keypoint network on face boxes: :meth:`load` the shipped release.
 
-    Built from a torch model (``core.model``), it runs that model, folded and exported to
-    ONNX Runtime where it is installed. Loaded from a release whose int8 network matches its
-    weights (the served case), it runs that file on ONNX Runtime without importing torch;
-    :attr:`model`, the torch model, is then read from the weights on first use.
+    ``forward`` reads (N, 3, S, S) float32 crops (``core.preprocess.normalize``) and
+    answers (N, 68, 2) unit points, or those and (N,) heatmap spreads. The product's is a
+    release's ONNX files on ONNX Runtime (:meth:`load`); training builds one around a
+    network in training (``training.predictor``), the same path with its own forward.
     """
 
     def __init__(
         self,
-        model: KeypointNet | KeypointEnsemble,
+        forward: Callable[[np.ndarray], Any],
+        size: int,
         meta: dict | None = None,
+        backend: str = "onnxruntime",
         refine_whole: bool = True,
         unsure_spread: float = UNSURE_SPREAD,
         unsure_spread_whole: float = UNSURE_SPREAD_WHOLE,
-        optimize: bool = True,
-        backend: str = "auto",
-        int8: Path | None = None,
     ) -> None:
-        import torch
-
-        from core.model import WithSpread
-
-        self.weights: Path | None = None
-        self.model = model.eval().to(memory_format=torch.channels_last)
-        self.size = model.config.input_size
-        # the module as trained stays in self.model; self.forward runs it, BatchNorm folded,
-        # on ONNX Runtime where it is installed (2.5x faster on a CPU, see core.runtime)
-        self.backend = "torch"
-        self.forward = WithSpread(self.model)
-        on_onnx = backend == "onnxruntime" or (backend == "auto" and runtime.available())
-        if optimize and on_onnx and int8 is not None:
-            # the release's int8 network, made from these weights: nothing to fold or export
-            self.forward = runtime.OnnxModule(int8.read_bytes())
-            self.backend = "onnxruntime-int8"
-        elif optimize:
-            self.forward = self._optimized(self.model)
-            if on_onnx:
-                self.forward = runtime.OnnxModule(self.forward, self.size)
-                self.backend = "onnxruntime"
-        self._settle(meta, refine_whole, unsure_spread, unsure_spread_whole)
-
-    def _settle(
-        self, meta: dict | None, refine_whole: bool, unsure_spread: float, unsure_whole: float
-    ) -> None:
+        self.forward = forward
+        self.size = size
         self.meta = meta or {}
+        self.backend = backend
         self.refine_whole = refine_whole
         self.unsure_spread = unsure_spread
-        self.unsure_spread_whole = unsure_whole
-
-    @classmethod
-    def on_int8(
-        cls,
-        weights: Path,
-        int8: Path,
-        refine_whole: bool = True,
-        unsure_spread: float = UNSURE_SPREAD,
-        unsure_spread_whole: float = UNSURE_SPREAD_WHOLE,
-    ) -> KeypointPredictor:
-        """The release's int8 network (``int8_file(weights)``) on ONNX Runtime, torch not
-        imported: the input size and metadata are read from the weights without it."""
-        configs, meta = read_release(weights)
-        sizes = {config["input_size"] for config in configs}
-        if len(sizes) != 1:
-            raise WeightsError(f"{weights.name}: its networks read different crop sizes {sizes}")
-        predictor = cls.__new__(cls)
-        predictor.weights = weights
-        predictor._model = None
-        predictor.size = sizes.pop()
-        predictor.forward = runtime.OnnxModule(int8.read_bytes())
-        predictor.backend = "onnxruntime-int8"
-        predictor._settle(meta, refine_whole, unsure_spread, unsure_spread_whole)
-        return predictor
-
-    @property
-    def model(self) -> KeypointNet | KeypointEnsemble:
-        """The torch model (on an int8 predictor read from its weights now: imports torch)."""
-        if self._model is None:
-            import torch
-
-            from core.model import load_weights
-
-            model = load_weights(self.weights)[0].eval()
-            self._model = model.to(memory_format=torch.channels_last)
-        return self._model
-
-    @model.setter
-    def model(self, model: KeypointNet | KeypointEnsemble) -> None:
-        self._model = model
+        self.unsure_spread_whole = unsure_spread_whole
 
     @classmethod
     def load(
-        cls,
-        weights: str | Path | None = None,
-        threads: int | None = None,
-        int8: bool = True,
-        **options,
+        cls, release: str | Path | None = None, threads: int | None = None, **options: Any
     ) -> KeypointPredictor:
-        """The predictor for a weight file (default: the shipped one); with ``int8``, its
-        int8 network where the release made one (``int8_file``) and ONNX Runtime is here,
-        without torch (:meth:`on_int8`). ``threads`` overrides ``core.threads``' count."""
+        """The predictor of a release manifest (default: the shipped one, see
+        :func:`shipped_release`) on ONNX Runtime. ``threads`` overrides ``core.threads``."""
         configure_threads(threads=threads)
-        path = Path(weights) if weights else shipped_weights()
-        if not path.is_file():
-            raise WeightsError(f"keypoint weights not found: {path}")
-        backend = options.get("backend", "auto")
-        on_onnx = backend == "onnxruntime" or (backend == "auto" and runtime.available())
-        quantized = int8_file(path) if int8 and on_onnx and options.get("optimize", True) else None
-        if quantized is not None:
-            kept = {k: options[k] for k in options if k not in ("backend", "optimize")}
-            try:
-                predictor = cls.on_int8(path, quantized, **kept)
-            except WeightsError:
-                raise
-            except Exception as err:
-                problem = f"keypoint network {quantized.name} could not be loaded: {err}"
-                raise WeightsError(problem) from err
-            runtime.trim_heap()  # the file's parsed copies: ~30 MB resident otherwise
-            log.info("loaded keypoint model %s (%s)", path.name, predictor.backend)
-            return predictor
-        from core.model import describe, load_weights
-
+        found = read_manifest(Path(release) if release else shipped_release())
         try:
-            model, meta = load_weights(path)
+            forward = runtime.OnnxModule([m.read_bytes() for m in found.members], threads)
         except Exception as err:
-            raise WeightsError(f"keypoint weights could not be loaded from {path}: {err}") from err
-        configure_threads()  # torch is loaded now: give it this process's count
-        predictor = cls(model, meta, **options)
-        log.info("loaded keypoint model %s (%s, %s)", path.name, describe(model), predictor.backend)
+            raise WeightsError(f"keypoint release {found.name} could not be loaded: {err}") from err
+        runtime.trim_heap()  # the files' parsed copies: ~30 MB resident otherwise
+        log.info("loaded keypoint model %s (onnxruntime-int8)", found.name)
+        predictor = cls(forward, found.input_size, found.meta, "onnxruntime-int8", **options)
+        predictor.release = found
         return predictor
-
-    @staticmethod
-    def _optimized(model: KeypointNet | KeypointEnsemble) -> WithSpread:
-        """The network as the forward pass runs it: BatchNorm folded into the convolutions."""
-        import torch
-
-        from core.model import WithSpread, fold_batchnorm
-
-        folded = fold_batchnorm(copy.deepcopy(model))
-        return WithSpread(folded.to(memory_format=torch.channels_last))
-
-    @classmethod
-    def untrained(cls, config: ModelConfig | None = None) -> KeypointPredictor:
-        """Random weights: for tests of code paths that don't care where the points land."""
-        from core.model import KeypointNet, ModelConfig
-
-        return cls(KeypointNet(config or ModelConfig()), optimize=False)
-
-    def predict_boxes(self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
-        """(N, 68, 2) image points for N face boxes, in one batch."""
-        return self.look(image_rgb, boxes)[0]
 
     def look(
         self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]
     ) -> tuple[np.ndarray, np.ndarray]:
         """(N, 68, 2) image points and (N,) heatmap spreads (NaN: the model has no
         heatmaps) for N face boxes, in one batch."""
-        on_torch = self.backend == "torch"
-        return read_crops(
-            self.forward, [image_rgb] * len(boxes), boxes, self.size, on_torch, not on_torch
-        )
+        return read_crops(self.forward, [image_rgb] * len(boxes), boxes, self.size)
+
+    def predict_boxes(self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
+        """(N, 68, 2) image points for N face boxes, in one batch."""
+        return self.look(image_rgb, boxes)[0]
 
     def predict(self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
         """(N, 68, 2) image points for N detected faces (``core.detect.Detection.box``)."""

@@ -1,202 +1,54 @@
 """MTCNN face detector (Zhang et al. 2016): three small cascaded CNNs and five landmarks.
 
-The pretrained weights are the ones the PyPI package ``facenet-pytorch`` ships inside its
-wheel (``facenet_pytorch/data/{p,r,o}net.pt``, MIT licence, converted from the authors'
-Caffe models). That package pins an old torch and torchvision, so ``./run`` installs it
-with ``--no-deps`` and only its weight files are read: nothing of it is imported, nothing
-is downloaded at run time.
-
-The nets run on ONNX Runtime: their weights are read without torch (:mod:`core.torchfile`)
-and the three graphs built in memory when first needed (a few milliseconds; nothing is
-written), so a worker never imports torch, ~240 MB resident less. The cascade on the bench's
-1280x960 one-face photo, both backends interleaved in one process (issue 18): on 2 cores
-shared with other work (load ~7) ONNX Runtime took 63 ms (median; best 41), torch 268 ms
-(best 66), whose OpenMP threads wait for each other when a core is taken; on one core
-(taskset) 43 against 38 ms. Without ONNX Runtime they run on torch
-(:mod:`core.mtcnn_torch`, also the reference the ONNX nets are tested against). The cascade
-itself (pyramid, NMS, box regression) runs in numpy and OpenCV, which is faster than either
-for these tiny arrays.
+The three nets ship as ONNX files in core/weights (``mtcnn-{pnet,rnet,onet}.onnx``, MIT,
+exported by ``lab/export_detectors.py`` from facenet-pytorch's release of the authors'
+weights; ``core/weights/MANIFEST.json`` has their SHA-256, source and licence) and run on
+ONNX Runtime. The cascade itself (pyramid, NMS, box regression) runs in numpy and OpenCV,
+which is faster than either network runtime for these tiny arrays.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_PACKAGE = "facenet_pytorch"
-
-
-class MissingDetectorWeights(RuntimeError):
-    pass
-
-
-def weights_dir() -> Path:
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)  # finds it without importing it
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDetectorWeights(
-            "the MTCNN face detector's weights come from the PyPI package facenet-pytorch; "
-            "install it with: pip install --no-deps facenet-pytorch==2.6.0 (./run does this)"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
-# The nets' layers in facenet-pytorch's state dicts, in order: (kind, layer name, argument).
-# "conv": a convolution; "prelu": a PReLU; "pool": max-pooling (kernel, stride 2, rounding up
-# as Caffe did); "flatten": the Caffe original's transposed flattening before its dense
-# layers; "dense": a dense layer. The heads follow (see HEADS).
-LAYERS = {
-    "pnet": [
-        ("conv", "conv1", None), ("prelu", "prelu1", None), ("pool", None, 2),
-        ("conv", "conv2", None), ("prelu", "prelu2", None),
-        ("conv", "conv3", None), ("prelu", "prelu3", None),
-    ],
-    "rnet": [
-        ("conv", "conv1", None), ("prelu", "prelu1", None), ("pool", None, 3),
-        ("conv", "conv2", None), ("prelu", "prelu2", None), ("pool", None, 3),
-        ("conv", "conv3", None), ("prelu", "prelu3", None),
-        ("flatten", None, None), ("dense", "dense4", None), ("prelu", "prelu4", None),
-    ],
-    "onet": [
-        ("conv", "conv1", None), ("prelu", "prelu1", None), ("pool", None, 3),
-        ("conv", "conv2", None), ("prelu", "prelu2", None), ("pool", None, 3),
-        ("conv", "conv3", None), ("prelu", "prelu3", None), ("pool", None, 2),
-        ("conv", "conv4", None), ("prelu", "prelu4", None),
-        ("flatten", None, None), ("dense", "dense5", None), ("prelu", "prelu5", None),
-    ],
-}  # fmt: skip
-# Each net's outputs, in the order the cascade reads them: (name, layer, is a probability).
-# A probability is the softmax's second channel (face), as facenet-pytorch returns it.
-HEADS = {
-    "pnet": [("reg", "conv4_2", False), ("prob", "conv4_1", True)],
-    "rnet": [("reg", "dense5_2", False), ("prob", "dense5_1", True)],
-    "onet": [("reg", "dense6_2", False), ("marks", "dense6_3", False), ("prob", "dense6_1", True)],
-}
-# The input side of each net (PNet runs fully convolutionally over the pyramid's levels)
-INPUT_SIDE = {"pnet": None, "rnet": 24, "onet": 48}
-
-
-def read_weights(name: str) -> dict[str, np.ndarray]:
-    """facenet-pytorch's state dict of net ``name`` (pnet, rnet, onet), read without torch."""
-    from core import torchfile
-
-    return torchfile.load(weights_dir() / f"{name}.pt")
-
-
-def onnx_model(name: str, state: dict[str, np.ndarray]) -> bytes:
-    """Net ``name`` with weights ``state`` as an ONNX model that reads (N, H, W, 3) float32
-    patches, as the cascade cuts them, and answers its HEADS (its sums match torch's to
-    ~1e-6; tests/core/test_onnx_serving.py checks the faces)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes, weights = [], []
-
-    def node(op: str, inputs: list[str], out: str | None = None, **attrs) -> str:
-        out = out or f"t{len(nodes)}"  # apart from the weights' names (layer.kind)
-        nodes.append(helper.make_node(op, inputs, [out], **attrs))
-        return out
-
-    def const(key: str, value: np.ndarray) -> str:
-        weights.append(numpy_helper.from_array(value, key))
-        return key
-
-    def param(layer: str, kind: str) -> str:
-        return const(f"{layer}.{kind}", state[f"{layer}.{kind}"].astype(np.float32))
-
-    x = node("Transpose", ["x"], perm=[0, 3, 1, 2])  # NHWC -> NCHW
-    spatial = True
-    for kind, layer, arg in LAYERS[name]:
-        if kind == "conv":
-            kernel = list(state[f"{layer}.weight"].shape[2:])
-            x = node("Conv", [x, param(layer, "weight"), param(layer, "bias")], kernel_shape=kernel)
-        elif kind == "prelu":  # the slope per channel, broadcast over the image's pixels
-            slope = state[f"{layer}.weight"].astype(np.float32)
-            slope = slope.reshape(-1, 1, 1) if spatial else slope
-            x = node("PRelu", [x, const(f"{layer}.weight", slope)])
-        elif kind == "pool":
-            x = node("MaxPool", [x], kernel_shape=[arg, arg], strides=[2, 2], ceil_mode=1)
-        elif kind == "flatten":  # the Caffe original was trained on transposed images
-            x = node("Flatten", [node("Transpose", [x], perm=[0, 3, 2, 1])], axis=1)
-            spatial = False
-        elif kind == "dense":
-            x = node("Gemm", [x, param(layer, "weight"), param(layer, "bias")], transB=1)
-    face = const("face_channel", np.array(1, np.int64))
-    outputs = []
-    for out, layer, is_prob in HEADS[name]:
-        if spatial:
-            y = node("Conv", [x, param(layer, "weight"), param(layer, "bias")], kernel_shape=[1, 1])
-        else:
-            y = node("Gemm", [x, param(layer, "weight"), param(layer, "bias")], transB=1)
-        if is_prob:
-            node("Gather", [node("Softmax", [y], axis=1), face], out=out, axis=1)
-        else:
-            node("Identity", [y], out=out)
-        outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, None))
-    side = INPUT_SIDE[name] or "h"
-    shape = ["n", side, side if INPUT_SIDE[name] else "w", 3]
-    graph = helper.make_graph(
-        nodes, f"mtcnn-{name}", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-        outputs, weights,
-    )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # opset 17's; any ONNX Runtime since 1.12 reads it
-    return model.SerializeToString()
+NET_NAMES = ("pnet", "rnet", "onet")
 
 
 class OnnxNet:
-    """One net on ONNX Runtime: (N, H, W, 3) float32 in, its HEADS out as numpy arrays."""
+    """One net on ONNX Runtime: (N, H, W, 3) float32 in, its heads out as numpy arrays
+    (PNet: reg, prob; RNet: reg, prob; ONet: reg, marks, prob)."""
 
     def __init__(self, name: str) -> None:
         from core import runtime, threads
+        from core.weightfiles import weight_file
 
         self.name = name
-        model = onnx_model(name, read_weights(name))
-        self.session = runtime.session(model, threads.count(), varying_shapes=True)
+        path = weight_file(f"mtcnn-{name}.onnx")
+        self.session = runtime.session(path, threads.count(), varying_shapes=True)
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(self.session.run(None, {"x": np.ascontiguousarray(x, np.float32)}))
 
 
 Net = Callable[[np.ndarray], tuple[np.ndarray, ...]]
-BACKENDS = ("auto", "onnxruntime", "torch")
-
-
-def load_nets(backend: str | None = None) -> tuple[Net, Net, Net]:
-    """PNet, RNet and ONet, shared by every :class:`Mtcnn`: on ONNX Runtime, their weights
-    read without torch ("auto" where ONNX Runtime is installed), or on torch
-    (:mod:`core.mtcnn_torch`, ~240 MB more per process; "auto" without ONNX Runtime).
-    ``backend`` defaults to ``$FACEMASK_MTCNN_BACKEND``, else "auto"."""
-    return _load_nets(backend or os.environ.get("FACEMASK_MTCNN_BACKEND") or "auto")
 
 
 @cache
-def _load_nets(backend: str) -> tuple[Net, Net, Net]:
+def load_nets() -> tuple[Net, Net, Net]:
+    """PNet, RNet and ONet on ONNX Runtime, shared by every :class:`Mtcnn`."""
     from core import runtime
 
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown MTCNN backend {backend!r}: choose one of {BACKENDS}")
-    weights_dir()  # missing weights: the one clear error, whichever backend
-    if backend == "onnxruntime" or (backend == "auto" and runtime.available()):
-        nets = tuple(OnnxNet(name) for name in ("pnet", "rnet", "onet"))
-        runtime.trim_heap()  # the state dicts and graphs are in the sessions now
-        return nets
-    from core.mtcnn_torch import torch_runners
-
-    if backend == "auto":
-        log.info("MTCNN runs on torch: ONNX Runtime is not installed")
-    return torch_runners()
-
-
-load_nets.cache_clear = _load_nets.cache_clear  # type: ignore[attr-defined]  (load again)
+    nets = tuple(OnnxNet(name) for name in NET_NAMES)
+    runtime.trim_heap()  # the files' parsed copies are in the sessions now
+    return nets
 
 
 @dataclass(frozen=True)
@@ -276,12 +128,14 @@ class Mtcnn:
         min_face: float = 40.0,
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
-        backend: str | None = None,
+        nets: tuple[Net, Net, Net] | None = None,
     ) -> None:
         self.min_face = min_face
         self.thresholds = thresholds
         self.factor = factor
-        self.pnet, self.rnet, self.onet = load_nets(backend)  # shared by every instance
+        # the shipped nets, shared by every instance; others (lab.mtcnn_torch's reference)
+        # are given
+        self.pnet, self.rnet, self.onet = nets or load_nets()
 
     def __call__(self, image_rgb: np.ndarray) -> list[RawFace]:
         image = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)

@@ -114,10 +114,15 @@ def make_masker(args, detector: str, backend: str):
     from core.api import MAX_SHAPE_ERROR, FaceMasker
     from core.detect import default_detector
     from core.errors import WeightsError
-    from core.landmarks import KeypointPredictor
+    from training.predictor import load_predictor, torch_predictor, untrained
 
     try:
-        predictor = KeypointPredictor.load(args.weights, threads=args.threads, backend=backend)
+        predictor = load_predictor(args.weights, threads=args.threads)
+        if backend == "torch":  # the release's float network, eager on torch
+            from training.model import load_weights
+
+            source = predictor.release.manifest.with_suffix(".pt")
+            predictor = torch_predictor(load_weights(source)[0], backend="torch")
         weights = "shipped" if args.weights is None else str(args.weights)
     except WeightsError as err:
         # Untrained weights cost exactly the same time; only the points are meaningless.
@@ -125,7 +130,7 @@ def make_masker(args, detector: str, backend: str):
             f"facemask-bench: {err}; timing an untrained model instead "
             "(the warp stage then uses the mean face placed in each detector box)"
         )
-        predictor = KeypointPredictor.untrained()
+        predictor = untrained()
         weights = "untrained"
     # Random points are never face-shaped: keep every detection when the model is untrained.
     masker = FaceMasker(
@@ -197,8 +202,6 @@ def _worker_life(conn: Connection, jpegs: list[bytes], photos: int, workers: int
         steps.append((name, _status_mb("VmRSS")))
 
     step("python, numpy, OpenCV, Pillow")
-    if on_torch:  # as workers ran before issue 18
-        os.environ["FACEMASK_MTCNN_BACKEND"] = "torch"
     from core import runtime, threads
     from core.api import FaceMasker
 
@@ -208,13 +211,15 @@ def _worker_life(conn: Connection, jpegs: list[bytes], photos: int, workers: int
         import torch  # noqa: F401
 
         step("torch")
-    runtime.available()
-    step("ONNX Runtime, onnx")
+    runtime.ort()
+    step("ONNX Runtime")
     from core.landmarks import KeypointPredictor
 
     predictor = KeypointPredictor.load()
-    if on_torch:
-        predictor.model  # noqa: B018  (the torch model was loaded beside the int8 sessions)
+    if on_torch:  # as workers ran before issue 18: the torch model beside the int8 sessions
+        from training.model import load_weights
+
+        load_weights(predictor.release.manifest.with_suffix(".pt"))
     step("keypoint model (int8 ensemble)")
     from core.detect import default_detector
 
@@ -291,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, default=None, help="keypoint weights (default: shipped)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--detector", choices=["mtcnn", "haar"], default="mtcnn")
-    p.add_argument("--backend", choices=["auto", "onnxruntime", "torch"], default="auto")
+    p.add_argument("--backend", choices=["onnxruntime", "torch"], default="onnxruntime")
     p.add_argument(
         "--baseline",
         action="store_true",

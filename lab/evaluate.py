@@ -46,6 +46,7 @@ from core.preprocess import eye_angle, reorient, whole_image_box
 from lab.options import add_detector_option
 from training.data import Sample, read_image, read_labels, read_validation_people
 from training.metrics import matching_detection, point_errors, summarize
+from training.predictor import load_predictor
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     if not samples:
         sys.exit("facemask-eval: no labelled images to score")
 
-    predictor = KeypointPredictor.load(args.weights, threads=args.threads)
+    predictor = load_predictor(args.weights, threads=args.threads)
     detector = None if args.whole_image else default_detector(args.detector)
     summary, results = evaluate(
         samples,

@@ -137,12 +137,12 @@ def measure(
 def product_path(weights: Path | None = None) -> Callable[[Sample], np.ndarray]:
     """The product's path for one labelled image: detector, then the model (shipped default)."""
     from core.detect import default_detector
-    from core.landmarks import KeypointPredictor
     from core.preprocess import box_from_points
     from lab.evaluate import product_prediction
     from training.data import read_image
+    from training.predictor import load_predictor
 
-    predictor, detector = KeypointPredictor.load(weights, threads=2), default_detector()
+    predictor, detector = load_predictor(weights, threads=2), default_detector()
 
     def predict(s: Sample) -> np.ndarray:
         image = read_image(s.path)

@@ -41,9 +41,10 @@ def fit_shift(dx: np.ndarray, widths: np.ndarray) -> tuple[float, float]:
 
 
 def measure(samples: list[Sample], weights: Path | None = None) -> dict:
-    from core.landmarks import KeypointPredictor, level_boxes
+    from core.landmarks import level_boxes
+    from training.predictor import load_predictor
 
-    predictor = KeypointPredictor.load(weights, threads=2)
+    predictor = load_predictor(weights, threads=2)
     truth, direct, mirrored, widths = [], [], [], []
     for s in samples:
         image = read_image(s.path)

@@ -1,5 +1,5 @@
-"""MTCNN's three nets in torch: the reference the ONNX Runtime nets are checked against
-(tests/core/test_onnx_serving.py) and the fallback where ONNX Runtime is not installed.
+"""MTCNN's three nets in torch: the reference the shipped ONNX files are checked against
+(``lab.export_detectors``, tests/lab/test_export_detectors.py).
 
 The layer names are facenet-pytorch's, so its state dicts load with ``strict=True``.
 Importing this module imports torch (~240 MB resident): the serving path does not.
@@ -7,14 +7,11 @@ Importing this module imports torch (~240 MB resident): the serving path does no
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 import torch
 from torch import nn
 
 from core import threads
-from core.mtcnn import weights_dir
 
 
 class PNet(nn.Module):
@@ -96,13 +93,11 @@ class ONet(nn.Module):
         return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), dim=1)[:, 1]
 
 
-@cache
-def load_torch_nets() -> tuple[PNet, RNet, ONet]:
-    """The three nets with facenet-pytorch's weights (``torch.load``), shared."""
-    folder = weights_dir()
+def load_torch_nets(states: dict[str, dict[str, np.ndarray]]) -> tuple[PNet, RNet, ONet]:
+    """The three nets with facenet-pytorch's state dicts (``lab.export_detectors``)."""
     nets = []
     for name, net in (("pnet", PNet()), ("rnet", RNet()), ("onet", ONet())):
-        state = torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
+        state = {key: torch.from_numpy(value) for key, value in states[name].items()}
         net.load_state_dict(state, strict=True)
         # channels-last: torch's CPU max-pooling is ~8x faster in it for these shapes
         nets.append(net.eval().to(memory_format=torch.channels_last))
@@ -123,5 +118,6 @@ class TorchNet:
         return tuple(o.numpy() for o in out)
 
 
-def torch_runners() -> tuple[TorchNet, TorchNet, TorchNet]:
-    return tuple(TorchNet(net) for net in load_torch_nets())
+def torch_runners(states: dict[str, dict[str, np.ndarray]]) -> tuple[TorchNet, TorchNet, TorchNet]:
+    """The reference cascade's nets, as ``core.mtcnn.Mtcnn(nets=...)`` takes them."""
+    return tuple(TorchNet(net) for net in load_torch_nets(states))

@@ -154,9 +154,9 @@ def before_after(
     masker: FaceMasker, before: Path, photo: np.ndarray, points: np.ndarray
 ) -> Image.Image:
     """Old mask | the product with ``before``'s weights, no cover step | the product now."""
-    from core.landmarks import KeypointPredictor
+    from training.predictor import load_predictor
 
-    old = FaceMasker(predictor=KeypointPredictor.load(before))
+    old = FaceMasker(predictor=load_predictor(before))
     rows, labels = [], []
     for scene in SCENES:
         worn, moved = build(scene, photo, points)
@@ -213,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from skimage import data
 
-    from core.landmarks import KeypointPredictor
+    from training.predictor import load_predictor
 
-    masker = FaceMasker(predictor=KeypointPredictor.load(args.weights))
+    masker = FaceMasker(predictor=load_predictor(args.weights))
     photo = data.astronaut()
     # her points as the product reads them before any mask is drawn, where it is surest
     points = masker.landmarks(photo, Mode.FACES)[0].points.astype(np.float64)

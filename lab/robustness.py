@@ -260,9 +260,9 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(counts))
         return
 
-    from core.landmarks import KeypointPredictor
+    from training.predictor import load_predictor
 
-    predictor = KeypointPredictor.load(args.weights, threads=args.threads)
+    predictor = load_predictor(args.weights, threads=args.threads)
     if args.unsure_spread is not None:
         predictor.unsure_spread = args.unsure_spread
     detector = default_detector(args.detector)

@@ -19,16 +19,16 @@ import numpy as np
 import torch
 
 from core.landmarks import KeypointPredictor
-from core.model import KeypointNet, ModelConfig, describe
+from training.model import KeypointNet, ModelConfig, describe, load_weights
+from training.predictor import load_predictor, numpy_forward, torch_predictor
 
 SEED_CONFIG = ModelConfig("b0", "gap", 224, memory_efficient_swish=True)
 
 
 def seed_predictor() -> KeypointPredictor:
-    # eager and in the default memory format, as the seed ran it
-    predictor = KeypointPredictor(KeypointNet(SEED_CONFIG).eval(), optimize=False)
-    predictor.model = predictor.forward = predictor.model.to(memory_format=torch.contiguous_format)
-    return predictor
+    # eager, as the seed ran it
+    model = KeypointNet(SEED_CONFIG).eval()
+    return KeypointPredictor(numpy_forward(model), SEED_CONFIG.input_size, backend="torch")
 
 
 def time_per_face(predictors: dict[str, KeypointPredictor], repeat: int) -> dict[str, float]:
@@ -62,14 +62,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    ours = KeypointPredictor.load(args.weights)
-    on_torch = KeypointPredictor(ours.model, backend="torch")
+    ours = load_predictor(args.weights)
+    model = getattr(ours, "model", None)
+    if model is None:  # a release: its float weights lie beside its manifest
+        model = load_weights(ours.release.manifest.with_suffix(".pt"))[0]
+    on_torch = torch_predictor(model, backend="torch")
     runs = {"seed": seed_predictor(), "shipped": ours, "shipped_torch": on_torch}
     if ours.backend == "onnxruntime-int8":
-        runs["shipped_float"] = KeypointPredictor.load(args.weights, int8=False)
+        runs["shipped_float"] = torch_predictor(model)
     ms = time_per_face(runs, args.repeat)
     ratio = ms["shipped"] / ms["seed"]
-    name = describe(ours.model)
+    name = describe(model)
     print(f"threads: {args.threads}, repeats: {args.repeat}, median ms per face")
     rows = [
         ("seed (b0 224, GAP, memory-efficient swish, torch)", ms["seed"]),

@@ -259,9 +259,9 @@ def _vm_rss_mb() -> float:
 
 def memory_child(clip: Path, weights: Path | None) -> int:
     from core.api import FaceMasker
-    from core.landmarks import KeypointPredictor
+    from training.predictor import load_predictor
 
-    masker = FaceMasker(predictor=KeypointPredictor.load(weights))
+    masker = FaceMasker(predictor=load_predictor(weights))
     loaded = _vm_rss_mb()
     started = time.perf_counter()
     result = masker.apply_video(clip, 1)
@@ -385,9 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return memory_child(args.memory_child, args.weights)
 
     from core.api import FaceMasker
-    from core.landmarks import KeypointPredictor
+    from training.predictor import load_predictor
 
-    masker = FaceMasker(predictor=KeypointPredictor.load(args.weights))
+    masker = FaceMasker(predictor=load_predictor(args.weights))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"{os.cpu_count()} CPUs (load average {load}: other work shares them), "
           f"PyAV {av.__version__}, libx264 preset {video.PRESET}")  # fmt: skip

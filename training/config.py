@@ -16,8 +16,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from core.model import ModelConfig
 from training.augment import AugmentConfig
+from training.model import ModelConfig
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 

@@ -5,11 +5,15 @@
 writes into core/weights (``--out``):
 
     keypoints-<archs>-<head><size>-<sha8>.pt         the members (one checkpoint, or several
-                                                     averaged: core.model.KeypointEnsemble),
+                                                     averaged: training.model.KeypointEnsemble),
                                                      float16; <sha8> starts its SHA-256
-    keypoints-<archs>-<head><size>-<sha8>.int8.onnx  the same network with its backbone in
-                                                     int8 (core.runtime.quantize), carrying
+    keypoints-<archs>-<head><size>-<sha8>.member<k>.int8.onnx
+                                                     each member with its backbone in int8
+                                                     (training.export.quantize), carrying
                                                      the .pt's SHA-256: what the product runs
+    keypoints-<archs>-<head><size>-<sha8>.json       the manifest serving reads: input size,
+                                                     normalisation, point order, the ONNX
+                                                     files and their SHA-256
 
 The int8 ranges are calibrated on crops of training people (never the validation people,
 never test/), placed like the detector's boxes. Then both networks read the validation
@@ -31,11 +35,13 @@ import numpy as np
 import torch
 
 from core import runtime
-from core.landmarks import WEIGHTS_DIR, KeypointPredictor, int8_path
-from core.model import KeypointEnsemble, KeypointNet, load_weights, members, save_weights
 from core.preprocess import box_from_points, crop_image, normalize, points_from_unit
+from core.weightfiles import WEIGHTS_DIR
 from training.data import Sample, load_splits, read_image
+from training.export import quantize, write_members, write_release_manifest
 from training.metrics import nme
+from training.model import KeypointEnsemble, KeypointNet, load_weights, members, save_weights
+from training.predictor import numpy_forward, optimized
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +87,8 @@ def crop_nme(forward, inputs: np.ndarray, truths, size: int) -> tuple[float, np.
     """Mean NME of a forward pass on crops, and its (N, 68, 2) unit outputs."""
     outs = []
     for i in range(0, len(inputs), 32):
-        with torch.inference_mode():
-            out = forward(torch.from_numpy(inputs[i : i + 32]))
-        outs.append((out[0] if isinstance(out, tuple) else out).numpy())
+        out = forward(inputs[i : i + 32])
+        outs.append(np.asarray(out[0] if isinstance(out, tuple) else out))
     unit = np.concatenate(outs).astype(np.float64)
     points = np.stack([points_from_unit(u, matrix, size) for u, (_, matrix) in zip(unit, truths)])
     return float(nme(points, np.stack([p for p, _ in truths])).mean()), unit
@@ -118,22 +123,24 @@ def release(
         sha = runtime.file_sha256(staged)
         weights = out / f"{release_name(model)}-{sha[:8]}.pt"
         # the network as it will run: the weights as stored (float16 rounding included)
-        stored = KeypointPredictor._optimized(load_weights(staged)[0])
-        int8 = int8_path(weights)
-        runtime.quantize(stored, size, calib, Path(tmp) / "q.onnx", source_sha256=sha)
+        stored = optimized(load_weights(staged)[0])
+        quantize(stored, size, calib, Path(tmp) / "q.onnx", source_sha256=sha)
         if not keep:
             for old in out.glob("keypoints-*"):
-                if old.suffix in (".pt", ".onnx"):
+                if old.suffix in (".pt", ".onnx", ".json"):
                     log.info("removing the earlier release %s", old.name)
                     old.unlink()
         staged.replace(weights)
-        (Path(tmp) / "q.onnx").replace(int8)
+        files = write_members((Path(tmp) / "q.onnx").read_bytes(), weights, len(members(model)))
+        manifest = write_release_manifest(weights, model, meta, files)
 
-    report: dict = {"weights": str(weights), "int8": str(int8), "sha256": sha, "size": size}
+    report: dict = {
+        "weights": str(weights), "manifest": str(manifest), "sha256": sha, "size": size,
+    }  # fmt: skip
     if splits.val:
         inputs, truths = crops(splits.val, size)
-        floats = runtime.OnnxModule(stored, size)
-        quantized = runtime.OnnxModule(int8.read_bytes())
+        floats = numpy_forward(stored)
+        quantized = runtime.OnnxModule([f.read_bytes() for f in files])
         nme_float, unit_float = crop_nme(floats, inputs, truths, size)
         nme_int8, unit_int8 = crop_nme(quantized, inputs, truths, size)
         report |= {
@@ -147,6 +154,23 @@ def release(
     return report
 
 
+def repack(weights: Path) -> Path:
+    """A release of the earlier layout (NAME.pt and one NAME.int8.onnx holding every member)
+    rewritten as serving reads it now: one int8 file per member and NAME.json. The int8
+    networks are cut, not quantized again, so they compute exactly what they did."""
+    combined = weights.with_name(weights.stem + ".int8.onnx")
+    model, meta = load_weights(weights)
+    data = combined.read_bytes()
+    from training.export import onnx_metadata
+
+    if onnx_metadata(data).get("source_sha256") != runtime.file_sha256(weights):
+        raise SystemExit(f"{combined.name} was not made from {weights.name}")
+    files = write_members(data, weights, len(members(model)))
+    manifest = write_release_manifest(weights, model, meta, files)
+    combined.unlink()
+    return manifest
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="facemask-release",
@@ -154,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("weights", nargs="+", type=Path, help="checkpoints: one, or the members")
-    p.add_argument("--data", type=Path, required=True, help="the face-keypoints data set")
+    p.add_argument("--data", type=Path, help="the face-keypoints data set (required)")
+    p.add_argument(
+        "--repack", action="store_true",
+        help="rewrite an earlier release (NAME.pt + NAME.int8.onnx) as member files + NAME.json",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     p.add_argument("--calibration", type=int, default=256, help="training crops for int8")
     p.add_argument("--float32", action="store_true", help="store float32, not float16")
@@ -162,12 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.repack:
+        for weights in args.weights:
+            print(f"serving: {repack(weights)}")
+        return 0
+    if args.data is None:
+        p.error("--data is required to make a release")
     torch.set_num_threads(2)
     report = release(
         args.weights, args.data, args.out, args.calibration, not args.float32, args.keep
     )
     print(f"weights: {report['weights']}")
-    print(f"int8:    {report['int8']}")
+    print(f"serving: {report['manifest']} (and the ONNX files it lists)")
     if "val_crops" in report:
         print(
             f"validation people's crops ({report['val_crops']}, boxes from the labels): "

@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core.model import build_model, load_weights, members, save_weights
 from training.augment import Augmenter, Batch
 from training.config import ConfigError, TrainConfig, over, resolve
 from training.data import Pack, StalePack, build_pack, load_splits
+from training.model import build_model, load_weights, members, save_weights
 from training.validate import validate
 
 log = logging.getLogger("training")

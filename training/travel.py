@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.model import LITE, imagenet_state, imagenet_weights_file
 from training.data import Pack, fit_canvas
+from training.model import LITE, imagenet_state, imagenet_weights_file
 
 
 def shrink(pack: Pack, canvas: int, splits: tuple[str, ...] = ("train", "val")) -> Pack:

@@ -33,6 +33,8 @@ from core.landmarks import (
 from core.preprocess import FaceBox, whole_image_box
 from training.data import Pack
 from training.metrics import nme
+from training.model import WithSpread
+from training.predictor import numpy_forward
 
 BATCH = 256
 
@@ -40,11 +42,7 @@ BATCH = 256
 def batched_look(model: torch.nn.Module, images: Sequence[np.ndarray], size: int) -> Look:
     """A ``core.landmarks.Look`` over ``images`` (face i is images[i]) for a network in
     training, on its own device, ``BATCH`` crops at a time."""
-    device = next(model.parameters()).device
-
-    def forward(x: torch.Tensor):
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
-        return model(x, with_spread=True)
+    forward = numpy_forward(WithSpread(model), next(model.parameters()).device)
 
     def look(faces: Sequence[int], boxes: Sequence[FaceBox]) -> tuple[np.ndarray, np.ndarray]:
         parts = [

@@ -7,7 +7,6 @@ serve many tests (starting a bot costs seconds: its worker loads torch and the m
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import socket
 import subprocess
@@ -54,16 +53,11 @@ def blank_png() -> bytes:
 
 @pytest.fixture(scope="session")
 def model_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Use the shipped weights; until they exist, an untrained model of the same shape."""
-    from core.landmarks import WEIGHTS_DIR
+    """The shipped release (the bot runs it as users get it)."""
+    from core.landmarks import shipped_release
 
-    if os.environ.get("FACEMASK_WEIGHTS") or any(WEIGHTS_DIR.glob("keypoints-*.pt")):
-        return {}
-    from core.model import KeypointNet, save_weights
-
-    path = tmp_path_factory.mktemp("weights") / "keypoints-untrained.pt"
-    save_weights(KeypointNet(), path)
-    return {"FACEMASK_WEIGHTS": str(path)}
+    shipped_release()  # a missing release fails here, with its reason
+    return {}
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

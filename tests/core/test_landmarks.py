@@ -7,8 +7,11 @@ from skimage.data import astronaut
 
 from core import face68, runtime
 from core.detect import Detection, FaceDetector, HaarFaceDetector, default_detector
-from core.landmarks import KeypointPredictor, int8_file, shipped_weights
-from core.model import (
+from core.landmarks import KeypointPredictor, shipped_release
+from core.preprocess import FaceBox, reorient
+from core.results import Mode
+from training.export import export, member_models, quantize
+from training.model import (
     KeypointEnsemble,
     ModelConfig,
     build_model,
@@ -16,13 +19,18 @@ from core.model import (
     load_weights,
     save_weights,
 )
-from core.preprocess import FaceBox, reorient
-from core.results import Mode
+from training.predictor import optimized, torch_predictor, untrained
 
 
 @pytest.fixture(scope="module")
 def predictor() -> KeypointPredictor:
     return KeypointPredictor.load(threads=2)
+
+
+@pytest.fixture(scope="module")
+def float_model():
+    """The shipped release's float weights (training's), as a torch model."""
+    return load_weights(shipped_release().with_suffix(".pt"))[0]
 
 
 @pytest.fixture(scope="module")
@@ -49,21 +57,12 @@ def _check_face(points: np.ndarray, box: tuple[float, float, float, float]) -> N
 
 
 def test_shipped_weights_name_carries_a_hash_and_load_weights_only():
-    path = shipped_weights()
+    path = shipped_release().with_suffix(".pt")
     assert path.name.startswith("keypoints-") and len(path.stem.rsplit("-", 1)[-1]) == 8
     assert runtime.file_sha256(path).startswith(path.stem.rsplit("-", 1)[-1])
     blob = torch.load(path, weights_only=True)
     assert "meta" in blob and ("state_dict" in blob or "members" in blob)
     assert path.stat().st_size < 20e6
-
-
-def test_the_shipped_int8_network_was_made_from_the_shipped_weights():
-    # a release that replaces the .pt without re-running facemask-release would leave a
-    # stale int8 file, which the product then ignores: 1.7x slower with no other sign
-    path = shipped_weights()
-    int8 = int8_file(path)
-    assert int8 is not None and int8.stat().st_size < 20e6
-    assert runtime.metadata(int8)["source_sha256"] == runtime.file_sha256(path)
 
 
 def test_detector_is_a_face_detector_and_finds_the_astronaut(face_box):
@@ -113,9 +112,9 @@ def test_weights_round_trip(tmp_path):
     torch.testing.assert_close(back(x), model(x))
 
 
-def test_optimised_forward_pass_matches_the_eager_model(predictor, face_box):
-    eager = KeypointPredictor(predictor.model, optimize=False)
-    floats = KeypointPredictor.load(threads=2, int8=False)  # folded, on ONNX Runtime
+def test_optimised_forward_pass_matches_the_eager_model(float_model, face_box):
+    eager = torch_predictor(float_model, backend="torch", optimize=False)
+    floats = torch_predictor(float_model)  # folded, on ONNX Runtime
     image = astronaut()
     np.testing.assert_allclose(
         floats.predict(image, [face_box, FaceBox(50, 50, 100)]),
@@ -124,12 +123,14 @@ def test_optimised_forward_pass_matches_the_eager_model(predictor, face_box):
     )
 
 
-def test_the_fast_path_runs_on_onnx_runtime_and_agrees_with_torch(predictor, face_box):
+def test_the_fast_path_runs_on_onnx_runtime_and_agrees_with_torch(
+    predictor, float_model, face_box
+):
     # declared dependencies: never silently slow
     assert predictor.backend == "onnxruntime-int8"
-    floats = KeypointPredictor.load(threads=2, int8=False)
+    floats = torch_predictor(float_model)
     assert floats.backend == "onnxruntime"
-    on_torch = KeypointPredictor(predictor.model, backend="torch")
+    on_torch = torch_predictor(float_model, backend="torch")
     assert on_torch.backend == "torch"
     image = astronaut()
     truth = on_torch.predict(image, [face_box])
@@ -144,29 +145,6 @@ def test_the_fast_path_runs_on_onnx_runtime_and_agrees_with_torch(predictor, fac
     np.testing.assert_allclose(
         predictor.look(image, [box])[1], on_torch.look(image, [box])[1], atol=3e-3
     )
-
-
-def test_a_stale_or_damaged_int8_file_is_ignored_and_the_float_network_serves(tmp_path, caplog):
-    model = build_model(ModelConfig("lite0", "integral", 64))
-    save_weights(model, tmp_path / "keypoints-a.pt")
-    other = tmp_path / "keypoints-b.pt"
-    save_weights(build_model(ModelConfig("lite0", "integral", 64)), other)
-    calibration = np.random.default_rng(0).normal(size=(8, 3, 64, 64)).astype(np.float32)
-    floats = KeypointPredictor.load(tmp_path / "keypoints-a.pt", int8=False)
-    runtime.quantize(
-        floats._optimized(floats.model),
-        64,
-        calibration,
-        tmp_path / "keypoints-a.int8.onnx",
-        source_sha256=runtime.file_sha256(tmp_path / "keypoints-a.pt"),
-    )
-    assert KeypointPredictor.load(tmp_path / "keypoints-a.pt").backend == "onnxruntime-int8"
-    (tmp_path / "keypoints-a.int8.onnx").rename(tmp_path / "keypoints-b.int8.onnx")
-    with caplog.at_level("WARNING"):
-        assert KeypointPredictor.load(other).backend == "onnxruntime"
-    assert "made from other weights" in caplog.text
-    (tmp_path / "keypoints-b.int8.onnx").write_bytes(b"not an onnx file")
-    assert KeypointPredictor.load(other).backend == "onnxruntime"
 
 
 def test_an_ensemble_averages_its_members_and_round_trips_in_half_precision(tmp_path):
@@ -185,7 +163,7 @@ def test_an_ensemble_averages_its_members_and_round_trips_in_half_precision(tmp_
     assert all(p.dtype == torch.float32 for p in back.parameters())
     with torch.no_grad():  # float16 storage rounds the weights, no more
         torch.testing.assert_close(back(x), points, atol=2e-3, rtol=0)
-        folded = KeypointPredictor(back)._optimized(back)
+        folded = optimized(back)
         torch.testing.assert_close(folded(x)[0], back(x), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="one input size"):
         KeypointEnsemble([members[0], build_model(ModelConfig("lite0", "integral", 96))])
@@ -194,24 +172,26 @@ def test_an_ensemble_averages_its_members_and_round_trips_in_half_precision(tmp_
 def test_an_ensembles_members_run_side_by_side_on_onnx_runtime_as_their_mean(tmp_path):
     members = [build_model(ModelConfig(arch, "integral", 64)).eval() for arch in ("lite0", "lite1")]
     ensemble = KeypointEnsemble(members).eval()
-    forward = KeypointPredictor(ensemble, optimize=False)._optimized(ensemble)
+    forward = optimized(ensemble)
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
-        points, spread = forward(x)
-    side_by_side = runtime.OnnxModule(forward, 64, threads=2)
-    in_turn = runtime.OnnxModule(forward, 64, threads=1)
-    assert side_by_side.names == ["points0", "spread0", "points1", "spread1"]
-    assert len(side_by_side.sessions) == 2 and len(in_turn.sessions) == 1
-    for onnx_forward in (side_by_side, in_turn):
-        got_points, got_spread = onnx_forward(x)
-        torch.testing.assert_close(got_points, points, atol=1e-4, rtol=0)
-        torch.testing.assert_close(got_spread, spread, atol=1e-4, rtol=0)
-    # the int8 file is exported the same way and runs side by side too
+        points, spread = (t.numpy() for t in forward(x))
+    whole = export(forward, 64)
+    side_by_side = runtime.OnnxModule(member_models(whole), threads=2)
+    in_one = runtime.OnnxModule(whole, threads=1)
+    assert side_by_side.names == ["points0", "spread0", "points1", "spread1"] == in_one.names
+    assert len(side_by_side.sessions) == 2 and len(in_one.sessions) == 1
+    for onnx_forward in (side_by_side, in_one):
+        got_points, got_spread = onnx_forward(x.numpy())
+        np.testing.assert_allclose(got_points, points, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(got_spread, spread, atol=1e-4, rtol=0)
+    # the int8 file is exported the same way, cut into members, and runs side by side too
     calibration = np.random.default_rng(0).normal(size=(8, 3, 64, 64)).astype(np.float32)
-    runtime.quantize(forward, 64, calibration, tmp_path / "e.int8.onnx")
-    quantized = runtime.OnnxModule((tmp_path / "e.int8.onnx").read_bytes(), threads=2)
+    quantize(forward, 64, calibration, tmp_path / "e.int8.onnx")
+    parts = member_models((tmp_path / "e.int8.onnx").read_bytes())
+    quantized = runtime.OnnxModule(parts, threads=2)
     assert len(quantized.sessions) == 2
-    assert quantized(x)[0].shape == points.shape
+    assert quantized(x.numpy())[0].shape == points.shape
 
 
 def test_importing_the_project_shortens_torchs_openmp_spinning_unless_told_otherwise():
@@ -283,7 +263,7 @@ def test_a_face_the_detector_reports_turned_the_wrong_way_is_read_the_right_way_
     fixed = predictor.predict(image, [wrong_box])[0]
     assert np.linalg.norm(fixed - upright, axis=1).mean() < 4
     # without the check the points are nowhere near the face's own
-    trusting = KeypointPredictor(predictor.model, unsure_spread=np.inf)
+    trusting = KeypointPredictor(predictor.forward, predictor.size, unsure_spread=np.inf)
     wrong = trusting.predict(image, [wrong_box])[0]
     assert np.linalg.norm(wrong - upright, axis=1).mean() > 30
 
@@ -292,7 +272,7 @@ def test_a_doubted_face_keeps_the_surest_look_the_level_look_from_its_first_look
     """A small face in a big crop (a whole photo) can read doubtful at first and sure once
     looked at level with its first look's eyes; a level look from a wrong quarter turn,
     surer than the first look but less sure than that, must not win."""
-    predictor = KeypointPredictor.untrained()
+    predictor = untrained()
     rng = np.random.default_rng(0)
     first, turn, from_turn, from_first = (rng.uniform(90, 110, (68, 2)) for _ in range(4))
     calls = []
@@ -334,7 +314,7 @@ def test_a_model_without_heatmaps_reports_no_spread_and_takes_one_look():
     points, spread = model(x, with_spread=True)
     torch.testing.assert_close(points, model(x))
     assert spread.shape == (2,) and torch.isnan(spread).all()
-    predictor = KeypointPredictor(model, refine_whole=False)
+    predictor = torch_predictor(model, refine_whole=False)
     batches, forward = [], predictor.forward
     predictor.forward = lambda x: batches.append(len(x)) or forward(x)
     predictor.predict_whole_image(astronaut())

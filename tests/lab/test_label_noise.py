@@ -95,7 +95,7 @@ def test_decompose_clips_impossible_values_at_zero():
 
 
 def test_command_splits_a_models_error(tiny_dataset, tmp_path, capsys):
-    from core.model import ModelConfig, build_model, save_weights
+    from training.model import ModelConfig, build_model, save_weights
 
     weights = tmp_path / "w.pt"
     save_weights(build_model(ModelConfig("lite0", "gap", 64)), weights)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from core.model import ModelConfig
 from training.config import CONFIGS_DIR, ConfigError, TrainConfig, resolve
+from training.model import ModelConfig
 
 
 def test_the_seed_recipe_is_the_seeds_training():

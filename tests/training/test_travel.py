@@ -75,7 +75,7 @@ def test_travel_kit_trains_from_its_own_site_folder(tiny_dataset, tmp_path):
     assert (tmp_path / "run" / "best.pt").exists()
     # a checkpoint halved for the trip back loads into the float32 model unchanged in shape
     main(["--half", str(tmp_path / "run" / "best.pt"), str(tmp_path / "h.pt")])
-    from core.model import load_weights
+    from training.model import load_weights
 
     model, _ = load_weights(tmp_path / "h.pt")
     assert next(model.parameters()).dtype == torch.float32
