@@ -3,8 +3,9 @@
 A :class:`MaskJob` goes in; a :class:`~core.results.MaskedPhoto` or a :class:`JobFailure`
 comes back (a :class:`ManyMasksJob` gets a list of photos, a :class:`StickerJob` WebP bytes,
 a :class:`VideoJob` a :class:`~core.results.MaskedVideo`, with :class:`Progress` on the way).
-Both sides pickle them as they are, through a pipe (embedded workers) or through Redis
-(``facemask-worker``). Failures travel as a code and a sentence, never as an exception or a
+They cross as they are through the pipe to the pool's own child processes, and as
+:mod:`serving.wire` messages (msgpack, versioned, never pickle) through Redis to and from
+``facemask-worker``. Failures travel as a code and a sentence, never as an exception or a
 traceback: :func:`read_result` turns a failure back into the matching
 :class:`~core.errors.FaceMaskError`, so callers can use ``isinstance`` and ``error.code``.
 

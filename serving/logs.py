@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from urllib.parse import unquote
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "<secret>"
@@ -18,7 +19,7 @@ class RedactingFormatter(logging.Formatter):
 
     def __init__(self, fmt: str = FORMAT, secrets: Iterable[str] = ()) -> None:
         super().__init__(fmt)
-        self.secrets = [secret for secret in secrets if secret]
+        self.secrets = _with_unquoted(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
@@ -39,6 +40,16 @@ class RefusalsWithoutTraceback(logging.Filter):
             record.args = None
             record.exc_info = record.exc_text = None
         return True
+
+
+def _with_unquoted(secrets: Iterable[str]) -> list[str]:
+    """The secrets, each also as the client reads it out of a URL (``p%40ss`` is ``p@ss``)."""
+    found: list[str] = []
+    for secret in secrets:
+        for form in (secret, unquote(secret)):
+            if form and form not in found:
+                found.append(form)
+    return found
 
 
 def configure_logging(level: str | int, secrets: Iterable[str] = ()) -> None:
@@ -68,4 +79,4 @@ def add_secret(secret: str) -> None:
     """Redact ``secret`` from now on too (one made up at run time, e.g. a webhook secret)."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler.formatter, RedactingFormatter) and secret:
-            handler.formatter.secrets.append(secret)
+            handler.formatter.secrets.extend(_with_unquoted([secret]))

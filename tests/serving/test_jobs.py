@@ -1,4 +1,5 @@
-"""The wire format: what the bot and the workers send each other survives pickling as it is."""
+"""What the bot and its worker processes send each other through the pool's pipe survives as it
+is (Redis has its own wire format: test_wire.py)."""
 
 from __future__ import annotations
 
