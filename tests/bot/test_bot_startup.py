@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from bot.connection import (
+    AnotherInstance,
+    TokenRefused,
+    Unreachable,
+    WebhookRefused,
+    telegram_requests,
+)
 from bot.settings import Settings
-from tests.support.bot_processes import PYTHON, clean_env
+from serving.settings import describe_problems
+from tests.support.bot_processes import PYTHON, clean_env, free_port
 from tests.support.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,13 +52,66 @@ def test_bad_setting_is_one_line(tmp_path: Path) -> None:
     assert "WORKERS" in line
 
 
-async def test_token_telegram_rejects_is_one_line(tmp_path: Path) -> None:
-    async with FakeTelegram() as telegram:
+async def test_token_telegram_refuses_is_one_line(tmp_path: Path) -> None:
+    async with FakeTelegram() as telegram:  # it answers 401 to any other token, as Telegram does
         env = {**telegram.env(), "TELEGRAM_BOT_TOKEN": "42:not-the-right-one"}
         done = await asyncio.to_thread(run_bot, tmp_path, **env)
-    assert done.returncode == 2
-    assert "Telegram rejected TELEGRAM_BOT_TOKEN" in done.stderr.strip().splitlines()[-1]
+    assert done.returncode == TokenRefused.exit_status == 3
+    assert done.stderr.strip().splitlines()[-1] == (
+        "facemask-bot: the token was refused: check TELEGRAM_BOT_TOKEN with @BotFather"
+    )
     assert "Traceback" not in done.stderr and "not-the-right-one" not in done.stderr
+
+
+def test_telegram_unreachable_for_startup_max_wait_is_one_line_per_try(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: connections are refused
+    started = time.monotonic()
+    done = run_bot(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN="1:x",
+        TELEGRAM_BASE_URL=f"{closed}/bot",
+        TELEGRAM_BASE_FILE_URL=f"{closed}/file/bot",
+        STARTUP_MAX_WAIT="4",
+        HEARTBEAT_FILE=str(tmp_path / "alive"),
+    )
+    assert 4 <= time.monotonic() - started < 30
+    assert done.returncode == Unreachable.exit_status == 6
+    lines = done.stderr.strip().splitlines()
+    # tries at 0, 1 and 3 s, the last when STARTUP_MAX_WAIT is up at 4 s
+    assert len(lines) == 4, done.stderr
+    for number, line in enumerate(lines[:3], 1):
+        assert f"Telegram cannot be reached yet (try {number}): httpx.ConnectError" in line
+        assert re.search(r"next try in \d s, at \d\d:\d\d:\d\d$", line), line
+    assert lines[-1].startswith("facemask-bot: Telegram could not be reached within STARTUP_MAX")
+    assert (tmp_path / "alive.status").read_text().startswith("stopped: Telegram could not")
+
+
+def test_help_lists_the_exit_statuses() -> None:
+    done = subprocess.run(
+        [PYTHON, "-m", "bot", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    for status in (TokenRefused, AnotherInstance, WebhookRefused, Unreachable):
+        assert f"  {status.exit_status}  " in done.stdout
+    assert "another copy of the bot polls" in done.stdout
+
+
+def test_telegram_proxy_is_checked_and_kept_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TELEGRAM_PROXY", raising=False)
+    monkeypatch.delenv("STARTUP_MAX_WAIT", raising=False)
+    settings = Settings(
+        telegram_proxy="socks5://me:hunter22@proxy.example:1080", startup_max_wait=""
+    )
+    assert settings.startup_max_wait is None  # "STARTUP_MAX_WAIT=" as .env.example has it
+    assert "hunter22" not in repr(settings)
+    assert {"hunter22", "socks5://me:hunter22@proxy.example:1080"} <= set(settings.secrets())
+    calls, updates = telegram_requests(settings)  # httpx[socks] is installed: SOCKS5 works
+    assert calls is not updates
+    assert Settings(telegram_proxy="").telegram_proxy is None
+    with pytest.raises(ValidationError) as refused:
+        Settings(telegram_proxy="ftp://me:hunter22@proxy.example")
+    assert "TELEGRAM_PROXY" in describe_problems(refused.value)
+    assert "hunter22" not in describe_problems(refused.value)
 
 
 def test_settings_read_dotenv_and_keep_the_token_secret(

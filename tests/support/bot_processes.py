@@ -73,6 +73,14 @@ class Process:
                 await asyncio.to_thread(self.proc.wait)
         return self.proc.returncode
 
+    async def wait_exit(self, timeout: float) -> int:
+        """The exit status of a process that ends by itself (TimeoutError if it does not)."""
+        assert self.proc is not None
+        try:
+            return await asyncio.to_thread(self.proc.wait, timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"{self.name} is still running:\n{self.log()[-3000:]}") from None
+
     def children(self) -> list[int]:
         """Process ids of this process's children (its inference workers)."""
         path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
@@ -117,6 +125,17 @@ class BotProcess(Process):
     async def restart(self) -> None:
         assert await self.stop() == 0, self.log()[-3000:]
         await self.start()
+
+    def healthcheck(self) -> subprocess.CompletedProcess[str]:
+        """``python -m bot --healthcheck`` with this bot's settings, as Docker would run it."""
+        return subprocess.run(
+            [PYTHON, "-m", "bot", "--healthcheck"],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def assert_clean_log(self) -> None:
         """What a person reading the log must never see: tracebacks, the token."""

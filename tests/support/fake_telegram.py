@@ -226,6 +226,7 @@ class FakeTelegram:
         self._users: dict[int, User] = {self.bot_user.id: self.bot_user}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._http: ClientSession | None = None
         self.port = 0
 
@@ -253,9 +254,9 @@ class FakeTelegram:
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await self._site.start()
+        self.port = self._site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def close(self) -> None:
         if self._http is not None:
@@ -269,6 +270,24 @@ class FakeTelegram:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # ------------------------------------------------------------------ outages
+
+    async def go_away(self) -> None:
+        """Telegram cannot be reached: new connections are refused, open ones are cut. Users
+        may go on sending; their updates wait here, as Telegram keeps them."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+        assert self._runner is not None and self._runner.server is not None
+        for connection in list(self._runner.server.connections):
+            connection.force_close()
+
+    async def come_back(self) -> None:
+        """Reachable again, at the same address."""
+        assert self._runner is not None and self._site is None
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await self._site.start()
 
     # ------------------------------------------------------------------ the users' side
 
