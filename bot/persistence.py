@@ -12,18 +12,23 @@ changes instead: handlers call :func:`save_now` before they send anything that d
   Redis comes back empty the bot writes its whole state from memory again; while Redis is
   away, writes wait in memory and go out when it answers.
 
-Both store the typed states (:data:`bot.state.CONTEXT_TYPES`) as pickles of their dataclasses,
-whatever fields they have; a field added later gets its default when an older state is read.
-State nobody touched for ``FORGET_AFTER_DAYS`` days is deleted. The stores hold Telegram's
-references to photos, never pictures. A ``facemask-bot.pickle`` from an earlier version is
-converted on the first start and renamed ``*.converted``.
+Both store the typed states (:data:`bot.state.CONTEXT_TYPES`) as versioned JSON of their
+fields (:func:`bot.state.encode_state`); a field added later gets its default when an older
+state is read. State nobody touched for ``FORGET_AFTER_DAYS`` days is deleted. The stores hold
+Telegram's references to photos, never pictures.
+
+Earlier versions pickled the states (SQLite rows, Redis keys, and before those the
+``facemask-bot.pickle`` file). A pickle can run any code when read, so an old one is read
+once, by :class:`OldStateUnpickler`, which builds only bot.state's classes, ``Mode`` and plain
+builtins and refuses anything else (logged, never run); it is rewritten as JSON at once (the
+file renamed ``*.converted``) and never read as a pickle again.
 """
 
 from __future__ import annotations
 
-import asyncio
+import collections
 import contextlib
-import dataclasses
+import io
 import logging
 import pickle
 import sqlite3
@@ -34,7 +39,16 @@ from typing import Any
 
 from telegram.ext import BasePersistence, PersistenceInput
 
-from bot.state import CONTEXT_TYPES, Context, StatePersistence
+from bot.state import (
+    CONTEXT_TYPES,
+    STATE_CLASSES,
+    Context,
+    StateFormatError,
+    decode_state,
+    encode_state,
+)
+from core.results import Mode
+from serving.redis_link import REDIS_TROUBLE, Outage, wait_for_redis
 
 logger = logging.getLogger(__name__)
 
@@ -44,34 +58,60 @@ DAY = 86_400.0
 OLD_PICKLE_NAME = "facemask-bot.pickle"
 
 
-def _restore(kind: str, stored: object) -> Any:
-    """A stored state as the current class, missing fields filled with their defaults."""
-    cls = CONTEXT_TYPES.chat_data if kind == CHAT else CONTEXT_TYPES.user_data
-    restore = getattr(cls, "restore", None)
-    state = restore(stored) if restore is not None else stored
-    _complete(state)
-    return state
+def _state_class(kind: str) -> type:
+    return CONTEXT_TYPES.chat_data if kind == CHAT else CONTEXT_TYPES.user_data
 
 
-def _complete(value: object, depth: int = 0) -> None:
-    """Give dataclass instances (and those inside them) the fields an older version lacked."""
-    if depth > 4:
-        return
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for field in dataclasses.fields(value):
-            if field.name not in vars(value):
-                if field.default is not dataclasses.MISSING:
-                    object.__setattr__(value, field.name, field.default)
-                elif field.default_factory is not dataclasses.MISSING:
-                    object.__setattr__(value, field.name, field.default_factory())
-            _complete(getattr(value, field.name, None), depth + 1)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _complete(item, depth + 1)
+class RefusedPickleError(pickle.UnpicklingError):
+    """An old pickled state that names something other than the bot's own state classes."""
+
+
+class OldStateUnpickler(pickle.Unpickler):
+    """Reads an earlier version's pickled state, building nothing but bot.state's classes,
+    :class:`~core.results.Mode` and plain builtins: a pickle naming anything else (``os.system``,
+    say) is refused with :class:`RefusedPickleError` before anything is called."""
+
+    #: plain builtins an old state may hold (containers and scalars: none of them runs code)
+    BUILTINS = {cls.__name__: cls for cls in (dict, list, tuple, set, frozenset, int, float, str,
+                                              bool, bytes)}  # fmt: skip
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "bot.state" and name in STATE_CLASSES:
+            return STATE_CLASSES[name]
+        if (module, name) == ("core.results", "Mode"):
+            return Mode
+        if module == "builtins" and name in self.BUILTINS:
+            return self.BUILTINS[name]
+        if module == "collections" and name in ("OrderedDict", "defaultdict"):
+            return getattr(collections, name)
+        raise RefusedPickleError(f"it names {module}.{name}, which is not part of the bot's state")
+
+    def persistent_load(self, pid: Any) -> None:
+        # python-telegram-bot's PicklePersistence left its Bot out this way: nothing to restore
+        return None
+
+
+def unpickle_old_state(data: bytes) -> Any:
+    """An earlier version's pickle, read by :class:`OldStateUnpickler`."""
+    return OldStateUnpickler(io.BytesIO(data)).load()
+
+
+def _is_pickle(data: bytes) -> bool:
+    """What the earlier versions wrote (pickle protocol 2 and later start with 0x80); JSON
+    starts with "{"."""
+    return data[:1] == b"\x80"
+
+
+def _from_old(kind: str, stored: object) -> Any:
+    """An unpickled old state as the current class: the dicts of the oldest versions are
+    converted, and a round through JSON fills in fields an older class lacked and checks the
+    rest."""
+    cls = _state_class(kind)
+    return decode_state(encode_state(cls.restore(stored)), cls)
 
 
 class TypedPersistence(BasePersistence):
-    """The python-telegram-bot side of both stores: typed states in, pickles out."""
+    """The python-telegram-bot side of both stores: typed states in, JSON out."""
 
     def __init__(self, state_dir: Path, forget_after_days: float) -> None:
         # bot_data holds live objects (the queue), not state; no callback data or conversations
@@ -87,7 +127,7 @@ class TypedPersistence(BasePersistence):
     # ------------------------------------------------------------------ the store (subclasses)
 
     async def _load(self, kind: str) -> dict[int, tuple[bytes, float]]:
-        """Every stored state of ``kind``: id -> (pickle, when it was last written)."""
+        """Every stored state of ``kind``: id -> (its bytes, when it was last written)."""
         raise NotImplementedError
 
     async def _save(self, kind: str, key: int, data: bytes, now: float) -> None:
@@ -155,8 +195,8 @@ class TypedPersistence(BasePersistence):
     # ------------------------------------------------------------------ shared logic
 
     async def save(self, kind: str, key: int, state: Any) -> None:
-        """Write one state now (pickled before anything else can change it)."""
-        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        """Write one state now (encoded before anything else can change it)."""
+        data = encode_state(state)
         now = time.time()
         self._touched[kind, key] = now
         await self._save(kind, key, data, now)
@@ -189,21 +229,49 @@ class TypedPersistence(BasePersistence):
         states: dict[int, Any] = {}
         unreadable: list[int] = []
         old: list[int] = []
+        converted = 0
         for key, (data, touched) in (await self._load(kind)).items():
             if touched < cutoff:
                 old.append(key)
                 continue
+            if _is_pickle(data):  # an earlier version's: read once, rewritten as JSON below
+                state = self._convert_pickled(kind, key, data)
+                if state is None:
+                    old.append(key)  # refused or unreadable: never tried again
+                    continue
+                states[key] = state
+                self._touched[kind, key] = touched
+                await self._save(kind, key, encode_state(state), touched)
+                converted += 1
+                continue
             try:
-                states[key] = _restore(kind, pickle.loads(data))
-            except Exception:  # a class that no longer exists, a damaged row: one state lost
+                states[key] = decode_state(data, _state_class(kind))
+            except StateFormatError as error:  # a damaged row, a newer release's: one state
+                logger.debug("the saved state of %s %d: %s", kind, key, error)
                 unreadable.append(key)
                 continue
             self._touched[kind, key] = touched
         if old:
             await self._drop(kind, old)
+        if converted:
+            logger.info("converted %d %ss' pickled state to JSON", converted, kind)
         if unreadable:
             logger.warning("could not read the saved state of %d %ss", len(unreadable), kind)
         return states
+
+    @staticmethod
+    def _convert_pickled(kind: str, key: int, data: bytes) -> Any:
+        """An old pickled state as the current class, or None (logged) if it is refused."""
+        try:
+            return _from_old(kind, unpickle_old_state(data))
+        except RefusedPickleError as error:
+            logger.warning("refused the old pickled state of %s %d: %s", kind, key, error)
+        except Exception as error:  # noqa: BLE001 - a damaged pickle: one state lost
+            logger.warning(
+                "could not convert the old pickled state of %s %d (%s)",
+                kind, key, type(error).__name__,
+            )  # fmt: skip
+        return None
 
     async def _convert_old_pickle(self) -> None:
         """Move an earlier version's pickle file into this store (once)."""
@@ -213,19 +281,43 @@ class TypedPersistence(BasePersistence):
         path = self.state_dir / OLD_PICKLE_NAME
         if not path.is_file():
             return
-        old = StatePersistence(path, store_data=self.store_data)
-        chats, users = await old.get_chat_data(), await old.get_user_data()
-        if path.is_file():  # (an unreadable file has been set aside by now)
-            existing = {CHAT: await self._load(CHAT), USER: await self._load(USER)}
-            for kind, states in ((CHAT, chats), (USER, users)):
-                for key, state in states.items():
-                    if key not in existing[kind]:  # this store's own state is newer
-                        await self.save(kind, key, state)
-            path.replace(path.with_name(f"{path.name}.converted"))
-            logger.info(
-                "converted %s (%d chats, %d users) to the new state store",
-                path, len(chats), len(users),
+        try:
+            chats, users = _read_old_pickle_file(path)
+        except Exception as error:  # noqa: BLE001 - refused or damaged: set aside, start afresh
+            aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+            path.replace(aside)
+            reason = str(error) if isinstance(error, RefusedPickleError) else type(error).__name__
+            logger.warning(
+                "refused to read the old state file (%s); moved it to %s and started afresh",
+                reason, aside,
             )  # fmt: skip
+            return
+        existing = {CHAT: await self._load(CHAT), USER: await self._load(USER)}
+        for kind, states in ((CHAT, chats), (USER, users)):
+            for key, state in states.items():
+                if key not in existing[kind]:  # this store's own state is newer
+                    await self.save(kind, key, state)
+        path.replace(path.with_name(f"{path.name}.converted"))
+        logger.info(
+            "converted %s (%d chats, %d users) to the new state store",
+            path, len(chats), len(users),
+        )  # fmt: skip
+
+
+def _read_old_pickle_file(path: Path) -> tuple[dict[int, Any], dict[int, Any]]:
+    """The chats and users of python-telegram-bot's PicklePersistence file, typed; a state that
+    cannot be converted is left out (logged), a refused class refuses the whole file."""
+    data = unpickle_old_state(path.read_bytes())
+    if not isinstance(data, dict):
+        raise StateFormatError("not a PicklePersistence file")
+    typed: dict[str, dict[int, Any]] = {CHAT: {}, USER: {}}
+    for kind, name in ((CHAT, "chat_data"), (USER, "user_data")):
+        for key, stored in (data.get(name) or {}).items():
+            try:
+                typed[kind][int(key)] = _from_old(kind, stored)
+            except (StateFormatError, TypeError, ValueError) as error:
+                logger.warning("could not convert the old state of %s %s (%s)", kind, key, error)
+    return typed[CHAT], typed[USER]
 
 
 class SQLitePersistence(TypedPersistence):
@@ -277,20 +369,16 @@ class RedisPersistence(TypedPersistence):
         self._redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
         self._marker = f"{self.PREFIX}present"
         self._unsaved: dict[tuple[str, int], bytes] = {}
-        self._outage = False
+        self._outage = Outage(
+            logger, "keeping chat state in memory", "chat state is saved there again"
+        )
 
     def _key(self, kind: str, key: int) -> str:
         return f"{self.PREFIX}{kind}:{key}"
 
     async def _load(self, kind: str) -> dict[int, tuple[bytes, float]]:
-        from bot.queue import REDIS_TROUBLE
-
-        while True:  # the bot cannot serve its keyboards without its state: wait for Redis
-            try:
-                return await self._load_once(kind)
-            except REDIS_TROUBLE as error:
-                self._trouble(error)
-                await asyncio.sleep(1.0)
+        # the bot cannot serve its keyboards without its state: wait for Redis
+        return await wait_for_redis(lambda: self._load_once(kind), "the bot's chat state", logger)
 
     async def _load_once(self, kind: str) -> dict[int, tuple[bytes, float]]:
         keys = [key async for key in self._redis.scan_iter(match=f"{self.PREFIX}{kind}:*")]
@@ -307,7 +395,7 @@ class RedisPersistence(TypedPersistence):
             touched = now - (self.keep_seconds - ttl) if ttl and ttl > 0 else now
             loaded[int(key.rsplit(b":", 1)[1])] = (data, touched)
         await self._redis.set(self._marker, b"1")
-        self._recovered()
+        self._outage.back()
         return loaded
 
     async def _save(self, kind: str, key: int, data: bytes, now: float) -> None:
@@ -315,8 +403,6 @@ class RedisPersistence(TypedPersistence):
         await self._write_unsaved()
 
     async def _write_unsaved(self) -> None:
-        from bot.queue import REDIS_TROUBLE
-
         if not self._unsaved:
             return
         pending = dict(self._unsaved)
@@ -326,16 +412,14 @@ class RedisPersistence(TypedPersistence):
                     pipe.set(self._key(kind, key), data, ex=int(self.keep_seconds))
                 await pipe.execute()
         except REDIS_TROUBLE as error:
-            self._trouble(error)  # kept in memory; written when Redis answers
+            self._outage.lost(error)  # kept in memory; written when Redis answers
             return
         for item, data in pending.items():
             if self._unsaved.get(item) is data:
                 del self._unsaved[item]
-        self._recovered()
+        self._outage.back()
 
     async def _drop(self, kind: str, keys: Iterable[int]) -> None:
-        from bot.queue import REDIS_TROUBLE
-
         names = [self._key(kind, key) for key in keys]
         for key in keys:
             self._unsaved.pop((kind, key), None)
@@ -345,39 +429,25 @@ class RedisPersistence(TypedPersistence):
 
     async def repair(self, chat_data: dict[int, Any], user_data: dict[int, Any]) -> None:
         """Write everything again if Redis lost it (restarted empty); flush unsaved writes."""
-        from bot.queue import REDIS_TROUBLE
-
         try:
             present = await self._redis.exists(self._marker)
         except REDIS_TROUBLE as error:
-            self._trouble(error)
+            self._outage.lost(error)
             return
         if not present:
             logger.warning("Redis lost the bot's state (restarted?); writing it again from memory")
             for kind, states in ((CHAT, chat_data), (USER, user_data)):
                 for key, state in list(states.items()):
-                    self._unsaved[kind, key] = pickle.dumps(state, pickle.HIGHEST_PROTOCOL)
+                    self._unsaved[kind, key] = encode_state(state)
         await self._write_unsaved()
         if not self._unsaved:
             with contextlib.suppress(*REDIS_TROUBLE):
                 await self._redis.set(self._marker, b"1")
 
     async def close(self) -> None:
-        from bot.queue import REDIS_TROUBLE
-
         await self._write_unsaved()
         with contextlib.suppress(*REDIS_TROUBLE):
             await self._redis.aclose()
-
-    def _trouble(self, error: BaseException) -> None:
-        if not self._outage:
-            self._outage = True
-            logger.warning("cannot save chat state in Redis (%s); keeping it in memory", error)
-
-    def _recovered(self) -> None:
-        if self._outage:
-            self._outage = False
-            logger.warning("chat state is saved in Redis again")
 
 
 def create_persistence(settings: Any) -> TypedPersistence:

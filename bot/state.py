@@ -1,19 +1,26 @@
-"""What the bot remembers per chat and per user, typed, and the persistence that keeps it.
+"""What the bot remembers per chat and per user, typed, and how it is written down.
 
 python-telegram-bot makes one :class:`ChatState` per chat (``context.chat_data``) and one
 :class:`UserState` per user (``context.user_data``) through :data:`CONTEXT_TYPES`;
-:class:`StatePersistence` pickles them so keyboards keep working after a restart.
+:mod:`bot.persistence` keeps them so keyboards keep working after a restart, written by
+:func:`encode_state` as JSON of their fields with a format version, and read back by
+:func:`decode_state`, which builds only the classes of this module (:data:`STATE_CLASSES`),
+checking each field against its type. Never a pickle: reading one can run any code.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from telegram.ext import CallbackContext, ContextTypes, ExtBot, PicklePersistence
+from telegram.ext import CallbackContext, ContextTypes, ExtBot
 
 from core.results import Mode
 
@@ -198,32 +205,113 @@ CONTEXT_TYPES = ContextTypes(chat_data=ChatState, user_data=UserState)
 Context = CallbackContext[ExtBot[None], UserState, ChatState, dict[str, Any]]
 
 
-class StatePersistence(PicklePersistence):
-    """PicklePersistence that hands out typed state, whatever version wrote the file.
+# ----------------------------------------------------------------------------- the stored form
 
-    A file that cannot be read at all (damaged, or holding classes that no longer exist) is
-    moved aside with a warning, and the bot starts with empty state instead of not starting.
-    """
+#: bump it when a field changes meaning or type (adding a field with a default needs no bump:
+#: an older state reads back with the default)
+STATE_FORMAT_VERSION = 1
 
-    async def get_user_data(self) -> dict[int, UserState]:
-        stored = await self._readable(super().get_user_data)
-        return {user_id: UserState.restore(data) for user_id, data in stored.items()}
 
-    async def get_chat_data(self) -> dict[int, ChatState]:
-        stored = await self._readable(super().get_chat_data)
-        return {chat_id: ChatState.restore(data) for chat_id, data in stored.items()}
+class StateFormatError(ValueError):
+    """A stored state that is not one of ours in a format this version reads."""
 
-    async def _readable(self, read: Callable[[], Awaitable[T]]) -> T:
+
+def _state_classes() -> dict[str, type]:
+    return {cls.__name__: cls for cls in (
+        PhotoRequest, AlbumRequest, VideoRequest, ChatSettings, ChatState, SharedPhoto,
+        AvatarMasks, UserState,
+    )}  # fmt: skip
+
+
+def encode_state(state: ChatState | UserState) -> bytes:
+    """``state`` as JSON: ``{"v": version, "type": class name, "fields": {...}}``. A field an
+    older object lacks is left out, so it reads back with its default."""
+    if type(state) not in (ChatState, UserState):
+        raise TypeError(f"{type(state).__name__} is not a chat or user state")
+    document = {"v": STATE_FORMAT_VERSION, "type": type(state).__name__,
+                "fields": _plain(state)}  # fmt: skip
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _plain(value: object) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if type(value) not in STATE_CLASSES.values():
+            raise TypeError(f"{type(value).__name__} is not part of the bot's state")
+        present = vars(value)
+        return {f.name: _plain(present[f.name]) for f in dataclasses.fields(value)
+                if f.name in present}  # fmt: skip
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
+    raise TypeError(f"{type(value).__name__} is not part of the bot's state")
+
+
+def decode_state(data: bytes, expected: type[T]) -> T:
+    """The state that :func:`encode_state` wrote, as ``expected`` (ChatState or UserState); a
+    :class:`StateFormatError` for anything else."""
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise StateFormatError(f"not JSON ({type(error).__name__})") from None
+    if not isinstance(document, dict) or not {"v", "type", "fields"} <= document.keys():
+        raise StateFormatError("not a stored state")
+    if document["v"] != STATE_FORMAT_VERSION:
+        raise StateFormatError(f"state format version {document['v']!r}, this bot reads "
+                               f"{STATE_FORMAT_VERSION}")  # fmt: skip
+    if document["type"] != expected.__name__:
+        raise StateFormatError(f"a {document['type']!r} where a {expected.__name__} belongs")
+    return _typed(document["fields"], expected, "state")
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """``value`` (from JSON) as type ``hint``, which is one of the types bot.state uses."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _typed(value, inner, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise StateFormatError(f"{where}: a list expected")
+        return [_typed(item, args[0], f"{where}[]") for item in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise StateFormatError(f"{where}: an object expected")
+        key_type, item_type = args
         try:
-            return await read()
-        except TypeError as error:  # PicklePersistence's error for a file it cannot unpickle
-            if not self.filepath.is_file():
-                raise
-            aside = self.filepath.with_name(f"{self.filepath.name}.unreadable-{int(time.time())}")
-            self.filepath.replace(aside)
-            logger.warning(
-                "could not read the saved state (%s); moved it to %s and started afresh",
-                error.__cause__ or error,
-                aside,
-            )
-            return await read()  # no file now: empty state
+            return {key_type(key): _typed(item, item_type, f"{where}.{key}")
+                    for key, item in value.items()}  # fmt: skip
+        except ValueError:
+            raise StateFormatError(f"{where}: keys of type {key_type.__name__}") from None
+    if hint in STATE_CLASSES.values():
+        if not isinstance(value, dict):
+            raise StateFormatError(f"{where}: an object expected")
+        hints = typing.get_type_hints(hint)
+        known = {f.name for f in dataclasses.fields(hint)}
+        # a field a newer version added is left out; one this version added gets its default
+        given = {name: _typed(item, hints[name], f"{where}.{name}")
+                 for name, item in value.items() if name in known}  # fmt: skip
+        try:
+            return hint(**given)
+        except TypeError as error:  # a field without a default is missing
+            raise StateFormatError(f"{where}: {error}") from None
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            raise StateFormatError(f"{where}: {value!r} is not a {hint.__name__}") from None
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (str, int, bool) and type(value) is hint:
+        return value
+    raise StateFormatError(f"{where}: {type(value).__name__} where {hint} belongs")
+
+
+#: every class a stored state may hold, by name: nothing else is ever built from storage
+STATE_CLASSES: dict[str, type] = _state_classes()

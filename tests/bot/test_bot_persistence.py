@@ -1,7 +1,14 @@
-"""The state stores: SQLite (embedded mode) and Redis, written at once, pruned, converted."""
+"""The state stores: SQLite (embedded mode) and Redis, written at once, pruned, converted.
+
+States are stored as versioned JSON; an earlier version's pickles (rows, keys, the old file)
+are read once by a loader that builds only the bot's own state classes, rewritten as JSON, and
+a pickle naming anything else (os.system) is refused and logged, never run."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import pickle
 import sqlite3
 import time
@@ -16,7 +23,7 @@ from bot.persistence import (
     RedisPersistence,
     SQLitePersistence,
 )
-from bot.state import ChatState, PhotoRequest, UserState
+from bot.state import ChatState, PhotoRequest, UserState, decode_state
 from core.results import Mode
 
 
@@ -111,7 +118,7 @@ async def test_redis_store_expires_state_and_rewrites_what_redis_lost(
 
         client.flushdb()  # Redis restarted without its data
         await store.repair({5: chat_with_photo()}, {7: UserState([1.5])})
-        assert pickle.loads(client.get("facemask:state:chat:5")) == chat_with_photo()
+        assert decode_state(client.get("facemask:state:chat:5"), ChatState) == chat_with_photo()
         assert client.exists("facemask:state:user:7")
     finally:
         await store.close()
@@ -131,6 +138,113 @@ async def test_redis_store_reads_back_what_it_wrote(redis_url: str, tmp_path: Pa
         reader = RedisPersistence(url, tmp_path)
         assert await reader._states(kind) == {9: state}
         await reader.close()
+    finally:
+        await store.close()
+        client.flushdb()
+        client.close()
+
+
+# ----------------------------------------------------------------------------- old pickles
+
+
+class Exploit:
+    """What someone who could write to the store might leave there."""
+
+    def __init__(self, mark: Path) -> None:
+        self.mark = mark
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.mark}",))
+
+
+def rows(path: Path) -> dict[tuple[str, int], bytes]:
+    db = sqlite3.connect(path)
+    try:
+        return {
+            (kind, key): data for kind, key, data in db.execute("SELECT kind, id, data FROM state")
+        }
+    finally:
+        db.close()
+
+
+def write_rows(path: Path, states: dict[tuple[str, int], bytes]) -> None:
+    SQLitePersistence(path)  # makes the table
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany(
+            "INSERT OR REPLACE INTO state (kind, id, data, touched) VALUES (?, ?, ?, ?)",
+            [(kind, key, data, time.time()) for (kind, key), data in states.items()],
+        )
+    db.close()
+
+
+async def test_pickled_rows_are_converted_once_and_an_exploit_is_refused_never_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    path, mark = tmp_path / STATE_DB_NAME, tmp_path / "exploit-ran"
+    older = chat_with_photo(12)
+    del older.__dict__["settings"]  # pickled by a version before /settings existed
+    write_rows(path, {
+        ("chat", 5): pickle.dumps(older, pickle.HIGHEST_PROTOCOL),
+        ("chat", 6): pickle.dumps(Exploit(mark), pickle.HIGHEST_PROTOCOL),
+        ("chat", 8): pickle.dumps({"photos": {3: Exploit(mark)}}, pickle.HIGHEST_PROTOCOL),
+        ("user", 7): pickle.dumps(UserState([1.5]), pickle.HIGHEST_PROTOCOL),
+    })  # fmt: skip
+
+    store = SQLitePersistence(path)
+    chats = await store.get_chat_data()
+    assert chats == {5: chat_with_photo(12)} and await store.get_user_data() == {
+        7: UserState([1.5])
+    }
+    assert not mark.exists()
+    refused = [
+        r.getMessage() for r in caplog.records if "refused the old pickled" in r.getMessage()
+    ]
+    assert len(refused) == 2 and all("os.system" in line or "posix.system" in line
+                                     for line in refused), refused  # fmt: skip
+    # rewritten as JSON, the refused ones gone: no pickle is left to be read again
+    stored = rows(path)
+    assert set(stored) == {("chat", 5), ("user", 7)}
+    assert all(json.loads(data)["v"] == 1 for data in stored.values())
+    # the converted keyboard still works: its photo, its mode, the Crop toggle
+    request = chats[5].photos[12]
+    assert (request.file_id, request.mode) == ("AgAD-12", Mode.WHOLE)
+    assert request.toggle_mode() is Mode.FACES
+
+    caplog.clear()
+    again = SQLitePersistence(path)
+    assert await again.get_chat_data() == {5: chat_with_photo(12)}
+    assert not [r for r in caplog.records if "pickle" in r.getMessage()]  # read as JSON now
+
+
+async def test_an_old_pickle_file_with_an_exploit_is_set_aside_never_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mark = tmp_path / "exploit-ran"
+    old = {"chat_data": {5: Exploit(mark)}, "user_data": {}, "bot_data": {},
+           "callback_data": None, "conversations": {}}  # fmt: skip
+    (tmp_path / "facemask-bot.pickle").write_bytes(pickle.dumps(old))
+    store = SQLitePersistence(tmp_path / STATE_DB_NAME)
+    assert await store.get_chat_data() == {} and await store.get_user_data() == {}
+    assert not mark.exists()
+    [aside] = tmp_path.glob("facemask-bot.pickle.unreadable-*")
+    assert aside.read_bytes() == pickle.dumps(old)  # kept for whoever wants to look
+    [line] = [r.getMessage() for r in caplog.records if "old state file" in r.getMessage()]
+    assert "system" in line and "started afresh" in line
+
+
+async def test_a_pickled_redis_key_is_converted_to_json(redis_url: str, tmp_path: Path) -> None:
+    url = redis_url.rsplit("/", 1)[0] + "/7"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.set("facemask:state:chat:5", pickle.dumps(chat_with_photo(), pickle.HIGHEST_PROTOCOL))
+    client.set("facemask:state:chat:6", pickle.dumps(Exploit(tmp_path / "ran")))
+    store = RedisPersistence(url, tmp_path)
+    try:
+        assert await store.get_chat_data() == {5: chat_with_photo()}
+        assert decode_state(client.get("facemask:state:chat:5"), ChatState) == chat_with_photo()
+        assert not client.exists("facemask:state:chat:6") and not (tmp_path / "ran").exists()
     finally:
         await store.close()
         client.flushdb()
