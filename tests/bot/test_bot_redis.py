@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import shutil
 import signal
 import sys
@@ -15,6 +16,7 @@ import pytest
 import pytest_asyncio
 import redis
 
+from bot.state import ChatState, decode_state
 from core.results import Mode
 from masks import catalog
 from serving.jobs import WorkerBusyError, WorkerTimeoutError
@@ -84,6 +86,48 @@ async def test_photo_goes_through_redis_to_the_worker(
     assert catalog.get(7).name in result.caption
     assert redis_bot.model_processes() == []  # no model in the bot: the worker did it
     assert "mask_photo" in worker.log()
+
+
+class Exploit:
+    def __init__(self, mark: Path) -> None:
+        self.mark = mark
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.mark}",))
+
+
+async def test_an_old_pickled_state_converts_and_its_keyboard_still_works(
+    redis_telegram: FakeTelegram,
+    redis_bot: BotProcess,
+    redis_url: str,
+    face_jpeg: bytes,
+    tmp_path: Path,
+) -> None:
+    """A chat state an earlier release pickled into Redis: read once by the restricted loader,
+    rewritten as JSON, its keyboard answers; a pickle holding os.system is refused, never run."""
+    telegram = redis_telegram
+    user = telegram.user("Olga")
+    chat = telegram.private_chat(user)
+    photo = await telegram.send_photo(chat, user, face_jpeg)
+    keyboard = await telegram.wait_reply(photo, has_keyboard)
+
+    assert await redis_bot.stop() == 0, redis_bot.log()[-3000:]
+    client = redis.Redis.from_url(redis_url)
+    key, mark = f"facemask:state:chat:{chat.id}", tmp_path / "exploit-ran"
+    try:
+        state = decode_state(client.get(key), ChatState)  # what this release wrote: JSON
+        client.set(key, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))  # as the last one did
+        client.set("facemask:state:chat:424242", pickle.dumps(Exploit(mark)))
+        await redis_bot.start()
+        await telegram.press(user, keyboard, "4 ")
+        result = await telegram.wait_reply(photo, lambda m: bool(m.photo), timeout=60)
+        assert catalog.get(4).name in result.caption
+        assert decode_state(client.get(key), ChatState).photos == state.photos  # JSON now
+        assert not client.exists("facemask:state:chat:424242")
+    finally:
+        client.close()
+    assert not mark.exists()
+    assert "refused the old pickled state of chat 424242" in redis_bot.log()
 
 
 async def test_worker_process_killed_mid_job_still_answers(
