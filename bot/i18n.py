@@ -1,9 +1,10 @@
 """The bot's languages: gettext catalogs compiled from ``bot/locales`` and who speaks what.
 
 English is the source language: the sentences in :mod:`bot.texts` are the message ids. Every
-other shipped language has ``bot/locales/<code>/LC_MESSAGES/facemask.po``; Babel compiles each
-one in memory when the bot starts (:func:`load_all`), so no ``.mo`` file is committed or written
-next to the installed package.
+other shipped language has ``bot/locales/<code>/LC_MESSAGES/facemask.po``, compiled once into
+the ``facemask.mo`` beside it (``./run catalogs``, with Babel, a development tool; a test
+fails while a ``.mo`` differs from its ``.po``), which the bot reads with the standard
+library's gettext at start (:func:`load_all`).
 
 A chat's language is its /settings choice, else the person's Telegram ``language_code``, else
 English (:func:`resolve`).
@@ -81,7 +82,13 @@ ENGLISH = Translator(DEFAULT_LANGUAGE, gettext.NullTranslations())
 
 
 def catalog_path(language: str) -> Path:
+    """The language's translations as people edit them (``.po``)."""
     return LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def compiled_path(language: str) -> Path:
+    """The same compiled (``.mo``), as the bot reads it."""
+    return catalog_path(language).with_suffix(".mo")
 
 
 @functools.cache
@@ -89,11 +96,21 @@ def translator(language: str) -> Translator:
     """The translator for a shipped language; English for anything else."""
     if language == DEFAULT_LANGUAGE or language not in LANGUAGES:
         return ENGLISH
-    return Translator(language, compile_catalog(catalog_path(language)))
+    return Translator(language, read_catalog(compiled_path(language)))
 
 
-def compile_catalog(path: Path) -> gettext.GNUTranslations:
-    """A ``.po`` file compiled in memory, as ``pybabel compile`` would (fuzzy entries left out)."""
+def read_catalog(path: Path) -> gettext.GNUTranslations:
+    """A compiled catalog (``.mo``)."""
+    try:
+        with path.open("rb") as mo:
+            return gettext.GNUTranslations(mo)
+    except Exception as error:  # missing file, not a catalog, a malformed plural expression
+        raise CatalogError(f"cannot read the message catalog {path}: {error}") from error
+
+
+def compile_po(path: Path) -> bytes:
+    """A ``.po`` file compiled, as ``pybabel compile`` would (fuzzy entries left out).
+    Needs Babel (the ``lab`` extra): the bot itself reads the compiled files."""
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
@@ -102,9 +119,8 @@ def compile_catalog(path: Path) -> gettext.GNUTranslations:
             catalog = read_po(po, domain=DOMAIN, abort_invalid=True)
         compiled = io.BytesIO()
         write_mo(compiled, catalog)
-        compiled.seek(0)
-        return gettext.GNUTranslations(compiled)
-    except Exception as error:  # missing file, bad syntax, a malformed plural expression
+        return compiled.getvalue()
+    except Exception as error:  # missing file, bad syntax
         raise CatalogError(f"cannot read the message catalog {path}: {error}") from error
 
 

@@ -218,6 +218,18 @@ def test_a_broken_catalog_is_one_clear_error(tmp_path: Path) -> None:
     broken = tmp_path / "facemask.po"
     broken.write_text('msgid "a"\nmsgstr "b"\nnot a catalog line\n', encoding="utf-8")
     with pytest.raises(i18n.CatalogError, match="facemask.po"):
-        i18n.compile_catalog(broken)
-    with pytest.raises(i18n.CatalogError, match="nothing.po"):
-        i18n.compile_catalog(tmp_path / "nothing.po")
+        i18n.compile_po(broken)
+    with pytest.raises(i18n.CatalogError, match="nothing.mo"):
+        i18n.read_catalog(tmp_path / "nothing.mo")
+    (tmp_path / "bad.mo").write_bytes(b"not a catalog")
+    with pytest.raises(i18n.CatalogError, match="bad.mo"):
+        i18n.read_catalog(tmp_path / "bad.mo")
+
+
+@pytest.mark.parametrize("language", [lang for lang in i18n.LANGUAGES if lang != "en"])
+def test_each_compiled_catalog_is_its_po_compiled_now(language: str) -> None:
+    """The bot reads the .mo files: one left behind after a .po edit fails here
+    (./run catalogs compiles them)."""
+    assert i18n.compiled_path(language).read_bytes() == i18n.compile_po(
+        i18n.catalog_path(language)
+    ), "run ./run catalogs"
