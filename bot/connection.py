@@ -63,9 +63,9 @@ class AnotherInstance(Fatal):
 
     def __init__(self, description: str) -> None:
         super().__init__(
-            f"another copy of this bot is polling Telegram with the same token ({description}):"
+            f"another copy of this bot is using the same token (Telegram: {description}):"
             " only one polling bot may run per token; stop the other one, or run several"
-            " behind WEBHOOK_URL (webhook mode)"
+            " copies in webhook mode (WEBHOOK_URL)"
         )
 
 
@@ -124,9 +124,10 @@ class TelegramLink:
         logger.warning("Telegram cannot be reached: %s; retrying quietly until it answers", reason)
         self.set_status(f"waiting for Telegram since {_clock()}: {reason}")
 
-    def reached(self) -> None:
-        if self.down_since is None:
-            return
+    def reached(self, asked_at: float) -> None:
+        """A request sent at ``asked_at`` (``time.monotonic()``) was answered."""
+        if self.down_since is None or asked_at < self.down_since:
+            return  # an answer to a question asked before the outage began proves nothing
         logger.info("Telegram answers again, after %.0f s", time.monotonic() - self.down_since)
         self.down_since = None
         self.set_status(RUNNING)
@@ -152,6 +153,7 @@ class WatchedRequest(HTTPXRequest):
         self._link = link
 
     async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        asked_at = time.monotonic()
         try:
             code, payload = await super().do_request(*args, **kwargs)
         except NetworkError as error:  # no answer at all (TimedOut is one too)
@@ -162,7 +164,7 @@ class WatchedRequest(HTTPXRequest):
             if code >= 500:  # Telegram's front answered for a back end that did not
                 self._link.failed(f"HTTP {code}")
             else:
-                self._link.reached()
+                self._link.reached(asked_at)
         return code, payload
 
 
@@ -320,7 +322,7 @@ def quiet_library_logs() -> None:
 
 def _reason(error: TelegramError) -> str:
     """The error in one line (httpx's messages may span several)."""
-    text = " ".join(str(error).split())
+    text = " ".join(str(error).split()).rstrip(".")
     return text or type(error).__name__
 
 

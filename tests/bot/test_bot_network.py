@@ -121,7 +121,7 @@ async def test_another_copy_polling_ends_the_bot_in_one_line(
         log = bot.log()
         assert status == AnotherInstance.exit_status, log[-3000:]
         last = log.strip().splitlines()[-1]
-        assert last.startswith("facemask-bot: another copy of this bot is polling"), log[-3000:]
+        assert last.startswith("facemask-bot: another copy of this bot is using the same token")
         assert "only one polling bot" in last and "WEBHOOK_URL" in last
         bot.assert_clean_log()
 
@@ -146,7 +146,8 @@ async def test_webhook_url_telegram_refuses_ends_the_bot_in_one_line(
         log = bot.log()
         assert status == WebhookRefused.exit_status, log[-3000:]
         last = log.strip().splitlines()[-1]
-        assert last == f"facemask-bot: Telegram refused WEBHOOK_URL {url}: {refusal}", log[-3000:]
+        assert last.startswith(f"facemask-bot: Telegram refused WEBHOOK_URL {url}: "), log[-3000:]
+        assert "an https url must be provided for webhook" in last.lower()  # Telegram's reason
         assert len(telegram.calls("setWebhook")) == 1  # refused is refused: not tried again
         bot.assert_clean_log()
 
