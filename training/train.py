@@ -1,11 +1,16 @@
 """facemask-train: train the 68-point keypoint model.
 
-    facemask-train --data ../shared/data/face-keypoints --config shipped --stage r2-lite1 \
-        --out runs/r2-lite1 [--epochs N --lr X ...]
+    facemask-train --data ../shared/data/face-keypoints --cache cache/pack384.npz \
+        --config shipped --out runs/mine [--epochs N --lr X ...]
 
 ``--config`` names a recipe file (``training/configs/NAME.json``, or any path; without it,
-the defaults in ``training.config.TrainConfig``); the other flags override it. The run
-directory holds config.json (the resolved config, itself a recipe file), train.log,
+the defaults in ``training.config.TrainConfig``); the other flags override it. A recipe with
+stages runs them all in order, each in OUT/STAGE, where the next stage looks for its
+weights; run the same command again and it skips the stages that are done and continues the
+one that was cut short. ``--stage NAME`` runs one stage in OUT, its earlier stages read from
+OUT's siblings. ``--limit N --max-steps N`` make a smoke run: a few steps on a few images.
+
+A run directory holds config.json (the resolved config, itself a recipe file), train.log,
 metrics.jsonl, curves.png, last.pt (resumable: model, optimiser, epoch, history) and
 best.pt (weights only, loadable with weights_only=True): the epoch with the best
 validation NME on the product's path (``training.validate``).
@@ -18,8 +23,9 @@ import json
 import logging
 import math
 import random
+import subprocess
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +34,22 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training.augment import Augmenter, Batch
-from training.config import ConfigError, TrainConfig, over, resolve
-from training.data import Pack, StalePack, build_pack, load_splits
-from training.model import build_model, load_weights, members, save_weights
+from training.config import ConfigError, Recipe, TrainConfig, over
+from training.data import Pack, Sample, StalePack, build_pack, load_splits
+from training.model import (
+    ImageNetWeightsMissing,
+    build_model,
+    imagenet_state,
+    load_weights,
+    members,
+    save_weights,
+)
 from training.validate import validate
 
 log = logging.getLogger("training")
 
 LOSS_SCALE = 128.0  # losses see coordinates in pixels of a 128-px crop
+REPO = Path(__file__).resolve().parents[1]  # where a recipe's inputs come from (git)
 
 
 def keypoint_loss(pred: torch.Tensor, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
@@ -57,26 +71,47 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_pack(data: Path, cache: Path | None, canvas: int) -> Pack:
-    """The decoded data set, from the cache if there is one (built on first use)."""
+def make_pack(data: Path, cache: Path | None, canvas: int, limit: int = 0) -> Pack:
+    """The decoded data set, from the cache if there is one (built on first use); with
+    ``limit``, ``limit`` images of each split (a part of the data is never cached)."""
     if data.suffix == ".npz":
-        return Pack.load(data)
+        return part_of(Pack.load(data), limit)
     if cache and cache.exists():
         try:
             pack = Pack.load(cache)
             log.info("pack: %s", cache)
-            return pack
+            return part_of(pack, limit)
         except StalePack as err:
             log.warning("%s; building it again", err)
     from core.detect import default_detector
 
     splits = load_splits(data)
-    log.info("building pack: %d train, %d val people images", len(splits.train), len(splits.val))
-    pack = build_pack({"train": splits.train, "val": splits.val}, canvas, default_detector())
-    if cache:
+    parts = {"train": spread(splits.train, limit), "val": spread(splits.val, limit)}
+    log.info("building pack: %d train, %d val people images", *map(len, parts.values()))
+    pack = build_pack(parts, canvas, default_detector())
+    if cache and limit:
+        log.info("--limit: not writing %s (it would hold part of the data)", cache)
+    elif cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         pack.save(cache)
     return pack
+
+
+def spread(samples: list[Sample], limit: int) -> list[Sample]:
+    """``limit`` samples spread evenly over the list (its people are in file order), or all."""
+    if not limit or len(samples) <= limit:
+        return samples
+    return [samples[i] for i in np.linspace(0, len(samples) - 1, limit).round().astype(int)]
+
+
+def part_of(pack: Pack, limit: int) -> Pack:
+    """``limit`` images of each split of ``pack``, spread over it as :func:`spread` does."""
+    if not limit:
+        return pack
+    keep = np.concatenate(
+        [spread(list(np.flatnonzero(pack.split == s)), limit) for s in np.unique(pack.split)]
+    ).astype(int)
+    return Pack(*(getattr(pack, f)[np.sort(keep)] for f in pack.__dataclass_fields__))
 
 
 class Trainer:
@@ -84,7 +119,7 @@ class Trainer:
         self.cfg, self.out, self.device = cfg, out, device
         self.train_pack, self.val_pack = pack.select("train"), pack.select("val")
         seed_everything(cfg.seed)
-        self.model = build_model(cfg.model, imagenet=cfg.imagenet).to(device)
+        self.model = build_model(cfg.model, cfg.imagenet, cfg.imagenet_file or None).to(device)
         self.model = self.model.to(memory_format=torch.channels_last)
         if cfg.freeze_backbone:
             self.model.backbone.requires_grad_(False)
@@ -198,12 +233,14 @@ class Trainer:
     def train_epoch(self) -> float:
         self.train_mode()
         order = self.aug.rng.permutation(len(self.train_pack))
-        losses = []
+        losses: list[float] = []
         bar = tqdm(
             range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.epochs}", leave=False
         )
         for i in bar:
             step = self.epoch * self.steps_per_epoch + i
+            if self.cfg.max_steps and step >= self.cfg.max_steps:
+                break
             if not self.plateau:
                 for g in self.opt.param_groups:
                     g["lr"] = self.lr_at(step)
@@ -225,11 +262,15 @@ class Trainer:
         while self.epoch < self.epochs:
             t0 = time.perf_counter()
             loss = self.train_epoch()
+            train_secs = time.perf_counter() - t0
             val = validate(self.model, self.val_pack, self.cfg.model.input_size)
             if self.plateau:
                 self.plateau.step(val["score"])
             self.epoch += 1
             secs = time.perf_counter() - t0
+            if self.cfg.max_steps and self.epoch * self.steps_per_epoch >= self.cfg.max_steps:
+                log.info("max steps %d: the run ends at epoch %d", self.cfg.max_steps, self.epoch)
+                self.epochs = self.epoch
             if self.epoch == 3 and self.cfg.time_budget_min > 0:
                 # epoch 1 pays for warm-up (cuDNN, allocator), so time epochs 2 and 3
                 spent = sum(h["secs"] for h in self.history) + secs
@@ -242,6 +283,7 @@ class Trainer:
                 "loss": loss,
                 "lr": self.opt.param_groups[0]["lr"],
                 "secs": secs,
+                "train_secs": train_secs,
                 **{f"val_{k}": v for k, v in val.items()},
             }
             self.history.append(row)
@@ -329,7 +371,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--config", help="recipe: NAME (training/configs/NAME.json) or a path; default: defaults"
     )
-    p.add_argument("--stage", help="the recipe's stage to run, where it has stages")
+    p.add_argument(
+        "--stage",
+        help="run this stage of the recipe in OUT (default: all its stages in order, each "
+        "in OUT/STAGE)",
+    )
     p.add_argument("--cache", type=Path, help="pack file: decoded images, built on first use")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -372,6 +418,13 @@ def main(argv: list[str] | None = None) -> None:
         "--no-imagenet", action="store_true", help="start from random weights, not ImageNet's"
     )
     p.add_argument(
+        "--imagenet-weights",
+        type=Path,
+        metavar="FILE",
+        help="the backbone's ImageNet weights from this file (b0's: efficientnet-pytorch's "
+        "efficientnet-b0-355c32eb.pth); by default from the Lite packages or torch's hub cache",
+    )
+    p.add_argument(
         "--teacher",
         action="append",
         type=Path,
@@ -384,20 +437,69 @@ def main(argv: list[str] | None = None) -> None:
         help="teachers read the student's crop, or the same crop without occlusion",
     )
     p.add_argument("--keep-epochs", action="store_true", help="keep every epoch's weights")
+    p.add_argument(
+        "--limit", type=int, metavar="N", help="smoke run: N images of each split (train, val)"
+    )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        metavar="N",
+        help="smoke run: stop after N optimiser steps in all (the run counts as finished)",
+    )
     args = p.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(name)s %(message)s",
-        handlers=[logging.StreamHandler(), logging.FileHandler(args.out / "train.log")],
+        handlers=[logging.StreamHandler()],
+        force=True,
     )
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        cfg = resolve(args.config, args.stage) if args.config else TrainConfig()
+        recipe = Recipe.read(args.config) if args.config else None
+        runs = plan(recipe, args.stage, args.out, overrides(args))
     except ConfigError as err:
         p.error(str(err))
+    try:
+        for run in runs:
+            prepare(run, args)
+        check_inputs(runs, recipe)
+        packs: dict[tuple[int, int], Pack] = {}
+        for run in runs:
+            if run.done:
+                log.info("%s: done (best validation NME %.4f), skipping", run.out, run.done)
+                continue
+            key = (run.cfg.canvas, run.cfg.limit)
+            if key not in packs:
+                packs[key] = make_pack(args.data, args.cache, *key)
+            train_one(run, packs[key], args)
+    except (ImageNetWeightsMissing, MissingInput) as err:
+        raise SystemExit(f"facemask-train: {err}") from None
+    if recipe and recipe.release and len(runs) > 1:
+        members = " ".join(str(args.out / name / "best.pt") for name in recipe.release)
+        data = args.data if args.data.is_dir() else "D"
+        log.info("the release: facemask-release %s --data %s", members, data)
+
+
+class MissingInput(FileNotFoundError):
+    """A file a run reads (init, a teacher) is not there and cannot be made here."""
+
+
+@dataclass
+class Run:
+    """One training run: a recipe's stage (or the whole recipe), its config and folder."""
+
+    stage: str | None
+    cfg: TrainConfig
+    out: Path
+    resume: bool = False  # continue from out/last.pt
+    done: float = 0.0  # finished before: its best validation NME
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The command line's changes to a recipe."""
     changes = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -413,6 +515,9 @@ def main(argv: list[str] | None = None) -> None:
         "keep_epochs": args.keep_epochs or None,
         "init": str(args.init) if args.init else None,
         "imagenet": False if args.no_imagenet else None,
+        "imagenet_file": str(args.imagenet_weights) if args.imagenet_weights else None,
+        "limit": args.limit,
+        "max_steps": args.max_steps,
         "model": {"input_size": args.input_size, "arch": args.arch},
         "augment": {
             "p_erase": args.erase,
@@ -425,24 +530,131 @@ def main(argv: list[str] | None = None) -> None:
     }
     changes["model"] = {k: v for k, v in changes["model"].items() if v is not None}
     changes["augment"] = {k: v for k, v in changes["augment"].items() if v is not None}
-    cfg = over(cfg, {k: v for k, v in changes.items() if v is not None and v != {}})
-    if cfg.init:  # the checkpoint replaces the ImageNet weights: never load them
-        cfg = replace(cfg, imagenet=False)
-    if args.resume and (args.out / "config.json").exists():
-        cfg = TrainConfig.from_dict(json.loads((args.out / "config.json").read_text()))
-    cfg.save(args.out / "config.json")
-    log.info("config: %s", cfg)
-    pack = make_pack(args.data, args.cache, cfg.canvas)
-    trainer = Trainer(cfg, pack, args.out, args.device)
-    if cfg.init and not args.resume:
-        trainer.model.load_state_dict(init_state(cfg.init, cfg.model.arch))
-        log.info("initialised from %s", cfg.init)
-    if args.resume and (args.out / "last.pt").exists():
-        trainer.resume()
-        if args.epochs:  # extend (or shorten) a finished run
-            trainer.epochs = args.epochs
-    best = trainer.run()
-    log.info("done: best validation NME %.4f -> %s", best, args.out / "best.pt")
+    return {k: v for k, v in changes.items() if v is not None and v != {}}
+
+
+def plan(recipe: Recipe | None, stage: str | None, out: Path, changes: dict) -> list[Run]:
+    """The runs a command asks for: one stage in ``out`` (earlier stages beside it), every
+    stage in order in ``out/STAGE``, or the one run of a recipe without stages."""
+    if recipe is None:
+        runs = [Run(None, TrainConfig(), out)]
+    elif stage:
+        runs = [Run(stage, recipe.config(stage, runs=out.parent), out)]
+    elif recipe.stages:
+        runs = [Run(name, recipe.config(name, runs=out), out / name) for name in recipe.stages]
+    else:
+        runs = [Run(None, recipe.config(), out)]
+    for run in runs:
+        cfg = over(run.cfg, changes)
+        if cfg.init:  # the checkpoint replaces the ImageNet weights: never load them
+            cfg = replace(cfg, imagenet=False)
+        run.cfg = cfg
+    return runs
+
+
+def prepare(run: Run, args: argparse.Namespace) -> None:
+    """Whether ``run`` starts, continues or is done: ``--resume`` continues one run; the
+    stages of a whole recipe continue where they were, or are skipped when finished."""
+    last, written = run.out / "last.pt", run.out / "config.json"
+    whole = args.config and run.stage and not args.stage
+    if not (args.resume or whole) or not last.exists():
+        return
+    if written.exists():
+        before = TrainConfig.from_dict(json.loads(written.read_text()))
+        if whole and replace(before, epochs=run.cfg.epochs) != run.cfg:
+            differ = [
+                f"{k} {v} -> {run.cfg.to_dict()[k]}"
+                for k, v in before.to_dict().items()
+                if k != "epochs" and v != run.cfg.to_dict()[k]
+            ]
+            raise SystemExit(
+                f"facemask-train: {run.out} holds a run of another config "
+                f"({'; '.join(differ)}): give another --out, or remove it"
+            )
+        run.cfg = replace(before, epochs=run.cfg.epochs) if whole else before
+    run.resume = True
+    if whole:
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        if state["epoch"] >= max(state["epochs"], args.epochs or 0):
+            run.done = state["best"]
+
+
+def needs(run: Run) -> list[str]:
+    """The files ``run`` reads: its teachers, and the weights it starts from."""
+    if run.done:
+        return []
+    return [*run.cfg.teachers, *([run.cfg.init] if run.cfg.init and not run.resume else [])]
+
+
+def check_inputs(runs: list[Run], recipe: Recipe | None) -> None:
+    """Every file the runs read is there or made by an earlier run (a recipe's inputs are
+    taken from this repository's git history where missing), and the ImageNet weights they
+    start from are at hand. Checked before any training or decoding, so that a missing
+    teacher never stops a recipe hours in."""
+    made: set[Path] = set()
+    backbones: set[tuple[str, str]] = set()
+    for run in runs:
+        if run.cfg.imagenet and not run.done:
+            backbones.add((run.cfg.model.arch, run.cfg.imagenet_file))
+        for name in needs(run):
+            path = Path(name)
+            if path in made or path.exists():
+                continue
+            if recipe and name in recipe.inputs:
+                from_git(path, recipe.inputs[name])
+                continue
+            hint = ""
+            if recipe and path.name == "best.pt" and path.parent.name in recipe.stages:
+                hint = (
+                    f": run stage {path.parent.name} first (--stage {path.parent.name} "
+                    f"--out {path.parent}), or the whole recipe without --stage"
+                )
+            raise MissingInput(f"{run.out} needs {path}, which is not there{hint}")
+        made.add(run.out / "best.pt")
+    for arch, file in sorted(backbones):  # ImageNetWeightsMissing says what to do
+        imagenet_state(arch, file or None)
+
+
+def from_git(path: Path, obj: str) -> None:
+    """Write ``REV:PATH`` of this repository's history to ``path``."""
+    done = subprocess.run(["git", "-C", str(REPO), "show", obj], capture_output=True)
+    if done.returncode:
+        why = done.stderr.decode(errors="replace").strip().splitlines()
+        raise MissingInput(
+            f"{path} is missing and git cannot give {obj} ({why[-1] if why else 'no git'}): "
+            f"a shallow clone? git fetch --unshallow, or put the file at {path}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(done.stdout)
+    part.replace(path)
+    log.info("%s: from git %s", path, obj)
+
+
+def train_one(run: Run, pack: Pack, args: argparse.Namespace) -> float:
+    """Train ``run`` on ``pack``: its folder, log and config, then the epochs."""
+    run.out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run.out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        cfg = run.cfg
+        cfg.save(run.out / "config.json")
+        log.info("%sconfig: %s", f"stage {run.stage}: " if run.stage else "", cfg)
+        trainer = Trainer(cfg, pack, run.out, args.device)
+        if cfg.init and not run.resume:
+            trainer.model.load_state_dict(init_state(cfg.init, cfg.model.arch))
+            log.info("initialised from %s", cfg.init)
+        if run.resume:
+            trainer.resume()
+            if args.epochs:  # extend (or shorten) a finished run
+                trainer.epochs = args.epochs
+        best = trainer.run()
+        log.info("done: best validation NME %.4f -> %s", best, run.out / "best.pt")
+        return best
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
 
 
 if __name__ == "__main__":
