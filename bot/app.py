@@ -109,7 +109,8 @@ def run(settings: Settings) -> None:
     link = TelegramLink(settings.status_file)
     if settings.heartbeat_file is not None:
         # a heartbeat left by an earlier run must not vouch for this one while it waits
-        settings.heartbeat_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            settings.heartbeat_file.unlink(missing_ok=True)
     try:
         asyncio.run(wait_for_telegram(settings, link))
         app = build_application(settings, link)

@@ -231,6 +231,7 @@ async def wait_for_telegram(settings: Settings, link: TelegramLink) -> None:
         for attempt in itertools.count(1):
             try:
                 await bot.initialize()  # getMe
+                link.set_status("starting: Telegram answered")
                 return
             except InvalidToken:
                 raise TokenRefused() from None
@@ -273,7 +274,7 @@ def network_error_handler(
                 link.fatal = AnotherInstance(error.message)
                 context.application.stop_running()
             raise ApplicationHandlerStop
-        if isinstance(error, NetworkError) and (update is None or link.down_since is not None):
+        if isinstance(error, NetworkError) and link.down_since is not None:
             if isinstance(update, Update):
                 logger.info("update %s not answered: Telegram cannot be reached", update.update_id)
             raise ApplicationHandlerStop
