@@ -36,6 +36,19 @@ REDIS_TROUBLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeout
 START_BACKOFF_FIRST, START_BACKOFF_MAX = 0.5, 30.0
 
 
+def is_outage(error: BaseException) -> bool:
+    """True if ``error`` is Redis being away, or was caused by it (redis-py reports a connection
+    lost during WATCH as a WatchError raised while handling the ConnectionError)."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, REDIS_TROUBLE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def password_refused(error: BaseException) -> bool:
     """True if Redis turned the client away for its password (wrong, missing or unneeded)."""
     return isinstance(error, AuthenticationError) or "NOAUTH" in str(error)

@@ -60,6 +60,7 @@ from serving.redis_link import (
     Outage,
     arq_settings,
     describe,
+    is_outage,
     password_refused,
     without_password,
 )
@@ -298,7 +299,9 @@ class Supervisor:
             self.refused = True
             self.stopping.set()
             return
-        if error is not None and not isinstance(error, (*REDIS_TROUBLE, asyncio.CancelledError)):
+        if error is not None and not (
+            isinstance(error, asyncio.CancelledError) or is_outage(error)
+        ):
             # a bug, not weather: worth a traceback, and still no reason to stop serving
             logger.error("the job loop failed; starting it again", exc_info=error)
         self.outage.lost(error)
