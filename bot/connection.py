@@ -236,7 +236,8 @@ async def wait_for_telegram(settings: Settings, link: TelegramLink) -> None:
             except InvalidToken:
                 raise TokenRefused() from None
             except RetryAfter as error:
-                reason, pause = str(error), _seconds(error.retry_after)
+                # _retry_after: a timedelta; the public retry_after warns of a type change
+                reason, pause = str(error), error._retry_after.total_seconds()
             except NetworkError as error:
                 reason, pause = _reason(error), delay
                 delay = min(delay * 2, LONGEST_RETRY_SECONDS)
@@ -325,10 +326,6 @@ def _reason(error: TelegramError) -> str:
     """The error in one line (httpx's messages may span several)."""
     text = " ".join(str(error).split()).rstrip(".")
     return text or type(error).__name__
-
-
-def _seconds(value: object) -> float:
-    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)  # type: ignore[arg-type]
 
 
 def _clock(after: float = 0.0) -> str:
