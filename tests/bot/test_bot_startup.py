@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import subprocess
 import time
@@ -13,10 +14,12 @@ from pydantic import ValidationError
 
 from bot.connection import (
     AnotherInstance,
+    TelegramLink,
     TokenRefused,
     Unreachable,
     WebhookRefused,
     telegram_requests,
+    wait_for_telegram,
 )
 from bot.settings import Settings
 from serving.settings import describe_problems
@@ -149,3 +152,22 @@ def test_env_example_lists_every_setting_with_a_comment() -> None:
         while lines[above].split("=")[0] in listed:
             above -= 1
         assert lines[above].startswith("#"), f"{variable} has no comment in .env.example"
+
+
+async def test_flood_wait_at_start_is_waited_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with FakeTelegram() as telegram:
+        telegram.fail_next["getme"] = (429, "Too Many Requests: retry after 1", 1)  # type: ignore[assignment]
+        settings = Settings(
+            telegram_bot_token=telegram.token,
+            telegram_base_url=telegram.base_url,
+            telegram_base_file_url=telegram.base_file_url,
+            heartbeat_file=tmp_path / "alive",
+        )
+        with caplog.at_level(logging.INFO, logger="bot.connection"):
+            await wait_for_telegram(settings, TelegramLink(settings.status_file))
+    assert len(telegram.calls("getMe")) == 2
+    [line] = [r.getMessage() for r in caplog.records if r.name == "bot.connection"]
+    assert "(try 1)" in line and "retry in 1 seconds" in line.lower() and "next try in 1 s" in line
+    assert (tmp_path / "alive.status").read_text() == "starting: Telegram answered\n"
