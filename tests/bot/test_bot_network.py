@@ -11,10 +11,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from aiohttp import ClientSession, web
 from telegram import Message
 
-from bot.connection import AnotherInstance, WebhookRefused
+from bot.connection import AnotherInstance, TelegramLink, WebhookRefused, wait_for_telegram
+from bot.settings import Settings
 from masks import catalog
 from tests.support.bot_processes import START_TIMEOUT, BotProcess, free_port
 from tests.support.fake_telegram import FakeTelegram, has_keyboard
@@ -227,3 +229,20 @@ async def test_the_bot_goes_through_telegram_proxy(
         )
         bot.assert_clean_log()
         assert proxy.password not in bot.log()
+
+
+async def test_without_telegram_proxy_the_standard_proxy_variables_are_honoured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakeTelegram() as telegram, http_proxy() as proxy:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "TELEGRAM_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        # the fake is plain HTTP, so httpx reads HTTP_PROXY (HTTPS_PROXY for api.telegram.org)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        settings = Settings(
+            telegram_bot_token=telegram.token,
+            telegram_base_url=telegram.base_url,
+            telegram_base_file_url=telegram.base_file_url,
+        )
+        await wait_for_telegram(settings, TelegramLink(None))
+    assert [line.rsplit("/", 1)[-1] for line in proxy.seen] == ["getMe"]
