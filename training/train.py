@@ -453,7 +453,6 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO,
         format="%(asctime)s %(name)s %(message)s",
         handlers=[logging.StreamHandler()],
-        force=True,
     )
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,4 +1,6 @@
 import json
+import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -352,3 +354,168 @@ def test_a_recipe_names_what_the_teachers_read():
 
     with pytest.raises(ConfigError, match="augmented or clean"):
         over(TrainConfig(), {"teacher_input": "blurred"})
+
+
+def test_a_smoke_run_trains_a_few_steps_on_a_few_images(tiny_dataset, tmp_path):
+    from training.train import make_pack
+
+    cache = tmp_path / "pack.npz"
+    pack = make_pack(tiny_dataset, cache, 160, limit=2)
+    assert sorted(pack.split) == ["train", "train", "val", "val"]
+    assert not cache.exists()  # part of the data is never cached as the whole
+    full = make_pack(tiny_dataset, cache, 160)
+    assert cache.exists() and len(full) > len(pack)
+    names = set(make_pack(tiny_dataset, cache, 160, limit=2).names)  # from the cache
+    assert names == set(pack.names)
+
+    out = tmp_path / "run"
+    recipe = {**TINY, "batch_size": 1}
+    rows = _train(tiny_dataset, out, "--limit", "3", "--max-steps", "2", "--epochs", "50",
+                  recipe=recipe)  # fmt: skip
+    # 3 images a batch of 1: 3 steps an epoch, so the run ends in its first epoch
+    assert [r["epoch"] for r in rows] == [1] and np.isfinite(rows[0]["loss"])
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert (state["epoch"], state["epochs"]) == (1, 1)
+    written = json.loads((out / "config.json").read_text())
+    assert (written["limit"], written["max_steps"]) == (3, 2)
+    assert (out / "best.pt").exists()
+
+
+def _two_stages(tmp_path) -> Path:
+    recipe = {
+        **TINY,
+        "epochs": 2,
+        "stages": {
+            "a": {},
+            "b": {"init": "stage:a", "teachers": ["stage:a"], "distill_weight": 0.5},
+        },
+        "release": ["b"],
+    }
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps(recipe))
+    return path
+
+
+def _rows(run) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_recipe_without_stage_runs_every_stage_in_order_and_resumes(
+    tiny_dataset, tmp_path, monkeypatch, caplog
+):
+    from training.train import Trainer
+
+    caplog.set_level(logging.INFO, logger="training")
+    recipe, out = _two_stages(tmp_path), tmp_path / "runs" / "mine"
+    args = ["--data", str(tiny_dataset), "--config", str(recipe), "--out", str(out)]
+    args += ["--device", "cpu", "--threads", "1"]
+    # cut short in stage a's second epoch, as by Ctrl-C
+    train_epoch = Trainer.train_epoch
+
+    def interrupted(self):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return train_epoch(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_cli.main(args)
+    assert _rows(out / "a") == [1] and not (out / "b").exists()
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+
+    # the same command again: stage a goes on from epoch 1, then b starts from a's weights
+    train_cli.main(args)
+    assert _rows(out / "a") == [1, 2] and _rows(out / "b") == [1, 2]
+    b = json.loads((out / "b" / "config.json").read_text())
+    assert b["init"] == b["teachers"][0] == str(out / "a" / "best.pt")
+    assert any(
+        "facemask-release " + str(out / "b" / "best.pt") in r.message for r in caplog.records
+    )
+
+    # and once more: both are done, nothing trains
+    caplog.clear()
+    train_cli.main(args)
+    assert _rows(out / "a") == [1, 2] and _rows(out / "b") == [1, 2]
+    assert sum("done" in r.message and "skipping" in r.message for r in caplog.records) == 2
+
+    # a smoke run into the same folder would mix two configs: one line, nothing touched
+    with pytest.raises(SystemExit, match=r"holds a run of another config \(limit 0 -> 2"):
+        train_cli.main([*args, "--limit", "2"])
+
+
+def test_a_stage_alone_reads_its_earlier_stages_beside_its_folder(tiny_dataset, tmp_path):
+    recipe = _two_stages(tmp_path)
+    common = ["--data", str(tiny_dataset), "--config", str(recipe), "--device", "cpu"]
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as stop:
+        train_cli.main([*common, "--stage", "b", "--out", str(runs / "b")])
+    assert str(stop.value) == (
+        f"facemask-train: {runs / 'b'} needs {runs / 'a' / 'best.pt'}, which is not there: "
+        f"run stage a first (--stage a --out {runs / 'a'}), or the whole recipe without --stage"
+    )
+    train_cli.main([*common, "--stage", "a", "--out", str(runs / "a"), "--epochs", "1"])
+    train_cli.main([*common, "--stage", "b", "--out", str(runs / "b"), "--epochs", "1"])
+    assert _rows(runs / "b") == [1]
+
+
+def test_a_recipes_inputs_come_from_git_history(tmp_path, monkeypatch):
+    from training.config import Recipe
+    from training.train import MissingInput, Run, check_inputs, from_git
+
+    if not (train_cli.REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    monkeypatch.chdir(tmp_path)
+    from_git(Path("runs/seed.json"), "HEAD:training/configs/seed.json")
+    assert json.loads((tmp_path / "runs/seed.json").read_text())["model"]["arch"] == "b0"
+
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({**TINY, "teachers": ["t.pt"], "inputs": {"t.pt": "0000000:x"}}))
+    recipe = Recipe.read(path)
+    with pytest.raises(MissingInput, match=r"t.pt is missing and git cannot give 0000000:x \("):
+        check_inputs([Run(None, recipe.config(), tmp_path / "out")], recipe)
+
+
+def test_b0s_imagenet_weights_offline_from_a_file_or_the_hub_cache_or_one_line(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    from urllib.error import URLError
+
+    from efficientnet_pytorch import EfficientNet
+
+    from training.model import ImageNetWeightsMissing, ModelConfig, b0_imagenet_file, build_model
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(*_args, **_kw):
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    seed = {"model": {"arch": "b0", "head": "gap", "input_size": 64}, "epochs": 1,
+            "batch_size": 4, "imagenet": True}  # fmt: skip
+    with pytest.raises(SystemExit) as stop:
+        _train(tiny_dataset, tmp_path / "run", recipe=seed)
+    line = str(stop.value)
+    assert "\n" not in line and line.startswith("facemask-train: b0's ImageNet weights are not")
+    assert "--imagenet-weights FILE" in line and "--no-imagenet" in line
+    assert str(b0_imagenet_file()) in line
+
+    # efficientnet-pytorch's file (a stand-in with its layout: b0 with its classifier)
+    torch.manual_seed(3)
+    imagenet = EfficientNet.from_name("efficientnet-b0").state_dict()
+    file = tmp_path / "efficientnet-b0-355c32eb.pth"
+    torch.save(imagenet, file)
+    stem = "_conv_stem.weight"
+    model = build_model(ModelConfig("b0", "gap", 64), True, file)
+    torch.testing.assert_close(model.backbone.state_dict()[stem], imagenet[stem])
+    rows = _train(tiny_dataset, tmp_path / "file", "--imagenet-weights", str(file), recipe=seed)
+    assert len(rows) == 1
+    # or where efficientnet-pytorch's own download keeps it
+    b0_imagenet_file().parent.mkdir(parents=True, exist_ok=True)
+    torch.save(imagenet, b0_imagenet_file())
+    model = build_model(ModelConfig("b0", "gap", 64), True)
+    torch.testing.assert_close(model.backbone.state_dict()[stem], imagenet[stem])
+    # a file of another network is one line too
+    lite = tmp_path / "lite0.pt"
+    torch.save(build_model(ModelConfig("lite0", "gap", 64)).backbone.state_dict(), lite)
+    with pytest.raises(ImageNetWeightsMissing, match="does not hold b0's weights"):
+        build_model(ModelConfig("b0", "gap", 64), True, lite)
