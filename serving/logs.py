@@ -1,14 +1,22 @@
 """The one logging set-up of the bot, ``facemask-worker`` and their worker processes.
 
-One format everywhere, and secrets (the bot's token, the webhook secret, Redis's password)
-replaced by ``<secret>`` wherever they appear, tracebacks included.
+One format everywhere, and secrets (the bot's token, the webhook secret, the proxy's URL and
+password, Redis's password) replaced by ``<secret>`` wherever they appear, tracebacks included,
+and in whatever form: as given, percent-encoded in a URL (python-telegram-bot quotes the
+download URL's path, so the token's colon arrives as ``%3A``; either case of hex digits),
+decoded out of one (``p%40ss`` is ``p@ss``), or any mix of these. A bot token's secret half
+(after its colon) is redacted on its own too, and a proxy's credentials also as the base64 of
+its ``Proxy-Authorization`` header.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import logging
+import re
 from collections.abc import Iterable
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "<secret>"
@@ -19,13 +27,22 @@ class RedactingFormatter(logging.Formatter):
 
     def __init__(self, fmt: str = FORMAT, secrets: Iterable[str] = ()) -> None:
         super().__init__(fmt)
-        self.secrets = _with_unquoted(secrets)
+        self.secrets: list[str] = []
+        self._pattern: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Redact ``secrets`` from now on too."""
+        for secret in _forms(secrets):
+            if secret not in self.secrets:
+                self.secrets.append(secret)
+        # longest first: a secret that contains another is blanked out whole
+        patterns = [_any_encoding(s) for s in sorted(self.secrets, key=len, reverse=True)]
+        self._pattern = re.compile("|".join(patterns)) if patterns else None
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return self._pattern.sub(REDACTED, text) if self._pattern else text
 
 
 class RefusalsWithoutTraceback(logging.Filter):
@@ -42,14 +59,40 @@ class RefusalsWithoutTraceback(logging.Filter):
         return True
 
 
-def _with_unquoted(secrets: Iterable[str]) -> list[str]:
-    """The secrets, each also as the client reads it out of a URL (``p%40ss`` is ``p@ss``)."""
+#: a Telegram bot token: the bot's id, a colon, then the part that is the secret
+_BOT_TOKEN = re.compile(r"^\d+:(?P<key>[\w-]{20,})$")
+
+
+def _forms(secrets: Iterable[str]) -> list[str]:
+    """The secrets as given and as read out of a URL (``p%40ss`` is ``p@ss``), a bot token's
+    secret half, and a URL's credentials as a proxy's Basic authorization carries them."""
     found: list[str] = []
     for secret in secrets:
-        for form in (secret, unquote(secret)):
-            if form and form not in found:
-                found.append(form)
+        forms = [secret, unquote(secret)]
+        if token := _BOT_TOKEN.match(secret):
+            forms.append(token["key"])
+        if "://" in secret:
+            with contextlib.suppress(ValueError):  # a malformed URL has no parts
+                parts = urlsplit(secret)
+                if parts.password:
+                    pair = f"{unquote(parts.username or '')}:{unquote(parts.password)}"
+                    forms.append(base64.b64encode(pair.encode()).decode())
+        found += [form for form in dict.fromkeys(forms) if form and form not in found]
     return found
+
+
+def _any_encoding(secret: str) -> str:
+    """A pattern matching ``secret`` with each character as itself or percent-encoded (upper
+    or lower case hex; a space also as ``+``), as URLs and URL-quoting libraries write it."""
+    parts = []
+    for char in secret:
+        encoded = "".join(
+            f"%[{h[0]}{h[0].lower()}][{h[1]}{h[1].lower()}]"
+            for h in (f"{byte:02X}" for byte in char.encode())
+        )
+        plus = r"|\+" if char == " " else ""
+        parts.append(f"(?:{re.escape(char)}|{encoded}{plus})")
+    return "".join(parts)
 
 
 def configure_logging(level: str | int, secrets: Iterable[str] = ()) -> None:
@@ -79,4 +122,4 @@ def add_secret(secret: str) -> None:
     """Redact ``secret`` from now on too (one made up at run time, e.g. a webhook secret)."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler.formatter, RedactingFormatter) and secret:
-            handler.formatter.secrets.extend(_with_unquoted([secret]))
+            handler.formatter.add([secret])

@@ -58,3 +58,54 @@ async def test_worker_processes_redact_what_their_parent_redacts(
     assert "ERROR serving.pool: worker" in err and "could not load the model" in err
     assert "Traceback" in err and "redis://:<secret>@cache" in err
     assert "sesame-123" not in err
+
+
+TOKEN = "555444333:AAHsecretPartOfTheToken_xyz-0123456789"
+
+
+def redacted(secrets: list[str], message: str) -> str:
+    record = logging.LogRecord("x", logging.DEBUG, "", 0, message, None, None)
+    return RedactingFormatter(secrets=secrets).format(record)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"GET https://api.telegram.org/file/bot{TOKEN}/photos/file_1.jpg",
+        # python-telegram-bot quotes the download URL's path: the colon arrives as %3A
+        "GET https://api.telegram.org/file/bot555444333%3AAAHsecretPartOfTheToken_xyz-0123456789/x",
+        "GET https://api.telegram.org/file/bot555444333%3aAAHsecretPartOfTheToken_xyz-0123456789/x",
+        # every character quoted, as quote(..., safe="") and some clients write it
+        "".join(f"%{b:02x}" for b in TOKEN.encode()),
+        # the secret half on its own (an error naming only it)
+        "invalid key AAHsecretPartOfTheToken_xyz-0123456789 refused",
+    ],
+)
+def test_the_token_is_redacted_in_every_encoding(line: str) -> None:
+    text = redacted([TOKEN], line)
+    assert "AAHsecretPartOfTheToken" not in text and "<secret>" in text, text
+    assert "%41%41%48" not in text.lower() and "%3a" not in text.lower(), text
+
+
+def test_passwords_are_redacted_quoted_unquoted_and_mixed() -> None:
+    # as redis-py and urlsplit read REDIS_URL: the password percent-encoded as in the URL
+    secrets = WorkerSettings(redis_url="redis://:p%40ss%2Fw0rd-9@cache:6379/0").secrets()
+    lines = ("auth p@ss/w0rd-9", "redis://:p%40ss%2Fw0rd-9@x", "p%40ss/w0rd-9", "p@ss%2fw0rd-9")
+    for line in lines:
+        text = redacted(secrets, line)
+        assert "w0rd" not in text and "<secret>" in text, text
+
+
+def test_proxy_credentials_are_redacted_in_urls_and_their_authorization_header() -> None:
+    import base64
+
+    proxy = "socks5://bot:pr%3Axy-pass@127.0.0.1:1080"
+    header = base64.b64encode(b"bot:pr:xy-pass").decode()
+    for line in (
+        f"proxy {proxy} refused",
+        "proxy socks5://bot:pr:xy-pass@127.0.0.1:1080 refused",
+        "socks5%3A%2F%2Fbot%3Apr%253Axy-pass%40127.0.0.1%3A1080",
+        f"Proxy-Authorization: Basic {header}",
+    ):
+        text = redacted([proxy, "pr%3Axy-pass"], line)
+        assert "xy-pass" not in text and header not in text and "<secret>" in text, text
