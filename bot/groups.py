@@ -168,7 +168,8 @@ async def direct_command(update: Update, context: Context) -> None:
     message = update.effective_message
     target = message.reply_to_message
     if target is None or not handlers.is_image(target):
-        await message.reply_text(translator(update, context)(texts.MASK_HINT), do_quote=True)
+        hint = handlers.mask_hint(message, context, translator(update, context))
+        await message.reply_text(hint, do_quote=True)
         return
     await _mask_at_once(update, context, target, " ".join(context.args or []))
 
@@ -193,7 +194,7 @@ async def _mask_at_once(
     await handlers.mask_and_reply(
         context, chat.id, photo_message.message_id, request, mask, t,
         user_id=update.effective_user.id, react_to=request_message.message_id,
-        keyboard=not quiet, buttons=not quiet,
+        keyboard=not quiet, buttons=not quiet, compact=chat.type != ChatType.PRIVATE,
     )  # fmt: skip
 
 

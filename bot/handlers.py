@@ -24,7 +24,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatAction
+from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
@@ -51,6 +51,13 @@ SERVICES = "services"  # bot_data key; bot_data itself is not persisted
 SEND_PHOTO_MAX_BYTES = 10 * 1024 * 1024  # sendPhoto's limit; bigger results go as files
 SEND_PHOTO_MAX_SIDES = 10_000  # sendPhoto's limit on width + height
 CHAT_ACTION_SECONDS = 4.5  # Telegram shows a chat action for 5 s
+#: documents up to this size are downloaded and their first bytes checked before the keyboard
+#: is shown, so a text file named .jpg is refused at once rather than after a tap
+SNIFF_MAX_BYTES = 1024 * 1024
+#: the signatures of the formats core decodes (JPEG, PNG, GIF, BMP, TIFF; WebP below)
+IMAGE_SIGNATURES = (
+    b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\0", b"MM\0*",
+)  # fmt: skip
 # one keyboard edit per message per interval: taps in between are shown together, so one
 # member's fast tapping cannot fill a group's flood budget (20 messages a minute)
 EDIT_INTERVAL_SECONDS = 1.0
@@ -114,13 +121,15 @@ def register(app: Application) -> None:
     app.add_handler(MessageHandler(private & filters.Document.ALL, not_an_image))
     app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, start))
     app.add_handler(CallbackQueryHandler(button, pattern=keyboards.CALLBACK_PATTERN))
+    app.add_handler(CallbackQueryHandler(more, pattern=keyboards.MORE_PATTERN))
     app.add_handler(CallbackQueryHandler(unknown_button))  # every tap gets an answer
     app.add_error_handler(error_handler)
 
 
 async def start(update: Update, context: Context) -> None:
     t = translator(update, context)
-    await update.effective_message.reply_text(t(texts.START), do_quote=True)
+    text = t(texts.START, bot=context.bot.username)
+    await update.effective_message.reply_text(text, do_quote=True)
 
 
 async def help_command(update: Update, context: Context) -> None:
@@ -147,9 +156,17 @@ async def mask_command(update: Update, context: Context) -> None:
     t = translator(update, context)
     target = message.reply_to_message
     if target is None or not is_image(target):
-        await message.reply_text(t(texts.MASK_HINT), do_quote=True)
+        await message.reply_text(mask_hint(message, context, t), do_quote=True)
         return
     await offer_masks(target, context, t)
+
+
+def mask_hint(message: Message, context: Context, t: Translator) -> str:
+    """How to use /mask, in the form that reaches the bot here: in a group, privacy mode
+    delivers only ``/mask@bot``."""
+    private = message.chat.type == ChatType.PRIVATE
+    command = "/mask" if private else f"/mask@{context.bot.username}"
+    return t(texts.MASK_HINT, command=command)
 
 
 async def photo(update: Update, context: Context) -> None:
@@ -204,13 +221,14 @@ async def mask_and_reply(
     react_to: int,
     keyboard: bool = False,
     buttons: bool = True,
+    compact: bool = False,
 ) -> None:
     """Mask the photo and reply under it: the masked photo, or the error's sentence.
 
     While the worker runs, the request (``react_to``) wears a 👀 reaction where the chat allows
     reactions, and the chat shows "sending photo...". ``keyboard``: the masked photo carries
     the mask buttons, to try the others on the same photo; ``buttons`` False (a group's quiet
-    setting): no buttons at all, not even "Sticker".
+    setting): no buttons at all, not even "Sticker"; ``compact`` (groups): the masks and "⋯ More".
     """
     svc = services(context)
     reply_to = ReplyParameters(photo_id, allow_sending_without_reply=True)
@@ -232,7 +250,7 @@ async def mask_and_reply(
         )  # fmt: skip
         markup = keyboards.result_keyboard(
             svc.masks, photo_id, mask.id, request.mode, t,
-            as_file=request.as_file, with_masks=keyboard,
+            as_file=request.as_file, with_masks=keyboard, compact=compact,
         ) if buttons else None  # fmt: skip
         sent = await _send_result(
             context, chat_id, reply_to, mask, result, t, as_file=request.as_file, markup=markup
@@ -240,6 +258,29 @@ async def mask_and_reply(
         if sent.photo and context.user_data is not None:  # inline mode offers it (bot.inline)
             context.user_data.share(sent.photo[-1].file_id, mask.id)
             await save_now(context, user_id=user_id)
+
+
+async def more(update: Update, context: Context) -> None:
+    """Tapped "⋯ More" under a group's compact keyboard: the full keyboard in its place."""
+    query = update.callback_query
+    t = translator(update, context)
+    tapped = await request_behind(query, context, t, lambda chat: chat.photos)
+    if tapped is None:
+        return
+    photo_id, request = tapped
+    mask_id, _ = keyboards.parse(query.data)
+    masks = services(context).masks
+
+    def full() -> InlineKeyboardMarkup:  # built when the edit is sent: the latest toggles
+        mode, as_file = request.mode, request.as_file
+        if mask_id is None:  # under the photo's "Pick a mask"
+            return keyboards.mask_keyboard(masks, photo_id, mode, t, as_file=as_file)
+        return keyboards.result_keyboard(  # under a masked photo: its Sticker too
+            masks, photo_id, mask_id, mode, t, as_file=as_file, with_masks=True
+        )
+
+    await query.answer()
+    _edit_soon(context, query.message, full)
 
 
 async def unknown_button(update: Update, context: Context) -> None:
@@ -295,11 +336,13 @@ async def toggle(
     flip: Callable[[], object],
     build: Callable[[], InlineKeyboardMarkup],
 ) -> None:
-    """A toggle on a keyboard: flipped, saved before anyone sees it, and shown on the same
-    message (``build`` runs when the edit is sent: fast taps in between show as one edit)."""
-    await query.answer()
+    """A toggle on a keyboard: flipped and saved before the tap is answered or anyone sees the
+    new label (a crash in between cannot leave a label the saved state contradicts), then shown
+    on the same message (``build`` runs when the edit is sent: fast taps in between show as one
+    edit)."""
     flip()
     await save_now(context, chat_id=query.message.chat.id)
+    await query.answer()
     _edit_soon(context, query.message, build)
 
 
@@ -363,19 +406,22 @@ async def offer_masks(photo_message: Message, context: Context, t: Translator) -
     if request is None:
         return
     photo_id = photo_message.message_id
+    compact = photo_message.chat.type != ChatType.PRIVATE  # groups: the masks and "⋯ More"
     await photo_message.reply_text(
         t(texts.CHOOSE),
         reply_markup=keyboards.mask_keyboard(
-            services(context).masks, photo_id, request.mode, t, as_file=request.as_file
+            services(context).masks, photo_id, request.mode, t,
+            as_file=request.as_file, compact=compact,
         ),
         do_quote=True,
-    )
+    )  # fmt: skip
 
 
 async def remember_photo(
     photo_message: Message, context: Context, t: Translator
 ) -> PhotoRequest | None:
-    """The photo's request, saved (in the chat's default mode); None, said, if it is too big."""
+    """The photo's request, saved (in the chat's default mode); None, said, if it is too big,
+    empty, or (a small file, downloaded to look) not an image at all."""
     svc = services(context)
     if photo_message.photo:
         size = photo_message.photo[-1]  # Telegram lists sizes smallest first
@@ -386,12 +432,42 @@ async def remember_photo(
     if file_size and file_size > svc.settings.max_file_size:
         await photo_message.reply_text(_too_big(svc.settings, t), do_quote=True)
         return None
+    refusal = await _refusal_before_keyboard(context, file_id, file_size, as_file, t)
+    if refusal is not None:
+        await photo_message.reply_text(refusal, do_quote=True)
+        return None
     mode = context.chat_data.settings.mode
     request = context.chat_data.remember(
         photo_message.message_id, PhotoRequest(file_id, as_file, mode)
     )
     await save_now(context, chat_id=photo_message.chat.id)  # before anyone sees the keyboard
     return request
+
+
+async def _refusal_before_keyboard(
+    context: Context, file_id: str, file_size: int | None, as_file: bool, t: Translator
+) -> str | None:
+    """What to say instead of a keyboard: the file is empty (Telegram says so), or it is a
+    small file whose first bytes are no image's; None where a tap may go ahead."""
+    if file_size == 0:
+        return t(texts.ERRORS["empty"])
+    if not as_file or file_size is None or file_size > SNIFF_MAX_BYTES:
+        return None  # a compressed photo is a JPEG Telegram made; a big file is read on a tap
+    try:
+        data = await _download(context, file_id, t)
+    except (TelegramError, FaceMaskError) as error:  # the tap will say what is wrong
+        logger.info("could not look at a file before its keyboard: %s", error)
+        return None
+    if not data:
+        return t(texts.ERRORS["empty"])
+    if not looks_like_an_image(data):
+        return t(texts.NOT_AN_IMAGE)
+    return None
+
+
+def looks_like_an_image(data: bytes) -> bool:
+    """Whether ``data`` starts like a format core decodes."""
+    return data.startswith(IMAGE_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 @contextlib.asynccontextmanager

@@ -2,8 +2,9 @@
 under a masked photo ("Sticker"), and under an album.
 
 Callback data names the button and the photo it works on (``"mask:3:812"``, ``"crop:812"``,
-``"file:812"``, ``"all:812"``, ``"stk:3:812"``; an album's ``"am:3:812"``, ``"ac:812"``),
-far below Telegram's 64-byte limit; keyboards already in chats send these, so they stay. What
+``"file:812"``, ``"all:812"``, ``"stk:3:812"``, a group's "⋯ More" ``"more:812"`` or, under a
+masked photo, ``"more:3:812"``; an album's ``"am:3:812"``, ``"ac:812"``), far below Telegram's
+64-byte limit; keyboards already in chats send these, so they stay. What
 the bot knows about that photo (its file, its mode) lives in the chat's
 :class:`~bot.state.ChatState`, stored before the keyboard is sent, so a tap can never arrive
 before its state and the buttons keep working after a restart.
@@ -19,6 +20,8 @@ from core.results import Mode
 from masks.catalog import MaskSpec
 
 CALLBACK_PATTERN = r"^(mask:\d+|crop):\d+$"
+#: "⋯ More" under a group's compact keyboard (bot.handlers.more)
+MORE_PATTERN = r"^more:(\d+:)?\d+$"
 #: the buttons of bot.albums, bot.full_quality and bot.stickers
 ALL_SEVEN_PATTERN = r"^all:\d+$"
 QUALITY_PATTERN = r"^file:\d+$"
@@ -37,9 +40,15 @@ def mask_keyboard(
     t: Translator = ENGLISH,
     *,
     as_file: bool = False,
+    compact: bool = False,
 ) -> InlineKeyboardMarkup:
-    """The seven masks, the Crop and Full quality toggles and "All 7", in ``t``'s language."""
+    """The seven masks, the Crop and Full quality toggles and "All 7", in ``t``'s language;
+    ``compact`` (groups, where a big keyboard under every photo crowds the chat): the seven
+    masks and "⋯ More", which shows the rest."""
     rows = _mask_rows(masks, "mask", photo_id, t)
+    if compact:
+        rows.append([InlineKeyboardButton(t(texts.MORE), callback_data=f"more:{photo_id}")])
+        return InlineKeyboardMarkup(rows)
     toggle = InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"crop:{photo_id}")
     quality = InlineKeyboardButton(
         texts.quality_button(as_file, t), callback_data=f"file:{photo_id}"
@@ -58,13 +67,19 @@ def result_keyboard(
     *,
     as_file: bool = False,
     with_masks: bool = False,
+    compact: bool = False,
 ) -> InlineKeyboardMarkup:
     """Under a masked photo: "Sticker" (that mask on that photo), after the mask keyboard
-    when ``with_masks``."""
+    when ``with_masks``; ``compact`` with masks: the seven masks and "⋯ More", which shows
+    the rest, Sticker included."""
     sticker = InlineKeyboardButton(
         t(texts.STICKER_BUTTON), callback_data=f"stk:{mask_id}:{photo_id}"
     )
     rows: list[list[InlineKeyboardButton]] = []
+    if with_masks and compact:
+        rows = _mask_rows(masks, "mask", photo_id, t)
+        more = InlineKeyboardButton(t(texts.MORE), callback_data=f"more:{mask_id}:{photo_id}")
+        return InlineKeyboardMarkup([*rows, [more]])
     if with_masks:
         keyboard = mask_keyboard(masks, photo_id, mode, t, as_file=as_file)
         rows = [list(row) for row in keyboard.inline_keyboard]
@@ -117,7 +132,8 @@ def _masks_and_crop(
 
 
 def parse(callback_data: str) -> tuple[int | None, int]:
-    """``(mask id, photo message id)``; the mask id is None for the mode toggle."""
+    """``(mask id, photo message id)`` of a mask button, the mode toggle or "⋯ More"; the mask
+    id is None for the toggle and for "⋯ More" under a photo (not a masked one)."""
     action, _, photo_id = callback_data.rpartition(":")
-    mask_id = int(action.removeprefix("mask:")) if action.startswith("mask:") else None
-    return mask_id, int(photo_id)
+    _, _, mask = action.partition(":")
+    return (int(mask) if mask.isdigit() else None), int(photo_id)

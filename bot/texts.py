@@ -59,8 +59,8 @@ SHORT_DESCRIPTION = N_("Masks on every face in your photos. Seven masks, groups 
 START = N_(
     "Hi! Send me a photo and pick one of seven masks: I'll put it on every face in the "
     "picture.\n\n"
-    "In a group, reply to a photo with /mask, or send /help there to see what works in "
-    "that group.\n\n"
+    "In a group, reply to a photo with /mask@{bot}, or send /help@{bot} there to see what "
+    "works in that group.\n\n"
     "More fun: “All 7” sends every mask at once as an album, an album you send gets one "
     "keyboard, “Sticker” puts a masked face in your own sticker set, /maskme masks your "
     "profile photo, and typing my @username in any chat shares your masked photos."
@@ -90,9 +90,10 @@ HELP = N_(
 )
 
 CHOOSE = N_("Pick a mask (1-7). Crop on: every face I find gets one; off: the photo is one face.")
+#: {command}: "/mask" in a private chat, "/mask@bot" in a group (privacy mode delivers only that)
 MASK_HINT = N_(
-    "Reply to a photo with /mask (or /mask 3 to pick mask 3 at once), or send a photo with "
-    "/mask in its caption."
+    "Reply to a photo with {command} (or {command} 3 to pick mask 3 at once), or send a photo "
+    "with {command} in its caption."
 )
 MASKS_CAPTION = N_("The seven masks. Send me a photo to try them.")
 MASKS_LIST_TITLE = N_("The seven masks:")
@@ -188,6 +189,8 @@ CROP_OFF = N_("🖼 Crop: off")
 # ----------------------------------------------------------------------------- more fun
 
 ALL_SEVEN = N_("🎭 All 7")
+#: a group's compact keyboard: the seven masks, then this, which shows the other buttons
+MORE = N_("⋯ More")
 QUALITY_ON = N_("📄 Full quality: on")
 QUALITY_OFF = N_("🗜 Full quality: off")
 STICKER_BUTTON = N_("🏷 Sticker")

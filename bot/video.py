@@ -12,7 +12,8 @@ as the same kind of message.
 - While the worker masks it, the chat shows "recording video note..." or "sending video...",
   and a progress message ("Masking... 40%", edited at most every :data:`PROGRESS_EDIT_SECONDS`)
   carries a Cancel button that stops the job in the worker. The progress message is deleted
-  when the video is sent, or becomes the error's sentence.
+  when the video is sent (after a video note, which has no caption, it becomes the caption's
+  line instead: "😷 Surgical mask"), or becomes the error's sentence.
 - The answer: sendVideoNote for a video note (a square of at most 640 px), sendAnimation for a
   GIF, sendVideo (its sound kept) for a video; the caption says when a video was scaled down.
 
@@ -298,6 +299,11 @@ async def mask_and_reply(
             result.faces_mean, result.ms,
         )  # fmt: skip
         await _send(context, chat_id, reply_to, mask, result, t)
+    if note:  # a round video has no caption: the progress message names the mask instead
+        scaled_to = max(result.width, result.height) if result.scaled_down else None
+        line = texts.video_caption(mask, t, scaled_to=scaled_to, cut_off=not result.complete)
+        await _say_instead(context, progress, line, reply_to)
+        return
     with contextlib.suppress(TelegramError):  # the answer is out: the progress has done its job
         await context.bot.delete_message(chat_id, progress.message_id)
 

@@ -58,12 +58,19 @@ async def test_a_video_note_comes_back_round_with_its_frames_and_progress(
     out = clips.read_back(data_of(telegram, answer.video_note.file_id))
     assert out["size"] == (400, 400) and answer.video_note.length == 400
     assert out["frames"] == 180 and out["codec"] == "h264"
+    # a round video has no caption: once it is out, the progress message names the mask
+    mask = catalog.get(3)
+    named = f"{mask.emoji} {mask.name}"
+    await telegram.wait_for(
+        lambda: telegram.message(chat.id, progress.message_id).text == named, what="the name"
+    )
+    assert telegram.message(chat.id, progress.message_id).reply_markup is None  # no Cancel
+    assert (chat.id, progress.message_id) not in telegram.state.deleted
     edits = progress_edits(telegram, progress)
-    assert len(edits) >= 2, edits  # "Masking... N%" edited in place while it worked
-    percents = [int(text.split()[-1].rstrip("%")) for text in edits]
+    assert edits[-1] == named and len(edits) >= 3, edits
+    # "Masking... N%" edited in place while it worked
+    percents = [int(text.split()[-1].rstrip("%")) for text in edits[:-1]]
     assert percents == sorted(percents) and 0 < percents[0] and percents[-1] < 100
-    gone = (chat.id, progress.message_id)  # deleted once the note is out
-    await telegram.wait_for(lambda: gone in telegram.state.deleted, what="the progress deleted")
     actions = {c.params["action"] for c in telegram.calls("sendChatAction")
                if int(c.params["chat_id"]) == chat.id}  # fmt: skip
     assert actions == {"record_video_note"}
