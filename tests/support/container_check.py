@@ -248,11 +248,20 @@ def pip_mounts() -> list[str]:
     return [opt for mount in mounts for opt in ("-v", mount)]
 
 
-def build_context() -> Path:
+def build_context(commit: str | None = None) -> Path:
     """A copy of the working tree's files that the Dockerfile uses (tracked and untracked,
-    not ignored), so the timed one-line change never touches the checkout."""
+    not ignored), or of a commit's, so the timed one-line change never touches the checkout."""
     context = WORK / "context"
     shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    if commit:  # a commit's files instead: steady while others edit the checkout
+        archive = subprocess.run(
+            ["git", "archive", commit, "--", *CONTEXT_PATHS], cwd=ROOT, capture_output=True
+        )
+        if archive.returncode:
+            raise CheckFailed(f"git archive {commit}: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", str(context)], input=archive.stdout, check=True)
+        return context
     listed = subprocess.run(
         ["git", "ls-files", "-z", "-co", "--exclude-standard", "--", *CONTEXT_PATHS],
         cwd=ROOT, capture_output=True, check=True,
@@ -575,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./run container-check", description=__doc__.split(
         "\n\n")[0])  # fmt: skip
     parser.add_argument("--photos", type=int, default=100, help="photos before memory is read")
+    parser.add_argument(
+        "--commit", help="build a commit's files (HEAD) instead of the working tree's"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
     args = parser.parse_args(argv)
     numbers: dict[str, object] = {}
@@ -584,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         for image, seconds in base_images().items():
             log(f"made {image} in {seconds:.0f} s")
         numbers["base image (stand-in) MB"] = round(image_mb(BASE_IMAGE))
-        context = build_context()
+        context = build_context(args.commit)
         log("cold build (--no-cache) of the project's image from its Dockerfile")
         numbers["cold build s"] = round(build(context, no_cache=True), 1)
         numbers["image MB"] = round(image_mb(IMAGE))
