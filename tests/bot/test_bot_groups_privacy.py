@@ -126,7 +126,7 @@ async def test_masks_named_in_the_command_mask_at_once(
         assert all(texts.mask_button(mask) in answer for mask in catalog.masks())
     # "/mask 3" with no photo to work on explains itself
     lonely = await telegram.send_text(group, cleo, f"/mask@{me} 3")
-    assert (await telegram.wait_reply(lonely)).text == texts.MASK_HINT
+    assert (await telegram.wait_reply(lonely)).text == texts.MASK_HINT.format(command=f"/mask@{me}")
     await asyncio.sleep(0.5)
     assert len([m for m in telegram.replies_to(photo) if m.photo]) == 2
 

@@ -20,11 +20,12 @@ async def test_a_russian_user_gets_russian_replies_buttons_and_captions(
     telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes
 ) -> None:
     ru = i18n.translator("ru")
+    me = telegram.bot_user.username
     user = telegram.user("Оля", language_code="ru")
     chat = telegram.private_chat(user)
 
     start = await telegram.send_text(chat, user, "/start")
-    assert (await telegram.wait_reply(start)).text == ru(texts.START)
+    assert (await telegram.wait_reply(start)).text == ru(texts.START, bot=me)
     assert ru(texts.START).startswith("Привет!")
     help_ = await telegram.send_text(chat, user, "/help")
     assert (await telegram.wait_reply(help_)).text == ru(texts.HELP)
@@ -58,12 +59,13 @@ async def test_a_russian_user_gets_russian_replies_buttons_and_captions(
 async def test_other_languages_and_english_for_the_rest(
     telegram: FakeTelegram, bot: BotProcess, blank_png: bytes
 ) -> None:
+    me = telegram.bot_user.username
     for code, language in (("pt-br", "pt_BR"), ("uk", "uk"), ("tr", "tr"), ("fr", "en")):
         t = i18n.translator(language)
         user = telegram.user(f"Person {code}", language_code=code)
         chat = telegram.private_chat(user)
         start = await telegram.send_text(chat, user, "/start")
-        assert (await telegram.wait_reply(start)).text == t(texts.START), code
+        assert (await telegram.wait_reply(start)).text == t(texts.START, bot=me), code
     # an error, by its code, in the person's language
     user = telegram.user("Hans", language_code="de")
     chat = telegram.private_chat(user)

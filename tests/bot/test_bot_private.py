@@ -33,11 +33,12 @@ async def test_start_help_and_commands(telegram: FakeTelegram, bot: BotProcess) 
     user = telegram.user("Ann")
     chat = telegram.private_chat(user)
     start = await telegram.send_text(chat, user, "/start")
-    assert (await telegram.wait_reply(start)).text == texts.START
+    start_text = texts.START.format(bot=telegram.bot_user.username)
+    assert (await telegram.wait_reply(start)).text == start_text
     help_ = await telegram.send_text(chat, user, "/help")
     assert "never store" in (await telegram.wait_reply(help_)).text
     hello = await telegram.send_text(chat, user, "hello")
-    assert (await telegram.wait_reply(hello)).text == texts.START
+    assert (await telegram.wait_reply(hello)).text == start_text
     assert {c.command for c in telegram.state.commands} >= {"start", "help", "masks", "mask"}
 
 

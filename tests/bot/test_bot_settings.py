@@ -105,7 +105,11 @@ async def test_auto_mode_and_the_default_mode_where_the_bot_sees_everything(
     # every photo now gets the keyboard, starting in the group's mode (whole photo)
     photo = await telegram.send_photo(group, pat, face_jpeg, caption="after auto")
     keyboard = await telegram.wait_reply(photo, lambda m: m.reply_markup is not None)
-    assert labels(keyboard)[7] == texts.CROP_OFF
+    assert labels(keyboard)[7] == texts.MORE  # a group's compact keyboard
+    await telegram.press(pat, keyboard, texts.MORE)
+    await telegram.wait_for(
+        lambda: texts.CROP_OFF in labels(telegram.message(group.id, keyboard.message_id))
+    )
     await telegram.press(pat, keyboard, "1 ")
     result = await telegram.wait_reply(photo, lambda m: bool(m.photo), timeout=60)
     assert "1 face" in result.caption  # the whole photo is one face
@@ -139,8 +143,8 @@ async def test_settings_survive_a_restart(
     await bot.restart()
 
     start = await telegram.send_text(chat, anna, "/start")
-    assert (await telegram.wait_reply(start)).text == de(texts.START)
     me = telegram.bot_user.username
+    assert (await telegram.wait_reply(start)).text == de(texts.START, bot=me)
     request = await telegram.send_photo(group, pat, face_jpeg, caption=f"/mask@{me} villain")
     result = await telegram.wait_reply(request, lambda m: bool(m.photo), timeout=60)
     assert result.reply_markup is None  # still quiet

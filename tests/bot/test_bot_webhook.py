@@ -40,7 +40,9 @@ async def test_webhook_mode(model_env: dict[str, str], tmp_path: Path, face_jpeg
             user = telegram.user("Wes")
             chat = telegram.private_chat(user)
             start = await telegram.send_text(chat, user, "/start")
-            assert (await telegram.wait_reply(start, timeout=60)).text == texts.START
+            assert (await telegram.wait_reply(start, timeout=60)).text == texts.START.format(
+                bot=telegram.bot_user.username
+            )
             photo = await telegram.send_photo(chat, user, face_jpeg)
             keyboard = await telegram.wait_reply(photo, lambda m: m.reply_markup is not None)
             await telegram.press(user, keyboard, "3 ")
