@@ -31,7 +31,7 @@ COPY masks masks
 # languages compile, and no tool's library (plots, progress bars, the test server) slipped in
 RUN pip install . \
     && pip check \
-    && python -c "import bot.app, serving.worker; from core.mtcnn import load_nets; load_nets(); from core.centerface import CenterFace; CenterFace()" \
+    && python -c "import bot.app, serving.worker; from core.detection.mtcnn import load_nets; load_nets(); from core.detection.centerface import CenterFace; CenterFace()" \
     && python -c "import sys; from serving.pool import load_mask_job; load_mask_job(); bad = {'torch', 'onnx'} & set(sys.modules); assert not bad, bad" \
     && python -c "from bot import i18n; assert len(i18n.load_all()) == len(i18n.LANGUAGES)" \
     && python -c "import importlib.util as u; extra = [m for m in ('torch', 'onnx', 'matplotlib', 'tqdm', 'skimage', 'aiohttp', 'pytest') if u.find_spec(m)]; assert not extra, extra"

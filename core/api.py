@@ -22,15 +22,19 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from core import imageio, threads, video, warp
-from core.detect import FaceDetector, default_detector, detect_with_turns
+from core import imageio, threads
+from core.detection.base import FaceDetector
+from core.detection.registry import default_detector
+from core.detection.turns import detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
+from core.render import warp
+from core.render.sticker import cut_out
 from core.results import Face, MaskedPhoto, MaskedVideo, Mode
-from core.sticker import cut_out
+from core.video import codec, masking
 from masks import catalog
 
 if TYPE_CHECKING:
-    from core.landmarks import KeypointPredictor
+    from core.keypoints.landmarks import KeypointPredictor
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,7 @@ class FaceMasker:
     ) -> None:
         threads.configure()  # this process's threads for every library, decided once
         if predictor is None:
-            from core.landmarks import KeypointPredictor
+            from core.keypoints.landmarks import KeypointPredictor
 
             predictor = KeypointPredictor.load()
         self.predictor = predictor
@@ -124,8 +128,8 @@ class FaceMasker:
         self, image: ImageInput, mode: Mode | str = Mode.FACES, mask_id: int | None = None
     ) -> bytes:
         """The largest face's head cut out on transparency with a white outline: a 512 px WebP
-        Telegram sticker (:mod:`core.sticker`). With ``mask_id`` the mask is put on first (the
-        points are read on the bare face, where they are surest)."""
+        Telegram sticker (:mod:`core.render.sticker`). With ``mask_id`` the mask is put on
+        first (the points are read on the bare face, where they are surest)."""
         picture = self.picture(mask_id) if mask_id is not None else None
         decoded = imageio.decode(image)
         faces = self.find_faces(decoded.rgb, mode)
@@ -184,29 +188,29 @@ class FaceMasker:
 
     def apply_video(
         self,
-        source: video.VideoInput,
+        source: codec.VideoInput,
         mask_id: int,
         mode: Mode | str = Mode.FACES,
         *,
         kind: str = "video",
         progress: Callable[[float], None] | None = None,
         cancel: threading.Event | None = None,
-        max_duration_s: float = video.MAX_DURATION_S,
+        max_duration_s: float = codec.MAX_DURATION_S,
     ) -> MaskedVideo:
         """The video (MP4/MOV/WebM/GIF bytes or path) with mask ``mask_id`` on every face of
         every frame, as H.264 MP4 of ``kind`` "video" | "video_note" | "animation" (see
-        :mod:`core.video`); faces tracked and their points smoothed (:mod:`core.tracking`).
+        :mod:`core.video`); faces tracked and their points smoothed (:mod:`core.video.tracking`).
         ``progress`` gets 0..1 at most every 0.5 s; ``cancel`` set raises JobCancelledError."""
-        return video.mask_video(
+        return masking.mask_video(
             self, source, mask_id, mode, kind=kind, progress=progress, cancel=cancel,
             max_duration_s=max_duration_s,
         )  # fmt: skip
 
     def landmarks_video(
-        self, source: video.VideoInput, mode: Mode | str = Mode.FACES
+        self, source: codec.VideoInput, mode: Mode | str = Mode.FACES
     ) -> list[list[tuple[int, np.ndarray]]]:
         """Per frame, every face's (track id, (68, 2) points), tracked and smoothed."""
-        return video.video_landmarks(self, source, mode)
+        return masking.video_landmarks(self, source, mode)
 
 
 def mask_spec(mask_id: int) -> catalog.MaskSpec:

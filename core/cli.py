@@ -28,12 +28,14 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from core import face68, imageio, video
+from core import imageio
 from core.errors import FaceMaskError
+from core.keypoints import face68
 from core.results import Mode
+from core.video import codec
 from masks import catalog
 
-# The colour each region of the face (core.face68.REGIONS) is drawn in (RGB).
+# The colour each region of the face (core.keypoints.face68.REGIONS) is drawn in (RGB).
 COLOURS = {
     "jaw": (255, 214, 10),
     "brows": (255, 120, 40),
@@ -126,7 +128,7 @@ def _write_rgb(path: Path, rgb: np.ndarray) -> None:
 
 def _masker(args: argparse.Namespace):
     from core.api import FaceMasker
-    from core.landmarks import KeypointPredictor
+    from core.keypoints.landmarks import KeypointPredictor
 
     return FaceMasker(predictor=KeypointPredictor.load(args.weights))
 
@@ -136,7 +138,7 @@ def cmd_apply(args: argparse.Namespace) -> dict:
 
     data = imageio.read_bytes(args.input)  # a missing file is reported before the model loads
     mask_spec(args.mask)  # and so is an unknown mask
-    if video.looks_like_video(data):  # by content: a GIF may be a photo or a clip
+    if codec.looks_like_video(data):  # by content: a GIF may be a photo or a clip
         return apply_video(args, data)
     result = _masker(args).apply(data, args.mask, args.mode)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +158,7 @@ def cmd_apply(args: argparse.Namespace) -> dict:
 
 def cmd_landmarks(args: argparse.Namespace) -> dict:
     data = imageio.read_bytes(args.input)
-    if video.looks_like_video(data):
+    if codec.looks_like_video(data):
         return landmarks_video(args, data)
     decoded = imageio.decode(data)
     faces = _masker(args).find_faces(decoded.rgb, args.mode)
@@ -269,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--mask", type=int, required=True, help="mask id, 1-7 (see: facemask masks)")
     a.add_argument(
         "--kind",
-        choices=video.KINDS,
+        choices=codec.KINDS,
         help="for a video: the output kind (default: animation for a GIF, else video)",
     )
     a.set_defaults(run=cmd_apply)

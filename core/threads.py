@@ -10,8 +10,8 @@ scheduler has put behind someone else's: under one busy core the command line an
 :func:`configure` decides the number once, from :func:`usable_cores` divided among the
 ``workers`` processes of a pool, and gives it to OpenCV and to torch (where torch is
 loaded; it is brought in again whenever it is loaded later); the ONNX Runtime sessions ask
-:func:`count` when they are made (``core.runtime``, ``core.mtcnn``). ``FACEMASK_THREADS``
-in the environment overrides the number.
+:func:`count` when they are made (``core.runtime``, ``core.detection.mtcnn``). ``FACEMASK_THREADS``
+(:mod:`core.settings`) overrides the number.
 
 Nothing heavy is imported here: ``serving.pool`` imports this module in the bot's process.
 """
@@ -25,10 +25,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from core.settings import core_settings
+
 log = logging.getLogger(__name__)
 
-#: the environment variable that overrides the computed number of threads
-OVERRIDE = "FACEMASK_THREADS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 
@@ -98,14 +98,9 @@ def usable_cores(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> i
 def plan(workers: int = 1, root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int:
     """Threads for each of ``workers`` processes sharing this process's cores (at least
     one); ``FACEMASK_THREADS`` overrides it."""
-    override = os.environ.get(OVERRIDE, "").strip()
-    if override:
-        try:
-            if int(override) >= 1:
-                return int(override)
-        except ValueError:
-            pass
-        log.warning("ignoring %s=%r: not a whole number of at least 1", OVERRIDE, override)
+    override = core_settings().threads
+    if override is not None:
+        return override
     return max(1, usable_cores(root, proc_cgroup) // max(1, workers))
 
 

@@ -35,7 +35,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core import imageio, warp
+from core import imageio
+from core.render import warp
 from core.results import Mode
 
 WIDTH, HEIGHT = 1280, 960
@@ -112,7 +113,7 @@ def bench_photo(
 
 def make_masker(args, detector: str, backend: str):
     from core.api import MAX_SHAPE_ERROR, FaceMasker
-    from core.detect import default_detector
+    from core.detection.registry import default_detector
     from core.errors import WeightsError
     from training.predictor import load_predictor, torch_predictor, untrained
 
@@ -213,7 +214,7 @@ def _worker_life(conn: Connection, jpegs: list[bytes], photos: int, workers: int
         step("torch")
     runtime.ort()
     step("ONNX Runtime")
-    from core.landmarks import KeypointPredictor
+    from core.keypoints.landmarks import KeypointPredictor
 
     predictor = KeypointPredictor.load()
     if on_torch:  # as workers ran before issue 18: the torch model beside the int8 sessions
@@ -221,7 +222,7 @@ def _worker_life(conn: Connection, jpegs: list[bytes], photos: int, workers: int
 
         load_weights(predictor.release.manifest.with_suffix(".pt"))
     step("keypoint model (int8 ensemble)")
-    from core.detect import default_detector
+    from core.detection.registry import default_detector
 
     detector = default_detector()
     step(f"face detector ({type(detector).__name__})")

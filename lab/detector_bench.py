@@ -23,9 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.detect import Detection, FaceDetector, default_detector
+from core.detection.base import Detection, FaceDetector
+from core.detection.registry import default_detector
 from core.errors import NoFaceFoundError
-from core.preprocess import box_from_points
+from core.keypoints.preprocess import box_from_points
 from core.results import Mode
 from lab.options import add_detector_option
 from training.data import load_splits, read_image

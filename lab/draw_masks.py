@@ -8,7 +8,7 @@ are simply the template points in canvas pixels, written to ``catalog.json``.
 
 Pictures are drawn at twice their size and area-averaged down (antialiased), with a
 height field per mask (domes, pleats, seams, valves) lit from the upper left. The lighting
-of the photo itself is added at warp time (``core.warp``), so the shading drawn here stays
+of the photo itself is added at warp time (``core.render.warp``), so the shading drawn here stays
 mild. Regenerate with::
 
     python -m lab.draw_masks [--csv ../shared/data/face-keypoints/training_frames_keypoints.csv]
@@ -25,8 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.face68 import FLIP_PERMUTATION
-from core.warp import INNER, RING
+from core.keypoints.face68 import FLIP_PERMUTATION
+from core.render.warp import INNER, RING
 from masks.catalog import CATALOG_PATH, PNG_DIR, MaskSpec
 
 log = logging.getLogger(__name__)

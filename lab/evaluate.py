@@ -5,7 +5,7 @@
 
 Default is the product's path: the project's detector finds the face (the detection
 whose centre lies inside the ground truth's keypoint box), searching the image turned
-where no face is sure upright, as the product does (``core.detect.detect_with_turns``);
+where no face is sure upright, as the product does (``core.detection.turns.detect_with_turns``);
 the model predicts on that box. An image where no such face is found counts as a failure
 (NME = inf).
 ``--whole-image`` is the seed's protocol instead: the whole image is the face crop.
@@ -15,7 +15,7 @@ the validation people's images in training/ and test/ can be scored together.
 by DEG degrees counter-clockwise first: how the pipeline copes with tilted heads.
 ``--doubt`` also measures the model's doubt (the spread of its heatmaps) on every found face
 the right way up (turned with its labelled eyes) and upside down: a release checks that
-``core.landmarks.UNSURE_SPREAD`` (whole images: ``UNSURE_SPREAD_WHOLE``) lies between.
+``core.keypoints.landmarks.UNSURE_SPREAD`` (whole images: ``UNSURE_SPREAD_WHOLE``) lies between.
 """
 
 from __future__ import annotations
@@ -33,16 +33,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from core.detect import (
-    Detection,
-    FaceDetector,
-    default_detector,
-    detect_with_turns,
-    turn_image,
-)
-from core.face68 import REGIONS
-from core.landmarks import UNSURE_SPREAD, UNSURE_SPREAD_WHOLE, KeypointPredictor
-from core.preprocess import eye_angle, reorient, whole_image_box
+from core.detection.base import Detection, FaceDetector
+from core.detection.boxes import whole_image_box
+from core.detection.registry import default_detector
+from core.detection.turns import detect_with_turns, turn_image
+from core.keypoints.face68 import REGIONS
+from core.keypoints.landmarks import UNSURE_SPREAD, UNSURE_SPREAD_WHOLE, KeypointPredictor
+from core.keypoints.preprocess import eye_angle, reorient
 from lab.options import add_detector_option
 from training.data import Sample, read_image, read_labels, read_validation_people
 from training.metrics import matching_detection, point_errors, summarize

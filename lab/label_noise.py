@@ -136,8 +136,8 @@ def measure(
 
 def product_path(weights: Path | None = None) -> Callable[[Sample], np.ndarray]:
     """The product's path for one labelled image: detector, then the model (shipped default)."""
-    from core.detect import default_detector
-    from core.preprocess import box_from_points
+    from core.detection.registry import default_detector
+    from core.keypoints.preprocess import box_from_points
     from lab.evaluate import product_prediction
     from training.data import read_image
     from training.predictor import load_predictor

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.face68 import FLIP_PERMUTATION
+from core.keypoints.face68 import FLIP_PERMUTATION
 from training.data import Sample, load_splits, read_image
 from training.metrics import interocular, nme
 
@@ -41,7 +41,7 @@ def fit_shift(dx: np.ndarray, widths: np.ndarray) -> tuple[float, float]:
 
 
 def measure(samples: list[Sample], weights: Path | None = None) -> dict:
-    from core.landmarks import level_boxes
+    from core.keypoints.landmarks import level_boxes
     from training.predictor import load_predictor
 
     predictor = load_predictor(weights, threads=2)

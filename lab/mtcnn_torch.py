@@ -106,7 +106,7 @@ def load_torch_nets(states: dict[str, dict[str, np.ndarray]]) -> tuple[PNet, RNe
 
 
 class TorchNet:
-    """A net as ``core.mtcnn`` runs one: (N, H, W, 3) float32 in, numpy arrays out."""
+    """A net as ``core.detection.mtcnn`` runs one: (N, H, W, 3) float32 in, numpy arrays out."""
 
     def __init__(self, net: nn.Module) -> None:
         self.net = net
@@ -119,5 +119,5 @@ class TorchNet:
 
 
 def torch_runners(states: dict[str, dict[str, np.ndarray]]) -> tuple[TorchNet, TorchNet, TorchNet]:
-    """The reference cascade's nets, as ``core.mtcnn.Mtcnn(nets=...)`` takes them."""
+    """The reference cascade's nets, as ``core.detection.mtcnn.Mtcnn(nets=...)`` takes them."""
     return tuple(TorchNet(net) for net in load_torch_nets(states))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.detect import DETECTOR_NAMES
+from core.detection.registry import DETECTOR_NAMES
 
 
 def add_detector_option(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ respirator, one of our own). Each gets one row of the picture ``DIR/remask.png``
              | ours, cover off | ours, cover on   (the points the scene was drawn from)
 
 The first pair is the product's own path (``FaceMasker.mask_pixels``: detector, keypoint
-model, ``core.warp.apply_masks``), with the cover step off and on; the second pair lays the
+model, ``core.render.warp.apply_masks``), with the cover step off and on; the second pair lays the
 mask on the points the scene was drawn from (the model's reading of the bare astronaut,
 moved with her), so the cover step can be judged apart from the keypoint model, which
 reads masked faces less well. Every tile is the face's surroundings,
@@ -20,7 +20,7 @@ scene. The README's before/after pair comes from it.
 
 ``--time`` also prints what the cover step costs on a 1280x960 photo with one face (the
 astronaut enlarged 1.875 times), bare and wearing a plain cloth mask: the median of 50 runs
-of ``core.cover.find_worn_mask`` and of ``core.warp.apply_masks`` with it off and on.
+of ``core.render.cover.find_worn_mask`` and of ``core.render.warp.apply_masks`` with it off and on.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from core import cover, warp
 from core.api import FaceMasker
 from core.errors import NoFaceFoundError
+from core.render import cover, warp
 from core.results import Mode
 from training.damage import worn_mask
 

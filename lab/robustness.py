@@ -18,7 +18,7 @@ per condition, ``--out`` writes them all to one file.
 
 ``--box-constants N`` instead measures how a detector's raw boxes sit on the 68-point box
 of N training crops (training people only): the constants its adapter in
-:mod:`core.detect` maps them with.
+:mod:`core.detection` maps them with.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core.detect import FaceDetector, default_detector
+from core.detection.base import FaceDetector
+from core.detection.registry import default_detector
 from lab.evaluate import product_prediction
 from lab.options import add_detector_option
 from training.damage import CONDITIONS, Condition, damaged, select
@@ -117,10 +118,11 @@ def box_constants(detector, samples: list[Sample], progress: bool = True) -> dic
     side ((w + h) / 2) over ``s``, and its centre's offset from the 68-point box's centre
     along the face's own right and down directions (from the detector's eyes), over ``s``.
 
-    ``detector`` is a raw one (``core.mtcnn.Mtcnn``, ``core.centerface.CenterFace``):
-    called on an RGB image, it returns faces with ``box``, ``score`` and five ``points``.
+    ``detector`` is a raw one (``core.detection.mtcnn.Mtcnn``,
+    ``core.detection.centerface.CenterFace``): called on an RGB image, it returns faces with
+    ``box``, ``score`` and five ``points``.
     """
-    from core.preprocess import face_axes, keypoint_box
+    from core.detection.boxes import face_axes, keypoint_box
 
     sides, dxs, dys, missed = [], [], [], 0
     for s in tqdm(samples, desc="box constants", disable=not progress):
@@ -182,11 +184,11 @@ RAW_DETECTORS = ("mtcnn", "centerface")
 
 def raw_detector(name: str):
     if name == "mtcnn":
-        from core.mtcnn import Mtcnn
+        from core.detection.mtcnn import Mtcnn
 
         return Mtcnn(min_face=40.0, thresholds=(0.7, 0.7, 0.8))  # as MtcnnFaceDetector's
     if name == "centerface":
-        from core.centerface import CenterFace
+        from core.detection.centerface import CenterFace
 
         return CenterFace()
     raise ValueError(f"no raw detector {name!r}: choose one of {', '.join(RAW_DETECTORS)}")
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--unsure-spread",
         type=float,
-        help="the model's doubt threshold (core.landmarks.UNSURE_SPREAD; inf: never turn)",
+        help="the model's doubt threshold (core.keypoints.landmarks.UNSURE_SPREAD; inf: never)",
     )
     p.add_argument("--json", action="store_true", help="also one JSON line per condition")
     p.add_argument("--out", type=Path, help="write every condition's summary to this JSON file")

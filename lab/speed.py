@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from core.landmarks import KeypointPredictor
+from core.keypoints.landmarks import KeypointPredictor
 from training.model import KeypointNet, ModelConfig, describe, load_weights
 from training.predictor import load_predictor, numpy_forward, torch_predictor
 
@@ -34,7 +34,7 @@ def seed_predictor() -> KeypointPredictor:
 def time_per_face(predictors: dict[str, KeypointPredictor], repeat: int) -> dict[str, float]:
     from skimage.data import astronaut
 
-    from core.detect import default_detector
+    from core.detection.registry import default_detector
 
     image = astronaut()
     box = default_detector().detect(image)[0].box

@@ -43,9 +43,9 @@ import av
 import cv2
 import numpy as np
 
-from core import video
 from core.results import Mode
-from core.tracking import BETA, D_CUTOFF, MIN_CUTOFF, OneEuroFilter, eye_distance
+from core.video import codec, masking
+from core.video.tracking import BETA, D_CUTOFF, MIN_CUTOFF, OneEuroFilter, eye_distance
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def photos_one_by_one(masker, clip: Path) -> list[np.ndarray]:
     from core.errors import NoFaceFoundError
 
     found = []
-    for rgb, _ in video.frames(clip):
+    for rgb, _ in codec.frames(clip):
         try:
             found.append([f.points for f in masker.find_faces(rgb, Mode.FACES)])
         except NoFaceFoundError:
@@ -203,7 +203,7 @@ def photos_one_by_one(masker, clip: Path) -> list[np.ndarray]:
 
 
 def tracked(masker, clip: Path, smooth: bool) -> tuple[list[np.ndarray], list[float]]:
-    per_frame = video.video_landmarks(masker, clip, Mode.FACES, smooth=smooth)
+    per_frame = masking.video_landmarks(masker, clip, Mode.FACES, smooth=smooth)
     times = [i / FPS for i in range(len(per_frame))]  # the clips are made at a steady rate
     return one_face([[p for _, p in faces] for faces in per_frame]), times
 
@@ -390,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     masker = FaceMasker(predictor=load_predictor(args.weights))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"{os.cpu_count()} CPUs (load average {load}: other work shares them), "
-          f"PyAV {av.__version__}, libx264 preset {video.PRESET}")  # fmt: skip
+          f"PyAV {av.__version__}, libx264 preset {codec.PRESET}")  # fmt: skip
     if args.example:  # only the clip for the docs
         print(json.dumps(write_example(masker, args.example, args.mask)))
         return 0

@@ -33,7 +33,7 @@ ARQ_STICKER_FUNCTION = "make_sticker"
 ARQ_VIDEO_FUNCTION = "mask_video"
 #: where facemask-worker leaves a running video job's progress (0..1) for the bot to read
 VIDEO_PROGRESS_KEY = "facemask:progress:"
-#: the longest video a job takes (core.video.MAX_DURATION_S; not imported: that needs PyAV)
+#: the longest video a job takes (core.video.codec.MAX_DURATION_S; not imported: that needs PyAV)
 MAX_VIDEO_SECONDS = 60.0
 #: seconds a finished job's result (which holds the photo) stays in Redis if nobody reads it;
 #: the bot deletes it as soon as it has read it

@@ -1,11 +1,11 @@
 """Augmentation that keeps points and pixels in step, batched in torch (CPU or GPU).
 
-Geometry goes through core.preprocess.crop_matrix, the function serving uses, so a
+Geometry goes through core.keypoints.preprocess.crop_matrix, the function serving uses, so a
 training crop is cut exactly the way the product cuts one; only the box is jittered:
 
 * ``detector`` - the face box of a box OpenCV's Haar detector would find, with its
   measured scatter (centre sd 0.10/0.04 of the keypoint box, side sd 0.10), widened, turned
-  into a face box as the detector's adapter turns its boxes (``core.detect.haar_face_box``);
+  into a face box as the detector's adapter turns its boxes (``core.detection.haar.haar_face_box``);
 * ``refine`` - the box of a first pass's points (small jitter): the second pass;
 * ``whole`` - the whole image is the face (the seed's crop=False mode).
 
@@ -27,18 +27,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.detect import HAAR_DY, HAAR_SIDE_RATIO, haar_face_box
-from core.face68 import FLIP_PERMUTATION
-from core.preprocess import (
+from core.detection.boxes import FaceBox, keypoint_box, whole_image_box
+from core.detection.haar import HAAR_DY, HAAR_SIDE_RATIO, haar_face_box
+from core.keypoints.face68 import FLIP_PERMUTATION
+from core.keypoints.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    FaceBox,
     apply_matrix,
     box_from_points,
     crop_matrix,
-    keypoint_box,
     points_to_unit,
-    whole_image_box,
 )
 from training.occlusion import DEFAULT_WEIGHTS, occlude
 
@@ -219,7 +217,7 @@ def random_erase(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tenso
 
 
 def normalize_tensor(x: torch.Tensor) -> torch.Tensor:
-    """Floats 0..255 -> ImageNet mean/std, as core.preprocess.normalize does."""
+    """Floats 0..255 -> ImageNet mean/std, as core.keypoints.preprocess.normalize does."""
     mean = torch.as_tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.as_tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std

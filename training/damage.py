@@ -17,7 +17,7 @@ Conditions and their variants (:data:`CONDITIONS`, named ``condition/variant``):
   and the temples), opaque dark or reflective mirror lenses.
 * ``worn-mask``: an already-worn mask from the nose to the chin, drawn from the jaw, nose
   and mouth points: cloth (plain, striped or printed), a respirator cup, or one of our own
-  seven masks warped on with the product's warp (``core.warp``).
+  seven masks warped on with the product's warp (``core.render.warp``).
 * ``chin-cut``: the photo cut just below the mouth, or halfway to the chin.
 * ``forehead-cut``: the photo cut just above the brows, or through them.
 * ``occluder``: a hand across the mouth (palm, fingers, forearm), or a cup held to it.
@@ -33,7 +33,8 @@ from functools import cache, partial
 import cv2
 import numpy as np
 
-from core.face68 import (
+from core.detection.boxes import face_axes
+from core.keypoints.face68 import (
     BROWS,
     CHIN,
     EYES,
@@ -45,8 +46,8 @@ from core.face68 import (
     OUTER_EYE_CORNERS,
     RIGHT_EYE,
 )
-from core.face68 import NOSE_BRIDGE as _BRIDGE
-from core.preprocess import eye_angle, face_axes
+from core.keypoints.face68 import NOSE_BRIDGE as _BRIDGE
+from core.keypoints.preprocess import eye_angle
 from training.metrics import interocular
 
 Damage = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -335,7 +336,7 @@ def worn_mask(
     ``respirator``, or ``ours`` (one of the product's seven, warped on with its warp)."""
     points = np.asarray(points, np.float64)
     if kind == "ours":
-        from core import warp
+        from core.render import warp
         from masks import catalog
 
         ids = [m.id for m in catalog.masks()]

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from core.face68 import NUM_POINTS
-from core.preprocess import FaceBox
+from core.detection.boxes import FaceBox
+from core.keypoints.face68 import NUM_POINTS
 from training.metrics import matching_detection
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class Pack:
     names: np.ndarray  # (N,) str
     split: np.ndarray  # (N,) str: train | val | test
     # (N, 4) float32: the detected face's box on the canvas, cx, cy, side, angle
-    # (core.preprocess.FaceBox); NaN where the detector missed it or was not run
+    # (core.detection.boxes.FaceBox); NaN where the detector missed it or was not run
     face_boxes: np.ndarray
 
     def select(self, split: str) -> Pack:
@@ -183,7 +183,7 @@ def build_pack(
     progress: bool = True,
 ) -> Pack:
     """Decode every sample once; search ``detect_splits`` for their faces as the product
-    does (``core.detect.detect_with_turns``), for validation on the product's path."""
+    does (``core.detection.turns.detect_with_turns``), for validation on the product's path."""
     images, points, sizes, names, split_names, dets = [], [], [], [], [], []
     for split, samples in splits.items():
         for s in tqdm(samples, desc=f"pack {split}", disable=not progress):
@@ -210,7 +210,7 @@ def build_pack(
 def _face_box(detector, image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """The face box (cx, cy, side, angle) of the product's detection that matches the
     ground truth (``metrics.matching_detection``), NaN if none does."""
-    from core.detect import detect_with_turns
+    from core.detection.turns import detect_with_turns
 
     found = matching_detection(detect_with_turns(detector, image), points)
     if found is None:

@@ -1,7 +1,8 @@
 """Torch networks out to ONNX: the files serving runs (``core.runtime``) are made here.
 
 Serving never imports torch: a release ships its networks as ONNX files with a JSON
-manifest (:func:`write_release_manifest`, read by ``core.landmarks.KeypointPredictor.load``).
+manifest (:func:`write_release_manifest`, read by
+``core.keypoints.landmarks.KeypointPredictor.load``).
 This module exports (:func:`export`), quantizes (:func:`quantize`) and cuts an ensemble's
 graph into one file per member (:func:`member_models`), which serving runs side by side.
 """
@@ -19,8 +20,8 @@ import numpy as np
 import torch
 
 from core import runtime
-from core.landmarks import RELEASE_FORMAT, member_path
-from core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from core.keypoints.landmarks import RELEASE_FORMAT, member_path
+from core.keypoints.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from training.model import KeypointEnsemble, KeypointNet, MemberOutputs, WithSpread, members
 
 
@@ -151,7 +152,7 @@ def write_release_manifest(
     member_files: list[Path],
 ) -> Path:
     """``NAME.json`` beside ``weights`` (NAME.pt): what serving needs to run the release's
-    ONNX files without reading the .pt (see ``core.landmarks.read_manifest``)."""
+    ONNX files without reading the .pt (see ``core.keypoints.landmarks.read_manifest``)."""
     config = model.config
     manifest = {
         "format": RELEASE_FORMAT,
@@ -164,7 +165,7 @@ def write_release_manifest(
             "std": [round(float(v), 4) for v in IMAGENET_STD],
         },
         "points": 68,
-        "point_order": "iBUG 300-W 68-point markup (core.face68)",
+        "point_order": "iBUG 300-W 68-point markup (core.keypoints.face68)",
         "outputs": "points (N, 68, 2) in unit crop coordinates, spread (N,)",
         "members": [
             {

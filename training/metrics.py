@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.face68 import OUTER_EYE_CORNERS
+from core.keypoints.face68 import OUTER_EYE_CORNERS
 
 
 def interocular(truth: np.ndarray) -> np.ndarray:
@@ -39,7 +39,7 @@ def centre_inside(box: tuple[float, float, float, float], truth: np.ndarray) -> 
 
 
 def matching_detection(detections, truth: np.ndarray):
-    """The detector protocol's match: the first detection (``core.detect.Detection``) whose
+    """The detector protocol's match: the first detection (``core.detection.base.Detection``) whose
     face box's centre lies inside the ground truth's keypoint box, if any."""
     return next((d for d in detections if point_inside(d.box.cx, d.box.cy, truth)), None)
 

@@ -1,4 +1,5 @@
-"""The product's keypoint path (``core.landmarks.KeypointPredictor``) around a torch network.
+"""The product's keypoint path (``core.keypoints.landmarks.KeypointPredictor``) around a
+torch network.
 
 Serving runs a release's ONNX files and never imports torch; training, its validation,
 the lab's measurements and the tests also need the same path around a network in
@@ -20,7 +21,7 @@ import torch
 
 from core import runtime
 from core.errors import WeightsError
-from core.landmarks import KeypointPredictor
+from core.keypoints.landmarks import KeypointPredictor
 from core.threads import configure as configure_threads
 from training.export import export, member_models
 from training.model import (

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from core import runtime
-from core.preprocess import box_from_points, crop_image, normalize, points_from_unit
+from core.keypoints.preprocess import box_from_points, crop_image, normalize, points_from_unit
 from core.weightfiles import WEIGHTS_DIR
 from training.data import Sample, load_splits, read_image
 from training.export import quantize, write_members, write_release_manifest

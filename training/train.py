@@ -83,7 +83,7 @@ def make_pack(data: Path, cache: Path | None, canvas: int, limit: int = 0) -> Pa
             return part_of(pack, limit)
         except StalePack as err:
             log.warning("%s; building it again", err)
-    from core.detect import default_detector
+    from core.detection.registry import default_detector
 
     splits = load_splits(data)
     parts = {"train": spread(splits.train, limit), "val": spread(splits.val, limit)}

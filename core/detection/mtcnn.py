@@ -5,6 +5,9 @@ exported by ``lab/export_detectors.py`` from facenet-pytorch's release of the au
 weights; ``core/weights/MANIFEST.json`` has their SHA-256, source and licence) and run on
 ONNX Runtime. The cascade itself (pyramid, NMS, box regression) runs in numpy and OpenCV,
 which is faster than either network runtime for these tiny arrays.
+
+:class:`Mtcnn` returns the raw faces in the network's own box convention;
+:class:`MtcnnFaceDetector` is the adapter that turns them into face boxes (``MTCNN_BOXES``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from functools import cache
 
 import cv2
 import numpy as np
+
+from core.detection.base import BoxConvention, Detection, largest_first
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +209,57 @@ class Mtcnn:
         boxes = _regress(boxes, reg)
         pick = nms(boxes, prob, 0.7, by_min=True)
         return [RawFace(boxes[i], float(prob[i]), np.stack([px[i], py[i]], 1)) for i in pick]
+
+
+# --------------------------------------------------------------------------- the adapter
+
+# MTCNN's boxes against the 68-point box, measured on training crops: tighter than the
+# cascade's, so its crops sit inside the scatter the model was trained on
+# (docs/experiments/core-notes.md, "Box conventions").
+MTCNN_SIDE_RATIO = 1.051
+MTCNN_DX = -0.029
+MTCNN_DY = -0.179
+MTCNN_BOXES = BoxConvention(MTCNN_SIDE_RATIO, MTCNN_DX, MTCNN_DY)
+
+
+class MtcnnFaceDetector:
+    """:class:`Mtcnn`, its boxes and eyes turned into turned face boxes.
+
+    ``min_face`` is the smallest face searched for as MTCNN measures it (brows to chin,
+    about 2.2x the distance between the eyes): 40 px finds faces whose eyes are ~20 px
+    apart. Tiny images are upscaled so a face filling them is still >= ``min_face``; photos
+    longer than ``max_side`` (files, not Telegram's <= 1280-px photos) are searched at that
+    size, so the smallest face found grows with them (eyes ~40 px apart in a 4000x3000
+    photo): a 12-megapixel photo searched in all its turns at full size cost several times
+    as much (docs/experiments/core-notes.md).
+    """
+
+    def __init__(
+        self,
+        min_face: float = 40.0,
+        # stricter than the reference (0.6, 0.7, 0.7): on the group-photo bench the same
+        # faces are found with fewer candidates and fewer false boxes
+        thresholds: tuple[float, float, float] = (0.7, 0.7, 0.8),
+        min_side: int = 120,
+        max_side: int = 2000,
+    ) -> None:
+        self.min_side = min_side
+        self.max_side = max_side
+        self._mtcnn = Mtcnn(min_face=min_face, thresholds=thresholds)
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        rgb = image_rgb if image_rgb.ndim == 3 else cv2.cvtColor(image_rgb, cv2.COLOR_GRAY2RGB)
+        h, w = rgb.shape[:2]
+        scale = max(1.0, self.min_side / min(h, w))
+        scale = min(scale, self.max_side / max(h, w))
+        if scale != 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            rgb = cv2.resize(rgb, size, interpolation=shrink)
+        # a tilted head: the crop turns with the eyes (better points on tilted faces, upright
+        # ones unchanged), the offsets along the face
+        found = [
+            Detection(MTCNN_BOXES.face_box(*(face.box / scale), eyes=face.points), face.score)
+            for face in self._mtcnn(rgb)
+        ]
+        return largest_first(found)

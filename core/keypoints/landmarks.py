@@ -4,7 +4,7 @@ A face found by the detector takes one look: the model was trained on crops jitt
 like the detector's boxes (a second look gained nothing on the validation people:
 4.46% -> 4.41%). A whole image taken as the face takes two: the first finds the face,
 the second looks again at the box of the first look's points, level with its eyes
-(5.67% -> 4.51%). Every look cuts its crop with core.preprocess, exactly as training does.
+(5.67% -> 4.51%). Every look cuts its crop with core.keypoints.preprocess, exactly as training does.
 
 Where the model doubts a face (the spread of its heatmaps, see UNSURE_SPREAD) the face may
 lie on its side or upside down, as a detector sure of it can report it: the quarter turns
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,19 +28,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from core import runtime
+from core.detection.boxes import FaceBox, whole_image_box
 from core.errors import WeightsError
-from core.preprocess import (
+from core.keypoints.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    FaceBox,
     box_from_points,
     crop_image,
     eye_angle,
     normalize,
     points_from_unit,
     reorient,
-    whole_image_box,
 )
+from core.settings import core_settings
 from core.threads import configure as configure_threads
 from core.weightfiles import WEIGHTS_DIR, verify_file
 
@@ -211,9 +210,9 @@ def shipped_release() -> Path:
     A release replaces its files (names carry a hash, not a date); were there several,
     the last by name is taken and a warning says so.
     """
-    override = os.environ.get("FACEMASK_WEIGHTS")
-    if override:
-        return Path(override)
+    override = core_settings().weights
+    if override is not None:
+        return override
     files = sorted(WEIGHTS_DIR.glob("keypoints-*.json"))
     if not files:
         raise WeightsError(f"no keypoint release (keypoints-*.json) found in {WEIGHTS_DIR}")
@@ -247,14 +246,17 @@ def read_manifest(path: str | Path) -> Release:
         raise WeightsError(f"keypoint release {path} could not be read: {err}") from err
     if not isinstance(manifest, dict) or manifest.get("format") != RELEASE_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise WeightsError(f"{path.name}: not a keypoint release of format {RELEASE_FORMAT} "
-                           f"(found {found!r})")
+        raise WeightsError(
+            f"{path.name}: not a keypoint release of format {RELEASE_FORMAT} (found {found!r})"
+        )
     normalization = manifest.get("input", {})
     if not (
         np.allclose(normalization.get("mean", ()), IMAGENET_MEAN, atol=1e-3)
         and np.allclose(normalization.get("std", ()), IMAGENET_STD, atol=1e-3)
     ):
-        raise WeightsError(f"{path.name}: its input normalisation is not core.preprocess's")
+        raise WeightsError(
+            f"{path.name}: its input normalisation is not core.keypoints.preprocess's"
+        )
     files = []
     for member in manifest["members"]:
         file = path.with_name(member["file"])
@@ -269,7 +271,7 @@ def read_manifest(path: str | Path) -> Release:
 class KeypointPredictor:
     """The keypoint network on face boxes: :meth:`load` the shipped release.
 
-    ``forward`` reads (N, 3, S, S) float32 crops (``core.preprocess.normalize``) and
+    ``forward`` reads (N, 3, S, S) float32 crops (``core.keypoints.preprocess.normalize``) and
     answers (N, 68, 2) unit points, or those and (N,) heatmap spreads. The product's is a
     release's ONNX files on ONNX Runtime (:meth:`load`); training builds one around a
     network in training (``training.predictor``), the same path with its own forward.
@@ -323,7 +325,7 @@ class KeypointPredictor:
         return self.look(image_rgb, boxes)[0]
 
     def predict(self, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
-        """(N, 68, 2) image points for N detected faces (``core.detect.Detection.box``)."""
+        """(N, 68, 2) image points for N detected faces (``core.detection.base.Detection.box``)."""
         return detected_points(
             lambda _, crops: self.look(image_rgb, crops), list(boxes), self.unsure_spread
         )

@@ -3,13 +3,15 @@
     face box  --crop_matrix-->  model input (S x S crop)  --model-->  unit crop coords
     unit crop coords  --points_from_unit-->  image pixels
 
-A face box is a square (centre, side, angle) in image pixels: the model's crop, around
-a face's 68-point box. Three places make one:
+A face box (:class:`core.detection.boxes.FaceBox`) is a square (centre, side, angle) in
+image pixels: the model's crop, around a face's 68-point box. Three places make one:
 
-* a face detector (:mod:`core.detect`): each turns its own boxes into face boxes with
-  :func:`box_around`, from where it measured its boxes to sit on the 68-point box;
+* a face detector (:mod:`core.detection`): each turns its own boxes into face boxes with
+  its :class:`core.detection.base.BoxConvention`, from where it measured its boxes to sit
+  on the 68-point box;
 * :func:`box_from_points` - from 68 points (training targets; the second look);
-* :func:`whole_image_box` - the whole image is the face (``Mode.WHOLE``).
+* :func:`core.detection.boxes.whole_image_box` - the whole image is the face
+  (``Mode.WHOLE``).
 
 Pixel convention: a pixel's centre has integer coordinates (OpenCV's), so the crop's
 top-left corner is at -0.5 and unit coordinate u maps to pixel ``u * S - 0.5``.
@@ -17,19 +19,15 @@ top-left corner is at -0.5 and unit coordinate u maps to pixel ``u * S - 0.5``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-from core import face68
+from core.detection.boxes import CROP_SCALE, FaceBox, face_axes, keypoint_box
+from core.keypoints import face68
 
-# The crop is this many times the side of the 68-point bounding box: room for the jaw of a
-# turned head and for a detector's scatter. The data set's images are ~2.6x.
-CROP_SCALE = 1.6
 # Face detectors centre their boxes this many sides of the 68-point box above that box's
 # centre, along the face's own down direction (OpenCV's Haar cascade -0.18, MTCNN -0.179,
-# measured on training crops, see core.detect). That point is what a detector saw, whatever
+# measured on training crops, see core.detection). That point is what a detector saw, whatever
 # way up the face turns out to be: :func:`reorient` turns a face box about it.
 DETECTOR_CENTRE_DY = -0.18
 # A box narrower than this (a detector's degenerate one) is cropped as this wide, not
@@ -38,50 +36,6 @@ MIN_SIDE = 1.0
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
-
-
-@dataclass(frozen=True)
-class FaceBox:
-    cx: float
-    cy: float
-    side: float
-    angle: float = 0.0  # degrees, counter-clockwise, as cv2.getRotationMatrix2D
-
-    def as_xyxy(self) -> tuple[float, float, float, float]:
-        """The crop's corners, upright (x0, y0, x1, y1)."""
-        h = self.side / 2
-        return (self.cx - h, self.cy - h, self.cx + h, self.cy + h)
-
-    def face_xyxy(self) -> tuple[float, float, float, float]:
-        """The face's own square, the 68-point box the crop was made around, upright."""
-        h = self.side / CROP_SCALE / 2
-        return (self.cx - h, self.cy - h, self.cx + h, self.cy + h)
-
-
-def box_overlap(a: tuple[float, ...], b: tuple[float, ...], over_smaller: bool = False) -> float:
-    """How much two (x0, y0, x1, y1) boxes overlap: their intersection over their union
-    (IoU), or with ``over_smaller`` over the smaller box's area."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    area_a = (a[2] - a[0]) * (a[3] - a[1])
-    area_b = (b[2] - b[0]) * (b[3] - b[1])
-    denom = min(area_a, area_b) if over_smaller else area_a + area_b - inter
-    return inter / denom if denom > 0 else 0.0
-
-
-def keypoint_box(points: np.ndarray) -> tuple[float, float, float]:
-    """Centre x, centre y and side (the longer one) of the points' bounding box."""
-    lo, hi = points.min(0), points.max(0)
-    centre = (lo + hi) / 2
-    return float(centre[0]), float(centre[1]), float((hi - lo).max())
-
-
-def box_around(cx: float, cy: float, side: float, angle: float = 0.0) -> FaceBox:
-    """The model's crop for a face whose 68-point box has this centre and (longer) side."""
-    return FaceBox(float(cx), float(cy), float(side) * CROP_SCALE, float(angle))
 
 
 def box_from_points(points: np.ndarray, scale: float = CROP_SCALE, angle: float = 0.0) -> FaceBox:
@@ -103,21 +57,11 @@ def eye_angle(points: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(dy, dx)))
 
 
-def face_axes(angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """The face's right and down directions in the image when it is turned by ``angle``.
-
-    ``angle`` is a :class:`FaceBox` angle: the line from the face's right eye to its left
-    eye (image left to right on an upright face) points at ``angle`` degrees, y down.
-    """
-    a = np.radians(angle)
-    return np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
-
-
 def reorient(box: FaceBox, angle: float) -> FaceBox:
     """The face box a detection makes if its face is turned by ``angle`` instead.
 
     A detector sees a face and centres its box on it; which way is the face's down it may
-    get wrong (a face on its side or upside down, see core.landmarks.UNSURE_SPREAD). The
+    get wrong (a face on its side or upside down, see core.keypoints.landmarks.UNSURE_SPREAD). The
     point it saw stays put (``DETECTOR_CENTRE_DY`` along the old down), and the 68-point
     box's centre lies the same distance from it along the new down.
     """
@@ -126,10 +70,6 @@ def reorient(box: FaceBox, angle: float) -> FaceBox:
     _, new_down = face_axes(angle)
     cx, cy = np.array([box.cx, box.cy]) + lift * down - lift * new_down
     return FaceBox(float(cx), float(cy), box.side, float(angle))
-
-
-def whole_image_box(height: int, width: int) -> FaceBox:
-    return FaceBox((width - 1) / 2, (height - 1) / 2, float(max(height, width)))
 
 
 def crop_matrix(box: FaceBox, size: int, flip: bool = False) -> np.ndarray:

@@ -5,7 +5,7 @@ or surgical mask, a respirator, one of our own from an earlier round). Where tha
 is wider than ours or reaches higher up the nose, it would show as a coloured rim around
 the new one. :func:`find_worn_mask` tells such a face from a bare one and outlines the old
 mask; :func:`hide` paints it over with what surrounds it (skin above, the cheeks and the
-background beside and below), and ``core.warp.apply_masks`` then lays our mask on top,
+background beside and below), and ``core.render.warp.apply_masks`` then lays our mask on top,
 lit by the old mask's light and shade (smoothed, so its print does not show through, and
 brought to the skin's brightness, so a black old mask does not darken ours).
 
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core import face68
+from core.keypoints import face68
 
 log = logging.getLogger(__name__)
 

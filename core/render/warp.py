@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core import face68
-from core.cover import find_worn_mask, hide
+from core.keypoints import face68
+from core.render.cover import find_worn_mask, hide
 
-# The landmarks the warp follows (core.face68) ... The nose is followed at its bridge (28)
+# The landmarks the warp follows (core.keypoints.face68) ... The nose is followed at its bridge (28)
 # and base (33) only: the tip stands out so far that, with the head turned past ~35
 # degrees, it crosses in front of the far cheek and would fold the triangles around it.
 INNER = [
@@ -298,7 +298,7 @@ def composite(
     shadow but not the face's features. A soft contact shadow under the edge seats it.
     The result is ``photo * keep + add``, both maps worked out at the overlay's scale.
     ``lit_by`` (default ``photo``) is the picture the face's light is read from (when a
-    worn mask has been painted over in ``photo``: ``core.cover.WornMask.lit``).
+    worn mask has been painted over in ``photo``: ``core.render.cover.WornMask.lit``).
     """
     x0, y0, x1, y1 = overlay.box
     s = overlay.scale
@@ -387,7 +387,7 @@ def apply_masks(
 ) -> np.ndarray:
     """A copy of ``photo`` (uint8 RGB) with the mask on every face's (68, 2) landmarks.
 
-    With ``cover``, a mask a face already wears is painted over first (core.cover), so
+    With ``cover``, a mask a face already wears is painted over first (core.render.cover), so
     none of it shows around ours; ours is lit by the old mask's light and shade.
     """
     out = photo.copy()

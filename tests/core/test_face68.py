@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from core import face68
+from core.keypoints import face68
 
 
 def test_the_regions_split_the_68_points_in_order():

@@ -5,10 +5,14 @@ import pytest
 import torch
 from skimage.data import astronaut
 
-from core import face68, runtime
-from core.detect import Detection, FaceDetector, HaarFaceDetector, default_detector
-from core.landmarks import KeypointPredictor, shipped_release
-from core.preprocess import FaceBox, reorient
+from core import runtime
+from core.detection.base import Detection, FaceDetector
+from core.detection.boxes import FaceBox
+from core.detection.haar import HaarFaceDetector
+from core.detection.registry import default_detector
+from core.keypoints import face68
+from core.keypoints.landmarks import KeypointPredictor, shipped_release
+from core.keypoints.preprocess import reorient
 from core.results import Mode
 from training.export import export, member_models, quantize
 from training.model import (
@@ -293,7 +297,7 @@ def test_a_doubted_face_keeps_the_surest_look_the_level_look_from_its_first_look
 
 
 def test_the_model_is_sure_of_an_upright_face_and_doubts_it_upside_down(predictor, face_box):
-    from core.landmarks import UNSURE_SPREAD
+    from core.keypoints.landmarks import UNSURE_SPREAD
 
     boxes = [reorient(face_box, face_box.angle + a) for a in (0.0, 90.0, 180.0, 270.0)]
     _, spread = predictor.look(astronaut(), boxes)
@@ -354,7 +358,7 @@ def test_a_turned_reading_is_kept_only_when_the_model_is_sure_of_it(
 ):
     from dataclasses import replace
 
-    from core.landmarks import surest_points
+    from core.keypoints.landmarks import surest_points
 
     boxes = [FaceBox(50.0, 50.0, 40.0)]
     look = _stub_look({0: first_spread, 90: 0.3, 180: turned_spread, 270: 0.3})

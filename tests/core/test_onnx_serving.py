@@ -16,8 +16,8 @@ import pytest
 from skimage.data import astronaut
 
 from core import runtime
-from core.detect import MtcnnFaceDetector
-from core.landmarks import KeypointPredictor
+from core.detection.mtcnn import MtcnnFaceDetector
+from core.keypoints.landmarks import KeypointPredictor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,8 +103,8 @@ def test_onnx_runtime_writes_no_telemetry_store_under_home(tmp_path):
     code = """
 import os
 os.environ.pop("ORT_DISABLE_TELEMETRY", None)
-from core.landmarks import KeypointPredictor
-from core.mtcnn import load_nets
+from core.keypoints.landmarks import KeypointPredictor
+from core.detection.mtcnn import load_nets
 from skimage.data import astronaut
 KeypointPredictor.load().predict_whole_image(astronaut())
 load_nets()

@@ -1,16 +1,15 @@
 import numpy as np
 import pytest
 
-from core import face68
-from core.preprocess import (
-    FaceBox,
+from core.detection.boxes import FaceBox, whole_image_box
+from core.keypoints import face68
+from core.keypoints.preprocess import (
     apply_matrix,
     box_from_points,
     crop_image,
     crop_matrix,
     points_from_unit,
     points_to_unit,
-    whole_image_box,
 )
 
 
@@ -42,7 +41,7 @@ def test_crop_cuts_the_right_pixels_even_through_the_pyramid():
 
 
 def test_boxes_from_points_a_detectors_box_and_the_whole_image():
-    from core.detect import haar_face_box
+    from core.detection.haar import haar_face_box
 
     pts = np.array([[10.0, 20.0], [50.0, 20.0], [30.0, 60.0]])
     b = box_from_points(pts, scale=1.5)
@@ -59,7 +58,8 @@ def test_boxes_from_points_a_detectors_box_and_the_whole_image():
 def test_a_face_box_reoriented_turns_about_the_point_the_detector_saw(turn):
     """A detector's box centres DETECTOR_CENTRE_DY sides above the 68-point box: that point
     stays put when the face turns out to lie another way, and the box's centre moves."""
-    from core.preprocess import DETECTOR_CENTRE_DY, face_axes, reorient
+    from core.detection.boxes import face_axes
+    from core.keypoints.preprocess import DETECTOR_CENTRE_DY, reorient
 
     box = FaceBox(100.0, 80.0, 160.0, 10.0)  # a face of side 100 turned by 10 degrees
     seen = np.array([box.cx, box.cy]) + DETECTOR_CENTRE_DY * 100 * face_axes(10.0)[1]
@@ -73,7 +73,7 @@ def test_a_face_box_reoriented_turns_about_the_point_the_detector_saw(turn):
 
 
 def test_box_from_points_turned_with_the_face_is_the_box_in_the_faces_own_frame():
-    from core.preprocess import box_from_points, eye_angle
+    from core.keypoints.preprocess import box_from_points, eye_angle
 
     # a 40 x 20 rectangle of points turned by 30 degrees about (100, 50)
     a = np.radians(30)
@@ -92,7 +92,7 @@ def test_box_from_points_turned_with_the_face_is_the_box_in_the_faces_own_frame(
 
 
 def test_normalize_is_imagenet_mean_and_std_in_channel_planes():
-    from core.preprocess import IMAGENET_MEAN, IMAGENET_STD, normalize
+    from core.keypoints.preprocess import IMAGENET_MEAN, IMAGENET_STD, normalize
 
     crops = np.random.default_rng(3).integers(0, 256, (2, 7, 5, 3)).astype(np.uint8)
     x = normalize(crops)

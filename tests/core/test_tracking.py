@@ -1,4 +1,4 @@
-"""core.tracking with hand-made numbers: the One Euro filter, box matching, the tracker's
+"""core.video.tracking with hand-made numbers: the One Euro filter, box matching, the tracker's
 bookkeeping (who is followed, who is searched for, who keeps which id)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.tracking import (
+from core.video.tracking import (
     BETA,
     MIN_CUTOFF,
     FaceTracker,

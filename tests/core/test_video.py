@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core import cli, video
+from core import cli
 from core.api import FaceMasker
 from core.errors import (
     JobCancelledError,
@@ -25,7 +25,8 @@ from core.errors import (
     VideoTooLongError,
 )
 from core.results import MaskedVideo, Mode
-from core.tracking import eye_distance
+from core.video import codec, masking
+from core.video.tracking import eye_distance
 from tests.support.clips import add_tone, face_frames
 
 FPS = 15
@@ -153,9 +154,9 @@ def test_opus_in_webm_becomes_aac(masker):
 
 def test_gif_in_animation_out(masker, tmp_path):
     gif = encode(face_frames(12), fps=10, fmt="gif", codec="gif")
-    assert gif[:6] == b"GIF89a" and video.looks_like_video(gif)
+    assert gif[:6] == b"GIF89a" and codec.looks_like_video(gif)
     still_gif = encode(face_frames(1), fmt="gif", codec="gif")
-    assert not video.looks_like_video(still_gif)  # one frame: a photo
+    assert not codec.looks_like_video(still_gif)  # one frame: a photo
     result = masker.apply_video(gif, 3, kind="animation")
     out = read_back(result.data)
     assert result.kind == "animation" and not result.has_audio and out["audio"] is None
@@ -177,15 +178,15 @@ def test_animation_drops_the_sound_and_video_note_is_a_centred_square(masker, cl
 
 
 def test_big_videos_are_scaled_down_to_1280_and_odd_sides_made_even():
-    g = video.output_geometry(1920, 1080, "video")
+    g = codec.output_geometry(1920, 1080, "video")
     assert (g.width, g.height, g.scaled_down) == (1280, 720, True)
-    g = video.output_geometry(641, 481, "video")
+    g = codec.output_geometry(641, 481, "video")
     assert (g.width, g.height, g.scaled_down) == (640, 480, False)
-    g = video.output_geometry(1280, 720, "video_note")
+    g = codec.output_geometry(1280, 720, "video_note")
     assert (g.width, g.height, g.crop) == (640, 640, (280, 0, 1000, 720))
-    assert video.output_geometry(200, 301, "video_note").crop == (0, 50, 200, 250)
+    assert codec.output_geometry(200, 301, "video_note").crop == (0, 50, 200, 250)
     frames = [np.full((100, 1300, 3), 40 * i, np.uint8) for i in range(3)]
-    done = video.transcode(encode(frames), lambda rgb, t: rgb, io.BytesIO())
+    done = codec.transcode(encode(frames), lambda rgb, t: rgb, io.BytesIO())
     assert (done.width, done.height, done.scaled_down) == (1280, 98, True)
 
 
@@ -193,7 +194,7 @@ def test_a_phone_video_turned_by_its_display_matrix_comes_out_upright():
     frame = np.zeros((120, 160, 3), np.uint8)
     frame[:20, :40] = 255  # a white block at the top left, as stored
     data = encode([frame] * 3, rotation=-90)  # shown turned a quarter clockwise
-    rgb, t = next(video.frames(data))
+    rgb, t = next(codec.frames(data))
     assert rgb.shape == (160, 120, 3) and t == 0.0
     ys, xs = np.nonzero(rgb[..., 0] > 128)
     assert (xs.min(), ys.max()) == (100, 39)  # now at the top right, standing
@@ -212,8 +213,8 @@ def jitter(points: list[np.ndarray]) -> float:
 def test_a_still_noisy_face_gets_a_steadier_mask_than_photos_read_one_by_one(masker):
     # a bigger face than the other clips' (eyes ~45 px), held still; noise and H.264 vary
     data = encode(face_frames(30, size=(400, 300), drift=0.0, noise=4.0))
-    photos = [masker.find_faces(rgb, Mode.FACES)[0].points for rgb, _ in video.frames(data)]
-    raw = [f[0][1] for f in video.video_landmarks(masker, data, smooth=False)]
+    photos = [masker.find_faces(rgb, Mode.FACES)[0].points for rgb, _ in codec.frames(data)]
+    raw = [f[0][1] for f in masking.video_landmarks(masker, data, smooth=False)]
     steady = [f[0][1] for f in masker.landmarks_video(data)]
     # the filter needs a few frames to settle: measured after the first 5
     j_photos, j_raw, j_steady = (jitter(p[5:]) for p in (photos, raw, steady))
@@ -285,7 +286,7 @@ def test_progress_rises_to_one_and_cancel_stops_the_job(masker, clip):
     assert len(values) >= 2 and values[-1] == 1.0 and values == sorted(values)
     assert all(0.0 <= p <= 1.0 for p in values)
     gaps = np.diff([t for t, _ in calls[:-1]])
-    assert (gaps >= video.PROGRESS_EVERY_S - 0.01).all()
+    assert (gaps >= codec.PROGRESS_EVERY_S - 0.01).all()
 
     cancel = threading.Event()
     seen: list[float] = []

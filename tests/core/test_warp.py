@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import warp
 from core.api import load_picture
+from core.render import warp
 from masks import catalog
 
 

@@ -9,9 +9,11 @@ import shutil
 import numpy as np
 import pytest
 
-from core import centerface, landmarks, mtcnn, runtime, weightfiles
+from core import runtime, weightfiles
+from core.detection import centerface, mtcnn
 from core.errors import WeightsError
-from core.landmarks import KeypointPredictor, read_manifest, shipped_release
+from core.keypoints import landmarks
+from core.keypoints.landmarks import KeypointPredictor, read_manifest, shipped_release
 
 
 def test_every_shipped_file_is_listed_with_its_hash_source_and_licence():

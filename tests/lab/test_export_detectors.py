@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
-from core import mtcnn
-from core.detect import MtcnnFaceDetector
+from core.detection import mtcnn
+from core.detection.mtcnn import MtcnnFaceDetector
 from core.weightfiles import WEIGHTS_DIR
 from lab import export_detectors
 from tests.core.test_onnx_serving import group_like
 
-PRODUCT_THRESHOLDS = (0.7, 0.7, 0.8)  # core.detect.MtcnnFaceDetector's
+PRODUCT_THRESHOLDS = (0.7, 0.7, 0.8)  # core.detection.mtcnn.MtcnnFaceDetector's
 REFERENCE_THRESHOLDS = (0.6, 0.7, 0.7)  # the paper's, more candidates through every stage
 PHOTOS = {"astronaut": astronaut, "group": group_like}
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.face68 import OUTER_EYE_CORNERS
+from core.keypoints.face68 import OUTER_EYE_CORNERS
 from lab import label_noise
 from training.data import Sample, load_splits
 from training.metrics import interocular, nme

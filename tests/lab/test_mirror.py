@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from core.face68 import FLIP_PERMUTATION, OUTER_EYE_CORNERS
+from core.keypoints.face68 import FLIP_PERMUTATION, OUTER_EYE_CORNERS
 from lab.mirror import fit_shift, main, mirror_points
 from training.augment import MIRROR_SHIFT
 

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from core import face68, warp
+from core.keypoints import face68
+from core.render import warp
 from lab import draw_masks
 from masks import catalog
 

@@ -1,8 +1,9 @@
 import numpy as np
 import torch
 
-from core.face68 import FLIP_PERMUTATION
-from core.preprocess import FaceBox, crop_image
+from core.detection.boxes import FaceBox
+from core.keypoints.face68 import FLIP_PERMUTATION
+from core.keypoints.preprocess import crop_image
 from training.augment import AugmentConfig, Augmenter, crop_batch, target_points
 
 

@@ -84,7 +84,8 @@ def test_a_pack_holds_the_products_face_box_with_its_angle(tmp_path):
     import cv2
     from skimage.data import astronaut
 
-    from core.detect import MtcnnFaceDetector, detect_with_turns
+    from core.detection.mtcnn import MtcnnFaceDetector
+    from core.detection.turns import detect_with_turns
     from masks import catalog
     from tests.core.conftest import ASTRONAUT_MARKS, fit_template
     from training.data import Sample

@@ -1,6 +1,6 @@
 import numpy as np
 
-from core.face68 import OUTER_EYE_CORNERS
+from core.keypoints.face68 import OUTER_EYE_CORNERS
 from training.metrics import interocular, nme, summarize
 
 
@@ -37,8 +37,8 @@ def test_summary_counts_failures_above_thresholds():
 
 
 def test_a_detection_matches_when_its_centre_is_inside_the_keypoint_box():
-    from core.detect import Detection
-    from core.preprocess import FaceBox
+    from core.detection.base import Detection
+    from core.detection.boxes import FaceBox
     from training.metrics import centre_inside, matching_detection
 
     truth = _truth()  # keypoint box x 0..50, y 0..50

@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage import data
 
-from core.face68 import EYES, JAW, MOUTH
+from core.keypoints.face68 import EYES, JAW, MOUTH
 from masks import catalog
 from tests.core.conftest import ASTRONAUT_MARKS, fit_template
 from training import occlusion

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from core import runtime
-from core.landmarks import KeypointPredictor, member_path
+from core.keypoints.landmarks import KeypointPredictor, member_path
 from training import release
 from training.model import KeypointEnsemble, ModelConfig, build_model, load_weights, save_weights
 from training.predictor import torch_predictor

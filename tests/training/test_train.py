@@ -260,7 +260,7 @@ def test_validation_reads_faces_as_the_product_does(tmp_path):
     import cv2
     from skimage.data import astronaut
 
-    from core.detect import MtcnnFaceDetector
+    from core.detection.mtcnn import MtcnnFaceDetector
     from masks import catalog
     from tests.core.conftest import ASTRONAUT_MARKS, fit_template
     from training.data import Sample, build_pack

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import face68
+from core.keypoints import face68
 from training.data import Pack, build_pack, load_splits
 from training.travel import main, shrink
 

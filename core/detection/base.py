@@ -1,0 +1,69 @@
+"""What every face detector is: the protocol, its result, and how its boxes become face boxes.
+
+A detector finds faces in an RGB image and reports each as a :class:`Detection` whose box
+is already the keypoint model's crop (:class:`core.detection.boxes.FaceBox`). Each
+detector's boxes sit on a face in their own way; its :class:`BoxConvention` says how, and
+converts them once, where they enter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from core.detection.boxes import FaceBox, box_around, face_axes
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: FaceBox  # the keypoint model's crop, turned with the face (box.angle)
+    score: float  # the detector's own: MTCNN a probability, the Haar cascade a weight
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        """All faces in an RGB uint8 image, largest first."""
+        ...
+
+
+@dataclass(frozen=True)
+class BoxConvention:
+    """How a detector's boxes sit on the 68-point box of side s: their side is
+    ``side_ratio`` s, their centre ``dx`` s right and ``dy`` s down of its centre, along
+    the face's own axes. Each detector measures its own (docs/experiments/core-notes.md)."""
+
+    side_ratio: float
+    dx: float = 0.0
+    dy: float = 0.0
+
+    def face_box(
+        self, x0: float, y0: float, x1: float, y1: float, eyes: np.ndarray | None = None
+    ) -> FaceBox:
+        """The face box of a detector box (x0, y0, x1, y1); with ``eyes`` (the image-left
+        and image-right eye), the crop turns with them and the offsets run along the face."""
+        angle = 0.0
+        if eyes is not None:
+            (lx, ly), (rx, ry) = eyes[0], eyes[1]
+            angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+        right, down = face_axes(angle)
+        s = ((x1 - x0) + (y1 - y0)) / 2 / self.side_ratio  # the 68-point box's side
+        cx, cy = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) - s * (self.dx * right + self.dy * down)
+        return box_around(cx, cy, s, angle)
+
+
+def largest_first(found: list[Detection]) -> list[Detection]:
+    """The detections by size, largest first (ties keep their order)."""
+    return sorted(found, key=lambda d: d.box.side, reverse=True)
+
+
+def same_face(a: Detection, b: Detection) -> bool:
+    """Either face's centre lies in the other's square (one face seen two ways)."""
+
+    def centre_in(p: FaceBox, q: FaceBox) -> bool:
+        x0, y0, x1, y1 = q.face_xyxy()
+        return x0 <= p.cx <= x1 and y0 <= p.cy <= y1
+
+    return centre_in(a.box, b.box) or centre_in(b.box, a.box)
