@@ -116,4 +116,11 @@ async def test_a_chat_language_overrides_the_persons(
     keyboard = await telegram.wait_reply(photo, lambda m: m.reply_markup is not None)
     assert keyboard.text == es(texts.CHOOSE)
     assert labels(keyboard)[0] == texts.mask_button(catalog.get(1), es)
-    assert labels(keyboard)[7] == texts.crop_button(Mode.FACES, es)
+    assert labels(keyboard)[7] == es(texts.MORE)  # a group's compact keyboard
+    await telegram.press(hans, keyboard, es(texts.MORE))
+    await telegram.wait_for(
+        lambda: (
+            labels(telegram.message(group.id, keyboard.message_id))[7]
+            == texts.crop_button(Mode.FACES, es)
+        )
+    )

@@ -11,7 +11,7 @@ import sys
 from PIL import Image
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot import keyboards, texts
+from bot import handlers, keyboards, texts
 from core.results import Mode
 from masks import catalog
 from tests.support.bot_processes import BotProcess
@@ -192,8 +192,12 @@ async def test_files(telegram: FakeTelegram, bot: BotProcess, face_jpeg: bytes) 
     assert catalog.get(2).name in result.caption
     assert picture_size(telegram, result) == (512, 512)
 
-    # a file that says it is an image but is not: the worker says so, politely
+    # a small file that says it is an image but is not: refused before any keyboard
     fake = await telegram.send_document(chat, user, b"\x00" * 500, "broken.jpg", "image/jpeg")
+    assert (await telegram.wait_reply(fake)).text == texts.NOT_AN_IMAGE
+    # a big one is not downloaded before its keyboard: the worker says so after a tap, politely
+    zeros = b"\x00" * (handlers.SNIFF_MAX_BYTES + 1)
+    fake = await telegram.send_document(chat, user, zeros, "broken.jpg", "image/jpeg")
     keyboard = await telegram.wait_reply(fake, has_keyboard)
     await telegram.press(user, keyboard, "1 ")
     reply = await telegram.wait_reply(fake, lambda m: bool(m.text), after=1)

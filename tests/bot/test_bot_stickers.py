@@ -22,7 +22,13 @@ async def masked_photo(
     if caption is None:
         keyboard = await telegram.wait_reply(photo, has_keyboard)
         await telegram.press(user, keyboard, "1 ")
-    return await telegram.wait_reply(photo, lambda m: bool(m.photo), timeout=60)
+    result = await telegram.wait_reply(photo, lambda m: bool(m.photo), timeout=60)
+    if "⋯" in str(result.reply_markup):  # a group's compact keyboard: Sticker is behind More
+        await telegram.press(user, result, texts.MORE)
+        await telegram.wait_for(
+            lambda: "🏷" in str(telegram.message(chat.id, result.message_id).reply_markup)
+        )
+    return result
 
 
 async def sticker_reply(telegram: FakeTelegram, user: User, result: Message, after: int = 0):
