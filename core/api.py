@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -27,6 +27,7 @@ from core.detection.base import FaceDetector
 from core.detection.registry import default_detector
 from core.detection.turns import detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
+from core.keypoints.plausibility import FaceGate, evidence, points_and_spreads
 from core.render import warp
 from core.render.sticker import cut_out
 from core.results import Face, MaskedPhoto, MaskedVideo, Mode
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 ImageInput = imageio.ImageInput
 
 
-__all__ = ["Face", "FaceMasker", "MaskedPhoto", "Mode", "default_masker", "face_mask"]
+__all__ = ["Face", "FaceMasker", "Masker", "MaskedPhoto", "Mode", "default_masker", "face_mask"]
 
 
 # Above this ``warp.shape_error`` a detection's points are not a face. Chosen on 100 group
@@ -51,6 +52,34 @@ __all__ = ["Face", "FaceMasker", "MaskedPhoto", "Mode", "default_masker", "face_
 MAX_SHAPE_ERROR = 0.12
 
 
+class Masker(Protocol):
+    """What a worker needs of a masker (``serving.pool``): :class:`FaceMasker` is one, and a
+    test may hand in a small double. The video path needs less
+    (:class:`core.video.masker.VideoMasker`)."""
+
+    def apply(self, image: ImageInput, mask_id: int, mode: Mode | str = ...) -> MaskedPhoto: ...
+
+    def apply_many(
+        self, image: ImageInput, mask_ids: list[int] | tuple[int, ...], mode: Mode | str = ...
+    ) -> list[MaskedPhoto]: ...
+
+    def sticker(
+        self, image: ImageInput, mode: Mode | str = ..., mask_id: int | None = ...
+    ) -> bytes: ...
+
+    def apply_video(
+        self,
+        source: codec.VideoInput,
+        mask_id: int,
+        mode: Mode | str = ...,
+        *,
+        kind: str = ...,
+        progress: Callable[[float], None] | None = ...,
+        cancel: threading.Event | None = ...,
+        max_duration_s: float = ...,
+    ) -> MaskedVideo: ...
+
+
 class FaceMasker:
     """Detector + keypoint model + the seven masks, loaded once, used for many photos.
 
@@ -58,6 +87,8 @@ class FaceMasker:
     pass your own (anything with the same methods) to swap either. With
     Mode.FACES, a detection whose 68 points are not face-shaped (``warp.shape_error`` above
     ``max_shape_error``) is taken for a false positive and left alone; None keeps them all.
+    Then ``gate`` (:class:`core.keypoints.plausibility.FaceGate`) looks at what is known
+    of each face left and drops those that are not faces (fur, toys, hair); None keeps them.
     """
 
     def __init__(
@@ -65,6 +96,7 @@ class FaceMasker:
         predictor: KeypointPredictor | None = None,
         detector: FaceDetector | None = None,
         max_shape_error: float | None = MAX_SHAPE_ERROR,
+        gate: FaceGate | None = FaceGate(),
     ) -> None:
         threads.configure()  # this process's threads for every library, decided once
         if predictor is None:
@@ -74,6 +106,7 @@ class FaceMasker:
         self.predictor = predictor
         self.detector = detector if detector is not None else default_detector()
         self.max_shape_error = max_shape_error
+        self.gate = gate
         self._pictures: dict[int, warp.MaskPicture] = {}
         self._lock = threading.Lock()
 
@@ -159,19 +192,21 @@ class FaceMasker:
         detections = detect_with_turns(self.detector, rgb)
         if not detections:
             raise NoFaceFoundError()
-        points = self.predictor.predict(rgb, [d.box for d in detections])
-        faces = [
-            Face(d.box.face_xyxy(), np.asarray(p, np.float32))
-            for d, p in zip(detections, points, strict=True)
-        ]
-        if self.max_shape_error is not None:
-            template = catalog.template().points.astype(np.float64)
-            kept = [
-                f for f in faces if warp.shape_error(f.points, template) <= self.max_shape_error
-            ]
-            if len(kept) < len(faces):
-                log.debug("dropped %d detection(s) without a face shape", len(faces) - len(kept))
-            faces = kept
+        points, spreads = points_and_spreads(self.predictor, rgb, [d.box for d in detections])
+        template = catalog.template().points.astype(np.float64)
+        faces = []
+        for d, p, spread in zip(detections, points, spreads, strict=True):
+            p = np.asarray(p, np.float32)
+            error = warp.shape_error(p, template)
+            if self.max_shape_error is not None and error > self.max_shape_error:
+                log.debug("dropped a detection without a face shape (%.3f)", error)
+                continue
+            if self.gate is not None and not self.gate.keeps(
+                evidence(rgb, d.score, p, float(spread), error)
+            ):
+                log.debug("dropped a detection that is not a face (plausibility gate)")
+                continue
+            faces.append(Face(d.box.face_xyxy(), p))
         if not faces:
             raise NoFaceFoundError()
         return faces

@@ -61,6 +61,13 @@ class UnknownMaskError(FaceMaskError):
     code = "unknown_mask"
 
 
+class UnknownModeError(FaceMaskError, ValueError):
+    """There is no such way to find faces: choose "faces" (every face) or "whole" (the
+    whole photo is one face)."""
+
+    code = "unknown_mode"
+
+
 class WeightsError(FaceMaskError):
     """The keypoint model's weights could not be loaded."""
 

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from core.errors import UnknownModeError
+
 
 class Mode(StrEnum):
     """How a photo's faces are found."""
@@ -25,6 +27,15 @@ class Mode(StrEnum):
     def from_crop(cls, crop: bool) -> Mode:
         """The seed's boolean ``crop`` argument as a mode."""
         return cls.FACES if crop else cls.WHOLE
+
+    @classmethod
+    def _missing_(cls, value: object) -> Mode:
+        # Mode("bogus") from a caller: the project's typed error, not the enum's ValueError
+        raise UnknownModeError(
+            f"There is no mode {value!r}: choose "
+            + " or ".join(repr(m.value) for m in cls)
+            + "."
+        )
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import FaceMaskError
 from serving.jobs import (
@@ -49,6 +49,9 @@ from serving.jobs import (
 )
 from serving.logs import configure_logging, current_secrets
 
+if TYPE_CHECKING:
+    from core.api import Masker
+
 logger = logging.getLogger(__name__)
 
 JobFunction = Callable[..., JobResult]  # (job) -> result; a VideoJob's also gets progress, cancel
@@ -64,7 +67,7 @@ VIDEO_QUEUE_PER_PROCESS = 4
 
 
 def run_mask_job(
-    masker: Any, job: AnyJob, progress: ProgressReport | None = None, cancel: Any = None
+    masker: Masker, job: AnyJob, progress: ProgressReport | None = None, cancel: Any = None
 ) -> JobResult:
     """Run one job with an already loaded ``core.api.FaceMasker``; errors become data.
 

@@ -203,3 +203,58 @@ def test_importing_a_package_loads_nothing_it_must_not(package: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     assert loaded == "", f"importing {package} loaded {loaded}"
+
+
+# ---------------------------------------------------------------------------- inside core
+
+#: core's stages, in the photo's order: a stage never imports one after it (video uses all)
+STAGE_FORBIDS = {
+    "detection": {"keypoints", "render", "video"},
+    "keypoints": {"render", "video"},
+    "render": {"detection", "video"},
+}
+
+
+def core_module_graph() -> dict[str, set[str]]:
+    """Every core module and the core modules it imports (anywhere in it)."""
+    modules = {module_name(path): path for path in files_of("core")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = imports_of(path.read_text(encoding="utf-8"), name, str(path.relative_to(ROOT)))
+        graph[name] = {i.module for i in found if i.module in modules and i.module != name}
+    return graph
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_FORBIDS))
+def test_a_core_stage_never_imports_a_later_one(stage: str) -> None:
+    problems = [
+        f"{found.where}: core.{stage} may not import {found.module}"
+        for found in imports_in(f"core/{stage}")
+        if found.module.split(".")[:2][-1] in STAGE_FORBIDS[stage]
+        and found.module.startswith("core.")
+    ]
+    assert problems == []
+
+
+def test_core_has_no_import_circle() -> None:
+    graph = core_module_graph()
+    assert "core.detection.turns" in graph and "core.video.masking" in graph
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"circle: {' -> '.join((*path, module))}"
+        if module not in done:
+            for dependency in sorted(graph.get(module, ())):
+                visit(dependency, (*path, module))
+            done.add(module)
+
+    for module in sorted(graph):
+        visit(module, ())
+
+
+def test_the_stage_checker_sees_a_later_stage() -> None:
+    imports = imports_of(
+        "def f():\n    from core.video import codec\n", "core.render.probe", "core/render/probe.py"
+    )
+    assert [i.module for i in imports] == ["core.video", "core.video.codec"]
+    assert all(i.module.split(".")[1] in STAGE_FORBIDS["render"] for i in imports)

@@ -103,7 +103,8 @@ def detect_with_turns(detector: FaceDetector, image_rgb: np.ndarray) -> list[Det
     A detector with a ``fallback`` (:class:`core.detection.combined.MtcnnThenCenterFace`)
     gets one more, upright look by that fallback wherever no face was sure upright
     (:func:`with_fallback`): faces the first detector misses or sees the wrong way up (worn
-    masks, dark photos), without paying for a second detector on the ordinary photo, where a face is sure upright.
+    masks, dark photos), without paying for a second detector on the ordinary photo, where
+    a face is sure upright.
     A photo with no face sure upright that is also noisy (``NOISY``: a night shot the
     phone brightened) is searched blurred a little, where the noise hides fewer faces.
     """

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -194,16 +195,18 @@ def _open(source: VideoInput) -> av.container.InputContainer:
             raise NotAVideoError("That file is empty (0 bytes). Please send the video again.")
         file: BinaryIO | str = io.BytesIO(data)
         head = data[:16]
-    else:
+    elif isinstance(source, (str, Path)):
         path = Path(source)
         try:
             with path.open("rb") as f:
                 head = f.read(16)
-        except OSError as err:
+        except (OSError, ValueError) as err:  # ValueError: a NUL in the name
             raise NotAVideoError(f"I could not read the file {path.name!r}.") from err
         if not head:
             raise NotAVideoError("That file is empty (0 bytes). Please send the video again.")
         file = str(path)
+    else:  # None, a number, an array: no video, said as the typed error every caller handles
+        raise NotAVideoError()
     try:
         container = av.open(file, mode="r")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as err:
@@ -250,6 +253,52 @@ def _check_duration(info: VideoInfo, max_duration_s: float) -> None:
         raise VideoTooLongError(limit_s=max_duration_s)
 
 
+def _check_packet_times(container: av.container.InputContainer, max_duration_s: float) -> None:
+    """Refuse a video too long by its packets' timestamps, read without decoding a frame (a
+    GIF's header may not say its length: decoding, and masking, its first minute of frames
+    before refusing it cost many seconds). Timestamps as :class:`_Demuxed` gives them."""
+    video = container.streams.video[0]
+    tb = video.time_base or Fraction(1, 1000)
+    step = _pts_step(video, tb)
+    last: int | None = None
+    try:
+        for packet in container.demux(video):
+            if not packet.size:
+                continue
+            pts = packet.pts
+            if pts is None or (last is not None and pts <= last):
+                pts = 0 if last is None else last + step
+            last = pts
+            if float(pts * tb) > max_duration_s + 0.1:
+                raise VideoTooLongError(limit_s=max_duration_s)
+    except av.FFmpegError:
+        return  # a damaged file: decoding it says so, with the frames that do decode
+
+
+@contextmanager
+def _checked(
+    source: VideoInput, max_duration_s: float
+) -> Iterator[tuple[av.container.InputContainer, VideoInfo]]:
+    """The open input and its header's facts, a video too long refused before any decoding."""
+    with _open(source) as container:
+        info = _info(container)
+        _check_duration(info, max_duration_s)
+        if info.duration_s or "gif" not in info.container:
+            yield container, info
+            return
+        _check_packet_times(container, max_duration_s)
+    with _open(source) as container:  # from the start again, for the frames
+        yield container, _info(container)
+
+
+def _pts_step(video: av.video.stream.VideoStream, tb: Fraction) -> int:
+    """One frame's time in ``tb`` ticks: what a frame without its own timestamp is given."""
+    rate = video.average_rate or video.guessed_rate
+    if not rate:
+        return 1
+    return max(1, round(1 / (rate * tb)))
+
+
 def _upright(frame: av.VideoFrame) -> np.ndarray:
     rgb = frame.to_ndarray(format="rgb24")
     turns = round((frame.rotation or 0) / 90) % 4
@@ -290,7 +339,7 @@ class _Demuxed:
         """("video", (frame, pts), t) and ("audio", packet, t) items."""
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
         tb = self.video.time_base or Fraction(1, 1000)
-        step = self._pts_step(tb)
+        step = _pts_step(self.video, tb)
         origin = round(self.origin_s / tb)
         try:
             for packet in self.container.demux(*streams):
@@ -338,12 +387,6 @@ class _Demuxed:
             log.warning("video has %d of the %d frames its header lists", self.frames, promised)
             self.complete = False
 
-    def _pts_step(self, tb: Fraction) -> int:
-        rate = self.video.average_rate or self.video.guessed_rate
-        if not rate:
-            return 1
-        return max(1, round(1 / (rate * tb)))
-
 
 def frames(
     source: VideoInput,
@@ -352,9 +395,7 @@ def frames(
     cancel: threading.Event | None = None,
 ) -> Iterator[tuple[np.ndarray, float]]:
     """Every frame of a video as upright RGB at its own size, with its time in seconds."""
-    with _open(source) as container:
-        info = _info(container)
-        _check_duration(info, max_duration_s)
+    with _checked(source, max_duration_s) as (container, info):
         for _, (frame, _), t in _Demuxed(container, info, max_duration_s, cancel, audio=False):
             yield _upright(frame), t
 
@@ -433,9 +474,7 @@ def transcode(
             with path.open("rb") as f:
                 shutil.copyfileobj(f, output)
             return done
-    with _open(source) as container:
-        info = _info(container)
-        _check_duration(info, max_duration_s)
+    with _checked(source, max_duration_s) as (container, info):
         keep_audio = info.has_audio and kind != "animation"
         copy_audio = keep_audio and info.audio_codec in COPIED_AUDIO
         demuxed = _Demuxed(container, info, max_duration_s, cancel, audio=keep_audio)

@@ -228,3 +228,27 @@ def test_a_thousand_damaged_photos_give_typed_errors_or_same_size_photos(masker,
         assert seconds < SECONDS_PER_FILE, f"{name} took {seconds:.1f} s"
     # both outcomes must occur, or the damage (or the photos) are not what this test claims
     assert outcomes["masked"] > 100 and outcomes["typed_error"] > 100, outcomes
+
+
+@pytest.mark.parametrize("source", [None, 3, 2.5, object(), ["a.mp4"], "bad\0name.mp4"])
+def test_a_video_that_is_no_video_is_a_typed_error(masker, source) -> None:
+    """Not a TypeError from deep inside PyAV or pathlib: one sentence with a code."""
+    from core.errors import NotAVideoError
+
+    with pytest.raises(NotAVideoError) as caught:
+        masker.apply_video(source, 1)
+    assert caught.value.code == "not_a_video" and "\n" not in str(caught.value)
+
+
+def test_an_unknown_mode_is_a_typed_error(masker, photo) -> None:
+    from core.errors import UnknownModeError
+
+    for call in (
+        lambda: masker.apply(photo, 1, mode="bogus"),
+        lambda: masker.landmarks(photo, mode="sideways"),
+        lambda: Mode("FACES!"),
+    ):
+        with pytest.raises(UnknownModeError) as caught:
+            call()
+        assert caught.value.code == "unknown_mode" and "faces" in str(caught.value)
+    assert isinstance(caught.value, FaceMaskError)

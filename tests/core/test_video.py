@@ -329,3 +329,30 @@ def test_cli_apply_and_landmarks_tell_a_video_by_its_content(capsys, tmp_path, c
     captured = capsys.readouterr()
     assert json.loads(captured.out.strip().splitlines()[-1])["error"] == "video_truncated"
     assert "Traceback" not in captured.err
+
+
+def _gif(n: int) -> bytes:
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((32, 32, 3), i % 250, np.uint8)) for i in range(n)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=0, loop=0)
+    return buf.getvalue()
+
+
+def test_a_long_gif_whose_header_says_nothing_is_refused_before_a_frame(monkeypatch):
+    """Issue 29: a big GIF's header may not say its length (FFmpeg gives up estimating it),
+    and its first minute was decoded and masked (20 s) before it was refused; its packets'
+    timestamps, read without decoding, refuse it at once. A short one still comes through
+    whole, read again from its start."""
+    from dataclasses import replace
+
+    real_info = codec._info  # a header that does not say, as a big GIF's does not
+    monkeypatch.setattr(codec, "_info", lambda c: replace(real_info(c), duration_s=0.0))
+    seen: list[float] = []
+    started = time.perf_counter()
+    with pytest.raises(VideoTooLongError):
+        codec.transcode(_gif(700), lambda rgb, t: seen.append(t) or rgb, io.BytesIO())
+    assert seen == [] and time.perf_counter() - started < 2.0
+    done = codec.transcode(_gif(40), lambda rgb, t: seen.append(t) or rgb, io.BytesIO())
+    assert done.frames == len(seen) == 40

@@ -1,0 +1,132 @@
+"""Is this a face? A last look at each detection before a mask goes on it.
+
+Detectors fire on things that are not faces (a dog's fur, a toy, hair above a portrait
+turned on its side), and the keypoint model, trained to find a face under a cover, reads a
+face's points into most of them. What the product already computed says which are faces:
+the detector's score, the spread of the keypoint model's heatmaps (its doubt), how far
+the 68 points are from a face's shape, and the colours inside them. :func:`evidence`
+gathers these per face; a :class:`FaceGate` keeps or drops a face on them. The gate's
+thresholds and how they were chosen: docs/experiments/false-masks.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from core.detection.boxes import FaceBox
+from core.keypoints.face68 import BROWS, JAW, OUTER_EYE_CORNERS
+from core.keypoints.landmarks import detected_points
+
+# Skin in YCrCb (Chai and Ngan 1999, widened for dim and warm light): red-difference and
+# blue-difference bands that skin of every tone falls in; grey, blue and green do not.
+SKIN_CR = (133, 180)
+SKIN_CB = (77, 135)
+# The face's inside is read at this size: the share of skin needs no more pixels.
+PATCH = 24
+
+
+@dataclass(frozen=True)
+class FaceEvidence:
+    """What the product knows about one detection once its points are read."""
+
+    score: float  # the detector's own (MTCNN: a probability; CenterFace: its heatmap peak)
+    spread: float  # the keypoint model's heatmap spread, unit crop (NaN: no heatmaps)
+    shape_error: float  # core.render.warp.shape_error of the points
+    skin: float  # share of skin-coloured pixels inside the jaw and brows (0..1)
+    eyes_px: float  # outer eye corners apart, pixels
+
+
+@dataclass(frozen=True)
+class FaceGate:
+    """Keeps a detection whose evidence says face. A face the detector is sure of passes on
+    its shape and the model's doubt alone; one it is unsure of must also show skin.
+    Every threshold is measured (docs/experiments/false-masks.md)."""
+
+    sure_score: float = 0.0
+    max_spread: float = np.inf
+    max_shape_error_unsure: float = np.inf
+    min_skin_unsure: float = 0.0
+
+    def keeps(self, e: FaceEvidence) -> bool:
+        if np.isfinite(e.spread) and e.spread > self.max_spread:
+            return False
+        if e.score >= self.sure_score:
+            return True
+        return e.shape_error <= self.max_shape_error_unsure and e.skin >= self.min_skin_unsure
+
+
+def points_and_spreads(
+    predictor: Any, image_rgb: np.ndarray, boxes: Sequence[FaceBox]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 68, 2) points as ``predictor.predict`` reads them and (N,) heatmap spreads of
+    the looks they came from (NaN where the predictor shows none)."""
+    boxes = list(boxes)
+    look = getattr(predictor, "look", None)
+    unsure = getattr(predictor, "unsure_spread", None)
+    if look is None or unsure is None:
+        points = np.asarray(predictor.predict(image_rgb, boxes), np.float32)
+        return points, np.full(len(boxes), np.nan, np.float32)
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def recording(_, crops):
+        points, spread = look(image_rgb, crops)
+        # the product's path replaces rows of the first look's array: keep copies
+        seen.append((np.array(points, copy=True), np.array(spread, copy=True)))
+        return points, spread
+
+    points = detected_points(recording, boxes, unsure)
+    if not len(points):
+        return points, np.zeros(0, np.float32)
+    every_points = np.concatenate([p for p, _ in seen])
+    every_spread = np.concatenate([s for _, s in seen])
+    spreads = np.full(len(points), np.nan, np.float32)
+    for i, p in enumerate(points):
+        same = np.flatnonzero((every_points == p).all(axis=(1, 2)))
+        if same.size:
+            spreads[i] = every_spread[same[0]]
+    return points, spreads
+
+
+def skin_share(image_rgb: np.ndarray, points: np.ndarray) -> float:
+    """The share of skin-coloured pixels (``SKIN_CR``, ``SKIN_CB``) inside the outline of
+    the jaw and the brows, read on a ``PATCH`` px square of the face's bounding box."""
+    outline = np.asarray(points, np.float64)[[*JAW, *reversed(BROWS)]]
+    h, w = image_rgb.shape[:2]
+    x0, y0 = np.floor(outline.min(0)).astype(int)
+    x1, y1 = np.ceil(outline.max(0)).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return 0.0
+    patch = cv2.resize(
+        np.ascontiguousarray(image_rgb[y0:y1, x0:x1, :3]), (PATCH, PATCH),
+        interpolation=cv2.INTER_AREA,
+    )  # fmt: skip
+    inside = np.zeros((PATCH, PATCH), np.uint8)
+    scale = np.array([PATCH / (x1 - x0), PATCH / (y1 - y0)])
+    cv2.fillPoly(inside, [np.round((outline - (x0, y0)) * scale).astype(np.int32)], 1)
+    if not inside.any():
+        return 0.0
+    ycrcb = cv2.cvtColor(patch, cv2.COLOR_RGB2YCrCb)
+    cr, cb = ycrcb[..., 1], ycrcb[..., 2]
+    skin = (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])
+    return float(skin[inside > 0].mean())
+
+
+def evidence(
+    image_rgb: np.ndarray, score: float, points: np.ndarray, spread: float, shape_error: float
+) -> FaceEvidence:
+    """One detection's :class:`FaceEvidence`."""
+    points = np.asarray(points, np.float64)
+    a, b = OUTER_EYE_CORNERS
+    return FaceEvidence(
+        float(score),
+        float(spread),
+        float(shape_error),
+        skin_share(image_rgb, points),
+        float(np.linalg.norm(points[a] - points[b])),
+    )
