@@ -1,10 +1,10 @@
 """68 keypoints for faces in an image: crop -> model -> image points.
 
 A face found by the detector takes one look: the model was trained on crops jittered
-like the detector's boxes (a second look gained nothing on the validation people:
-4.46% -> 4.41%). A whole image taken as the face takes two: the first finds the face,
-the second looks again at the box of the first look's points, level with its eyes
-(5.67% -> 4.51%). Every look cuts its crop with core.keypoints.preprocess, exactly as training does.
+like the detector's boxes, so a second look gains nothing. A whole image taken as the face
+takes two: the first finds the face, the second looks again at the box of the first look's
+points, level with its eyes (docs/experiments/core-notes.md, "Keypoint looks"). Every look
+cuts its crop with core.keypoints.preprocess, exactly as training does.
 
 Where the model doubts a face (the spread of its heatmaps, see UNSURE_SPREAD) the face may
 lie on its side or upside down, as a detector sure of it can report it: the quarter turns
@@ -48,32 +48,22 @@ log = logging.getLogger(__name__)
 
 
 # Above this heatmap spread (training.model.IntegralHead, in unit crop coordinates) the model
-# doubts its face, and its crop's quarter turns are looked at too. Measured with release 7's
-# weights (facemask-eval --doubt) on MTCNN's boxes of the 426 validation faces: at most
-# 0.167 the right way up (99th percentile 0.163), 0.171 and up on the same crops upside
-# down (5th percentile 0.190). Release 6's 0.18 let 1.4% of upside-down faces through:
-# `facemask-eval --turn 180` read 4.14% with it, 3.82% with 0.17; `--turn 135` 4.82% with
-# 0.175, 3.85% with 0.17 (the occluded conditions of facemask-robustness moved by a face or
-# two either way). MTCNN can be sure (0.99+) of a face upside down: in photos turned by
-# 90 / 180 degrees it did so for 4 / 9 faces, whose points then lay upside down (NME ~1);
-# the quarter turns read them.
+# doubts its face, and its crop's quarter turns are looked at too: between the spreads of
+# faces the right way up and of the same crops upside down, since a detector can be sure of
+# a face upside down (docs/experiments/core-notes.md, "The doubt"; re-measure per release).
 UNSURE_SPREAD = 0.17
 # The same for a whole image taken as the face: the face fills less of that crop, and the
-# heatmaps are narrower. Release 7 on the 426 whole validation images: right way up median
-# 0.114, 99th percentile 0.138; upside down 0.138 and up (5th percentile 0.155). The doubt
-# starts lower than a turned reading must reach to be kept (SURE_SPREAD_WHOLE): with one
-# threshold for both, 0.15 read photos upside down 7.16% and 0.13 10-15% (right readings
-# rejected); doubting above 0.13 and keeping turned readings up to 0.15 reads them 4.37%.
+# heatmaps are narrower. The doubt starts lower than a turned reading must reach to be kept
+# (SURE_SPREAD_WHOLE): one threshold for both either let upside-down readings through or
+# rejected right ones (docs/experiments/core-notes.md, "The doubt").
 UNSURE_SPREAD_WHOLE = 0.13
 SURE_SPREAD_WHOLE = 0.15
 QUARTER_TURNS = (90.0, 180.0, 270.0)
 # A turned reading must be this much surer than the first look to replace it. A face
-# already wearing a mask reads doubtful upright (spread 0.17-0.22), and a crop turned
-# upside down and moved onto its covered lower half can read a little less doubtful with
-# every point wrong. On 293 masked validation faces (plain cloth, striped cloth,
-# respirator; release 7's weights) the share read wrong (NME > 0.10) is 14.3% without a
-# margin, 9.6% with 0.02, 8.2% with 0.03 (with 0.04 the same); never turning: 10.9%. A face
-# truly on its side or upside down reads 0.06 and more surer turned the right way.
+# already wearing a mask reads doubtful upright, and a crop turned upside down and moved
+# onto its covered lower half can read a little less doubtful with every point wrong; a face
+# truly on its side or upside down reads much surer turned the right way
+# (docs/experiments/core-notes.md, "The doubt").
 TURN_MARGIN = 0.03
 
 

@@ -27,17 +27,9 @@ How a worn mask is told from a bare face, on the face read at 32 px between the 
   say so too: a fringe of hair over the forehead, white glasses frames or light from above
   can put the upper face as a whole off the colour of a bare lower face, seldom both.
 
-Measured with the masks and damages of ``training.damage`` on the data set's faces (the
-thresholds chosen on the 426 validation-people faces; 1000 faces of other people, drawn at
-random, as the check; of the 426, none bare was called masked, as shot, in greyscale,
-darkened, at night or as JPEG 15, 1 with a hand and 3 with a cup at the mouth). Bare faces
-called masked, of the 1000: 1 as shot, 0 in greyscale, 1
-darkened, 1 at night, 4 at night boosted, 3 as JPEG 15, 1 with a hand and 11 with a cup at
-the mouth. Worn masks called masked: 95% of plain cloth (94% darkened), 85% of striped,
-95% of printed cloth, 99.7% of respirators, 97% of our own; in greyscale only the very dark
-or bright ones (12%). The misses are masks of the skin's colour: fine stripes of pink and
-khaki that average to it, pink cloth on a pink-lit face, our silver masks lit warm.
-``python -m lab.remask`` draws the pictures to judge by eye.
+The thresholds were chosen on the validation people's faces and checked on faces of other
+people (docs/experiments/core-notes.md, "Worn masks"); the misses are masks of the skin's
+colour. ``python -m lab.remask`` draws the pictures to judge by eye.
 """
 
 from __future__ import annotations

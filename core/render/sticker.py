@@ -3,10 +3,9 @@
 Pure raster work on one face's 68 points (:mod:`core.keypoints.face68`): the head's outline
 is the jaw line closed by a forehead, which is the brows lifted along the face's own up
 direction (so a tilted head gets a tilted forehead), widened a little so the mask's straps
-and the ears' edge stay in. The cut-out is feathered, laid on a white outline a few pixels wide, as Telegram's own
-sticker maker does, scaled so its long side is 512 px, and encoded as WebP under 512 KB
-(Telegram's rules for a static sticker).
-"""
+and the ears' edge stay in. The cut-out is feathered, laid on a white outline a few pixels
+wide, as Telegram's own sticker maker does, scaled so its long side is 512 px, and encoded
+as WebP under 512 KB (Telegram's rules for a static sticker)."""
 
 from __future__ import annotations
 

@@ -54,8 +54,8 @@ MAX_SIDE = 1280  # longer videos are scaled down to this (the bot says so)
 NOTE_MAX_SIDE = 640  # Telegram's video notes are squares of at most 640 px
 MAX_PIXELS = 4096 * 2304  # 4K and a little more; VideoTooLargeError's message says "4K"
 KINDS = ("video", "video_note", "animation")
-# libx264: "veryfast" costs 4.8 ms a 640x640 frame on this 2-core machine against 3.8 for
-# "ultrafast", for files 9x smaller at the same quality (CRF 23).
+# libx264: "veryfast" costs little more time a frame than "ultrafast", for files many times
+# smaller at the same quality (docs/experiments/core-notes.md, "Video encoding").
 PRESET = "veryfast"
 CRF = 23
 PROGRESS_EVERY_S = 0.5
@@ -324,7 +324,7 @@ class _Demuxed:
         self.video = container.streams.video[0]
         # no frame threads: they hold frames back, and a damaged packet's error then surfaces
         # while they are handed out, taking the good frames before it along (a cut-off file
-        # gave 0 of its 4 whole frames); a 640x640 frame decodes in ~1.7 ms on one core
+        # gave none of its whole frames); one core decodes a frame quickly enough
         self.video.thread_type = "SLICE"
         self.audio = container.streams.audio[0] if audio and container.streams.audio else None
         self.complete = True

@@ -39,25 +39,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Chosen with `facemask-bench --video --tune` over the tracker's unsmoothed points (a still
-# astronaut with sensor noise and JPEG damage; one moved, turned and zoomed along a known
-# path at up to ~1.5 eye distances a second; 30 fps). Jitter in % of the eye distance, path
-# error likewise; photos read one by one: still jitter 0.365, path error 0.573:
-#   min_cutoff 0.5, beta   4: still 0.020, path 2.52 (the mask trails a moving head)
-#   min_cutoff 0.5, beta  40: still 0.033, path 0.67
-#   min_cutoff 0.5, beta 160: still 0.057, path 0.552   <- shipped
-#   min_cutoff 0.5, beta 320: still 0.074, path 0.541 (unsmoothed: 0.193, 0.533)
-# One speed for the whole face (its motion as a similarity: shift, turn, zoom) rather than
-# one per coordinate: per coordinate, noise reads as speed and opens the filter (beta 80:
-# still 0.048 for path 0.655; beta 160: path 0.60 only at still 0.07), and with 2% of the eye
-# distance of noise on every point the face's speed still smooths 4.0 -> 1.7 (mean point
-# speed: 3.1; with beta 160).
+# Chosen with `facemask-bench --video --tune` over the tracker's unsmoothed points: a still
+# face barely jitters while a moving one is followed with little lag. One speed for the
+# whole face (its motion as a similarity: shift, turn, zoom) rather than one per coordinate:
+# per coordinate, noise reads as speed and opens the filter (docs/experiments/core-notes.md,
+# "Video smoothing").
 MIN_CUTOFF = 0.5  # Hz: how much a still face's points are smoothed
 BETA = 160.0  # how fast the cut-off rises with speed (Hz per eye distance a second)
 D_CUTOFF = 1.0  # Hz: the smoothing of the speed itself
 # Frames between searches for new faces while faces are followed (1/3 s at 30 fps; half
 # that while none are). A search is the photo path (MTCNN, its turns where no face is sure,
-# and the keypoints) and cost ~20 ms a 640x640 frame against ~7 to follow a face.
+# and the keypoints) and costs several times as much as following a face.
 DETECT_EVERY = 10
 MATCH_IOU = 0.3  # point boxes overlapping this much are one face
 DUPLICATE_IOU = 0.6  # two tracks overlapping this much have found the same face
