@@ -10,7 +10,14 @@ when a detection's centre lies inside its keypoint box; every other detection is
 positive, reported apart when it lies on the background. Recall is
 reported by inter-ocular distance, the size the product promises to handle (>= 20 px).
 With ``--masked`` the count is of what the product masks: the detector's boxes that keep a
-face shape after the keypoint model (``FaceMasker.find_faces``).
+face shape and pass the plausibility gate after the keypoint model
+(``FaceMasker.find_faces``); ``--no-gate`` leaves the gate out.
+
+``--faces clean blurred sunglasses mirrored`` runs the same photos (same layout, same
+people) once per condition of their faces: ``blurred`` out of focus (a Gaussian blur of
+a tenth of the eye distance, after scaling), ``sunglasses`` and ``mirrored`` drawn as
+``training.damage`` draws them (opaque or mirrored lenses, rims and temples), before
+scaling.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -29,10 +38,29 @@ from core.errors import NoFaceFoundError
 from core.keypoints.preprocess import box_from_points
 from core.results import Mode
 from lab.options import add_detector_option
+from training.damage import sunglasses
 from training.data import load_splits, read_image
 from training.metrics import interocular, point_inside
 
 BUCKETS = [(12, 20), (20, 30), (30, 50), (50, 120)]
+
+#: (image, points, rng) -> (image, points), drawn on a face crop before it is pasted
+FaceChange = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+def blurred(image: np.ndarray, points: np.ndarray, rng: np.random.Generator, share=0.1):
+    """Out of focus: a Gaussian blur of ``share`` of the eye distance (at the final size)."""
+    sigma = max(0.5, share * float(interocular(points)))
+    return cv2.GaussianBlur(image, (0, 0), sigma), points
+
+
+#: what happens to each face; "before" scaling (drawn on the crop) or "after" (at its size)
+FACE_CONDITIONS: dict[str, tuple[str, FaceChange | None]] = {
+    "clean": ("after", None),
+    "blurred": ("after", blurred),
+    "sunglasses": ("before", partial(sunglasses, mirror=False)),
+    "mirrored": ("before", partial(sunglasses, mirror=True)),
+}
 
 
 def shuffled_background(image: np.ndarray, rng: np.random.Generator, size, tiles=8):
@@ -45,8 +73,18 @@ def shuffled_background(image: np.ndarray, rng: np.random.Generator, size, tiles
     return cv2.GaussianBlur(cv2.resize(mosaic, (w, h)), (0, 0), 6)
 
 
-def make_photo(samples, rng: np.random.Generator, size=(960, 1280)):
-    """(photo, each face's 68 points, where crops were pasted) for one group photo."""
+def make_photo(
+    samples,
+    rng: np.random.Generator,
+    size=(960, 1280),
+    condition: str = "clean",
+    change_rng: np.random.Generator | None = None,
+):
+    """(photo, each face's 68 points, where crops were pasted) for one group photo; each
+    face under ``condition`` (:data:`FACE_CONDITIONS`), drawn with ``change_rng`` so that
+    the layout (``rng``) is the same under every condition."""
+    when, change = FACE_CONDITIONS[condition]
+    change_rng = change_rng if change_rng is not None else np.random.default_rng(0)
     h, w = size
     # a blurred face as the background was found, rightly, as a face by MTCNN: shuffle it
     bg_src = read_image(samples[int(rng.integers(len(samples)))].path)
@@ -55,9 +93,13 @@ def make_photo(samples, rng: np.random.Generator, size=(960, 1280)):
     for _ in range(int(rng.integers(4, 10))):
         s = samples[int(rng.integers(len(samples)))]
         img, pts = read_image(s.path), s.points
+        if change is not None and when == "before":
+            img, pts = change(img, pts, change_rng)
         scale = rng.uniform(12, 120) / interocular(pts)
         img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         pts = (pts + 0.5) * scale - 0.5
+        if change is not None and when == "after":
+            img, pts = change(img, pts, change_rng)
         ih, iw = img.shape[:2]
         if ih >= h or iw >= w:
             continue
@@ -74,10 +116,12 @@ def make_photo(samples, rng: np.random.Generator, size=(960, 1280)):
 class MaskedFaces:
     """The faces the product masks: detector, keypoint model and the face-shape check."""
 
-    def __init__(self, detector: FaceDetector) -> None:
+    def __init__(self, detector: FaceDetector, gate: bool = True) -> None:
         from core.api import FaceMasker
 
         self.masker = FaceMasker(detector=detector)
+        if not gate:
+            self.masker.gate = None
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         try:
@@ -93,8 +137,10 @@ def run(
     seed: int,
     detector: FaceDetector | None = None,
     dump: Path | None = None,
+    condition: str = "clean",
 ) -> dict:
-    """Recall by face size and false boxes; ``dump`` saves each false box's surroundings."""
+    """Recall by face size and false boxes; ``dump`` saves each false box's surroundings.
+    Every face is under ``condition`` (:data:`FACE_CONDITIONS`)."""
     rng = np.random.default_rng(seed)
     detector = detector or default_detector()
     found = {b: [0, 0] for b in BUCKETS}
@@ -102,7 +148,8 @@ def run(
     if dump:
         dump.mkdir(parents=True, exist_ok=True)
     for k in range(photos):
-        photo, faces, taken = make_photo(samples, rng)
+        change_rng = np.random.default_rng([seed, k])
+        photo, faces, taken = make_photo(samples, rng, condition=condition, change_rng=change_rng)
         t = time.perf_counter()
         dets = detector.detect(photo)
         ms.append((time.perf_counter() - t) * 1000)
@@ -127,6 +174,7 @@ def run(
                 cv2.imwrite(str(dump / f"photo{k:03d}-x{x0}-y{y0}.png"), patch[..., ::-1])
     return {
         "photos": photos,
+        "condition": condition,
         "recall": {f"{a}-{b}px": (f / n if n else None) for (a, b), (f, n) in found.items()},
         "faces": {f"{a}-{b}px": n for (a, b), (_, n) in found.items()},
         "recall_20px_up": sum(f for (a, _), (f, _) in found.items() if a >= 20)
@@ -152,29 +200,56 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="count the faces the product masks (detector + keypoints + face-shape check)",
     )
+    p.add_argument("--no-gate", action="store_true", help="with --masked: without the gate")
+    p.add_argument(
+        "--faces",
+        nargs="+",
+        default=["clean"],
+        choices=list(FACE_CONDITIONS),
+        help="the faces' conditions, each on the same photos (default: clean)",
+    )
     p.add_argument("--dump", type=Path, help="save every false box's surroundings here (PNG)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
     cv2.setNumThreads(2)
     detector = default_detector(args.detector)
     if args.masked:
-        detector = MaskedFaces(detector)
-    res = run(load_splits(args.data).val, args.photos, args.seed, detector, args.dump)
-    res["detector"] = args.detector
-    res["masked"] = args.masked
+        detector = MaskedFaces(detector, gate=not args.no_gate)
+    samples = load_splits(args.data).val
     what = "masked faces" if args.masked else "detections"
+    if args.masked and args.no_gate:
+        what += " without the gate"
     print(f"{args.photos} group photos of 1280x960, validation people's faces, {args.detector}, "
           f"{what}")  # fmt: skip
+    results = {}
+    for condition in args.faces:
+        res = run(samples, args.photos, args.seed, detector, args.dump, condition)
+        res["detector"] = args.detector
+        res["masked"] = args.masked
+        res["gate"] = args.masked and not args.no_gate
+        results[condition] = res
+        print_result(res, args.masked)
+    if len(results) > 1:
+        print("recall, eyes >= 20 px apart: " + ", ".join(
+            f"{c} {100 * r['recall_20px_up']:.1f}%" for c, r in results.items()
+        ))  # fmt: skip
+    if args.json:
+        one = results[args.faces[0]] if len(results) == 1 else {"conditions": results}
+        print(json.dumps(one))
+
+
+def print_result(res: dict, masked: bool) -> None:
+    print(f" faces {res['condition']}:")
     for key, r in res["recall"].items():
+        if r is None:
+            continue
         print(f"  eyes {key:>9} apart: recall {100 * r:5.1f}% of {res['faces'][key]} faces")
     print(f"  recall, eyes >= 20 px apart: {100 * res['recall_20px_up']:.1f}%")
     print(f"  false positives per photo: {res['false_positives_per_photo']:.2f}")
     background = res["false_positives_on_background_per_photo"]
     print(f"    on the background: {background:.2f}; the rest lie in a pasted crop, off its")
     print("    labelled face (often a second person in the frame: look with --dump)")
-    print(f"  {'find_faces' if args.masked else 'detector'} p50: {res['detect_ms_p50']:.0f} ms")
-    if args.json:
-        print(json.dumps(res))
+    print(f"  {'find_faces' if masked else 'detector'} p50: {res['detect_ms_p50']:.0f} ms")
 
 
 if __name__ == "__main__":

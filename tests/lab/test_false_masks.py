@@ -1,0 +1,79 @@
+"""lab.false_masks: the false-mask benchmark runs, counts what it says, and reads its sources."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.keypoints.plausibility import FaceEvidence, FaceGate
+from lab import false_masks
+from lab.false_masks import Observed, score, turn, turn_points, variants
+
+
+def _evidence(score: float = 0.99, skin: float = 0.5) -> FaceEvidence:
+    return FaceEvidence(score, 0.15, 0.05, skin, 30.0)
+
+
+def test_the_package_sources_are_many_and_face_free():
+    sources = dict(false_masks.package_sources())
+    assert len(sources) >= 20  # scikit-image's and matplotlib's, offline
+    assert not any("astronaut" in name or "camera.png" in name for name in sources)
+    assert not any("grace_hopper" in name for name in sources)
+    for image in sources.values():
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+def test_a_source_makes_every_variant_once():
+    image = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    made = dict(variants(image, np.random.default_rng(0)))
+    assert len(made) == false_masks.VARIANTS
+    assert made["turn90"].shape[:2] == made["as-is"].shape[1::-1]
+    assert max(made["large"].shape[:2]) == 1280 and max(made["small"].shape[:2]) == 320
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_points_follow_their_turned_photo(degrees):
+    image = np.zeros((30, 50, 3), np.uint8)
+    image[7, 11] = 255
+    turned = turn(image, degrees)
+    (x, y) = turn_points(np.array([[11.0, 7.0]]), image.shape, degrees)[0]
+    assert turned[int(y), int(x)].max() == 255
+
+
+def test_score_counts_false_masks_per_100_photos_with_and_without_a_gate():
+    gate = FaceGate(sure_score=0.9, min_skin_unsure=0.2)
+    photos = [
+        Observed("dog", "no-face", [_evidence(0.5, 0.0), _evidence(0.95, 0.0)], [False, False]),
+        Observed("sky", "no-face", [], []),
+        Observed("turned", "turned-portrait", [_evidence(), _evidence(0.5, 0.0)], [True, False]),
+    ]
+    before, after = score(None, photos, [], []), score(gate, photos, [], [])
+    assert before["no-face"]["false_masks_per_100"] == 100.0  # two masks on two photos
+    assert after["no-face"]["false_masks_per_100"] == 50.0  # the unsure fur is refused
+    assert before["turned-portrait"]["false_masks_per_100"] == 100.0
+    assert after["turned-portrait"]["false_masks_per_100"] == 0.0
+    assert after["turned-portrait"]["face_masked"] == 1.0
+
+
+def test_the_benchmark_runs_on_a_tiny_set(tiny_dataset, capsys):
+    false_masks.main(
+        ["--limit", "3", "--data", str(tiny_dataset), "--hair", "1", "--turned", "1",
+         "--group-photos", "1", "--damage", "1", "--json"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["before"]["no-face"]["photos"] == 3
+    assert result["before"]["turned-portrait"]["photos"] == 1
+    assert set(result["after"]) >= {"no-face", "group", "damage", "faces_lost_to_the_gate"}
+    assert "false masks per 100 photos" in out
+
+
+def test_hair_close_ups_hold_no_face(shared_data):
+    from training.data import load_splits
+
+    photos = false_masks.hair_photos(load_splits(shared_data).val, 5)
+    assert len(photos) == 5
+    for photo in photos:
+        assert photo.kind == "hair" and photo.image.shape[1] == 480
