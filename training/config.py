@@ -108,10 +108,15 @@ def over(cfg: TrainConfig, changes: dict) -> TrainConfig:
 
 
 def recipe_path(path: Path | str) -> Path:
-    """A recipe's file: a path, or a bare name for ``training/configs/NAME.json``."""
+    """A recipe's file: a path, or a bare name for ``training/configs/NAME.json``; the
+    README's ``training/configs/NAME.json`` is found from any folder."""
     path = Path(path)
-    if not path.suffix and not path.exists():
-        path = CONFIGS_DIR / f"{path}.json"
+    if path.exists():
+        return path
+    if not path.suffix:
+        return CONFIGS_DIR / f"{path}.json"
+    if path.parent == Path("training/configs"):
+        return CONFIGS_DIR / path.name
     return path
 
 

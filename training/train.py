@@ -447,6 +447,8 @@ def main(argv: list[str] | None = None) -> None:
         help="smoke run: stop after N optimiser steps in all (the run counts as finished)",
     )
     args = p.parse_args(argv)
+    if not args.data.exists():
+        p.error(f"no data set at {args.data} (the face-keypoints folder, or a pack .npz)")
 
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
