@@ -490,10 +490,11 @@ async def run_stack(args: argparse.Namespace, numbers: dict[str, object]) -> Non
         log("worker's main process SIGKILLed: restarted by its policy, photos answered again")
 
         bot_id = containers()["bot"]["Id"]
-        compose("stop", "bot")
-        compose("rm", "-f", "bot")
+        # `docker compose rm -sf bot`; podman-compose has no rm, and podman will not remove
+        # the bot while the worker (depends_on: bot, made with --requires) exists: both go
+        podman("rm", "-f", "--depend", "-t", "10", f"{PROJECT}_bot_1")
         polls = len(telegram.calls("getUpdates"))
-        compose("up", "-d", "bot")
+        compose("up", "-d")
         await polls_after(telegram, polls, 180)
         if containers()["bot"]["Id"] == bot_id:
             raise CheckFailed("the bot's container was not made again")
