@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from telegram import (
     InputFile,
@@ -33,7 +33,7 @@ from telegram import (
 from telegram.constants import ChatAction, MediaGroupLimit
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
-from bot import handlers, keyboards, texts
+from bot import handlers, journal, keyboards, texts
 from bot.handlers import services, translator
 from bot.i18n import Translator
 from bot.persistence import save_now
@@ -94,6 +94,7 @@ async def all_seven(update: Update, context: Context) -> None:
             await context.bot.send_message(
                 chat_id, texts.error_text(error, t), reply_parameters=reply_to
             )
+            await journal.answered(context)
             return
         logger.info(
             "chat %s user %s all seven, mode %s: %d faces, %.0f ms in the worker",
@@ -105,6 +106,7 @@ async def all_seven(update: Update, context: Context) -> None:
             for mask, result in zip(svc.masks, results, strict=True)
         ]
         sent = await context.bot.send_media_group(chat_id, media, reply_parameters=reply_to)
+        await journal.answered(context)
     await _share(context, query.from_user.id, sent, list(svc.masks))
 
 
@@ -115,6 +117,9 @@ async def all_seven(update: Update, context: Context) -> None:
 class _Collecting:
     messages: list[Message]
     last: float
+    # set once the album's keyboard is out: each photo's update is answered then, not before
+    # (bot.journal replays every photo of an album a crash caught while it was collected)
+    offered: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 async def album_photo(update: Update, context: Context) -> None:
@@ -126,15 +131,19 @@ async def album_photo(update: Update, context: Context) -> None:
     if entry is not None:
         entry.messages.append(message)
         entry.last = time.monotonic()
+        await entry.offered.wait()
         return
     entry = collecting[key] = _Collecting([message], time.monotonic())
     try:
-        while (left := entry.last + COLLECT_SECONDS - time.monotonic()) > 0:
-            await asyncio.sleep(left)
+        try:
+            while (left := entry.last + COLLECT_SECONDS - time.monotonic()) > 0:
+                await asyncio.sleep(left)
+        finally:
+            collecting.pop(key, None)
+        photos = sorted(entry.messages, key=lambda m: m.message_id)
+        await offer_album(photos, context, translator(update, context))
     finally:
-        collecting.pop(key, None)
-    photos = sorted(entry.messages, key=lambda m: m.message_id)
-    await offer_album(photos, context, translator(update, context))
+        entry.offered.set()
 
 
 async def offer_album(photos: list[Message], context: Context, t: Translator) -> None:
@@ -230,6 +239,7 @@ async def mask_album(
             await context.bot.send_message(
                 chat_id, texts.error_text(error, t), reply_parameters=reply_to
             )
+            await journal.answered(context)
             return
         as_file = all(request.as_file for request in requests)  # albums never mix the two
         media = []
@@ -246,6 +256,7 @@ async def mask_album(
             kind = InputMediaDocument if as_file else InputMediaPhoto
             media.append(kind(request.file_id, caption=why))  # sent as it was
         sent = await context.bot.send_media_group(chat_id, media, reply_parameters=reply_to)
+        await journal.answered(context)
     await _share(context, user_id, sent, [mask] * len(sent))
 
 

@@ -37,6 +37,7 @@ from bot.connection import (
     write_status,
 )
 from bot.handlers import Services
+from bot.journal import JOURNAL_NAME, Journal, JournaledApplication, JournaledQueue, replay
 from bot.persistence import TypedPersistence, create_persistence
 from bot.queue import create_queue
 from bot.ratelimit import MessagesFirstRateLimiter
@@ -65,6 +66,8 @@ def build_application(settings: Settings, link: TelegramLink | None = None) -> A
     link = link or TelegramLink(settings.status_file)
     # written when it changes (bot.persistence.save_now), not on a timer
     persistence = create_persistence(settings)
+    # every update is on disk before Telegram is told it arrived, until it is answered
+    journal = Journal(settings.state_dir / JOURNAL_NAME)
     limiter = None
     if settings.rate_limit:
         # photos first: in groups, edits and chat actions wait for the budget to have room
@@ -75,6 +78,8 @@ def build_application(settings: Settings, link: TelegramLink | None = None) -> A
         )
     app = (
         Application.builder()
+        .application_class(JournaledApplication, {"journal": journal})
+        .update_queue(JournaledQueue(journal))
         # token, Bot API URLs, proxy, timeouts and rate limiter: bot.connection.make_bot
         .bot(make_bot(settings, link, limiter))
         .context_types(CONTEXT_TYPES)
@@ -163,6 +168,7 @@ async def _post_init(app: Application) -> None:
     write_status(svc.settings.status_file, RUNNING)
     if isinstance(app.persistence, TypedPersistence):
         svc.background.append(asyncio.create_task(_prune(app, app.persistence)))
+    await replay(app)  # what the last run took on and did not answer, before anything new
     logger.info("@%s is ready", app.bot.username)
 
 
@@ -173,6 +179,8 @@ async def _post_shutdown(app: Application) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await svc.queue.close()
+    if isinstance(app, JournaledApplication):
+        await app.journal.close()
 
 
 async def _heartbeat(app: Application) -> None:

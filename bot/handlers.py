@@ -34,7 +34,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import gallery, i18n, keyboards, texts
+from bot import gallery, i18n, journal, keyboards, texts
 from bot.i18n import Translator
 from bot.persistence import save_now
 from bot.queue import MaskQueue
@@ -242,6 +242,7 @@ async def mask_and_reply(
             await context.bot.send_message(
                 chat_id, texts.error_text(error, t), reply_parameters=reply_to
             )
+            await journal.answered(context)
             return
         logger.info(
             "chat %s user %s mask %d mode %s: %d faces, %dx%d, %.0f ms in the worker",
@@ -255,6 +256,7 @@ async def mask_and_reply(
         sent = await _send_result(
             context, chat_id, reply_to, mask, result, t, as_file=request.as_file, markup=markup
         )
+        await journal.answered(context)  # a crash from here on must not send it twice
         if sent.photo and context.user_data is not None:  # inline mode offers it (bot.inline)
             context.user_data.share(sent.photo[-1].file_id, mask.id)
             await save_now(context, user_id=user_id)
@@ -342,6 +344,7 @@ async def toggle(
     edit)."""
     flip()
     await save_now(context, chat_id=query.message.chat.id)
+    await journal.answered(context)  # flipped and saved: a replay would flip it back
     await query.answer()
     _edit_soon(context, query.message, build)
 

@@ -1,16 +1,15 @@
-"""Where chat and user state lives between restarts: SQLite (embedded mode) or Redis.
+"""Where chat and user state lives between restarts: a SQLite file in ``STATE_DIR``.
 
 python-telegram-bot keeps ``chat_data`` and ``user_data`` in memory and hands them to a
 :class:`~telegram.ext.BasePersistence` now and then. Here each state is written when it
 changes instead: handlers call :func:`save_now` before they send anything that depends on it
 (a keyboard, a new mode), so a bot killed at any moment forgets nothing a chat can see.
 
-- :class:`SQLitePersistence`: one file in ``STATE_DIR`` (``REDIS_URL`` unset). Each write is
-  one transaction in WAL mode: it survives the process being killed.
-- :class:`RedisPersistence`: keys in the bot's Redis (``REDIS_URL`` set), so the bot's
-  container needs no volume. Redis runs without snapshots (it also carries photos), so when
-  Redis comes back empty the bot writes its whole state from memory again; while Redis is
-  away, writes wait in memory and go out when it answers.
+- :class:`SQLitePersistence`: one file in ``STATE_DIR``, in both modes. Each write is one
+  transaction in WAL mode: it survives the process being killed.
+- In Redis mode too (:class:`SQLiteWithRedisImport`): Redis runs without snapshots, as it
+  carries photos, so the bot and Redis dying together would take state kept there with them.
+  Earlier releases kept it there; their keys are moved into the file at the first start.
 
 Both store the typed states (:data:`bot.state.CONTEXT_TYPES`) as versioned JSON of their
 fields (:func:`bot.state.encode_state`); a field added later gets its default when an older
@@ -48,7 +47,7 @@ from bot.state import (
     encode_state,
 )
 from core.results import Mode
-from serving.redis_link import REDIS_TROUBLE, Outage, wait_for_redis
+from serving.redis_link import REDIS_TROUBLE
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ class TypedPersistence(BasePersistence):
         raise NotImplementedError
 
     async def repair(self, chat_data: dict[int, Any], user_data: dict[int, Any]) -> None:
-        """Called by the heartbeat: write state the store lost or could not take (Redis)."""
+        """Called by the heartbeat: write state the store lost or could not take."""
 
     async def close(self) -> None:
         """Release the store."""
@@ -357,105 +356,62 @@ class SQLitePersistence(TypedPersistence):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-class RedisPersistence(TypedPersistence):
-    """States as Redis keys that expire after ``FORGET_AFTER_DAYS``; memory covers outages."""
+class SQLiteWithRedisImport(SQLitePersistence):
+    """Redis mode's store: the SQLite file, as in embedded mode. Earlier releases kept Redis
+    mode's state in Redis keys; at the first start those are moved into the file once (a
+    pickled one through :class:`OldStateUnpickler`) and deleted from Redis."""
 
     PREFIX = "facemask:state:"
 
-    def __init__(self, redis_url: str, state_dir: Path, forget_after_days: float = 90) -> None:
-        super().__init__(state_dir, forget_after_days)
-        from redis.asyncio import Redis
-
-        self._redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
-        self._marker = f"{self.PREFIX}present"
-        self._unsaved: dict[tuple[str, int], bytes] = {}
-        self._outage = Outage(
-            logger, "keeping chat state in memory", "chat state is saved there again"
-        )
-
-    def _key(self, kind: str, key: int) -> str:
-        return f"{self.PREFIX}{kind}:{key}"
+    def __init__(self, path: Path, redis_url: str, forget_after_days: float = 90) -> None:
+        super().__init__(path, forget_after_days)
+        self.redis_url = redis_url
+        self._imported = False
 
     async def _load(self, kind: str) -> dict[int, tuple[bytes, float]]:
-        # the bot cannot serve its keyboards without its state: wait for Redis
-        return await wait_for_redis(lambda: self._load_once(kind), "the bot's chat state", logger)
+        if not self._imported:
+            self._imported = True
+            await self._import_from_redis()
+        return await super()._load(kind)
 
-    async def _load_once(self, kind: str) -> dict[int, tuple[bytes, float]]:
-        keys = [key async for key in self._redis.scan_iter(match=f"{self.PREFIX}{kind}:*")]
-        loaded: dict[int, tuple[bytes, float]] = {}
-        now = time.time()
-        for key in keys:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(key)
-                pipe.ttl(key)
-                data, ttl = await pipe.execute()
-            if data is None:
-                continue
-            # a key's age is what its expiry has run down since the last write
-            touched = now - (self.keep_seconds - ttl) if ttl and ttl > 0 else now
-            loaded[int(key.rsplit(b":", 1)[1])] = (data, touched)
-        await self._redis.set(self._marker, b"1")
-        self._outage.back()
-        return loaded
+    async def _import_from_redis(self) -> None:
+        from redis.asyncio import Redis
 
-    async def _save(self, kind: str, key: int, data: bytes, now: float) -> None:
-        self._unsaved[kind, key] = data
-        await self._write_unsaved()
-
-    async def _write_unsaved(self) -> None:
-        if not self._unsaved:
-            return
-        pending = dict(self._unsaved)
+        redis = Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        moved = 0
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for (kind, key), data in pending.items():
-                    pipe.set(self._key(kind, key), data, ex=int(self.keep_seconds))
-                await pipe.execute()
-        except REDIS_TROUBLE as error:
-            self._outage.lost(error)  # kept in memory; written when Redis answers
-            return
-        for item, data in pending.items():
-            if self._unsaved.get(item) is data:
-                del self._unsaved[item]
-        self._outage.back()
-
-    async def _drop(self, kind: str, keys: Iterable[int]) -> None:
-        names = [self._key(kind, key) for key in keys]
-        for key in keys:
-            self._unsaved.pop((kind, key), None)
-        if names:
-            with contextlib.suppress(*REDIS_TROUBLE):  # they expire on their own anyway
-                await self._redis.delete(*names)
-
-    async def repair(self, chat_data: dict[int, Any], user_data: dict[int, Any]) -> None:
-        """Write everything again if Redis lost it (restarted empty); flush unsaved writes."""
-        try:
-            present = await self._redis.exists(self._marker)
-        except REDIS_TROUBLE as error:
-            self._outage.lost(error)
-            return
-        if not present:
-            logger.warning("Redis lost the bot's state (restarted?); writing it again from memory")
-            for kind, states in ((CHAT, chat_data), (USER, user_data)):
-                for key, state in list(states.items()):
-                    self._unsaved[kind, key] = encode_state(state)
-        await self._write_unsaved()
-        if not self._unsaved:
-            with contextlib.suppress(*REDIS_TROUBLE):
-                await self._redis.set(self._marker, b"1")
-
-    async def close(self) -> None:
-        await self._write_unsaved()
-        with contextlib.suppress(*REDIS_TROUBLE):
-            await self._redis.aclose()
+            keys = [key async for key in redis.scan_iter(match=f"{self.PREFIX}*")]
+            known = {kind: set(await super()._load(kind)) for kind in (CHAT, USER)}
+            for key in keys:
+                kind, _, number = key.decode().removeprefix(self.PREFIX).partition(":")
+                data, ttl = await redis.get(key), await redis.ttl(key)
+                if kind in known and number.lstrip("-").isdigit() and data is not None:
+                    if int(number) not in known[kind]:  # the file's own state is newer
+                        # a key's age is what its expiry has run down since its last write
+                        age = self.keep_seconds - ttl if ttl and ttl > 0 else 0.0
+                        await self._save(kind, int(number), data, time.time() - age)
+                        moved += 1
+                await redis.delete(key)
+        except REDIS_TROUBLE as error:  # tried again at the next start
+            self._imported = False
+            logger.warning(
+                "could not move the chat state an earlier release kept in Redis (%s); "
+                "trying again at the next start",
+                type(error).__name__,
+            )
+        finally:
+            await redis.aclose()
+        if moved:
+            logger.info("moved %d chat and user states from Redis to %s", moved, self.path.name)
 
 
 def create_persistence(settings: Any) -> TypedPersistence:
-    """Redis when the bot uses Redis for its jobs, else a SQLite file in ``STATE_DIR``."""
-    days = settings.forget_after_days
+    """A SQLite file in ``STATE_DIR``, in both modes (Redis mode moves an earlier release's
+    state out of Redis at its first start)."""
+    days, path = settings.forget_after_days, settings.state_dir / STATE_DB_NAME
     if settings.redis_url:
-        return RedisPersistence(settings.redis_url, settings.state_dir, days)
-    return SQLitePersistence(settings.state_dir / STATE_DB_NAME, days)
+        return SQLiteWithRedisImport(path, settings.redis_url, days)
+    return SQLitePersistence(path, days)
 
 
 #: the SQLite file's name inside ``STATE_DIR``

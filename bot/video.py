@@ -35,7 +35,7 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot import groups, handlers, keyboards, texts
+from bot import groups, handlers, journal, keyboards, texts
 from bot.handlers import services, translator
 from bot.i18n import Translator
 from bot.persistence import save_now
@@ -290,6 +290,7 @@ async def mask_and_reply(
         except FaceMaskError as error:
             logger.info("chat %s user %s video mask %d: %s", chat_id, user_id, mask.id, error.code)
             await _say_instead(context, progress, texts.video_error_text(error, t), reply_to)
+            await journal.answered(context)
             return
         finally:
             jobs.pop(key, None)
@@ -299,6 +300,7 @@ async def mask_and_reply(
             result.faces_mean, result.ms,
         )  # fmt: skip
         await _send(context, chat_id, reply_to, mask, result, t)
+        await journal.answered(context)  # a crash from here on must not send it twice
     if note:  # a round video has no caption: the progress message names the mask instead
         scaled_to = max(result.width, result.height) if result.scaled_down else None
         line = texts.video_caption(mask, t, scaled_to=scaled_to, cut_off=not result.complete)

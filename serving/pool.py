@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import itertools
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import FaceMaskError
@@ -61,6 +65,9 @@ Setup = Callable[[], JobFunction]
 VIDEO_NICENESS = 10
 #: videos waiting per video process before new ones are refused as busy
 VIDEO_QUEUE_PER_PROCESS = 4
+#: under TMPDIR: one private folder per worker process, for what core must write to a file (a
+#: video's MP4 while it is encoded); a folder whose process died is swept by the next to start
+PRIVATE_TEMP = "facemask-workers"
 
 # --------------------------------------------------------------------------------------------
 # what runs inside a worker process
@@ -127,12 +134,46 @@ def _reporter(conn: Connection, cancel: Any) -> ProgressReport:
     return report
 
 
+def private_temp_folder(root: Path | None = None) -> Path:
+    """This process's own temporary folder, made the default of :mod:`tempfile` (core writes a
+    video there while encoding it), after sweeping the folders of worker processes that died.
+
+    The process holds a lock on its folder for its life, so a folder whose lock can be taken
+    belongs to a dead process (a SIGKILL leaves its half-written video behind), whatever its
+    name: process ids are reused, and workers in other containers may share TMPDIR.
+    """
+    root = root or Path(tempfile.gettempdir()) / PRIVATE_TEMP
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in root.iterdir():
+        with contextlib.suppress(OSError):  # no lock yet (being made), or its owner lives
+            with (folder / "lock").open("rb") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder)
+                logger.info("removed %s, left by a worker process that died", folder)
+    while True:
+        folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
+        lock = (folder / "lock").open("ab")  # held until the process ends, however it ends
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):
+            if (folder / "lock").stat().st_ino == os.fstat(lock.fileno()).st_ino:
+                break  # not swept by another process between its making and its lock
+        lock.close()
+    _held_locks.append(lock)
+    tempfile.tempdir = str(folder)
+    os.environ["TMPDIR"] = str(folder)  # for anything started from here
+    return folder
+
+
+_held_locks: list[Any] = []
+
+
 def _child_main(
     conn: Connection, setup: Setup, log_level: int, secrets: list[str], cancel: Any = None
 ) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure_logging(log_level, secrets)
+    private_temp_folder()
     try:
         job_function = setup()
     except Exception as error:
