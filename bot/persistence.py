@@ -381,7 +381,7 @@ class SQLiteWithRedisImport(SQLitePersistence):
         moved = 0
         try:
             keys = [key async for key in redis.scan_iter(match=f"{self.PREFIX}*")]
-            known = {kind: set(await super()._load(kind)) for kind in (CHAT, USER)}
+            known = {kind: set(await SQLitePersistence._load(self, kind)) for kind in (CHAT, USER)}
             for key in keys:
                 kind, _, number = key.decode().removeprefix(self.PREFIX).partition(":")
                 data, ttl = await redis.get(key), await redis.ttl(key)

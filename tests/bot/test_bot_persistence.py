@@ -1,4 +1,6 @@
-"""The state stores: SQLite (embedded mode) and Redis, written at once, pruned, converted.
+"""The state store: a SQLite file in both modes, written at once, pruned, converted; in Redis
+mode an earlier release's keys are moved into it once, and a Redis that loses everything takes
+no state with it.
 
 States are stored as versioned JSON; an earlier version's pickles (rows, keys, the old file)
 are read once by a loader that builds only the bot's own state classes, rewritten as JSON, and
@@ -13,6 +15,7 @@ import pickle
 import sqlite3
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -20,10 +23,11 @@ import redis
 from bot.persistence import (
     DAY,
     STATE_DB_NAME,
-    RedisPersistence,
     SQLitePersistence,
+    SQLiteWithRedisImport,
+    create_persistence,
 )
-from bot.state import ChatState, PhotoRequest, UserState, decode_state
+from bot.state import ChatState, PhotoRequest, UserState, encode_state
 from core.results import Mode
 
 
@@ -98,50 +102,59 @@ async def test_state_written_by_an_older_class_gets_the_new_fields(tmp_path: Pat
     assert restored.photos == {}
 
 
-async def test_redis_store_expires_state_and_rewrites_what_redis_lost(
+async def test_redis_mode_keeps_state_in_the_file_so_losing_redis_loses_nothing(
     redis_url: str, tmp_path: Path
 ) -> None:
     url = redis_url.rsplit("/", 1)[0] + "/5"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    store = RedisPersistence(url, tmp_path, forget_after_days=90)
+    settings = SimpleNamespace(redis_url=url, state_dir=tmp_path, forget_after_days=90)
+    store = create_persistence(settings)
     try:
+        assert isinstance(store, SQLiteWithRedisImport)
         assert await store.get_chat_data() == {}
         await store.update_chat_data(5, chat_with_photo())
         await store.update_user_data(7, UserState([1.5]))
-        ttl = client.ttl("facemask:state:chat:5")
-        assert 89 * DAY < ttl <= 90 * DAY  # Redis itself forgets after 90 days
-
-        again = RedisPersistence(url, tmp_path)
+        assert client.keys("facemask:state:*") == []  # Redis holds no state
+        client.flushdb()  # Redis killed with the bot: no snapshot brings anything back
+        again = create_persistence(settings)
         assert await again.get_chat_data() == {5: chat_with_photo()}
-        await again.close()
-
-        client.flushdb()  # Redis restarted without its data
-        await store.repair({5: chat_with_photo()}, {7: UserState([1.5])})
-        assert decode_state(client.get("facemask:state:chat:5"), ChatState) == chat_with_photo()
-        assert client.exists("facemask:state:user:7")
+        assert await again.get_user_data() == {7: UserState([1.5])}
     finally:
-        await store.close()
         client.flushdb()
         client.close()
 
 
-@pytest.mark.parametrize("kind", ["chat", "user"])
-async def test_redis_store_reads_back_what_it_wrote(redis_url: str, tmp_path: Path, kind) -> None:
+async def test_an_earlier_releases_redis_state_is_moved_into_the_file_once(
+    redis_url: str, tmp_path: Path
+) -> None:
     url = redis_url.rsplit("/", 1)[0] + "/6"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    store = RedisPersistence(url, tmp_path)
+    path = tmp_path / STATE_DB_NAME
     try:
-        state = chat_with_photo() if kind == "chat" else UserState([2.5])
-        await store.save(kind, 9, state)
-        reader = RedisPersistence(url, tmp_path)
-        assert await reader._states(kind) == {9: state}
-        await reader.close()
+        client.set("facemask:state:chat:5", encode_state(chat_with_photo()), ex=int(30 * DAY))
+        client.set("facemask:state:user:7", encode_state(UserState([2.5])))
+        client.set("facemask:state:chat:8", encode_state(chat_with_photo(99)))
+        file_store = SQLitePersistence(path)
+        await file_store.get_chat_data()
+        await file_store.update_chat_data(8, chat_with_photo(13))  # the file's is newer
+        store = SQLiteWithRedisImport(path, url)
+        assert await store.get_chat_data() == {5: chat_with_photo(), 8: chat_with_photo(13)}
+        assert await store.get_user_data() == {7: UserState([2.5])}
+        assert client.keys("facemask:state:*") == []  # moved, not copied
+        assert _touched(path, 5) < time.time() - 59 * DAY  # its age came with it
     finally:
-        await store.close()
         client.flushdb()
         client.close()
+
+
+def _touched(path: Path, key: int) -> float:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT touched FROM state WHERE id = ?", (key,)).fetchone()[0]
+    finally:
+        db.close()
 
 
 # ----------------------------------------------------------------------------- old pickles
@@ -234,18 +247,19 @@ async def test_an_old_pickle_file_with_an_exploit_is_set_aside_never_run(
     assert "system" in line and "started afresh" in line
 
 
-async def test_a_pickled_redis_key_is_converted_to_json(redis_url: str, tmp_path: Path) -> None:
+async def test_a_pickled_redis_key_is_converted_and_an_exploit_refused(
+    redis_url: str, tmp_path: Path
+) -> None:
     url = redis_url.rsplit("/", 1)[0] + "/7"
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.set("facemask:state:chat:5", pickle.dumps(chat_with_photo(), pickle.HIGHEST_PROTOCOL))
     client.set("facemask:state:chat:6", pickle.dumps(Exploit(tmp_path / "ran")))
-    store = RedisPersistence(url, tmp_path)
+    store = SQLiteWithRedisImport(tmp_path / STATE_DB_NAME, url)
     try:
         assert await store.get_chat_data() == {5: chat_with_photo()}
-        assert decode_state(client.get("facemask:state:chat:5"), ChatState) == chat_with_photo()
-        assert not client.exists("facemask:state:chat:6") and not (tmp_path / "ran").exists()
+        assert json.loads(rows(tmp_path / STATE_DB_NAME)["chat", 5])["v"] == 1  # JSON now
+        assert client.keys("facemask:state:*") == [] and not (tmp_path / "ran").exists()
     finally:
-        await store.close()
         client.flushdb()
         client.close()

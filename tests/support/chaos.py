@@ -2,12 +2,16 @@
 
 Real parts throughout: a redis-server of our own (no snapshots), ``facemask-worker`` processes
 with the real model, the real bot (``python -m bot``) over the fake Telegram server, and
-simulated users tapping masks. Four scenarios, each bounded in time:
+simulated users tapping masks. The scenarios, each bounded in time:
 
 - Redis restarted mid-stream: every tap answered, workers back within 10 s, no traceback
 - a worker killed (SIGKILL, its model process too) mid-job: no tap lost
 - the bot killed (SIGKILL) and started again: every keyboard made before works, no tap lost
 - the queue filled: taps beyond it are answered "busy", nothing lost
+- the bot SIGKILLed mid-stream and under a backlog of 100 taps a second, in Redis and embedded
+  mode: every accepted tap answered once (bot.journal)
+- Redis and the bot killed together: every old keyboard still masks (the state is on disk)
+- a video's worker process SIGKILLed while it writes the MP4: 0 bytes left at rest
 
 The tests in ``tests/chaos`` run the same scenarios with assertions; this command prints the
 numbers. A test tool, not an installed command: ``./run chaos`` or
@@ -160,33 +164,44 @@ def tracebacks(*processes: Process) -> list[str]:
 
 @dataclass
 class Stack:
-    """Redis, workers and the bot in Redis mode, talking to one fake Telegram server."""
+    """Redis, workers and the bot in Redis mode, talking to one fake Telegram server; or, with
+    ``redis`` None, the bot in embedded mode (its workers built in). Every process writes its
+    temporary files under ``tmp`` (TMPDIR), where what is left at rest can be measured."""
 
     workdir: Path
     telegram: FakeTelegram
-    redis: RedisServer
+    redis: RedisServer | None
     workers: list[WorkerProcess] = field(default_factory=list)
     bot: BotProcess | None = None
 
+    @property
+    def tmp(self) -> Path:
+        folder = self.workdir / "tmp"
+        folder.mkdir(exist_ok=True)
+        return folder
+
     async def add_worker(self, **settings: str) -> WorkerProcess:
+        assert self.redis is not None
         worker = WorkerProcess(
-            f"worker{len(self.workers) + 1}", self.redis.url, self.workdir, **settings
-        )
+            f"worker{len(self.workers) + 1}", self.redis.url, self.workdir,
+            TMPDIR=str(self.tmp), **settings,
+        )  # fmt: skip
         worker.start()
         self.workers.append(worker)
         await worker.ready()
         return worker
 
     async def start_bot(self, **settings: str) -> BotProcess:
+        mode = {"REDIS_URL": self.redis.url} if self.redis else {"WORKERS": "2"}
         self.bot = BotProcess(
             self.telegram,
             self.workdir,
-            REDIS_URL=self.redis.url,
+            **{**mode, **settings},
+            TMPDIR=str(self.tmp),
             POLL_TIMEOUT="1",
             HEARTBEAT_FILE=str(self.workdir / "bot.alive"),
-            THROTTLE_JOBS="100",
+            THROTTLE_JOBS="10000",
             PYTHONPATH=str(ROOT),
-            **settings,
         )
         await self.bot.start()
         return self.bot
@@ -197,14 +212,22 @@ class Stack:
     async def close(self) -> None:
         for process in self.processes():
             await process.stop(timeout=20)
-        await self.redis.kill()
+        if self.redis is not None:
+            await self.redis.kill()
 
 
 @contextlib.asynccontextmanager
-async def stack(workdir: Path, workers: int = 2, **bot_settings: str) -> AsyncIterator[Stack]:
+async def stack(
+    workdir: Path, workers: int = 2, redis_mode: bool = True, **bot_settings: str
+) -> AsyncIterator[Stack]:
+    """Redis, ``workers`` facemask-workers and the bot; ``redis_mode`` False: the bot alone,
+    with its workers built in."""
     async with FakeTelegram(bot_username="facemask_chaos_bot") as telegram:
-        redis = RedisServer(workdir)
-        await redis.start()
+        redis = RedisServer(workdir) if redis_mode else None
+        if redis is not None:
+            await redis.start()
+        else:
+            workers = 0
         env = Stack(workdir, telegram, redis)
         try:
             await asyncio.gather(*(env.add_worker() for _ in range(workers)))
@@ -414,6 +437,140 @@ async def full_queue(env: Stack, taps_count: int = 6) -> Result:
     return Result("Full queue", taps, tracebacks(*env.processes()))
 
 
+# ----------------------------------------------------------------------------- durability
+
+
+async def restart_killed_bot(env: Stack) -> None:
+    """SIGKILL the bot (its embedded workers die with their pipes) and start it again."""
+    assert env.bot is not None and env.bot.proc is not None
+    env.bot.proc.kill()
+    await asyncio.to_thread(env.bot.proc.wait, 10)
+    await env.bot.start()
+
+
+async def bot_kill_mid_stream(env: Stack, users: int = 4, taps_each: int = 6) -> Result:
+    """Users tap without pause; the bot is SIGKILLed while taps are in flight, and restarted."""
+    picture, taps = small_photo(), Taps()
+    streams = [
+        asyncio.create_task(tapping_user(env.telegram, f"m{i}", picture, taps_each, 0.1, taps))
+        for i in range(users)
+    ]
+    # kill once a few taps are answered and more are in the workers
+    await env.telegram.wait_for(lambda: taps.photos >= users, timeout=60, what="first photos")
+    await restart_killed_bot(env)
+    await asyncio.gather(*streams)
+    mode = "Redis" if env.redis else "embedded"
+    return Result(f"Bot SIGKILL mid-stream ({mode})", taps, tracebacks(*env.processes()))
+
+
+async def backlog_kill(
+    env: Stack, rate: float = 100.0, seconds: float = 3.0, users: int = 20
+) -> Result:
+    """Taps arrive at ``rate`` a second, faster than the workers mask; the bot is SIGKILLed
+    halfway with a backlog fetched and not yet answered. Each tap must get one answer: its
+    photo, or "busy, try again"."""
+    picture, taps = small_photo(), Taps()
+    chats = await asyncio.gather(
+        *(keyboard_for(env.telegram, f"l{i}", picture) for i in range(users))
+    )
+    sent = [0] * users
+    count = round(rate * seconds)
+    started = time.monotonic()
+    for n in range(count):
+        user, _, _, keyboard = chats[n % users]
+        await env.telegram.press(user, keyboard, f"{n % 7 + 1} ")
+        sent[n % users] += 1
+        if n == count // 2:
+            env.bot.proc.kill()  # type: ignore[union-attr]
+            killed = asyncio.create_task(asyncio.to_thread(env.bot.proc.wait, 10))  # type: ignore[union-attr]
+        await asyncio.sleep(max(0.0, started + (n + 1) / rate - time.monotonic()))
+    await killed
+    await env.bot.start()  # type: ignore[union-attr]
+
+    def answers(i: int) -> list[Message]:
+        _, _, photo, keyboard = chats[i]
+        return [m for m in env.telegram.replies_to(photo) if m.message_id != keyboard.message_id]
+
+    with contextlib.suppress(TimeoutError):
+        await env.telegram.wait_for(
+            lambda: all(len(answers(i)) >= sent[i] for i in range(users)), timeout=ANSWER_WITHIN
+        )
+    await asyncio.sleep(2.0)  # a duplicate would come now
+    for i in range(users):
+        got = answers(i)
+        taps.photos += sum(1 for m in got if m.photo)
+        taps.errors += [m.text or "?" for m in got if not m.photo]
+        taps.unanswered += max(0, sent[i] - len(got))
+        taps.duplicates += max(0, len(got) - sent[i])
+        taps.photos -= max(0, len(got) - sent[i])  # count each tap once
+    notes = {"taps a second": round(count / seconds)}
+    mode = "Redis" if env.redis else "embedded"
+    return Result(f"Bot SIGKILL under a backlog ({mode})", taps, tracebacks(*env.processes()),
+                  notes)  # fmt: skip
+
+
+async def redis_and_bot_killed(env: Stack, chats: int = 4) -> Result:
+    """Keyboards are made; Redis (no snapshots: it comes back empty) and the bot are SIGKILLed
+    together and started again: every old keyboard must still mask."""
+    assert env.redis is not None and env.bot is not None and env.bot.proc is not None
+    picture, taps = small_photo(), Taps()
+    made = [await keyboard_for(env.telegram, f"z{i}", picture) for i in range(chats)]
+    env.bot.proc.kill()
+    await env.redis.kill()
+    await asyncio.to_thread(env.bot.proc.wait, 10)
+    await env.redis.start()
+    await env.bot.start()
+    for i, (user, _, photo, keyboard) in enumerate(made):
+        await tap(env.telegram, user, photo, keyboard, i % 7 + 1, taps)
+    notes = {"old keyboards": chats, "old keyboards that masked": taps.photos}
+    return Result("Redis and bot killed together", taps, tracebacks(*env.processes()), notes)
+
+
+def bytes_at_rest(folder: Path) -> int:
+    """What files under ``folder`` hold (the worker folders' empty lock files hold nothing)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _niceness(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+async def video_kill(env: Stack) -> Result:
+    """A video's worker process is SIGKILLed while it writes the masked MP4; the job is retried
+    on a new process, and nothing of the video is left on disk."""
+    from tests.support import clips
+
+    taps = Taps()
+    owner = env.workers[0] if env.workers else env.bot
+    assert owner is not None
+    user = env.telegram.user("v")
+    chat = env.telegram.private_chat(user)
+    clip = clips.face_clip(6, fps=30, size=(400, 400))
+    note = await env.telegram.send_video_note(chat, user, clip, duration=6, length=400)
+    keyboard = await env.telegram.wait_reply(note, has_keyboard, timeout=30)
+    await env.telegram.press(user, keyboard, "3 ")
+
+    def writing() -> list[Path]:
+        return [f for f in env.tmp.rglob("*.mp4") if f.stat().st_size > 0]
+
+    await env.telegram.wait_for(lambda: writing(), timeout=90, what="a video being written")
+    [video_process] = [pid for pid in owner.model_processes() if _niceness(pid) > 0]
+    left_at_kill = bytes_at_rest(env.tmp)
+    os.kill(video_process, signal.SIGKILL)
+    started = time.monotonic()
+    try:
+        await env.telegram.wait_reply(note, lambda m: bool(m.video_note), timeout=ANSWER_WITHIN)
+        taps.seconds.append(time.monotonic() - started)
+        taps.photos += 1  # the masked video note: retried on a new process
+    except TimeoutError:
+        taps.unanswered += 1
+    notes = {"bytes in TMPDIR at the kill": left_at_kill, "bytes at rest": bytes_at_rest(env.tmp)}
+    return Result("Video process SIGKILL mid-video", taps, tracebacks(*env.processes()), notes)
+
+
 # ----------------------------------------------------------------------------- command
 
 
@@ -422,12 +579,24 @@ TARGETS = {
     "Worker kill mid-job": "0 lost",
     "Bot SIGKILL and restart": "0 lost, every old keyboard works",
     "Full queue": "taps beyond the queue answered busy, nothing lost",
+    "Bot SIGKILL mid-stream (embedded)": "0 accepted taps lost, 0 answered twice",
+    "Bot SIGKILL mid-stream (Redis)": "0 accepted taps lost, 0 answered twice",
+    "Bot SIGKILL under a backlog (embedded)": "at 100 taps/s: 0 lost, 0 answered twice",
+    "Bot SIGKILL under a backlog (Redis)": "at 100 taps/s: 0 lost, 0 answered twice",
+    "Redis and bot killed together": "every old keyboard works after the restart",
+    "Video process SIGKILL mid-video": "0 bytes of pictures or videos at rest, the video answered",
 }
 
 
 def met(result: Result) -> bool:
     t = result.taps
     ok = t.unanswered == 0 and not result.tracebacks and t.duplicates == 0
+    if result.name.startswith("Bot SIGKILL under a backlog"):
+        return ok  # "busy, try again" is an answer
+    if result.name == "Redis and bot killed together":
+        return ok and t.photos == result.notes["old keyboards"]
+    if result.name == "Video process SIGKILL mid-video":
+        return ok and t.photos == 1 and result.notes["bytes at rest"] == 0
     if result.name == "Redis restart mid-stream":
         back = result.notes["workers back within s"]
         return ok and result.notes["workers not back"] == 0 and 0 <= back <= 10
@@ -442,18 +611,24 @@ async def run(args: argparse.Namespace) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="facemask-chaos-") as workdir:
         base = Path(args.log_dir or workdir)
-        for name, scenario, settings in [
-            ("redis", redis_restart, {}),
-            ("worker", worker_kill, {}),
-            ("bot", bot_kill, {}),
-            ("queue", full_queue, {"QUEUE_SIZE": "2"}),
+        for name, scenarios, redis_mode, settings in [
+            ("redis", [redis_restart], True, {}),
+            ("worker", [worker_kill], True, {}),
+            ("bot", [bot_kill, bot_kill_mid_stream, backlog_kill], True, {}),
+            ("together", [redis_and_bot_killed, video_kill], True, {}),
+            ("queue", [full_queue], True, {"QUEUE_SIZE": "2"}),
+            ("embedded", [bot_kill_mid_stream, backlog_kill, video_kill], False, {}),
         ]:
+            if args.only and name not in args.only:
+                continue
             folder = base / name
             folder.mkdir(parents=True, exist_ok=True)
-            async with stack(folder, workers=args.workers, **settings) as env:
-                result = await scenario(env)
-            results.append(result)
-            print(f"{result.line()}", flush=True)
+            workers = args.workers
+            async with stack(folder, workers=workers, redis_mode=redis_mode, **settings) as env:
+                for scenario in scenarios:
+                    result = await scenario(env)
+                    results.append(result)
+                    print(f"{result.line()}", flush=True)
     print()
     for result in results:
         verdict = "met" if met(result) else "NOT MET"
@@ -465,6 +640,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./run chaos", description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="facemask-worker processes")
     parser.add_argument("--log-dir", type=Path, help="keep every process's log here")
+    parser.add_argument(
+        "--only", nargs="+", metavar="STACK",
+        choices=["redis", "worker", "bot", "together", "queue", "embedded"],
+        help="run these stacks' scenarios only",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     return asyncio.run(run(args))
