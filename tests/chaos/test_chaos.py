@@ -58,6 +58,18 @@ async def test_bot_killed_and_restarted_keeps_every_keyboard(env: chaos.Stack) -
     assert result.notes["toggle remembered"] == 1.0
 
 
+async def test_bot_killed_mid_stream_answers_every_tap_once(env: chaos.Stack) -> None:
+    result = await chaos.bot_kill_mid_stream(env, users=3, taps_each=4)
+    assert_every_tap_answered_once(result)
+    assert result.taps.photos == result.taps.taps == 12, result.line()
+
+
+async def test_redis_and_bot_killed_together_every_old_keyboard_masks(env: chaos.Stack) -> None:
+    result = await chaos.redis_and_bot_killed(env, chats=3)
+    assert_every_tap_answered_once(result)
+    assert result.taps.photos == 3, result.line()
+
+
 async def test_worker_killed_mid_job_loses_nothing(env: chaos.Stack) -> None:
     result = await chaos.worker_kill(env, taps_count=3)
     assert_every_tap_answered_once(result)
