@@ -638,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     except Skip as reason:
         log(f"skipped: {reason}")
         return 0
-    except CheckFailed as failure:
+    except (CheckFailed, TimeoutError) as failure:
         log(f"FAILED: {failure}")
         report(numbers)
         return 1
