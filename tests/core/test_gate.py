@@ -1,0 +1,102 @@
+"""The plausibility gate: a mask goes on faces, not on fur, toys or hair."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+from core.api import FaceMasker
+from core.detection.base import Detection
+from core.detection.boxes import box_around
+from core.errors import NoFaceFoundError
+from core.keypoints.plausibility import (
+    FaceEvidence,
+    FaceGate,
+    evidence,
+    points_and_spreads,
+    skin_share,
+)
+from core.results import Mode
+
+
+class OneBox:
+    """A detector that reports one face where it is told to, with the score it is told."""
+
+    def __init__(self, cx: float, cy: float, side: float, score: float) -> None:
+        self.found = [Detection(box_around(cx, cy, side, 0.0), score)]
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        return list(self.found)
+
+
+@pytest.fixture(scope="module")
+def masker() -> FaceMasker:
+    return FaceMasker()
+
+
+def test_the_shipped_gate_refuses_what_is_not_a_face():
+    gate = FaceGate()
+    fur = FaceEvidence(score=0.8, spread=0.3, shape_error=0.1, skin=0.0, eyes_px=40.0)
+    assert not gate.keeps(fur)
+    face = FaceEvidence(score=0.9999, spread=0.12, shape_error=0.02, skin=0.9, eyes_px=40.0)
+    assert gate.keeps(face)
+
+
+def test_the_astronaut_keeps_her_mask(masker):
+    faces = masker.find_faces(data.astronaut(), Mode.FACES)
+    assert len(faces) == 1
+    image = data.astronaut()
+    detections = masker.detector.detect(image)
+    points, spreads = points_and_spreads(masker.predictor, image, [d.box for d in detections])
+    assert np.isfinite(spreads).all()
+    e = evidence(image, detections[0].score, points[0], float(spreads[0]), 0.03)
+    assert e.skin > 0.5 and masker.gate.keeps(e)
+
+
+def test_the_points_are_the_predictors_own(masker):
+    image = data.astronaut()
+    boxes = [d.box for d in masker.detector.detect(image)]
+    points, _ = points_and_spreads(masker.predictor, image, boxes)
+    np.testing.assert_array_equal(points, masker.predictor.predict(image, boxes))
+
+
+def test_a_predictor_without_heatmaps_gives_no_spread():
+    class PointsOnly:
+        def predict(self, image_rgb, boxes):
+            return np.zeros((len(boxes), 68, 2), np.float32)
+
+    box = box_around(50, 50, 40, 0.0)
+    points, spreads = points_and_spreads(PointsOnly(), np.zeros((100, 100, 3), np.uint8), [box])
+    assert points.shape == (1, 68, 2) and np.isnan(spreads).all()
+
+
+def test_grey_is_not_skin_and_a_face_is(astronaut_points):
+    face = astronaut_points
+    assert skin_share(data.astronaut(), face) > 0.6
+    assert skin_share(np.full((512, 512, 3), 128, np.uint8), face) == 0.0
+
+
+def test_a_weak_detection_on_a_texture_is_left_alone():
+    """A detector unsure of a box on bricks: without the gate the product masks it."""
+    bricks = np.ascontiguousarray(data.brick()[..., None].repeat(3, axis=2))
+    weak = OneBox(256, 256, 160, score=0.8)
+    bare = FaceMasker(detector=weak, gate=None, max_shape_error=None)
+    assert len(bare.find_faces(bricks, Mode.FACES)) == 1
+    gated = FaceMasker(predictor=bare.predictor, detector=weak, max_shape_error=None)
+    with pytest.raises(NoFaceFoundError):
+        gated.find_faces(bricks, Mode.FACES)
+
+
+def test_a_group_photo_keeps_every_face(shared_data):
+    from lab.detector_bench import make_photo
+    from training.data import load_splits
+    from training.metrics import interocular, point_inside
+
+    samples = load_splits(shared_data).val
+    photo, faces, _ = make_photo(samples, np.random.default_rng(0))
+    masker = FaceMasker()
+    big = [pts for pts in faces if interocular(pts) >= 20]
+    found = masker.find_faces(photo, Mode.FACES)
+    centres = [((f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2) for f in found]
+    assert all(any(point_inside(x, y, pts) for x, y in centres) for pts in big)
