@@ -7,6 +7,7 @@ import os
 import pickle
 import shutil
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ import pytest
 import pytest_asyncio
 import redis
 
+from bot.persistence import STATE_DB_NAME
 from bot.state import ChatState, decode_state
 from core.results import Mode
 from masks import catalog
@@ -103,8 +105,9 @@ async def test_an_old_pickled_state_converts_and_its_keyboard_still_works(
     face_jpeg: bytes,
     tmp_path: Path,
 ) -> None:
-    """A chat state an earlier release pickled into Redis: read once by the restricted loader,
-    rewritten as JSON, its keyboard answers; a pickle holding os.system is refused, never run."""
+    """A chat state an earlier release pickled into Redis: moved into the bot's SQLite file
+    once, through the restricted loader, as JSON; its keyboard answers; a pickle holding
+    os.system is refused, never run; Redis holds no state afterwards."""
     telegram = redis_telegram
     user = telegram.user("Olga")
     chat = telegram.private_chat(user)
@@ -112,20 +115,30 @@ async def test_an_old_pickled_state_converts_and_its_keyboard_still_works(
     keyboard = await telegram.wait_reply(photo, has_keyboard)
 
     assert await redis_bot.stop() == 0, redis_bot.log()[-3000:]
+    database = redis_bot.workdir / "state" / STATE_DB_NAME
+    with sqlite3.connect(database) as db:
+        (data,) = db.execute(
+            "SELECT data FROM state WHERE kind = 'chat' AND id = ?", (chat.id,)
+        ).fetchone()
+        state = decode_state(data, ChatState)  # what this release wrote: JSON in the file
+        db.execute("DELETE FROM state WHERE kind = 'chat' AND id = ?", (chat.id,))
     client = redis.Redis.from_url(redis_url)
     key, mark = f"facemask:state:chat:{chat.id}", tmp_path / "exploit-ran"
-    try:
-        state = decode_state(client.get(key), ChatState)  # what this release wrote: JSON
-        client.set(key, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))  # as the last one did
+    try:  # as an earlier release kept them: pickles in Redis
+        client.set(key, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
         client.set("facemask:state:chat:424242", pickle.dumps(Exploit(mark)))
         await redis_bot.start()
         await telegram.press(user, keyboard, "4 ")
         result = await telegram.wait_reply(photo, lambda m: bool(m.photo), timeout=60)
         assert catalog.get(4).name in result.caption
-        assert decode_state(client.get(key), ChatState).photos == state.photos  # JSON now
-        assert not client.exists("facemask:state:chat:424242")
+        assert not client.exists(key) and not client.exists("facemask:state:chat:424242")
     finally:
         client.close()
+    with sqlite3.connect(database) as db:
+        (data,) = db.execute(
+            "SELECT data FROM state WHERE kind = 'chat' AND id = ?", (chat.id,)
+        ).fetchone()
+    assert decode_state(data, ChatState).photos == state.photos  # JSON now
     assert not mark.exists()
     assert "refused the old pickled state of chat 424242" in redis_bot.log()
 
