@@ -14,20 +14,19 @@ labels in any shipped language, any case.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
-import unicodedata
 
 from telegram import Bot, ChatMember, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ChatMemberHandler, CommandHandler, MessageHandler, filters
 
-from bot import handlers, i18n, texts
+from bot import handlers, texts
 from bot.handlers import services, translator
 from bot.i18n import Translator
 from bot.state import Context
+from masks import names as mask_names
 from masks.catalog import MaskSpec
 
 logger = logging.getLogger(__name__)
@@ -52,31 +51,9 @@ def direct_argument(text: str | None, username: str) -> str | None:
 
 
 def find_mask(name: str, masks: list[MaskSpec]) -> MaskSpec | None:
-    """The mask ``name`` means: its number, emoji, or name or label in any shipped language."""
-    wanted = _normal(name)
-    if wanted.isdigit():
-        return handlers.mask_by_id(masks, int(wanted))
-    return _mask_names(tuple(masks)).get(wanted)
-
-
-@functools.cache
-def _mask_names(masks: tuple[MaskSpec, ...]) -> dict[str, MaskSpec]:
-    names: dict[str, MaskSpec] = {}
-    for mask in masks:
-        names[_normal(mask.emoji)] = mask
-    for language in i18n.LANGUAGES:
-        t = i18n.translator(language)
-        for mask in masks:
-            for word in (mask.name, mask.label):
-                names.setdefault(_normal(t(word)), mask)
-    return names
-
-
-def _normal(text: str) -> str:
-    """Case, spacing, quotes and ё/е never decide whether a name matches."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = text.replace("\u0307", "").replace("ё", "е")  # Turkish İ casefolds to i + dot above
-    return " ".join(text.strip(" \t\"'«»“”„.,!?").split())
+    """The mask ``name`` means: its number, emoji, or name or label in any shipped language
+    (:mod:`masks.names`, which the command line matches with too)."""
+    return mask_names.find(name, masks)
 
 
 def unknown_mask_text(name: str, masks: list[MaskSpec], t: Translator) -> str:

@@ -35,6 +35,7 @@ from bot.persistence import save_now
 from bot.state import AvatarMasks, Context, UserState
 from core.errors import FaceMaskError, NoFaceFoundError
 from core.results import Mode
+from masks import names as mask_names
 from masks.catalog import MaskSpec
 
 logger = logging.getLogger(__name__)
@@ -60,12 +61,12 @@ def wanted_masks(text: str, masks: list[MaskSpec]) -> set[int]:
     exact = groups.find_mask(text, masks)
     if exact is not None:
         return {exact.id}
-    start = groups._normal(text)
+    start = mask_names.normal(text)
     found = set()
     for language in i18n.LANGUAGES:
         t = i18n.translator(language)
         for mask in masks:
-            names = (groups._normal(t(mask.name)), groups._normal(t(mask.label)))
+            names = (mask_names.normal(t(mask.name)), mask_names.normal(t(mask.label)))
             if any(name.startswith(start) for name in names):
                 found.add(mask.id)
     return found
