@@ -11,8 +11,8 @@ Each validation face is read by the functions the product reads faces with
 
 Crops are cut from the pack's images by ``core.keypoints.preprocess.crop_image``, as the
 product cuts them from a photo. What still differs from ``facemask-eval``: the pack's images
-were shrunk to fit its canvas (and the detector ran there), and the product runs the released network
-(float16 weights, int8 backbones on ONNX Runtime) where this runs the one in training.
+were shrunk to fit its canvas (and the detector ran there), and the product runs the released
+network (float16 weights, int8 backbones on ONNX Runtime) where this runs the one in training.
 """
 
 from __future__ import annotations
