@@ -1,4 +1,4 @@
-"""``python -m lab.first_photo [PHOTO]``: a worker's start to its first masked photo.
+"""``python -m tests.support.first_photo [PHOTO]``: a worker's start to its first masked photo.
 
 The time a fresh process takes to load every network as a pool worker does
 (``serving.pool.load_mask_job``) and then mask one photo (default: scikit-image's
@@ -15,7 +15,7 @@ started = time.perf_counter()
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lab.first_photo", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tests.support.first_photo", description=__doc__)
     p.add_argument("photo", nargs="?", help="a photo file (default: the astronaut)")
     p.add_argument("--mask", type=int, default=1)
     args = p.parse_args(argv)
