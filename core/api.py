@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,6 +31,7 @@ from core.errors import NoFaceFoundError, UnknownMaskError
 from core.keypoints.plausibility import FaceGate, evidence, points_and_spreads
 from core.render import warp
 from core.render.sticker import cut_out
+from core.render.style import Style
 from core.results import Face, MaskedPhoto, MaskedVideo, Mode
 from core.video import codec, masking
 from masks import catalog
@@ -45,6 +47,13 @@ ImageInput = imageio.ImageInput
 __all__ = ["Face", "FaceMasker", "Masker", "MaskedPhoto", "Mode", "default_masker", "face_mask"]
 
 
+#: styled mask pictures a masker keeps (about 17 MB each), the least recently used dropped
+KEEP_STYLED = 8
+#: a mask id, or a mix: one mask id per face, faces taken left to right (``masks.mix``)
+MaskChoice = int | Sequence[int]
+#: a style (``core.render.style``), its id ("navy", "#0473e2", "stripes"), or None for none
+StyleChoice = Style | str | None
+
 # Above this ``warp.shape_error`` a detection's points are not a face. Chosen on 100 group
 # photos (facemask-detector-bench --masked): with MTCNN, 0.12 keeps every face with eyes
 # >= 20 px apart (0.09 dropped 3% of them, turned heads, and no false box); with the Haar
@@ -57,14 +66,28 @@ class Masker(Protocol):
     test may hand in a small double. The video path needs less
     (:class:`core.video.masker.VideoMasker`)."""
 
-    def apply(self, image: ImageInput, mask_id: int, mode: Mode | str = ...) -> MaskedPhoto: ...
+    def apply(
+        self,
+        image: ImageInput,
+        mask_id: MaskChoice,
+        mode: Mode | str = ...,
+        style: StyleChoice = ...,
+    ) -> MaskedPhoto: ...
 
     def apply_many(
-        self, image: ImageInput, mask_ids: list[int] | tuple[int, ...], mode: Mode | str = ...
+        self,
+        image: ImageInput,
+        mask_ids: list[int] | tuple[int, ...],
+        mode: Mode | str = ...,
+        style: StyleChoice = ...,
     ) -> list[MaskedPhoto]: ...
 
     def sticker(
-        self, image: ImageInput, mode: Mode | str = ..., mask_id: int | None = ...
+        self,
+        image: ImageInput,
+        mode: Mode | str = ...,
+        mask_id: MaskChoice | None = ...,
+        style: StyleChoice = ...,
     ) -> bytes: ...
 
     def apply_video(
@@ -108,6 +131,7 @@ class FaceMasker:
         self.max_shape_error = max_shape_error
         self.gate = gate
         self._pictures: dict[int, warp.MaskPicture] = {}
+        self._styled: OrderedDict[tuple[int, str], warp.MaskPicture] = OrderedDict()
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- public
@@ -116,13 +140,23 @@ class FaceMasker:
         """Every face's box and 68 points (Mode.FACES), or the whole image as one face."""
         return self.find_faces(imageio.decode(image).rgb, mode)
 
-    def apply(self, image: ImageInput, mask_id: int, mode: Mode | str = Mode.FACES) -> MaskedPhoto:
-        """The photo with mask ``mask_id`` (1-7) on every face, encoded like the input."""
+    def apply(
+        self,
+        image: ImageInput,
+        mask_id: MaskChoice,
+        mode: Mode | str = Mode.FACES,
+        style: StyleChoice = None,
+    ) -> MaskedPhoto:
+        """The photo with mask ``mask_id`` (1-7) on every face, encoded like the input.
+
+        ``mask_id`` a sequence: a mix, face i from the left wearing ``mask_id[i % len]``.
+        ``style`` (:mod:`core.render.style`): the masks' cloth in that colour, pattern or
+        picture, through the same warp and light as the plain masks."""
         started = time.perf_counter()
-        decoded, rgb, faces = self.mask_pixels(image, mask_id, mode)
+        decoded, rgb, faces = self.mask_pixels(image, mask_id, mode, style)
         data = imageio.encode_like(decoded, rgb)
         ms = (time.perf_counter() - started) * 1000
-        log.debug("mask %d on %d face(s) in %.1f ms", mask_id, len(faces), ms)
+        log.debug("mask %s on %d face(s) in %.1f ms", mask_id, len(faces), ms)
         return MaskedPhoto(data, decoded.format, decoded.width, decoded.height, tuple(faces), ms)
 
     def apply_many(
@@ -130,6 +164,7 @@ class FaceMasker:
         image: ImageInput,
         mask_ids: list[int] | tuple[int, ...],
         mode: Mode | str = Mode.FACES,
+        style: StyleChoice = None,
     ) -> list[MaskedPhoto]:
         """The photo once per mask in ``mask_ids``, in that order, each encoded like the input.
 
@@ -138,7 +173,7 @@ class FaceMasker:
         Each result's ``ms`` is the shared work plus its own drawing.
         """
         started = time.perf_counter()
-        pictures = [self.picture(mask_id) for mask_id in mask_ids]  # unknown ids fail first
+        pictures = [self.picture(mask_id, style) for mask_id in mask_ids]  # unknown ids first
         decoded = imageio.decode(image)
         faces = self.find_faces(decoded.rgb, mode)
         points = [face.points for face in faces]
@@ -158,12 +193,18 @@ class FaceMasker:
         return results
 
     def sticker(
-        self, image: ImageInput, mode: Mode | str = Mode.FACES, mask_id: int | None = None
+        self,
+        image: ImageInput,
+        mode: Mode | str = Mode.FACES,
+        mask_id: MaskChoice | None = None,
+        style: StyleChoice = None,
     ) -> bytes:
         """The largest face's head cut out on transparency with a white outline: a 512 px WebP
         Telegram sticker (:mod:`core.render.sticker`). With ``mask_id`` the mask is put on
-        first (the points are read on the bare face, where they are surest)."""
-        picture = self.picture(mask_id) if mask_id is not None else None
+        first (the points are read on the bare face, where they are surest), in ``style``."""
+        if mask_id is not None and not isinstance(mask_id, int):
+            mask_id = mask_id[0]  # a mix on one face: its first mask
+        picture = self.picture(mask_id, style) if mask_id is not None else None
         decoded = imageio.decode(image)
         faces = self.find_faces(decoded.rgb, mode)
         largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
@@ -175,13 +216,30 @@ class FaceMasker:
     # ----------------------------------------------------------------- stages
 
     def mask_pixels(
-        self, image: ImageInput, mask_id: int, mode: Mode | str = Mode.FACES
+        self,
+        image: ImageInput,
+        mask_id: MaskChoice,
+        mode: Mode | str = Mode.FACES,
+        style: StyleChoice = None,
     ) -> tuple[imageio.Decoded, np.ndarray, list[Face]]:
         """Decoded input, masked RGB pixels and the faces, before encoding."""
-        picture = self.picture(mask_id)  # an unknown mask fails before any work
+        ids = [mask_id] if isinstance(mask_id, int) else list(mask_id)
+        if not ids:
+            raise UnknownMaskError()
+        pictures = [self.picture(i, style) for i in ids]  # an unknown mask fails before any work
         decoded = imageio.decode(image)
         faces = self.find_faces(decoded.rgb, mode)
-        rgb = warp.apply_masks(decoded.rgb, picture, [f.points for f in faces])
+        if len(pictures) == 1:
+            rgb = warp.apply_masks(decoded.rgb, pictures[0], [f.points for f in faces])
+            return decoded, rgb, faces
+        # a mix: faces from left to right, each with the next mask, each lit by the photo as
+        # it came (as one mask on every face is), laid over the others where they overlap
+        rgb = decoded.rgb.copy()
+        by_x = sorted(range(len(faces)), key=lambda i: faces[i].box[0] + faces[i].box[2])
+        for n, i in enumerate(by_x):
+            one = warp.apply_masks(decoded.rgb, pictures[n % len(pictures)], [faces[i].points])
+            changed = (one != decoded.rgb).any(axis=2)
+            rgb[changed] = one[changed]
         return decoded, rgb, faces
 
     def find_faces(self, rgb: np.ndarray, mode: Mode | str = Mode.FACES) -> list[Face]:
@@ -211,13 +269,28 @@ class FaceMasker:
             raise NoFaceFoundError()
         return faces
 
-    def picture(self, mask_id: int) -> warp.MaskPicture:
-        """The mask ready to warp (read and prepared on first use, then kept)."""
+    def picture(self, mask_id: int, style: StyleChoice = None) -> warp.MaskPicture:
+        """The mask ready to warp (read and prepared on first use, then kept); in ``style``,
+        kept among the :data:`KEEP_STYLED` last used."""
         spec = mask_spec(mask_id)
+        style = as_style(style)
         with self._lock:
-            if spec.id not in self._pictures:
-                self._pictures[spec.id] = load_picture(spec)
-            return self._pictures[spec.id]
+            if style is None:
+                if spec.id not in self._pictures:
+                    self._pictures[spec.id] = load_picture(spec)
+                return self._pictures[spec.id]
+            key = (spec.id, style.key)
+            picture = self._styled.pop(key, None) or load_picture(spec, style)
+            self._styled[key] = picture
+            while len(self._styled) > KEEP_STYLED:
+                self._styled.popitem(last=False)
+            return picture
+
+    def styled_bytes(self) -> int:
+        """What the styled pictures kept now take, in bytes (facemask-bench --memory)."""
+        with self._lock:
+            pictures = list(self._styled.values())
+        return sum(level.nbytes for picture in pictures for level in picture.levels)
 
     # ----------------------------------------------------------------- moving pictures
 
@@ -257,12 +330,28 @@ def mask_spec(mask_id: int) -> catalog.MaskSpec:
         raise UnknownMaskError() from None
 
 
-def load_picture(spec: catalog.MaskSpec) -> warp.MaskPicture:
+def as_style(style: StyleChoice) -> Style | None:
+    """A :class:`Style` from a style or its id; None (and "") for the mask as drawn."""
+    if style is None or isinstance(style, Style):
+        return style
+    return Style.parse(style) if style.strip() else None
+
+
+def load_picture(spec: catalog.MaskSpec, style: Style | None = None) -> warp.MaskPicture:
     bgra = cv2.imread(str(spec.path), cv2.IMREAD_UNCHANGED)
     if bgra is None or bgra.ndim != 3 or bgra.shape[2] != 4:
         raise RuntimeError(f"mask picture {spec.path} is missing or not RGBA")
     rgba = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
-    return warp.MaskPicture.from_rgba(rgba, catalog.template().points)
+    template = catalog.template()
+    restyle = style.restyler(spec, template_unit(template)) if style is not None else None
+    return warp.MaskPicture.from_rgba(rgba, template.points, restyle=restyle)
+
+
+def template_unit(template: catalog.Template) -> float:
+    """The template face's width (jaw end to jaw end) in mask-picture pixels: what a
+    pattern's features are sized by."""
+    points = template.points
+    return float(np.linalg.norm(points[16] - points[0]))
 
 
 _default_masker: FaceMasker | None = None

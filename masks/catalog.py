@@ -24,6 +24,25 @@ PNG_DIR = HERE / "png"
 
 
 @dataclass(frozen=True)
+class Recolour:
+    """Which pixels of a mask's picture take a style's colour or pattern (issue 26).
+
+    The body is what is left of the picture's opaque part once everything thinner than
+    ``strap_px`` (ear loops, straps) is opened away; of the body, the pixels whose colour is
+    within ``chroma`` of the body's median colour (None: all of them, for a mask whose cloth is
+    itself patterned), less the ellipses in ``keep`` (valves, filters: ``(cx, cy, rx, ry)`` in
+    picture pixels). ``shade``: how the cloth's own folds and light are read from the picture,
+    "fine" (its brightness, pixel by pixel) or "smooth" (blurred first, where the picture's
+    brightness is its pattern). docs/features.md#styles says why each mask's region is what it is.
+    """
+
+    chroma: float | None = 0.06
+    keep: tuple[tuple[float, float, float, float], ...] = ()
+    shade: str = "fine"
+    strap_px: int = 25
+
+
+@dataclass(frozen=True)
 class MaskSpec:
     id: int
     name: str  # "Surgical mask": for captions
@@ -31,6 +50,7 @@ class MaskSpec:
     emoji: str
     file: str = ""  # relative to masks/
     anchors: tuple[int, ...] = field(default=(), repr=False)
+    recolour: Recolour = field(default=Recolour(), repr=False)
 
     @property
     def button(self) -> str:
@@ -60,12 +80,22 @@ def _load() -> tuple[tuple[MaskSpec, ...], Template]:
             emoji=m["emoji"],
             file=m["file"],
             anchors=tuple(m["anchors"]),
+            recolour=_recolour(m.get("recolour", {})),
         )
         for m in data["masks"]
     )
     t = data["template"]
     template = Template(t["width"], t["height"], np.asarray(t["points"], np.float32))
     return specs, template
+
+
+def _recolour(entry: dict) -> Recolour:
+    return Recolour(
+        chroma=entry.get("chroma", Recolour.chroma),
+        keep=tuple(tuple(float(v) for v in ellipse) for ellipse in entry.get("keep", ())),
+        shade=entry.get("shade", Recolour.shade),
+        strap_px=int(entry.get("strap_px", Recolour.strap_px)),
+    )
 
 
 def masks() -> list[MaskSpec]:

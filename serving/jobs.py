@@ -76,16 +76,31 @@ class JobLostError(WorkerFailedError):
     code = "lost"
 
 
+#: a job's ``style`` that means "the picture in ``pattern``" (core.render.style.OWN)
+OWN_STYLE = "own"
+
+
 @dataclass(frozen=True)
 class MaskJob:
-    """One photo to mask: the encoded picture, the mask's id and how faces are found."""
+    """One photo to mask: the encoded picture, the mask's id and how faces are found.
+
+    ``style``: the cloth's colour or pattern by id ("navy", "#0473e2", "stripes"; "" as drawn),
+    or :data:`OWN_STYLE` for the picture whose bytes are ``pattern`` (the bot downloads it for
+    the job from Telegram's file id: no picture is kept). ``mix``: one mask per face, faces
+    left to right (``masks.mix``); empty: ``mask_id`` on every face."""
 
     image: bytes
     mask_id: int
     mode: Mode = Mode.FACES
+    style: str = ""
+    pattern: bytes = b""
+    mix: tuple[int, ...] = ()
 
     def __repr__(self) -> str:  # job queues log their arguments: never the picture's bytes
-        return f"MaskJob(mask {self.mask_id}, {self.mode}, {len(self.image)} bytes)"
+        return (
+            f"MaskJob(mask {self.mix or self.mask_id}, {self.mode}{_styled(self)}, "
+            f"{len(self.image)} bytes)"
+        )
 
 
 @dataclass(frozen=True)
@@ -95,9 +110,14 @@ class ManyMasksJob:
     image: bytes
     mask_ids: tuple[int, ...]
     mode: Mode = Mode.FACES
+    style: str = ""  # as a MaskJob's
+    pattern: bytes = b""
 
     def __repr__(self) -> str:  # never the picture's bytes in a log
-        return f"ManyMasksJob(masks {self.mask_ids}, {self.mode}, {len(self.image)} bytes)"
+        return (
+            f"ManyMasksJob(masks {self.mask_ids}, {self.mode}{_styled(self)}, "
+            f"{len(self.image)} bytes)"
+        )
 
 
 @dataclass(frozen=True)
@@ -107,9 +127,22 @@ class StickerJob:
     image: bytes
     mask_id: int
     mode: Mode = Mode.FACES
+    style: str = ""  # as a MaskJob's
+    pattern: bytes = b""
 
     def __repr__(self) -> str:
-        return f"StickerJob(mask {self.mask_id}, {self.mode}, {len(self.image)} bytes)"
+        return (
+            f"StickerJob(mask {self.mask_id}, {self.mode}{_styled(self)}, {len(self.image)} bytes)"
+        )
+
+
+def _styled(job: MaskJob | ManyMasksJob | StickerJob) -> str:
+    """A style in a job's repr: its id, an own picture's size, never its bytes."""
+    if not job.style:
+        return ""
+    if job.style == OWN_STYLE:
+        return f", own picture of {len(job.pattern)} bytes"
+    return f", style {job.style}"
 
 
 @dataclass(frozen=True)

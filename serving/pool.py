@@ -38,10 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import FaceMaskError
 from serving.jobs import (
+    OWN_STYLE,
     AnyJob,
     JobFailure,
     JobResult,
     ManyMasksJob,
+    MaskJob,
     Progress,
     ProgressReport,
     StickerJob,
@@ -86,15 +88,29 @@ def run_mask_job(
                 job.video, job.mask_id, job.mode, kind=job.kind, progress=progress, cancel=cancel
             )
         if isinstance(job, ManyMasksJob):
-            return masker.apply_many(job.image, job.mask_ids, job.mode)
+            return masker.apply_many(job.image, job.mask_ids, job.mode, style=job_style(job))
         if isinstance(job, StickerJob):
-            return masker.sticker(job.image, job.mode, job.mask_id)
-        return masker.apply(job.image, job.mask_id, job.mode)
+            return masker.sticker(job.image, job.mode, job.mask_id, style=job_style(job))
+        mask = job.mix or job.mask_id
+        return masker.apply(job.image, mask, job.mode, style=job_style(job))
     except FaceMaskError as error:
         return JobFailure.of(error)
     except Exception:  # a bug, not the user's fault: log it here, send only a code back
         logger.exception("masking a photo failed (%r)", job)
         return JobFailure.of(WorkerFailedError())
+
+
+def job_style(job: MaskJob | ManyMasksJob | StickerJob) -> Any:
+    """A job's style for ``core.api``: None, its id, or (:data:`OWN_STYLE`) the own picture
+    it carries, read here, in the worker (a picture that cannot be printed fails the job with
+    its own code)."""
+    if not job.style:
+        return None
+    if job.style != OWN_STYLE:
+        return job.style
+    from core.render.style import Style
+
+    return Style.from_picture(job.pattern)
 
 
 def load_mask_job(workers: int = 1) -> JobFunction:

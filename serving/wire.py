@@ -21,9 +21,12 @@ nothing is guessed at. The worker and the bot hand :func:`serialize` and :func:`
 (the worker: :func:`deserialize_job`, which also checks that the job fits its function) to
 arq, so arq's envelope is msgpack too.
 
-Change :data:`FORMAT_VERSION` whenever a field is added, removed or changes meaning: a bot and
-a worker of different versions then refuse each other's messages with one clear log line,
-instead of misreading them.
+Change :data:`FORMAT_VERSION` whenever a field is removed or changes meaning: a bot and a
+worker of different versions then refuse each other's messages with one clear log line,
+instead of misreading them. Fields may be added at the end of a type, written only when they
+hold something (:data:`OPTIONAL_TAILS`): this version reads the type with or without them,
+and an older release refuses a value that carries them by its field count, never misreads it.
+Issue 26 added this way a job's style, own picture and mix (a plain job is written as before).
 """
 
 from __future__ import annotations
@@ -106,11 +109,15 @@ _PHOTO, _FACE, _VIDEO, _FAILURE, _PROGRESS, _ERROR = 5, 6, 7, 8, 9, 10
 def _fields(value: object) -> tuple[int, list[Any]]:
     """The extension code and fields of one of our values (TypeError for anything else)."""
     if isinstance(value, MaskJob):
-        return _MASK_JOB, [value.image, value.mask_id, Mode(value.mode).value]
+        fields = [value.image, value.mask_id, Mode(value.mode).value]
+        tail = [value.style, value.pattern, list(value.mix)]
+        return _MASK_JOB, fields + tail if (value.style or value.mix) else fields
     if isinstance(value, ManyMasksJob):
-        return _MANY_JOB, [value.image, list(value.mask_ids), Mode(value.mode).value]
+        fields = [value.image, list(value.mask_ids), Mode(value.mode).value]
+        return _MANY_JOB, fields + [value.style, value.pattern] if value.style else fields
     if isinstance(value, StickerJob):
-        return _STICKER_JOB, [value.image, value.mask_id, Mode(value.mode).value]
+        fields = [value.image, value.mask_id, Mode(value.mode).value]
+        return _STICKER_JOB, fields + [value.style, value.pattern] if value.style else fields
     if isinstance(value, VideoJob):
         return _VIDEO_JOB, [
             value.video, value.mask_id, Mode(value.mode).value, value.kind, value.duration_s,
@@ -218,17 +225,44 @@ def _video(fields: list[Any]) -> MaskedVideo:
     )  # fmt: skip
 
 
+#: the longest style id a job carries ("#0473e2", "gradient"; the bot's ids are shorter)
+MAX_STYLE_CHARS = 32
+
+
+def _style(fields: list[Any]) -> dict[str, Any]:
+    """A job's optional style fields (after its first three), as keyword arguments."""
+    if len(fields) <= 3:
+        return {}
+    style, pattern = _of(fields[3], str), _of(fields[4], bytes)
+    if len(style) > MAX_STYLE_CHARS:
+        raise WireFormatError(f"a style of {len(style)} characters")
+    return {"style": style, "pattern": pattern}
+
+
+def _mask_job(fields: list[Any]) -> MaskJob:
+    mix = tuple(_mask_id(i) for i in _of(fields[5], list)) if len(fields) > 3 else ()
+    return MaskJob(
+        _of(fields[0], bytes), _mask_id(fields[1]), _mode(fields[2]), mix=mix, **_style(fields)
+    )
+
+
+def _sticker(fields: list[Any]) -> StickerJob:
+    return StickerJob(
+        _of(fields[0], bytes), _mask_id(fields[1]), _mode(fields[2]), **_style(fields)
+    )
+
+
 def _many(fields: list[Any]) -> ManyMasksJob:
-    image, mask_ids, mode = fields
+    image, mask_ids, mode = fields[:3]
     ids = tuple(_mask_id(mask_id) for mask_id in _of(mask_ids, list))
-    return ManyMasksJob(_of(image, bytes), ids, _mode(mode))
+    return ManyMasksJob(_of(image, bytes), ids, _mode(mode), **_style(fields))
 
 
 #: extension code -> (number of fields, how to build the value from them)
 _READERS: dict[int, tuple[int, Callable[[list[Any]], object]]] = {
-    _MASK_JOB: (3, lambda f: MaskJob(_of(f[0], bytes), _mask_id(f[1]), _mode(f[2]))),
+    _MASK_JOB: (3, _mask_job),
     _MANY_JOB: (3, _many),
-    _STICKER_JOB: (3, lambda f: StickerJob(_of(f[0], bytes), _mask_id(f[1]), _mode(f[2]))),
+    _STICKER_JOB: (3, _sticker),
     _VIDEO_JOB: (
         5,
         lambda f: VideoJob(
@@ -247,6 +281,9 @@ _READERS: dict[int, tuple[int, Callable[[list[Any]], object]]] = {
     _ERROR: (2, lambda f: RemoteError(_of(f[0], str), _of(f[1], str))),
 }
 
+
+#: extension code -> how many more fields it may carry at its end (see the module's docstring)
+OPTIONAL_TAILS: dict[int, int] = {_MASK_JOB: 3, _MANY_JOB: 2, _STICKER_JOB: 2}
 
 # ----------------------------------------------------------------------------- messages
 
@@ -291,8 +328,11 @@ class _Reader:
         finally:
             self.depth -= 1
         count, build = reader
-        if not isinstance(fields, list) or len(fields) != count:
-            raise WireFormatError(f"extension {code} holds {count} fields")
+        counts = {count, count + OPTIONAL_TAILS.get(code, 0)}
+        if not isinstance(fields, list) or len(fields) not in counts:
+            raise WireFormatError(
+                f"extension {code} holds {' or '.join(map(str, sorted(counts)))} fields"
+            )
         return build(fields)
 
 

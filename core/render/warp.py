@@ -13,6 +13,7 @@ as far as needed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -186,9 +187,18 @@ class MaskPicture:
 
     @classmethod
     def from_rgba(
-        cls, rgba: np.ndarray, template_points: np.ndarray, n_levels: int = 4
+        cls,
+        rgba: np.ndarray,
+        template_points: np.ndarray,
+        n_levels: int = 4,
+        restyle: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> MaskPicture:
+        """``restyle`` (``core.render.style``) changes the picture's material once, here, on
+        its straight RGBA (float32 0-1): a styled mask then takes the one path every mask
+        takes, with the same warp and the same light."""
         pic = rgba.astype(np.float32) / 255
+        if restyle is not None:
+            pic = restyle(pic)
         pic[..., :3] *= pic[..., 3:]
         levels = [pic]
         for _ in range(n_levels - 1):
