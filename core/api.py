@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from core import imageio, threads
+from core.batch import FileResult, MaskPlan, Options, mask_file, mask_plan
 from core.detection.base import FaceDetector
 from core.detection.registry import default_detector
 from core.detection.turns import detect_with_turns
@@ -212,6 +213,32 @@ class FaceMasker:
         if picture is not None:
             rgb = warp.apply_masks(rgb, picture, [largest.points])
         return cut_out(rgb, largest.points)
+
+    def apply_many_files(
+        self,
+        paths: Iterable[str | Path | bytes],
+        mask: str | int | MaskPlan = 1,
+        mode: Mode | str = Mode.FACES,
+        *,
+        seed: int | None = None,
+        **options: object,
+    ) -> Iterator[FileResult]:
+        """Mask many photos and videos, one after another, yielding a
+        :class:`core.batch.FileResult` per input in order (the encoded outputs in
+        ``result.outputs[i].data``); a file that fails is a result with its error's code,
+        never an exception, so one bad file does not stop the rest.
+
+        ``mask``: a number, a name or emoji in any of the bot's languages, "all" (seven
+        outputs each), "random", or a weighted mix "1:0.5,4:0.3,7:0.2" (a mask drawn per face,
+        reproducible with ``seed``). ``options`` are :class:`core.batch.Options`' fields
+        (``photo_format``, ``video_format``, ``quality``, ``keep_metadata``, ``labels``,
+        ``max_seconds``, ``max_side``, ``video_kind``). ``facemask apply`` runs the same per
+        file, over several processes.
+        """
+        choice = mask if isinstance(mask, MaskPlan) else mask_plan(mask, seed)
+        settings = Options(mode=Mode(mode).value, **options)  # type: ignore[arg-type]
+        for path in paths:
+            yield mask_file(self, path, choice, settings)
 
     # ----------------------------------------------------------------- stages
 

@@ -1,0 +1,697 @@
+"""``facemask apply INPUT... [-o OUT]``: files, folders, globs and ``-`` (stdin), in parallel.
+
+Planning happens first, in this process, before any model loads: the inputs are expanded
+(a folder's photos and videos, ``--recursive`` for its subfolders; a glob; ``-``), every
+output is named (beside its input as ``NAME_<mask>.EXT``, or under ``-o DIR`` mirroring the
+input tree, or ``-o FILE`` for one input), and an output that exists is skipped unless
+``--overwrite``. Then ``--jobs`` worker processes (spawned, one model load each) mask the
+files, each writing its outputs through a temporary file renamed into place, so that an
+interrupted run leaves no half-written picture. Results come back in input order: the
+progress bar, ``--report``'s JSON lines and the summary follow it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import batch, threads
+from core.cli import messages
+from core.cli.progress import Progress
+from masks import catalog, names
+
+#: what a folder's files must end with to be taken as photos or videos
+INPUT_EXTENSIONS = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".mp4",
+    ".mov",
+    ".m4v",
+    ".webm",
+    ".mkv",
+    ".avi",
+}
+_MAGIC = set("*?[")
+STDIO = "-"
+#: names an earlier run wrote beside its inputs: not inputs of the next run over the folder
+OUTPUT_TAGS = tuple(f"_{names.slug(s)}" for s in catalog.masks()) + (f"_{batch.MIX}",)
+
+
+class UsageError(Exception):
+    """A mistake on the command line: said in one sentence, exit status 2."""
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class Task:
+    index: int
+    source: str  # a path, or "-" (stdin)
+    key: str  # the input's path relative to its folder or glob: the mirror and the seed
+    data: bytes | None = None  # stdin's bytes
+    outputs: dict[str, str] = field(default_factory=dict)  # tag -> path (or "-")
+    labels: str | None = None  # the path stem of its label files
+    explicit: bool = False  # -o named the file: replaced if it exists
+    status: str | None = None  # decided while planning: "skipped" or "failed"
+    error: str | None = None
+    message: str | None = None
+
+
+def _is_magic(text: str) -> bool:
+    return any(c in _MAGIC for c in text)
+
+
+def expand(inputs: list[str], recursive: bool) -> list[tuple[str, str, Path | None]]:
+    """(source, key, base folder or None) for every input file, in a stable order; a path that
+    does not exist stays in the list (it fails as "missing")."""
+    found: list[tuple[str, str, Path | None]] = []
+    seen: set[str] = set()
+
+    def add(path: Path, key: str, base: Path | None) -> None:
+        real = str(path.resolve()) if path.exists() else str(path)
+        if real not in seen:
+            seen.add(real)
+            found.append((str(path), key, base))
+
+    for item in inputs:
+        if item == STDIO:
+            if STDIO in seen:
+                raise UsageError("'-' (stdin) can be given once")
+            seen.add(STDIO)
+            found.append((STDIO, "stdin", None))
+            continue
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = sorted(p for p in path.glob(pattern) if _folder_input(p, path))
+            for p in files:
+                add(p, str(p.relative_to(path)), path)
+            continue
+        if not path.exists() and _is_magic(item):
+            parts = path.parts
+            fixed = next((i for i, part in enumerate(parts) if _is_magic(part)), len(parts))
+            base = Path(*parts[:fixed]) if fixed else Path(".")
+            for name in sorted(glob.glob(item, recursive=True)):
+                p = Path(name)
+                if p.is_file():
+                    add(p, str(p.relative_to(base)) if p.is_relative_to(base) else p.name, base)
+            continue
+        add(path, path.name, None)
+    return found
+
+
+def _folder_input(path: Path, folder: Path) -> bool:
+    rel = path.relative_to(folder)
+    if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+        return False
+    return path.suffix.lower() in INPUT_EXTENSIONS and not path.stem.endswith(OUTPUT_TAGS)
+
+
+def _is_stdout(out: str | None) -> bool:
+    if out == STDIO:
+        return True
+    if out is None:
+        return False
+    if out in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"):
+        return True
+    try:
+        return os.path.samefile(out, "/dev/stdout") if Path(out).exists() else False
+    except OSError:
+        return False
+
+
+def _head(source: str, data: bytes | None) -> bytes:
+    if data is not None:
+        return data[:16] if data[:3] != b"GIF" else data
+    try:
+        with open(source, "rb") as f:
+            head = f.read(16)
+            return head + f.read() if head[:3] == b"GIF" else head
+    except OSError:
+        return b""
+
+
+def output_format(head: bytes, args: argparse.Namespace, explicit: str | None) -> str:
+    """The format an input's output is written in: --format, else -o FILE's extension, else
+    the input's own family (JPEG -> JPEG, WebP -> WebP, other photos -> PNG; a GIF clip ->
+    GIF, WebM -> WebM, other videos -> MP4)."""
+    from core.video import codec
+
+    video = codec.looks_like_video(head)
+    wanted = args.format
+    if wanted is not None and (wanted in batch.VIDEO_FORMATS) == video:
+        return wanted
+    if explicit is not None:
+        fmt = batch.EXTENSIONS.get(Path(explicit).suffix.lower())
+        if fmt is not None:
+            return fmt
+    if video:
+        return "gif" if head[:3] == b"GIF" else "webm" if head[:4] == b"\x1aE\xdf\xa3" else "mp4"
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return "png"
+
+
+def _tag_name(tag: str) -> str:
+    return batch.MIX if tag == batch.MIX else names.slug(catalog.get(int(tag)))
+
+
+def plan(args: argparse.Namespace, choice: batch.MaskPlan) -> list[Task]:
+    found = expand(args.inputs, args.recursive)
+    if not found:
+        raise UsageError("no photos or videos in " + ", ".join(args.inputs))
+    out = args.output
+    to_stdout = _is_stdout(out)
+    tags = choice.tags
+    several_outputs = len(tags) > 1
+    many = len(found) > 1 or any(base is not None for _, _, base in found)
+    stdin = any(src == STDIO for src, _, _ in found)
+    if to_stdout and (many or several_outputs):
+        raise UsageError("-o - (stdout) takes one input and one mask")
+    if to_stdout and out is not None and sys.stdout.isatty():
+        raise UsageError("-o - would write a picture to the terminal; redirect it to a file")
+    if stdin and out is None:
+        if sys.stdout.isatty():
+            raise UsageError("for '-' (stdin), say where the result goes: -o FILE or -o - (stdout)")
+        to_stdout = True
+    out_dir: Path | None = None
+    out_file: Path | None = None
+    if out is not None and not to_stdout:
+        o = Path(out)
+        if o.is_dir() or out.endswith(os.sep) or many:
+            if o.exists() and not o.is_dir():
+                raise UsageError(f"-o {out}: several outputs need a folder, and this is a file")
+            out_dir = o
+        else:
+            out_file = o
+            if Path(out).suffix.lower() not in batch.EXTENSIONS and args.format is None:
+                raise UsageError(
+                    f"-o {out}: cannot tell the format from its name; end it in .jpg, .png, "
+                    ".webp, .mp4, .gif or .webm, or give --format"
+                )
+    _check_writable(out_dir or (out_file.parent if out_file else None))
+    if args.labels:
+        _check_writable(Path(args.labels))
+
+    tasks = []
+    stdin_data = sys.stdin.buffer.read() if stdin else None
+    for index, (source, key, _base) in enumerate(found):
+        task = Task(index, source, key, stdin_data if source == STDIO else None)
+        tasks.append(task)
+        if source != STDIO:
+            p = Path(source)
+            if not p.exists():
+                task.status, task.error = "failed", "missing"
+                continue
+            if not os.access(p, os.R_OK):
+                task.status, task.error, task.message = "failed", "unreadable", "permission denied"
+                continue
+        fmt = output_format(_head(source, task.data), args, str(out_file) if out_file else None)
+        suffix = batch.SUFFIX[fmt]
+        rel = Path(key)
+        for tag in tags:
+            tagged = f"_{_tag_name(tag)}" if several_outputs else ""
+            if to_stdout:
+                target = STDIO
+            elif out_file is not None:
+                task.explicit = True
+                target = str(out_file.with_name(out_file.stem + tagged + out_file.suffix))
+            elif out_dir is not None:
+                target = str(out_dir / rel.parent / (rel.stem + tagged + suffix))
+            else:
+                target = str(Path(source).with_name(f"{rel.stem}_{_tag_name(tag)}{suffix}"))
+            task.outputs[tag] = target
+        if args.labels:
+            stem = rel.parent / rel.stem
+            task.labels = str(Path(args.labels) / stem)
+        if source != STDIO and any(
+            t != STDIO and _same_file(t, source) for t in task.outputs.values()
+        ):
+            task.status, task.error = "failed", "same_as_input"
+            continue
+        if (
+            not args.overwrite
+            and not task.explicit
+            and not to_stdout
+            and all(Path(t).exists() for t in task.outputs.values())
+        ):
+            task.status = "skipped"
+    return tasks
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve() or (
+            Path(a).exists() and os.path.samefile(a, b)
+        )
+    except OSError:
+        return False
+
+
+def _check_writable(folder: Path | None) -> None:
+    """The output folder exists (made now) and can be written, before any work is done."""
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot make the folder {folder}: {err.strerror or err}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write in {folder}: permission denied")
+
+
+# --------------------------------------------------------------------------- workers
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What each worker process needs to build its masker (plain values, pickled once)."""
+
+    choice: batch.MaskPlan
+    options: batch.Options
+    weights: str | None
+    detector: str | None
+    threshold: float | None
+    min_face: float
+    workers: int
+
+    def masker(self):
+        return make_masker(self.weights, self.detector, self.threshold, self.min_face, self.workers)
+
+
+_worker: dict = {}
+
+
+def make_masker(
+    weights: str | None,
+    detector_name: str | None,
+    threshold: float | None,
+    min_face: float,
+    workers: int,
+):
+    """A FaceMasker with the chosen weights and detector, its detections limited by score
+    and size; its threads this process's share of the cores among ``workers``."""
+    from core.api import FaceMasker
+    from core.detection.limits import Limited
+    from core.detection.registry import default_detector
+    from core.keypoints.landmarks import KeypointPredictor
+
+    threads.configure(workers=workers)
+    detector = default_detector(detector_name)
+    if threshold is not None or min_face:
+        detector = Limited(detector, threshold, min_face)
+    predictor = KeypointPredictor.load(weights)
+    return FaceMasker(predictor=predictor, detector=detector)
+
+
+def _init_worker(setup: Setup, updates) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _worker["setup"], _worker["updates"] = setup, updates
+    _worker["masker"] = setup.masker()
+
+
+def _work(task: Task) -> dict:
+    return run_task(_worker["masker"], _worker["setup"], task, _worker["updates"])
+
+
+def run_task(masker, setup: Setup, task: Task, updates=None) -> dict:
+    """Mask one task's input, write its outputs and labels; its report record."""
+
+    def progress(p: float) -> None:
+        if updates is not None:
+            with contextlib.suppress(Exception):
+                updates.put_nowait((task.index, p))
+
+    source: str | bytes = task.data if task.data is not None else task.source
+    try:
+        result = batch.mask_file(
+            masker, source, setup.choice, setup.options, key=task.key, progress=progress
+        )
+    except Exception as err:  # a bug, not the file: this file fails, the run goes on
+        if os.environ.get("FACEMASK_DEBUG"):
+            raise
+        result = batch.FileResult(
+            task.source, "failed", error="internal", message=f"{type(err).__name__}: {err}"
+        )
+    result.input = task.source
+    written: list[dict] = []
+    if result.status == "done":
+        try:
+            for output in result.outputs:
+                target = task.outputs[output.tag]
+                if target == STDIO:
+                    written.append({"path": STDIO, "format": output.format})
+                    continue  # the parent writes stdout, after the run
+                _write_atomic(Path(target), output.data or b"")
+                written.append({"path": target, "format": output.format})
+            if task.labels is not None and result.kind == "photo":
+                _write_labels(task, result)
+        except OSError as err:
+            result.status, result.error = "failed", "write_failed"
+            result.message = f"{err.filename or ''}: {err.strerror or err}"
+            written = [w for w in written if w["path"] == STDIO]
+    return record(task, result, written)
+
+
+def _part_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.part")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = _part_name(path)
+    part.write_bytes(data)
+    os.replace(part, path)
+
+
+def _write_labels(task: Task, result: batch.FileResult) -> None:
+    stem = Path(task.labels)
+    several = len(result.outputs) > 1
+    for output in result.outputs:
+        name = stem.name + (f"_{_tag_name(output.tag)}" if several else "")
+        base = stem.with_name(name)
+        faces = output.labels or []
+        doc = {
+            "input": task.source,
+            "width": result.width,
+            "height": result.height,
+            "output": task.outputs[output.tag],
+            "faces": faces,
+        }
+        _write_atomic(base.with_name(base.name + ".json"), (json.dumps(doc) + "\n").encode())
+        _write_atomic(base.with_name(base.name + "_mask.png"), output.region or b"")
+
+
+def record(task: Task, result: batch.FileResult, written: list[dict]) -> dict:
+    """One line of --report: what became of one input."""
+    line: dict = {
+        "input": task.source,
+        "status": result.status,
+        "error": result.error,
+        "message": result.message,
+        "kind": result.kind,
+    }
+    if result.status == "done":
+        by_tag = {o.tag: o for o in result.outputs}
+        tags = list(task.outputs)
+        outs = []
+        for tag, w in zip(tags, written):
+            o = by_tag.get(tag)
+            outs.append({**w, "mask": tag, "masks": list(o.masks) if o else []})
+        line.update(width=result.width, height=result.height, outputs=outs)
+        if result.kind == "photo":
+            line["faces"] = len(result.faces)
+            line["boxes"] = [[round(float(v), 2) for v in f.box] for f in result.faces]
+            if task.labels is not None:
+                line["labels"] = [
+                    {"output": task.outputs[o.tag], "faces": o.labels} for o in result.outputs
+                ]
+        else:
+            line["faces"] = result.video["faces_mean"] if result.video else 0
+            line.update(result.video or {})
+        if any(w["path"] == STDIO for w in written):
+            line["stdout"] = [o.data for o in result.outputs]  # taken out before it is printed
+    line["ms"] = round(result.ms, 1)
+    return line
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def jobs_for(args: argparse.Namespace, work: int) -> int:
+    wanted = args.jobs or threads.usable_cores()
+    return max(1, min(wanted, work))
+
+
+def run(args: argparse.Namespace) -> int:
+    choice = batch.mask_plan(args.mask, args.seed)  # an unknown mask: UnknownMaskError here
+    options = batch.Options(
+        mode=args.mode.value,
+        photo_format=args.format if args.format in batch.PHOTO_FORMATS else None,
+        video_format=args.format if args.format in batch.VIDEO_FORMATS else None,
+        quality=args.quality,
+        keep_metadata=args.keep_metadata,
+        labels=args.labels is not None,
+        max_seconds=args.max_seconds,
+        max_side=args.max_side,
+        video_kind=args.kind,
+    )
+    tasks = plan(args, choice)
+    work = [t for t in tasks if t.status is None]
+    jobs = jobs_for(args, len(work))
+    setup = Setup(
+        choice,
+        options,
+        args.weights and str(args.weights),
+        args.detector,
+        args.threshold,
+        args.min_face or 0.0,
+        jobs,
+    )
+    to_stdout = any(STDIO in t.outputs.values() for t in tasks)
+    info = sys.stderr  # what a person reads; stdout may carry the picture or --json
+    json_out = sys.stderr if to_stdout else sys.stdout
+    show_bar = not args.quiet and info.isatty()
+    bar = Progress(len(tasks), show_bar, info)
+    report = open(args.report, "w", encoding="utf-8") if args.report else None  # noqa: SIM115
+    coco = _Coco() if args.labels else None
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    faces = 0.0
+    last: dict | None = None
+    picture: bytes | None = None
+    try:
+        for line in _results(tasks, work, setup, jobs, bar):
+            picture = (line.pop("stdout", None) or [None])[0] or picture
+            counts[line["status"]] += 1
+            faces += float(line.get("faces", 0) or 0)
+            if line["status"] == "failed":
+                fields = {"reason": line.get("message"), "output": ""}
+                bar.write(messages.failed(line["input"], line["error"], line["message"], **fields))
+            elif not args.quiet and len(tasks) == 1 and line["status"] == "done":
+                bar.write(_done_line(line))
+            elif not args.quiet and len(tasks) == 1:
+                bar.write(f"facemask: {line['input']}: skipped, its output exists (--overwrite)")
+            if report is not None:
+                report.write(json.dumps(line, ensure_ascii=False) + "\n")
+                report.flush()
+            if args.json:
+                print(json.dumps(line, ensure_ascii=False), file=json_out, flush=True)
+            if coco is not None and line["status"] == "done":
+                coco.add(line)
+            last = line
+    except KeyboardInterrupt:
+        bar.close()
+        _remove_parts(tasks)
+        print(
+            f"facemask: interrupted after {sum(counts.values())} of {len(tasks)} inputs; "
+            "partial outputs removed",
+            file=info,
+        )
+        return messages.INTERRUPTED
+    finally:
+        bar.close()
+        if report is not None:
+            report.close()
+    if coco is not None:
+        coco.write(Path(args.labels) / "coco.json")
+    if picture is not None:
+        sys.stdout.buffer.write(picture)
+        sys.stdout.flush()
+    seconds = time.perf_counter() - started
+    summary = {
+        **counts,
+        "inputs": len(tasks),
+        "faces": round(faces, 2),
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(_cpu_seconds() - cpu_started, 2),
+        "jobs": jobs,
+        "seed": choice.seed,
+    }
+    if len(tasks) == 1 and last is not None:  # one input: its fields, as the old command gave
+        summary = {**last, **{k: v for k, v in summary.items() if k not in last}}
+        if last.get("outputs"):
+            summary["output"] = last["outputs"][0]["path"]
+            summary["mask"] = last["outputs"][0]["mask"]
+    if not args.quiet:
+        rate = counts["done"] / seconds if seconds > 0 else 0.0
+        print(
+            f"facemask: {counts['done']} done, {counts['skipped']} skipped, "
+            f"{counts['failed']} failed; {faces:g} faces; {seconds:.1f} s "
+            f"({rate:.1f} files/s, {jobs} job{'s' if jobs > 1 else ''})",
+            file=info,
+        )
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False), file=json_out, flush=True)
+    return messages.SOME_FAILED if counts["failed"] else messages.OK
+
+
+def _done_line(line: dict) -> str:
+    outs = ", ".join(o["path"] for o in line.get("outputs", []))
+    if line["kind"] == "video":
+        size = f"{line['width']}x{line['height']}"
+        return (
+            f"{outs}: {line['frames']} frames {size} at {line['fps']:g} fps, "
+            f"{line['faces']:.2f} faces a frame, {line['ms']:.0f} ms"
+        )
+    return f"{outs}: {line['faces']} face(s), {line['width']}x{line['height']}, {line['ms']:.0f} ms"
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the workers, once joined)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _results(
+    tasks: list[Task], work: list[Task], setup: Setup, jobs: int, bar: Progress
+) -> Iterator[dict]:
+    """Every task's record, in input order, as the workers finish them."""
+    if jobs == 1 or len(work) <= 1:
+        masker = setup.masker() if work else None
+
+        class Updates:
+            def put_nowait(self, item: tuple[int, float]) -> None:
+                bar.partial(*item)
+
+        for task in tasks:
+            line = _planned(task) if task.status else run_task(masker, setup, task, Updates())
+            bar.advance(task.index)
+            yield line
+        return
+    ctx = multiprocessing.get_context("spawn")
+    updates = ctx.Queue()
+    pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(setup, updates))
+    try:
+        finished = pool.imap(_work, work, chunksize=1)
+        for task in tasks:
+            if task.status:
+                line = _planned(task)
+            else:
+                while True:
+                    try:
+                        line = finished.next(timeout=0.2)
+                        break
+                    except multiprocessing.TimeoutError:
+                        _drain(updates, bar)
+            _drain(updates, bar)
+            bar.advance(task.index)
+            yield line
+        pool.close()
+        pool.join()
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+
+
+def _drain(updates, bar: Progress) -> None:
+    while True:
+        try:
+            index, p = updates.get_nowait()
+        except Exception:
+            return
+        bar.partial(index, p)
+
+
+def _planned(task: Task) -> dict:
+    line = {
+        "input": task.source,
+        "status": task.status,
+        "error": task.error,
+        "message": task.message,
+        "kind": None,
+        "ms": 0.0,
+    }
+    if task.status == "skipped":
+        line["outputs"] = [{"path": p, "mask": t} for t, p in task.outputs.items()]
+    return line
+
+
+def _remove_parts(tasks: list[Task]) -> None:
+    for task in tasks:
+        for target in task.outputs.values():
+            if target != STDIO:
+                with contextlib.suppress(OSError):
+                    _part_name(Path(target)).unlink()
+        if task.labels:
+            stem = Path(task.labels)
+            for part in stem.parent.glob(f".{stem.name}*.part") if stem.parent.exists() else ():
+                with contextlib.suppress(OSError):
+                    part.unlink()
+
+
+class _Coco:
+    """The set's labels as one COCO-style file: images, one annotation per masked face (the
+    mask's polygon, its box, the 68 points as keypoints), one category per mask."""
+
+    def __init__(self) -> None:
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+
+    def add(self, line: dict) -> None:
+        for entry in line.get("labels") or []:
+            image_id = len(self.images) + 1
+            self.images.append(
+                {
+                    "id": image_id,
+                    "file_name": entry["output"],
+                    "source": line["input"],
+                    "width": line["width"],
+                    "height": line["height"],
+                }
+            )
+            for face in entry["faces"] or []:
+                xs = [p[0] for p in face["polygon"]] or [0]
+                ys = [p[1] for p in face["polygon"]] or [0]
+                keypoints = [v for x, y in face["points"] for v in (x, y, 2)]
+                self.annotations.append(
+                    {
+                        "id": len(self.annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": face["mask"],
+                        "segmentation": [[v for p in face["polygon"] for v in p]],
+                        "area": face["area"],
+                        "bbox": [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)],
+                        "iscrowd": 0,
+                        "face_box": face["box"],
+                        "keypoints": keypoints,
+                        "num_keypoints": len(face["points"]),
+                    }
+                )
+
+    def write(self, path: Path) -> None:
+        points = [str(i) for i in range(68)]
+        categories = [
+            {"id": s.id, "name": names.slug(s), "supercategory": "face_mask", "keypoints": points}
+            for s in catalog.masks()
+        ]
+        doc = {
+            "info": {"description": "facemask apply --labels"},
+            "images": self.images,
+            "annotations": self.annotations,
+            "categories": categories,
+        }
+        _write_atomic(path, (json.dumps(doc) + "\n").encode())
+
+
+__all__ = ["UsageError", "plan", "run", "run_task"]
