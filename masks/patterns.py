@@ -117,7 +117,7 @@ def _camo(w: int, h: int, unit: float) -> np.ndarray:
     for _ in range(3):
         field = np.zeros((h, w), np.float32)
         for _ in range(7):
-            fx, fy = rng.uniform(-9, 9, 2)
+            fx, fy = rng.uniform(-30, 30, 2)
             phase = rng.uniform(0, 2 * np.pi)
             field += np.sin(fx * xs + fy * ys + phase).astype(np.float32)
         layers.append(field / 7**0.5)
