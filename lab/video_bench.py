@@ -275,6 +275,237 @@ def memory_child(clip: Path, weights: Path | None) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- speed, per stage
+
+# Face sizes of the speed clips: pixels between the outer eye corners (points 36 and 45).
+EYE_SIZES = (60, 100, 160, 250)
+ASTRONAUT_EYES = 58.6  # her outer eye corners at zoom 1 (the 512 px photo), photo path
+STAGES = ("decode", "detect", "keypoints", "track", "cover", "warp", "lighting", "encode")
+
+
+def scene_frame(eyes: float, faces: int = 1, size: int = SIZE) -> tuple[np.ndarray, tuple]:
+    """The astronaut with ``eyes`` px between her outer eye corners near the centre of a
+    square canvas, or ``faces=2``: her and her mirror image side by side."""
+    from skimage import data
+
+    photo = data.astronaut()
+    zoom = eyes / ASTRONAUT_EYES
+    nose = np.array([225.0, 140.0])
+    if faces == 1:
+        centre = (size / 2, size * 0.46)
+        m = np.array([[zoom, 0, centre[0] - zoom * nose[0]], [0, zoom, centre[1] - zoom * nose[1]]])
+        return cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_CUBIC,
+                              borderMode=cv2.BORDER_REFLECT), centre  # fmt: skip
+    half = size // 2
+    one, _ = scene_frame(eyes, 1, size)
+    left = one[:, half // 2 : half // 2 + half]
+    return np.ascontiguousarray(np.hstack([left, left[:, ::-1]])), (size / 2, size * 0.46)
+
+
+def scene_path(eyes: float) -> Path2D:
+    """The moving path, its sway shrunk for big faces so they stay in the frame."""
+    k = min(1.0, 100.0 / eyes)
+    return Path2D(shift=(80.0 * k, 40.0 * k), zoom=0.12 * min(1.0, k + 0.3))
+
+
+def scene_clip(
+    out: Path, eyes: float, faces: int = 1, still: bool = False, seconds: float = SECONDS
+) -> list[np.ndarray]:
+    """Write a speed clip (noise and JPEG damage in every frame); its frames' matrices."""
+    rest, centre = scene_frame(eyes, faces)
+    path = Path2D(still=True) if still else scene_path(eyes)
+    rng = np.random.default_rng(int(eyes) + 7 * faces)
+    matrices: list[np.ndarray] = []
+
+    def frames() -> Iterator[np.ndarray]:
+        for i in range(round(seconds * FPS)):
+            m = path.matrix(i / FPS, centre)
+            matrices.append(m)
+            frame = cv2.warpAffine(rest, m, (SIZE, SIZE), borderMode=cv2.BORDER_REFLECT)
+            yield damaged(frame, rng)
+
+    write_clip(out, frames())
+    return matrices
+
+
+class StageClock:
+    """CPU (this thread's) and wall seconds per stage, each stage's own time only (a stage
+    inside another is taken out of the outer one's). Meaningful with one thread per library
+    (``FACEMASK_THREADS=1``), where every stage runs in the calling thread."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
+        self._stack: list[list[float]] = []  # [cpu start, wall start, cpu inside, wall inside]
+
+    def wrap(self, owner: object, name: str, stage: str) -> None:
+        inner = getattr(owner, name, None)
+        if inner is None:  # an earlier release's code, for a before/after in one session
+            return
+
+        def timed(*args, **kwargs):
+            self._stack.append([time.thread_time(), time.perf_counter(), 0.0, 0.0])
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                c0, w0, c_in, w_in = self._stack.pop()
+                cpu, wall = time.thread_time() - c0, time.perf_counter() - w0
+                self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu - c_in
+                self.wall[stage] = self.wall.get(stage, 0.0) + wall - w_in
+                if self._stack:
+                    self._stack[-1][2] += cpu
+                    self._stack[-1][3] += wall
+
+        setattr(owner, name, timed)
+
+
+def _process_cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def speed_child(clip: Path, weights: Path | None, stages: bool, mask_id: int = 1) -> int:
+    """One clip masked in a warm worker-like process: CPU and wall, per stage with
+    ``stages``. Prints one JSON line."""
+    from core import threads
+    from core.api import FaceMasker
+    from core.render import cover, warp
+    from core.video import tracking
+    from training.predictor import load_predictor
+
+    masker = FaceMasker(predictor=load_predictor(weights))
+    with tempfile.TemporaryDirectory(prefix="facemask-warm-") as tmp:
+        warm = Path(tmp) / "warm.mp4"
+        make_clip(warm, Path2D(), seconds=1.0)
+        masker.apply_video(warm, mask_id)  # ONNX Runtime's and the encoder's first calls
+    clock = StageClock()
+    if stages:
+        clock.wrap(codec, "transcode", "decode")  # its own time: demuxing, decoding, scaling
+        clock.wrap(codec, "encode_frame", "encode")
+        clock.wrap(masker, "find_faces", "detect")
+        clock.wrap(masker.predictor, "look", "keypoints")
+        clock.wrap(tracking.FaceTracker, "update", "track")
+        clock.wrap(cover, "wears_mask", "cover")
+        clock.wrap(cover, "outline_worn_mask", "cover")
+        clock.wrap(warp, "warp_mask", "warp")
+        clock.wrap(warp, "composite", "lighting")
+        clock.wrap(warp, "scene_light", "lighting")
+    data = clip.read_bytes()
+    cpu0, wall0 = _process_cpu(), time.perf_counter()
+    result = masker.apply_video(data, mask_id)
+    cpu, wall = _process_cpu() - cpu0, time.perf_counter() - wall0
+    print(json.dumps({
+        "frames": result.frames, "duration_s": result.duration_s, "cpu_s": round(cpu, 3),
+        "wall_s": round(wall, 3), "threads": threads.count(), "faces_mean": result.faces_mean,
+        "stages_cpu": {k: round(v, 3) for k, v in clock.cpu.items()},
+        "stages_wall": {k: round(v, 3) for k, v in clock.wall.items()},
+    }))  # fmt: skip
+    return 0
+
+
+def run_child(clip: Path, weights: Path | None, threads: int, stages: bool) -> dict:
+    cmd = [sys.executable, "-m", "lab.video_bench", "--speed-child", str(clip)]
+    if weights:
+        cmd += ["--weights", str(weights)]
+    if stages:
+        cmd.append("--stages")
+    env = {**os.environ, "FACEMASK_THREADS": str(threads)}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def nme_against(points: Sequence[np.ndarray], truth: Sequence[np.ndarray]) -> float:
+    """Mean NME (% of the outer eye corners' distance, ``training.metrics.nme``)."""
+    from training.metrics import nme
+
+    return float(np.mean(nme(np.asarray(points, np.float64), np.asarray(truth, np.float64))) * 100)
+
+
+def flicker(masker, clip: Path, mask_id: int, base: np.ndarray) -> dict:
+    """On a still clip: the RMS frame-to-frame change of the mask's pixels in the output,
+    and of the same pixels in the input (its own noise there), in grey levels."""
+    from core.render import warp
+
+    overlay = warp.warp_mask(masker.picture(mask_id), base, (SIZE, SIZE))
+    x0, y0, x1, y1 = overlay.box
+    inside = np.zeros((SIZE, SIZE), bool)
+    alpha = cv2.resize(overlay.rgba[..., 3], (x1 - x0, y1 - y0))
+    inside[y0:y1, x0:x1] = alpha > 0.9
+    masked = masker.apply_video(clip, mask_id).data
+
+    def steps(source) -> float:
+        frames = [rgb.astype(np.float32) for rgb, _ in codec.frames(source)]
+        diffs = [(b - a)[inside] for a, b in zip(frames[5:], frames[6:])]
+        return float(np.sqrt(np.mean(np.concatenate(diffs) ** 2)))
+
+    return {"mask_change": round(steps(masked), 2), "input_change": round(steps(clip), 2),
+            "mask_pixels": int(inside.sum())}  # fmt: skip
+
+
+def speed_report(masker, tmp: Path, weights: Path | None, seconds: float, nme_seconds: float,
+                 mask_id: int) -> dict:  # fmt: skip
+    """Every speed clip: CPU per stage on one core, wall on two; tracked points against the
+    photo path per face size; flicker on a still clip."""
+    clips = [(f"one face, eyes {e} px, moving", e, 1, False) for e in EYE_SIZES]
+    clips += [("two faces, eyes 80 px, moving", 80, 2, False),
+              ("one face, eyes 100 px, still", 100, 1, True)]  # fmt: skip
+    rows = []
+    for label, eyes, faces, still in clips:
+        clip = tmp / f"speed-{eyes}-{faces}-{int(still)}.mp4"
+        scene_clip(clip, eyes, faces, still, seconds)
+        one = run_child(clip, weights, 1, stages=True)
+        two = run_child(clip, weights, 2, stages=False)
+        rows.append({"clip": label, "one_core": one, "two_cores": two})
+        log.info("%s: %s", label, one)
+    accuracy = []
+    for eyes in EYE_SIZES:
+        clip = tmp / f"nme-{eyes}.mp4"
+        matrices = scene_clip(clip, eyes, 1, False, nme_seconds)
+        rest, _ = scene_frame(eyes)
+        base = np.asarray(masker.find_faces(rest, Mode.FACES)[0].points, np.float64)
+        truth = [moved(base, m) for m in matrices]
+        photos = photos_one_by_one(masker, clip)
+        raw, _ = tracked(masker, clip, smooth=False)
+        steady, _ = tracked(masker, clip, smooth=True)
+        accuracy.append({
+            "eyes": round(float(np.linalg.norm(base[45] - base[36])), 1),
+            "photos": round(nme_against(photos, truth), 3),
+            "raw": round(nme_against(raw, truth), 3),
+            "steady": round(nme_against(steady, truth), 3),
+        })  # fmt: skip
+    still = tmp / "flicker.mp4"
+    scene_clip(still, 100, 1, True, min(seconds, 4.0))
+    rest, _ = scene_frame(100)
+    base = np.asarray(masker.find_faces(rest, Mode.FACES)[0].points, np.float64)
+    return {"speed": rows, "accuracy": accuracy, "flicker": flicker(masker, still, mask_id, base)}
+
+
+def print_speed(r: dict) -> None:
+    print(f"speed: {SIZE}x{SIZE} {FPS} fps clips, noise {NOISE_SIGMA:g} + JPEG {JPEG_QUALITY}; "
+          "CPU (all threads) and wall, s; per stage: CPU ms a frame on one core")  # fmt: skip
+    print(f"{'clip':<32}{'dur':>5}{'cpu 1c':>8}{'x dur':>7}{'wall 2c':>9}{'x dur':>7}  "
+          + " ".join(f"{s[:6]:>6}" for s in STAGES))  # fmt: skip
+    for row in r["speed"]:
+        one, two = row["one_core"], row["two_cores"]
+        d = one["duration_s"]
+        per = [1000 * one["stages_cpu"].get(s, 0.0) / one["frames"] for s in STAGES]
+        print(f"{row['clip']:<32}{d:>5.1f}{one['cpu_s']:>8.2f}{one['cpu_s'] / d:>7.2f}"
+              f"{two['wall_s']:>9.2f}{two['wall_s'] / d:>7.2f}  "
+              + " ".join(f"{v:>6.1f}" for v in per))  # fmt: skip
+    print("targets: CPU on one core <= 1.00x the duration; wall on two cores <= 0.60x")
+    print("NME (% outer eye corners) against the known path: photos one by one, tracked raw, "
+          "tracked + smoothed (target: smoothed <= photos + 0.3)")  # fmt: skip
+    for a in r["accuracy"]:
+        print(f"  eyes {a['eyes']:>6.1f} px: photos {a['photos']:.3f}  raw {a['raw']:.3f}  "
+              f"smoothed {a['steady']:.3f}  (+{a['steady'] - a['photos']:.3f})")  # fmt: skip
+    f = r["flicker"]
+    print(
+        f"flicker on a still clip: mask pixels change {f['mask_change']:.2f} grey levels a "
+        f"frame (RMS), the input there {f['input_change']:.2f} (target: mask <= input)"
+    )
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -379,10 +610,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tune", action="store_true", help="also print a grid of One Euro settings")
     p.add_argument("--example", type=Path, default=None, help="write a short masked clip here")
     p.add_argument("--json", action="store_true", help="last line: the numbers as JSON")
+    p.add_argument("--speed", action="store_true",
+                   help="CPU and wall per stage on clips of every face size, two faces, a "
+                   "still head; tracked points against the photo path; flicker")  # fmt: skip
+    p.add_argument("--seconds", type=float, default=SECONDS, help="--speed: clip length")
+    p.add_argument("--nme-seconds", type=float, default=4.0, help="--speed: NME clip length")
     p.add_argument("--memory-child", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--speed-child", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--stages", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.memory_child:
         return memory_child(args.memory_child, args.weights)
+    if args.speed_child:
+        return speed_child(args.speed_child, args.weights, args.stages, args.mask)
 
     from core.api import FaceMasker
     from training.predictor import load_predictor
@@ -393,6 +633,16 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"PyAV {av.__version__}, libx264 preset {codec.PRESET}")  # fmt: skip
     if args.example:  # only the clip for the docs
         print(json.dumps(write_example(masker, args.example, args.mask)))
+        return 0
+    if args.speed:
+        with tempfile.TemporaryDirectory(prefix="facemask-bench-") as tmp:
+            report = speed_report(
+                masker, Path(tmp), args.weights, args.seconds, args.nme_seconds, args.mask
+            )
+        report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+        print_speed(report)
+        if args.json:
+            print(json.dumps(report))
         return 0
     with tempfile.TemporaryDirectory(prefix="facemask-bench-") as tmp:
         report = measure(masker, Path(tmp), args.mask, tune=args.tune)

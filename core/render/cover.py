@@ -271,6 +271,12 @@ def find_worn_mask(photo: np.ndarray, points: np.ndarray) -> WornMask | None:
     face (the usual case, decided on a ~70x90 px crop of the face in about a millisecond)."""
     if not wears_mask(photo, points):
         return None
+    return outline_worn_mask(photo, points)
+
+
+def outline_worn_mask(photo: np.ndarray, points: np.ndarray) -> WornMask | None:
+    """:func:`find_worn_mask` for a face already known to wear a mask (video keeps that
+    answer per face, ``core.video.masking.TrackPainter``)."""
     points = np.asarray(points, np.float64)
     crop = _read(photo, points, REGION_IOD)
     if crop is None:

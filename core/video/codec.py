@@ -58,6 +58,9 @@ KINDS = ("video", "video_note", "animation")
 # smaller at the same quality (docs/experiments/core-notes.md, "Video encoding").
 PRESET = "veryfast"
 CRF = 23
+# ... with its motion search cut to the diamond and one subpixel pass: a third less of the
+# encoder's time for the same file size on noisy phone video (docs/experiments/video-speed.md)
+X264_PARAMS = "me=dia:subme=1"
 PROGRESS_EVERY_S = 0.5
 MAX_DAMAGED_PACKETS = 30  # more than this many undecodable packets: the rest is noise
 COPIED_AUDIO = {"aac", "mp3"}  # MP4 holds these as they are
@@ -487,7 +490,7 @@ def transcode(
             v_out = out.add_stream("libx264", rate=rate)
             v_out.pix_fmt = "yuv420p"
             v_out.codec_context.time_base = tb  # the input's timestamps go through as they are
-            v_out.options = {"preset": PRESET, "crf": str(CRF)}
+            v_out.options = encoder_options()
             a_in = demuxed.audio
             a_out = None
             if a_in is not None:
@@ -520,11 +523,9 @@ def transcode(
                     waiting.clear()
                 last_t = t
                 masked = frame_fn(fit_frame(rgb, geometry), t)
-                encoded = av.VideoFrame.from_ndarray(masked, format="rgb24")
-                encoded.pts, encoded.time_base = pts, tb
-                out.mux(v_out.encode(encoded))
+                encode_frame(out, v_out, masked, pts, tb)
                 ticker.frame(demuxed.frames)
-            out.mux(v_out.encode(None))
+            encode_frame(out, v_out, None, None, tb)
             if a_out is not None and not copy_audio:
                 out.mux(a_out.encode(None))
         except BaseException:
@@ -544,6 +545,35 @@ def transcode(
         geometry.width, geometry.height, fps, n, duration, a_out is not None,
         geometry.scaled_down, demuxed.complete, kind,
     )  # fmt: skip
+
+
+def encoder_options() -> dict[str, str]:
+    """libx264's settings: ``PRESET``, ``CRF`` and ``X264_PARAMS``, on this process's
+    threads (``core.threads``): one thread where a worker has one core."""
+    from core import threads
+
+    return {
+        "preset": PRESET,
+        "crf": str(CRF),
+        "x264-params": X264_PARAMS,
+        "threads": str(threads.count()),
+    }
+
+
+def encode_frame(
+    out: av.container.OutputContainer,
+    stream: av.video.stream.VideoStream,
+    rgb: np.ndarray | None,
+    pts: int | None,
+    tb: Fraction,
+) -> None:
+    """One RGB frame into the encoder (None: flush it), its packets into the file."""
+    if rgb is None:
+        out.mux(stream.encode(None))
+        return
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    frame.pts, frame.time_base = pts, tb
+    out.mux(stream.encode(frame))
 
 
 def _close_quietly(out: av.container.OutputContainer) -> None:

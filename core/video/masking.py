@@ -11,11 +11,17 @@ from collections.abc import Callable
 import numpy as np
 
 from core.errors import NoFaceInVideoError
-from core.render import warp
+from core.render import cover, warp
 from core.results import MaskedVideo, Mode
 from core.video.codec import MAX_DURATION_S, VideoInput, frames, transcode
 from core.video.masker import VideoMasker
-from core.video.tracking import DETECT_EVERY, FaceTracker, masker_callables
+from core.video.tracking import (
+    DETECT_EVERY,
+    FaceTracker,
+    TrackedFace,
+    frame_motion,
+    masker_callables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +42,14 @@ def mask_video(
     started = time.perf_counter()
     picture = masker.picture(mask_id)  # an unknown mask fails before any work
     tracker = _tracker(masker, mode, smooth)
+    painter = TrackPainter(picture)
     faces_seen = 0
 
     def mask_frame(rgb: np.ndarray, t: float) -> np.ndarray:
         nonlocal faces_seen
         faces = tracker.update(rgb, t)
         faces_seen += len(faces)
-        if not faces:
-            return rgb
-        return warp.apply_masks(rgb, picture, [f.points for f in faces])
+        return painter.paint(rgb, faces)
 
     buf = io.BytesIO()
     done = transcode(
@@ -91,4 +96,52 @@ def _tracker(masker: VideoMasker, mode: Mode | str, smooth: bool) -> FaceTracker
     detect, follow = masker_callables(masker, mode)
     # the whole frame is the one face: searched again only when it is lost
     every = DETECT_EVERY if mode is Mode.FACES else 1 << 30
-    return FaceTracker(detect, follow, detect_every=every, smooth=smooth)
+    return FaceTracker(detect, follow, motion=frame_motion, detect_every=every, smooth=smooth)
+
+
+# The scene's light (``warp.scene_light``) is read every this many frames and eased in by
+# LIGHT_WEIGHT: light changes slowly, and a reading per frame only adds the noise's flicker.
+LIGHT_EVERY = 15
+LIGHT_WEIGHT = 0.3
+# Whether a face already wears a mask (``cover.wears_mask``) is asked when its track starts
+# and again every this many frames; a bare face (the usual case) then costs nothing more.
+COVER_EVERY = 30
+
+
+class TrackPainter:
+    """The photo path's drawing (``warp.apply_masks``), frame after frame: what changes
+    slowly (the scene's light, whether a face wears a mask) is kept per video and per track
+    instead of worked out again for every frame."""
+
+    def __init__(self, picture: warp.MaskPicture) -> None:
+        self.picture = picture
+        self.frame = 0
+        self.light: tuple[float, np.ndarray] | None = None
+        self.wears: dict[int, tuple[bool, int]] = {}  # track id -> (wears a mask, frame asked)
+
+    def paint(self, rgb: np.ndarray, faces: list[TrackedFace]) -> np.ndarray:
+        frame, self.frame = self.frame, self.frame + 1
+        if not faces:
+            return rgb
+        if self.light is None or frame % LIGHT_EVERY == 0:
+            exposure, tint = warp.scene_light(rgb)
+            if self.light is not None:
+                w = LIGHT_WEIGHT
+                exposure = self.light[0] + w * (exposure - self.light[0])
+                tint = self.light[1] + w * (tint - self.light[1])
+            self.light = (exposure, tint)
+        out = rgb.copy()
+        for face in faces:
+            overlay = warp.warp_mask(self.picture, face.points, rgb.shape[:2])
+            if overlay is None:
+                continue
+            wears, asked = self.wears.get(face.track_id, (False, -COVER_EVERY))
+            if frame - asked >= COVER_EVERY:
+                wears = cover.wears_mask(rgb, face.points)
+                self.wears[face.track_id] = (wears, frame)
+            worn = cover.outline_worn_mask(rgb, face.points) if wears else None
+            if worn is not None:
+                cover.hide(out, worn)
+            lit_by = worn.lit(rgb) if worn is not None else None
+            warp.composite(out, overlay, warp.face_width(face.points), *self.light, lit_by)
+        return out

@@ -28,9 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
-from core.detection.boxes import box_overlap
+from core.detection.boxes import CROP_SCALE, FaceBox, box_overlap, face_axes
 from core.errors import NoFaceFoundError
 from core.results import Mode
 
@@ -57,9 +58,24 @@ DUPLICATE_IOU = 0.6  # two tracks overlapping this much have found the same face
 # misses profiles the model still reads, so one miss is no reason).
 MAX_UNCONFIRMED = 6
 
-Detect = Callable[[np.ndarray], list[np.ndarray]]
-# (frame, (N, 68, 2) previous points) -> ((N, 68, 2) points, (N,) bool: still a face)
-Follow = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+# A face the model last read is moved with the picture for this many frames less one, then
+# read again (docs/video.md, "The per-frame budget"; docs/experiments/video-speed.md).
+READ_EVERY = 3
+# A search's crop enters a face's crop by this much (its own box wobbles from search to
+# search; averaged, it sits where the detector's boxes sit on average)
+ANCHOR_WEIGHT = 0.3
+# The picture's movement is told at this many pixels between the eyes (Lucas-Kanade)
+MOTION_IOD = 40.0
+LK_WINDOW = 15
+MIN_MOVED = 12  # inner-face points followed, and agreeing, for a movement to count
+INNER_FACE = list(range(17, 68))  # brows, nose, eyes, mouth: texture to follow
+
+# frame -> the faces found: (68, 2) points, or Found (points and the crop they were read in)
+Detect = Callable[[np.ndarray], "list[np.ndarray] | list[Found]"]
+# (frame, (N, 68, 2) previous points, N crops) -> ((N, 68, 2) points, (N,) bool: still a face)
+Follow = Callable[[np.ndarray, np.ndarray, Sequence[FaceBox]], tuple[np.ndarray, np.ndarray]]
+# (previous frame, frame, (N, 68, 2) points) -> ((N, 68, 2) points moved, (N,) bool: moved)
+Motion = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 # --------------------------------------------------------------------------- smoothing
@@ -167,6 +183,74 @@ def match(
     return out
 
 
+# --------------------------------------------------------------------------- crops
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where a face's crop sits in the frame of its own points: the crop's centre ``u``
+    right and ``v`` down of the points' centroid, its side, all in units of the points' RMS
+    radius, and its angle less the eyes' (see :func:`points_frame`)."""
+
+    u: float
+    v: float
+    side: float
+    angle: float
+
+    def blend(self, other: Anchor, weight: float) -> Anchor:
+        turn = (other.angle - self.angle + 180.0) % 360.0 - 180.0
+        return Anchor(
+            self.u + weight * (other.u - self.u),
+            self.v + weight * (other.v - self.v),
+            self.side + weight * (other.side - self.side),
+            self.angle + weight * turn,
+        )
+
+
+def points_frame(points: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """A face's own frame from its 68 points: centroid, RMS radius and eye angle (all 68
+    points take part, so one point's wobble barely moves it)."""
+    from core.keypoints.preprocess import eye_angle
+
+    p = np.asarray(points, np.float64)
+    centre = p.mean(axis=0)
+    radius = float(np.sqrt(((p - centre) ** 2).sum(axis=1).mean()))
+    return centre, max(radius, 1e-6), eye_angle(p)
+
+
+def anchor_of(points: np.ndarray, box: FaceBox) -> Anchor:
+    """The crop ``box`` in the frame of ``points`` (see :class:`Anchor`)."""
+    centre, radius, angle = points_frame(points)
+    right, down = face_axes(angle)
+    d = np.array([box.cx, box.cy]) - centre
+    turn = (box.angle - angle + 180.0) % 360.0 - 180.0
+    return Anchor(float(d @ right) / radius, float(d @ down) / radius, box.side / radius, turn)
+
+
+def crop_at(anchor: Anchor, points: np.ndarray) -> FaceBox:
+    """The crop that ``anchor`` puts around ``points``: the same crop, relative to the
+    face, as the one it was taken from."""
+    centre, radius, angle = points_frame(points)
+    right, down = face_axes(angle)
+    cx, cy = centre + radius * (anchor.u * right + anchor.v * down)
+    return FaceBox(float(cx), float(cy), anchor.side * radius, angle + anchor.angle)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A face a search found: its points and the crop they were read in (None: the crop
+    around the points, level with the eyes)."""
+
+    points: np.ndarray
+    crop: FaceBox | None = None
+
+
+def _found(item: np.ndarray | Found) -> Found:
+    if isinstance(item, Found):
+        return Found(np.asarray(item.points, np.float32), item.crop)
+    return Found(np.asarray(item, np.float32))
+
+
 # --------------------------------------------------------------------------- tracking
 
 
@@ -174,7 +258,7 @@ def match(
 class TrackedFace:
     track_id: int
     points: np.ndarray  # (68, 2) float32, smoothed: what the mask is put on
-    raw: np.ndarray  # (68, 2) float32, the model's reading of this frame
+    raw: np.ndarray  # (68, 2) float32, the model's reading of this frame (or its move)
 
 
 @dataclass
@@ -182,15 +266,19 @@ class _Track:
     track_id: int
     raw: np.ndarray
     smoother: OneEuroFilter
+    anchor: Anchor
     points: np.ndarray | None = None
     unconfirmed: int = 0
+    last_read: int = 0  # the frame the model last read this face in
 
 
 class FaceTracker:
     """Faces followed through the frames of one video (see the module docstring).
 
     ``smooth=False`` passes the model's readings through unfiltered (for measuring what the
-    filter does). Call :meth:`update` with every frame, in order, and its time in seconds.
+    filter does). With ``motion``, a face is read by the model every ``read_every`` frames
+    and moved by ``motion`` (the frame's own movement there) in between. Call
+    :meth:`update` with every frame, in order, and its time in seconds.
     """
 
     def __init__(
@@ -198,7 +286,9 @@ class FaceTracker:
         detect: Detect,
         follow: Follow,
         *,
+        motion: Motion | None = None,
         detect_every: int = DETECT_EVERY,
+        read_every: int = READ_EVERY,
         smooth: bool = True,
         min_cutoff: float = MIN_CUTOFF,
         beta: float = BETA,
@@ -207,7 +297,9 @@ class FaceTracker:
     ) -> None:
         self.detect = detect
         self.follow = follow
+        self.motion = motion
         self.detect_every = max(1, detect_every)
+        self.read_every = max(1, read_every) if motion is not None else 1
         self.smooth = smooth
         self.filter_params = (min_cutoff, beta, d_cutoff)
         self.max_unconfirmed = max_unconfirmed
@@ -216,23 +308,48 @@ class FaceTracker:
         self.last_search: int | None = None
         self.next_id = 0
         self.searches = 0  # how often the detector ran (for benchmarks and tests)
+        self.reads = 0  # faces the model read while following (for benchmarks and tests)
+        self._previous: np.ndarray | None = None
 
     def update(self, rgb: np.ndarray, t: float) -> list[TrackedFace]:
-        alive: list[_Track] = []
-        lost: list[_Track] = []
-        if self.tracks:
-            points, ok = self.follow(rgb, np.stack([tr.raw for tr in self.tracks]))
-            for tr, p, good in zip(self.tracks, points, ok, strict=True):
+        moved_ok = np.ones(len(self.tracks), bool)
+        if self.tracks and self.motion is not None and self._previous is not None:
+            raws = np.stack([tr.raw for tr in self.tracks])
+            moved, moved_ok = self.motion(self._previous, rgb, raws)
+            for tr, p, good in zip(self.tracks, moved, moved_ok, strict=True):
                 if good:
                     tr.raw = np.asarray(p, np.float32)
-                    alive.append(tr)
-                else:
-                    lost.append(tr)
         every = self.detect_every if self.tracks else max(1, self.detect_every // 2)
         due = self.last_search is None or self.frame - self.last_search >= every
-        if due or lost:
-            alive = self._search(rgb, alive, lost)
+        alive = list(self.tracks)
+        fresh: set[int] = set()  # tracks whose points the search just read
+        if due:
+            alive, fresh = self._search(rgb, alive, [])
+        reading = [
+            tr
+            for tr, good in zip(self.tracks, moved_ok, strict=True)
+            if tr in alive
+            and tr.track_id not in fresh
+            and (not good or self.frame - tr.last_read >= self.read_every)
+        ]
+        lost: list[_Track] = []
+        if reading:
+            points, ok = self.follow(
+                rgb,
+                np.stack([tr.raw for tr in reading]),
+                [crop_at(tr.anchor, tr.raw) for tr in reading],
+            )
+            self.reads += len(reading)
+            for tr, p, good in zip(reading, points, ok, strict=True):
+                if good:
+                    tr.raw, tr.last_read = np.asarray(p, np.float32), self.frame
+                else:
+                    lost.append(tr)
+            alive = [tr for tr in alive if tr not in lost]
+        if lost and not due:
+            alive, _ = self._search(rgb, alive, lost)
         self.tracks = _without_duplicates(alive)
+        self._previous = rgb if self.motion is not None else None
         self.frame += 1
         out = []
         for tr in self.tracks:
@@ -243,17 +360,27 @@ class FaceTracker:
             out.append(TrackedFace(tr.track_id, tr.points, tr.raw))
         return out
 
-    def _search(self, rgb: np.ndarray, alive: list[_Track], lost: list[_Track]) -> list[_Track]:
-        """Detections matched to the faces followed (confirmed), to faces just lost (found
-        again, same id), or new faces."""
+    def _search(
+        self, rgb: np.ndarray, alive: list[_Track], lost: list[_Track]
+    ) -> tuple[list[_Track], set[int]]:
+        """Detections matched to the faces followed (confirmed: the search's reading is
+        theirs for this frame), to faces just lost (found again, same id), or new faces.
+        Returns the tracks and the ids of those whose points the search read."""
         self.last_search = self.frame
         self.searches += 1
-        found = [np.asarray(p, np.float32) for p in self.detect(rgb)]
-        found_boxes = [point_box(p) for p in found]
+        found = [_found(f) for f in self.detect(rgb)]
+        found_boxes = [point_box(f.points) for f in found]
         taken: set[int] = set()
+        fresh: set[int] = set()
         for i, j in match([point_box(tr.raw) for tr in alive], found_boxes, MATCH_IOU):
-            alive[i].unconfirmed = -1  # counted up to 0 below
+            tr, f = alive[i], found[j]
+            # the detector's crop, in the face's own frame, averaged over the searches: the
+            # crops that follow it sit on the face as the detector's boxes do
+            tr.anchor = tr.anchor.blend(_anchor(f), ANCHOR_WEIGHT)
+            tr.raw, tr.last_read = f.points, self.frame
+            tr.unconfirmed = -1  # counted up to 0 below
             taken.add(j)
+            fresh.add(tr.track_id)
         for tr in alive:
             tr.unconfirmed += 1
         alive = [tr for tr in alive if tr.unconfirmed <= self.max_unconfirmed]
@@ -261,23 +388,26 @@ class FaceTracker:
         revived: dict[int, _Track] = {}
         for i, k in match([point_box(tr.raw) for tr in lost], [found_boxes[j] for j in rest], 0.1):
             revived[rest[k]] = lost[i]
-        if not rest:
-            return alive
-        # A new face's first points are read once more from the box of its detected points,
-        # so that all its points come from the crops that following uses (a detector's box
-        # sits a little differently: the mask would step at the first frame).
-        starts = np.stack([found[j] for j in rest])
-        points, ok = self.follow(rgb, starts)
-        for j, p, good in zip(rest, points, ok, strict=True):
-            raw = np.asarray(p if good else found[j], np.float32)
+        for j in rest:
+            f = found[j]
             tr = revived.get(j)
             if tr is None:
-                tr = _Track(self.next_id, raw, OneEuroFilter(*self.filter_params))
+                tr = _Track(self.next_id, f.points, OneEuroFilter(*self.filter_params), _anchor(f))
                 self.next_id += 1
                 log.debug("frame %d: face %d enters", self.frame, tr.track_id)
-            tr.raw, tr.unconfirmed = raw, 0
+            else:
+                tr.anchor = _anchor(f)
+            tr.raw, tr.unconfirmed, tr.last_read = f.points, 0, self.frame
             alive.append(tr)
-        return alive
+            fresh.add(tr.track_id)
+        return alive, fresh
+
+
+def _anchor(found: Found) -> Anchor:
+    from core.keypoints.landmarks import level_boxes
+
+    crop = found.crop if found.crop is not None else level_boxes(found.points[None])[0]
+    return anchor_of(found.points, crop)
 
 
 def _without_duplicates(tracks: list[_Track]) -> list[_Track]:
@@ -290,19 +420,76 @@ def _without_duplicates(tracks: list[_Track]) -> list[_Track]:
     return kept
 
 
+# --------------------------------------------------------------------------- motion
+
+
+def frame_motion(
+    previous: np.ndarray, rgb: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 68, 2) points moved as the picture moved from ``previous`` to ``rgb`` around
+    them, and (N,) bool: moved (False: the movement could not be told; the points stay).
+
+    The inner face's points (brows, eyes, nose, mouth: texture, unlike the jaw's edge
+    against the background) are followed by pyramidal Lucas-Kanade on the face's
+    surroundings, shrunk to ``MOTION_IOD`` between the eyes, and the similarity (shift,
+    turn, zoom) that fits them best moves all 68.
+    """
+    out = np.asarray(points, np.float32).copy()
+    ok = np.zeros(len(out), bool)
+    h, w = rgb.shape[:2]
+    for k, p in enumerate(out):
+        size = eye_distance(p)
+        if not np.isfinite(p).all() or size < 2:
+            continue
+        lo = np.floor(p.min(axis=0) - 0.3 * size).astype(int)
+        hi = np.ceil(p.max(axis=0) + 0.3 * size).astype(int)
+        x0, y0, x1, y1 = max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            continue
+        scale = min(1.0, MOTION_IOD / size)
+        size_px = (max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale)))
+        a, b = (
+            cv2.resize(
+                cv2.cvtColor(np.ascontiguousarray(im[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY),
+                size_px,
+                interpolation=cv2.INTER_AREA,
+            )
+            for im in (previous, rgb)
+        )
+        sx, sy = size_px[0] / (x1 - x0), size_px[1] / (y1 - y0)
+        local = ((p[INNER_FACE] - [x0, y0] + 0.5) * [sx, sy] - 0.5).astype(np.float32)
+        nxt, status, _ = cv2.calcOpticalFlowPyrLK(
+            a, b, local.reshape(-1, 1, 2), None, winSize=(LK_WINDOW, LK_WINDOW), maxLevel=2
+        )
+        good = status.reshape(-1) == 1
+        if good.sum() < MIN_MOVED:
+            continue
+        src = (local[good] + 0.5) / [sx, sy] - 0.5 + [x0, y0]
+        dst = (nxt.reshape(-1, 2)[good] + 0.5) / [sx, sy] - 0.5 + [x0, y0]
+        matrix, inliers = cv2.estimateAffinePartial2D(
+            src, dst, method=cv2.RANSAC, ransacReprojThreshold=max(1.0, 0.5 / scale)
+        )
+        if matrix is None or inliers is None or int(inliers.sum()) < MIN_MOVED:
+            continue
+        out[k] = p @ matrix[:, :2].T.astype(np.float32) + matrix[:, 2].astype(np.float32)
+        ok[k] = True
+    return out, ok
+
+
 # --------------------------------------------------------------------------- the model
 
 
 def masker_callables(masker: VideoMasker, mode: Mode | str = Mode.FACES) -> tuple[Detect, Follow]:
     """``detect`` and ``follow`` for :class:`FaceTracker` from a :class:`core.api.FaceMasker`.
 
-    Detection is the photo path (``find_faces``: detector, turns, keypoints, shape check);
-    in Mode.WHOLE the whole frame is the one face. Following reads each face in the crop
-    around its last points, turned level with its eyes, all faces in one batch; a face is
-    lost where the model doubts its crop (heatmap spread, as for photos) or the points are
-    not face-shaped (``FaceMasker.max_shape_error``).
+    Detection is the photo path (``find_faces``: detector, turns, keypoints, shape check),
+    each face with the crop its points were read in (the detector's box); in Mode.WHOLE the
+    whole frame is the one face. Following reads each face in the crop it is given, all
+    faces in one batch; a face is lost where the model doubts its crop (heatmap spread, as
+    for photos) or the points are not face-shaped (``FaceMasker.max_shape_error``).
     """
-    from core.keypoints.landmarks import UNSURE_SPREAD, level_boxes
+    from core.keypoints.landmarks import UNSURE_SPREAD
+    from core.keypoints.preprocess import eye_angle
     from core.render import warp
     from masks import catalog
 
@@ -311,14 +498,27 @@ def masker_callables(masker: VideoMasker, mode: Mode | str = Mode.FACES) -> tupl
     max_shape = masker.max_shape_error
     whole = Mode(mode) is Mode.WHOLE
 
-    def detect(rgb: np.ndarray) -> list[np.ndarray]:
+    def detect(rgb: np.ndarray) -> list[Found]:
         try:
-            return [f.points for f in masker.find_faces(rgb, mode)]
+            faces = masker.find_faces(rgb, mode)
         except NoFaceFoundError:
             return []
+        if whole:  # read twice, the second time in the crop around the first reading
+            return [Found(f.points) for f in faces]
+        out = []
+        for f in faces:
+            # the face's square is the detector's crop (core.detection.boxes.FaceBox) shrunk
+            x0, y0, x1, y1 = f.box
+            crop = FaceBox(
+                (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * CROP_SCALE, eye_angle(f.points)
+            )
+            out.append(Found(f.points, crop))
+        return out
 
-    def follow(rgb: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        points, spread = predictor.look(rgb, level_boxes(previous))
+    def follow(
+        rgb: np.ndarray, previous: np.ndarray, crops: Sequence[FaceBox]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        points, spread = predictor.look(rgb, crops)
         ok = np.isfinite(points).all(axis=(1, 2)) & ~(spread > UNSURE_SPREAD)
         h, w = rgb.shape[:2]
         for i, p in enumerate(points):

@@ -147,7 +147,9 @@ class Scene:
         self.detections += 1
         return [p.copy() for k, p in self.faces.items() if k not in self.blind]
 
-    def follow(self, rgb: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def follow(
+        self, rgb: np.ndarray, previous: np.ndarray, crops=None
+    ) -> tuple[np.ndarray, np.ndarray]:
         out, ok = [], []
         for prev in previous:
             best = min(
