@@ -55,6 +55,12 @@ WEBP_QUALITY = 90
 MIX = "mix"  # the output tag of a weighted mix (one output, a mask per face)
 
 
+class WrongFormatError(FaceMaskError):
+    """A photo cannot be written as a video, nor a video as a photo."""
+
+    code = "wrong_format"
+
+
 # --------------------------------------------------------------------------- choosing masks
 
 
@@ -220,7 +226,7 @@ def _mask_photo(
 ) -> None:
     fmt = options.photo_format
     if fmt is not None and fmt not in PHOTO_FORMATS:
-        raise FaceMaskError(f"A photo cannot be written as {fmt}.")  # the CLI checks first
+        raise WrongFormatError(f"a photo cannot be written as {fmt}: use jpeg, png or webp")
     pictures = {i: masker.picture(i) for i in choice.ids}  # an unknown mask: before any work
     decoded = imageio.decode(data)
     rgb, alpha = decoded.rgb, decoded.alpha
@@ -350,7 +356,7 @@ def _mask_video(
         "gif" if data[:3] == b"GIF" else "webm" if data[:4] == b"\x1aE\xdf\xa3" else "mp4"
     )
     if fmt not in VIDEO_FORMATS:
-        raise FaceMaskError(f"A video cannot be written as {fmt}.")  # the CLI checks first
+        raise WrongFormatError(f"a video cannot be written as {fmt}: use mp4, gif or webm")
     kind = options.video_kind or ("animation" if data[:3] == b"GIF" else "video")
     limit = options.max_seconds if options.max_seconds else math.inf
     tags = choice.tags

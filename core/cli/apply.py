@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import glob
 import json
 import multiprocessing
@@ -69,6 +70,7 @@ class Task:
     outputs: dict[str, str] = field(default_factory=dict)  # tag -> path (or "-")
     labels: str | None = None  # the path stem of its label files
     explicit: bool = False  # -o named the file: replaced if it exists
+    format: str | None = None  # the outputs' format, decided while planning
     status: str | None = None  # decided while planning: "skipped" or "failed"
     error: str | None = None
     message: str | None = None
@@ -226,6 +228,7 @@ def plan(args: argparse.Namespace, choice: batch.MaskPlan) -> list[Task]:
                 task.status, task.error, task.message = "failed", "unreadable", "permission denied"
                 continue
         fmt = output_format(_head(source, task.data), args, str(out_file) if out_file else None)
+        task.format = fmt
         suffix = batch.SUFFIX[fmt]
         rel = Path(key)
         for tag in tags:
@@ -342,9 +345,13 @@ def run_task(masker, setup: Setup, task: Task, updates=None) -> dict:
                 updates.put_nowait((task.index, p))
 
     source: str | bytes = task.data if task.data is not None else task.source
+    # the planned format goes to whichever kind the file turns out to be (a photo told to be
+    # an MP4 fails as wrong_format)
+    fmt = {"photo_format": task.format, "video_format": task.format} if task.format else {}
+    options = dataclasses.replace(setup.options, **fmt)
     try:
         result = batch.mask_file(
-            masker, source, setup.choice, setup.options, key=task.key, progress=progress
+            masker, source, setup.choice, options, key=task.key, progress=progress
         )
     except Exception as err:  # a bug, not the file: this file fails, the run goes on
         if os.environ.get("FACEMASK_DEBUG"):
