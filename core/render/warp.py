@@ -243,10 +243,17 @@ class Overlay:
     scale: float
 
 
-def warp_mask(mask: MaskPicture, landmarks: np.ndarray, shape: tuple[int, int]) -> Overlay | None:
+def warp_mask(
+    mask: MaskPicture,
+    landmarks: np.ndarray,
+    shape: tuple[int, int],
+    max_face_px: float | None = None,
+) -> Overlay | None:
     """The mask warped onto a face's (68, 2) landmarks in a photo of ``shape`` (height, width).
 
-    None when the face lies outside the photo or its points are degenerate.
+    None when the face lies outside the photo or its points are degenerate. With
+    ``max_face_px``, a face wider than that is drawn (and lit, :func:`composite`) at that
+    width and only resampled to its own while compositing: video's budget per frame.
     """
     landmarks = np.asarray(landmarks, np.float64)
     if not np.isfinite(landmarks).all() or face_width(landmarks) < 2:
@@ -259,6 +266,8 @@ def warp_mask(mask: MaskPicture, landmarks: np.ndarray, shape: tuple[int, int]) 
     x0, y0, x1, y1 = box
     src_per_dst = float(np.sqrt(abs(np.linalg.det(fit_similarity(dst, mask.control)[:, :2]))))
     scale = min(1.0, 1.25 * src_per_dst)
+    if max_face_px is not None:
+        scale = min(scale, max_face_px / max(face_width(landmarks), 1.0))
     level = mask.level_for(src_per_dst / scale)
     src = (mask.control / (2**level)).astype(np.float32)
     picture = mask.levels[level]

@@ -106,6 +106,9 @@ LIGHT_WEIGHT = 0.3
 # Whether a face already wears a mask (``cover.wears_mask``) is asked when its track starts
 # and again every this many frames; a bare face (the usual case) then costs nothing more.
 COVER_EVERY = 30
+# A face wider than this is drawn and lit at this width, then resampled to its own: the
+# drawing's cost then stops growing with the face (docs/experiments/video-speed.md).
+MAX_FACE_PX = 200.0
 
 
 class TrackPainter:
@@ -132,7 +135,7 @@ class TrackPainter:
             self.light = (exposure, tint)
         out = rgb.copy()
         for face in faces:
-            overlay = warp.warp_mask(self.picture, face.points, rgb.shape[:2])
+            overlay = warp.warp_mask(self.picture, face.points, rgb.shape[:2], MAX_FACE_PX)
             if overlay is None:
                 continue
             wears, asked = self.wears.get(face.track_id, (False, -COVER_EVERY))

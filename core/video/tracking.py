@@ -48,10 +48,10 @@ log = logging.getLogger(__name__)
 MIN_CUTOFF = 0.5  # Hz: how much a still face's points are smoothed
 BETA = 160.0  # how fast the cut-off rises with speed (Hz per eye distance a second)
 D_CUTOFF = 1.0  # Hz: the smoothing of the speed itself
-# Frames between searches for new faces while faces are followed (1/3 s at 30 fps; half
+# Frames between searches for new faces while faces are followed (1/2 s at 30 fps; half
 # that while none are). A search is the photo path (MTCNN, its turns where no face is sure,
 # and the keypoints) and costs several times as much as following a face.
-DETECT_EVERY = 10
+DETECT_EVERY = 15
 MATCH_IOU = 0.3  # point boxes overlapping this much are one face
 DUPLICATE_IOU = 0.6  # two tracks overlapping this much have found the same face
 # A followed face that this many searches in a row do not find is dropped (the detector
@@ -61,6 +61,8 @@ MAX_UNCONFIRMED = 6
 # A face the model last read is moved with the picture for this many frames less one, then
 # read again (docs/video.md, "The per-frame budget"; docs/experiments/video-speed.md).
 READ_EVERY = 3
+# ... and its new reading counts this much against where the movement took it
+READ_GAIN = 0.5
 # A search's crop enters a face's crop by this much (its own box wobbles from search to
 # search; averaged, it sits where the detector's boxes sit on average)
 ANCHOR_WEIGHT = 0.3
@@ -313,12 +315,18 @@ class FaceTracker:
 
     def update(self, rgb: np.ndarray, t: float) -> list[TrackedFace]:
         moved_ok = np.ones(len(self.tracks), bool)
-        if self.tracks and self.motion is not None and self._previous is not None:
-            raws = np.stack([tr.raw for tr in self.tracks])
-            moved, moved_ok = self.motion(self._previous, rgb, raws)
-            for tr, p, good in zip(self.tracks, moved, moved_ok, strict=True):
+        # faces read in this frame anyway are not moved first (their crop then lags one
+        # frame's movement, which the model's crops were trained to absorb)
+        moving = [
+            k for k, tr in enumerate(self.tracks) if self.frame - tr.last_read < self.read_every
+        ]
+        if moving and self.motion is not None and self._previous is not None:
+            raws = np.stack([self.tracks[k].raw for k in moving])
+            moved, ok = self.motion(self._previous, rgb, raws)
+            for k, p, good in zip(moving, moved, ok, strict=True):
+                moved_ok[k] = good
                 if good:
-                    tr.raw = np.asarray(p, np.float32)
+                    self.tracks[k].raw = np.asarray(p, np.float32)
         every = self.detect_every if self.tracks else max(1, self.detect_every // 2)
         due = self.last_search is None or self.frame - self.last_search >= every
         alive = list(self.tracks)
@@ -342,7 +350,7 @@ class FaceTracker:
             self.reads += len(reading)
             for tr, p, good in zip(reading, points, ok, strict=True):
                 if good:
-                    tr.raw, tr.last_read = np.asarray(p, np.float32), self.frame
+                    tr.raw, tr.last_read = self._fused(tr, p), self.frame
                 else:
                     lost.append(tr)
             alive = [tr for tr in alive if tr not in lost]
@@ -359,6 +367,14 @@ class FaceTracker:
                 tr.points = tr.raw
             out.append(TrackedFace(tr.track_id, tr.points, tr.raw))
         return out
+
+    def _fused(self, track: _Track, reading: np.ndarray) -> np.ndarray:
+        """A new reading of a face that was moved with the picture since the last: the two
+        averaged (``READ_GAIN``), as the movement is surer than one reading's noise."""
+        reading = np.asarray(reading, np.float32)
+        if self.motion is None or self.read_every == 1:
+            return reading
+        return (track.raw + READ_GAIN * (reading - track.raw)).astype(np.float32)
 
     def _search(
         self, rgb: np.ndarray, alive: list[_Track], lost: list[_Track]
@@ -377,7 +393,7 @@ class FaceTracker:
             # the detector's crop, in the face's own frame, averaged over the searches: the
             # crops that follow it sit on the face as the detector's boxes do
             tr.anchor = tr.anchor.blend(_anchor(f), ANCHOR_WEIGHT)
-            tr.raw, tr.last_read = f.points, self.frame
+            tr.raw, tr.last_read = self._fused(tr, f.points), self.frame
             tr.unconfirmed = -1  # counted up to 0 below
             taken.add(j)
             fresh.add(tr.track_id)
