@@ -33,12 +33,13 @@ from telegram import (
 from telegram.constants import ChatAction, MediaGroupLimit
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
-from bot import handlers, journal, keyboards, texts
-from bot.handlers import services, translator
+from bot import handlers, journal, keyboards, kit, texts
+from bot.callbacks import Action, matches
 from bot.i18n import Translator
+from bot.kit import Context
 from bot.persistence import save_now
 from bot.reactions import reacting
-from bot.state import AlbumRequest, Context, PhotoRequest
+from bot.state import AlbumRequest, PhotoRequest
 from core.errors import FaceMaskError, NoFaceFoundError
 from core.results import MaskedPhoto, Mode
 from masks.catalog import MaskSpec
@@ -55,15 +56,16 @@ class _InAlbum(filters.MessageFilter):
         return message.media_group_id is not None
 
 
-ALBUM_PHOTO = handlers.IMAGE & _InAlbum(name="InAlbum")
+ALBUM_PHOTO = kit.IMAGE & _InAlbum(name="InAlbum")
 
 
 def register(app: Application) -> None:
     """Registered before bot.handlers': an album's photos would each get a keyboard there."""
-    addressed = filters.ChatType.PRIVATE | handlers.ADDRESSED_TO_BOT
+    addressed = filters.ChatType.PRIVATE | kit.ADDRESSED_TO_BOT
     app.add_handler(MessageHandler(ALBUM_PHOTO & addressed, album_photo))
-    app.add_handler(CallbackQueryHandler(all_seven, pattern=keyboards.ALL_SEVEN_PATTERN))
-    app.add_handler(CallbackQueryHandler(album_button, pattern=keyboards.ALBUM_PATTERN))
+    app.add_handler(CallbackQueryHandler(all_seven, pattern=matches(Action.ALL_SEVEN)))
+    album_buttons = matches(Action.ALBUM_MASK, Action.ALBUM_MODE)
+    app.add_handler(CallbackQueryHandler(album_button, pattern=album_buttons))
 
 
 # ----------------------------------------------------------------------------- All 7
@@ -71,22 +73,20 @@ def register(app: Application) -> None:
 
 async def all_seven(update: Update, context: Context) -> None:
     """ "All 7" under a photo's keyboard: one album with every mask."""
-    query = update.callback_query
-    t = translator(update, context)
-    tapped = await handlers.request_behind(query, context, t, lambda chat: chat.photos)
+    tapped = await kit.opening(update, context, lambda chat: chat.photos)
     if tapped is None:
         return
-    photo_id, request = tapped
-    svc = services(context)
-    if await handlers.refused_by_throttle(update, context, t, count=len(svc.masks)):
+    query, photo_id, request = tapped.query, tapped.target_id, tapped.request
+    t, svc = context.t, context.services
+    if await kit.refused_by_throttle(update, context, count=len(svc.masks)):
         return
     await query.answer(t(texts.WORKING))
     chat_id = query.message.chat.id
     reply_to = ReplyParameters(photo_id, allow_sending_without_reply=True)
     async with reacting(context.bot, chat_id, photo_id, svc.no_reactions):
         try:
-            async with handlers._showing(context, chat_id, ChatAction.UPLOAD_PHOTO):
-                image = await handlers._download(context, request.file_id, t)
+            async with kit.showing(context, chat_id, ChatAction.UPLOAD_PHOTO):
+                image = await kit.download(context, request.file_id, t)
                 ids = tuple(mask.id for mask in svc.masks)
                 results = await svc.queue.mask_many(image, ids, request.mode)
         except FaceMaskError as error:
@@ -141,7 +141,7 @@ async def album_photo(update: Update, context: Context) -> None:
         finally:
             collecting.pop(key, None)
         photos = sorted(entry.messages, key=lambda m: m.message_id)
-        await offer_album(photos, context, translator(update, context))
+        await offer_album(photos, context, context.t)
     finally:
         entry.offered.set()
 
@@ -166,7 +166,7 @@ async def offer_album(photos: list[Message], context: Context, t: Translator) ->
     await first.reply_text(
         t(texts.ALBUM_CHOOSE, count=len(kept)),
         reply_markup=keyboards.album_keyboard(
-            services(context).masks, first.message_id, album.mode, t
+            context.services.masks, first.message_id, album.mode, t
         ),
         do_quote=True,
     )
@@ -174,28 +174,25 @@ async def offer_album(photos: list[Message], context: Context, t: Translator) ->
 
 async def album_button(update: Update, context: Context) -> None:
     """A mask or the Crop toggle under an album's keyboard."""
-    query = update.callback_query
-    t = translator(update, context)
-    tapped = await handlers.request_behind(query, context, t, lambda chat: chat.albums)
+    tapped = await kit.opening(update, context, lambda chat: chat.albums)
     if tapped is None:
         return
-    album_id, album = tapped
+    query, album_id, album, t = tapped.query, tapped.target_id, tapped.request, context.t
     requests = [context.chat_data.photos.get(p) for p in album.photo_ids]
     if None in requests:  # a photo of it forgotten
         await query.answer(t(texts.PHOTO_GONE), show_alert=True)
         return
-    svc = services(context)
+    svc = context.services
     chat_id = query.message.chat.id
-    action = query.data.rpartition(":")[0]
-    if action == "ac":  # the toggle: same message, new keyboard
+    if tapped.tap.action is Action.ALBUM_MODE:  # same message, new keyboard
         latest = lambda: keyboards.album_keyboard(svc.masks, album_id, album.mode, t)  # noqa: E731
-        await handlers.toggle(query, context, album.toggle_mode, latest)
+        await kit.toggle(query, context, album.toggle_mode, latest)
         return
-    mask = handlers.mask_by_id(svc.masks, int(action.removeprefix("am:")))
+    mask = kit.mask_by_id(svc.masks, tapped.tap.mask_id)
     if mask is None:
         await query.answer(t(texts.ERRORS["unknown_mask"]), show_alert=True)
         return
-    if await handlers.refused_by_throttle(update, context, t, count=len(requests)):
+    if await kit.refused_by_throttle(update, context, count=len(requests)):
         return
     await query.answer(t(texts.WORKING))
     await mask_album(
@@ -216,18 +213,18 @@ async def mask_album(
     user_id: int,
 ) -> None:
     """Every photo of the album masked (all at once, through the queue), sent as one album."""
-    svc = services(context)
+    svc = context.services
     reply_to = ReplyParameters(album_id, allow_sending_without_reply=True)
 
     async def one(request: PhotoRequest) -> MaskedPhoto | FaceMaskError:
         try:
-            image = await handlers._download(context, request.file_id, t)
+            image = await kit.download(context, request.file_id, t)
             return await svc.queue.mask_photo(image, mask.id, mode)
         except FaceMaskError as error:
             return error
 
     async with reacting(context.bot, chat_id, album_id, svc.no_reactions):
-        async with handlers._showing(context, chat_id, ChatAction.UPLOAD_PHOTO):
+        async with kit.showing(context, chat_id, ChatAction.UPLOAD_PHOTO):
             results = await asyncio.gather(*(one(request) for request in requests))
         masked = [r for r in results if isinstance(r, MaskedPhoto)]
         logger.info(
@@ -267,8 +264,8 @@ def _media(
     result: MaskedPhoto, mask: MaskSpec, caption: str, as_file: bool
 ) -> InputMediaPhoto | InputMediaDocument:
     """One masked photo for an album: a photo, or a file when asked or too big for a photo."""
-    if as_file or not handlers.fits_photo(result):
-        name = handlers.file_name(mask, result.format)
+    if as_file or not kit.fits_photo(result):
+        name = kit.file_name(mask, result.format)
         return InputMediaDocument(InputFile(result.image, filename=name), caption=caption)
     return InputMediaPhoto(result.image, caption=caption)
 

@@ -36,13 +36,12 @@ from bot.connection import (
     webhook_refusal,
     write_status,
 )
-from bot.handlers import Services
 from bot.journal import JOURNAL_NAME, Journal, JournaledApplication, JournaledQueue, replay
+from bot.kit import CONTEXT_TYPES, SERVICES, Services
 from bot.persistence import TypedPersistence, create_persistence
 from bot.queue import create_queue
 from bot.ratelimit import MessagesFirstRateLimiter
 from bot.settings import Settings
-from bot.state import CONTEXT_TYPES
 from masks import catalog
 from serving.logs import add_secret
 
@@ -89,7 +88,7 @@ def build_application(settings: Settings, link: TelegramLink | None = None) -> A
         .post_shutdown(_post_shutdown)
         .build()
     )
-    app.bot_data[handlers.SERVICES] = Services(
+    app.bot_data[SERVICES] = Services(
         settings=settings, queue=create_queue(settings), masks=catalog.masks()
     )
     # first of the error handlers: network errors and 409s while polling, in one line or none
@@ -160,7 +159,7 @@ def webhook_secret(settings: Settings) -> str:
 
 
 async def _post_init(app: Application) -> None:
-    svc: Services = app.bot_data[handlers.SERVICES]
+    svc: Services = app.bot_data[SERVICES]
     await svc.queue.start()
     svc.sees_all_groups = groups.read_privacy_mode(app.bot)
     await profile.publish(app.bot)
@@ -173,7 +172,7 @@ async def _post_init(app: Application) -> None:
 
 
 async def _post_shutdown(app: Application) -> None:
-    svc: Services = app.bot_data[handlers.SERVICES]
+    svc: Services = app.bot_data[SERVICES]
     for task in svc.background:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -190,7 +189,7 @@ async def _heartbeat(app: Application) -> None:
     so ``facemask-bot --healthcheck`` fails after a minute of that. Each beat also lets the
     state store catch up with writes Redis missed.
     """
-    svc: Services = app.bot_data[handlers.SERVICES]
+    svc: Services = app.bot_data[SERVICES]
     path = svc.settings.heartbeat_file
     while True:
         if await svc.queue.healthy():

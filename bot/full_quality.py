@@ -11,23 +11,21 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler
 
-from bot import handlers, keyboards
-from bot.handlers import services, translator
-from bot.state import Context
+from bot import keyboards, kit
+from bot.callbacks import Action, matches
+from bot.kit import Context
 
 
 def register(app: Application) -> None:
-    app.add_handler(CallbackQueryHandler(quality_toggle, pattern=keyboards.QUALITY_PATTERN))
+    app.add_handler(CallbackQueryHandler(quality_toggle, pattern=matches(Action.QUALITY)))
 
 
 async def quality_toggle(update: Update, context: Context) -> None:
-    query = update.callback_query
-    t = translator(update, context)
-    tapped = await handlers.request_behind(query, context, t, lambda chat: chat.photos)
+    tapped = await kit.opening(update, context, lambda chat: chat.photos)
     if tapped is None:
         return
-    photo_id, request = tapped
-    masks = services(context).masks
+    photo_id, request, t = tapped.target_id, tapped.request, context.t
+    masks = context.services.masks
 
     def flip() -> None:
         request.as_file = not request.as_file
@@ -35,4 +33,4 @@ async def quality_toggle(update: Update, context: Context) -> None:
     latest = lambda: keyboards.mask_keyboard(  # noqa: E731
         masks, photo_id, request.mode, t, as_file=request.as_file
     )
-    await handlers.toggle(query, context, flip, latest)
+    await kit.toggle(tapped.query, context, flip, latest)

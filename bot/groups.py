@@ -22,10 +22,9 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ChatMemberHandler, CommandHandler, MessageHandler, filters
 
-from bot import handlers, texts
-from bot.handlers import services, translator
+from bot import handlers, kit, texts
 from bot.i18n import Translator
-from bot.state import Context
+from bot.kit import IMAGE, Context
 from masks import names as mask_names
 from masks.catalog import MaskSpec
 
@@ -106,7 +105,7 @@ async def is_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
 
 async def sees_everything(context: Context, chat_id: int) -> bool:
     """Whether every message of this group reaches the bot: privacy off, or it is an admin."""
-    return services(context).sees_all_groups or await is_admin(context.bot, chat_id, context.bot.id)
+    return context.services.sees_all_groups or await is_admin(context.bot, chat_id, context.bot.id)
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -125,12 +124,10 @@ DIRECT_CAPTION = _DirectMaskCaption(name="DirectMaskCaption")
 def register(app: Application) -> None:
     """Group handlers; registered before bot.handlers', which take what these leave."""
     app.add_handler(ChatMemberHandler(welcome, ChatMemberHandler.MY_CHAT_MEMBER))
-    app.add_handler(MessageHandler(handlers.IMAGE & DIRECT_CAPTION, direct_caption))
+    app.add_handler(MessageHandler(IMAGE & DIRECT_CAPTION, direct_caption))
     app.add_handler(CommandHandler("mask", direct_command, has_args=True))
     app.add_handler(CommandHandler("help", group_help, filters=GROUPS))
-    app.add_handler(
-        MessageHandler(handlers.IMAGE & GROUPS & ~handlers.ADDRESSED_TO_BOT, auto_photo)
-    )
+    app.add_handler(MessageHandler(IMAGE & GROUPS & ~kit.ADDRESSED_TO_BOT, auto_photo))
 
 
 async def direct_caption(update: Update, context: Context) -> None:
@@ -144,8 +141,8 @@ async def direct_command(update: Update, context: Context) -> None:
     """ "/mask villain" as a reply to a photo: that photo, masked at once."""
     message = update.effective_message
     target = message.reply_to_message
-    if target is None or not handlers.is_image(target):
-        hint = handlers.mask_hint(message, context, translator(update, context))
+    if target is None or not kit.is_image(target):
+        hint = handlers.mask_hint(message, context, context.t)
         await message.reply_text(hint, do_quote=True)
         return
     await _mask_at_once(update, context, target, " ".join(context.args or []))
@@ -154,9 +151,9 @@ async def direct_command(update: Update, context: Context) -> None:
 async def _mask_at_once(
     update: Update, context: Context, photo_message: Message, argument: str
 ) -> None:
-    t = translator(update, context)
+    t = context.t
     request_message = update.effective_message
-    svc = services(context)
+    svc = context.services
     mask = find_mask(argument, svc.masks)
     if mask is None:
         await request_message.reply_text(unknown_mask_text(argument, svc.masks, t), do_quote=True)
@@ -164,7 +161,7 @@ async def _mask_at_once(
     request = await handlers.remember_photo(photo_message, context, t)
     if request is None:  # too big, and said so
         return
-    if await handlers.refused_by_throttle(update, context, t):
+    if await kit.refused_by_throttle(update, context):
         return
     chat = update.effective_chat
     quiet = chat.type != ChatType.PRIVATE and context.chat_data.settings.quiet
@@ -177,7 +174,7 @@ async def _mask_at_once(
 
 async def group_help(update: Update, context: Context) -> None:
     """/help in a group: exactly what works in this group."""
-    t = translator(update, context)
+    t = context.t
     chat_id = update.effective_chat.id
     lines = group_lines(
         t,
@@ -196,8 +193,8 @@ async def welcome(update: Update, context: Context) -> None:
     )
     if change.chat.type == ChatType.PRIVATE or not joined:
         return  # promotions, demotions, leaving, a private chat blocked or unblocked
-    t = translator(update, context)  # whoever added the bot
-    sees_all = services(context).sees_all_groups or change.new_chat_member.status in ADMINS
+    t = context.t  # whoever added the bot
+    sees_all = context.services.sees_all_groups or change.new_chat_member.status in ADMINS
     lines = group_lines(
         t, context.bot.username, sees_all=sees_all, auto=context.chat_data.settings.auto
     )
@@ -208,4 +205,4 @@ async def welcome(update: Update, context: Context) -> None:
 async def auto_photo(update: Update, context: Context) -> None:
     """Any photo in a group with auto on (the bot receives them only if it sees everything)."""
     if context.chat_data.settings.auto:
-        await handlers.offer_masks(update.effective_message, context, translator(update, context))
+        await handlers.offer_masks(update.effective_message, context, context.t)

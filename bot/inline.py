@@ -28,11 +28,11 @@ from telegram.constants import InlineQueryLimit
 from telegram.error import TelegramError
 from telegram.ext import Application, InlineQueryHandler
 
-from bot import groups, i18n, texts
-from bot.handlers import _download, services
+from bot import groups, i18n, kit, texts
 from bot.i18n import Translator
+from bot.kit import Context
 from bot.persistence import save_now
-from bot.state import AvatarMasks, Context, UserState
+from bot.state import AvatarMasks, UserState
 from core.errors import FaceMaskError, NoFaceFoundError
 from core.results import Mode
 from masks import names as mask_names
@@ -101,7 +101,7 @@ async def inline_query(update: Update, context: Context) -> None:
     query = update.inline_query
     user = query.from_user
     t = i18n.translator(i18n.from_telegram(user.language_code))
-    svc = services(context)
+    svc = context.services
     state = context.user_data
     results = results_for(state, svc.masks, wanted_masks(query.query, svc.masks), t)
     button = InlineQueryResultsButton(t(texts.INLINE_BUTTON), start_parameter=START_PARAMETER)
@@ -130,7 +130,7 @@ async def _make_avatar(context: Context, user: User, making: set[int]) -> None:
 
 
 async def _refresh_avatar(context: Context, user: User) -> None:
-    svc = services(context)
+    svc = context.services
     state = context.user_data
     chat_id = svc.settings.inline_cache_chat_id
     assert chat_id is not None
@@ -151,7 +151,7 @@ async def _refresh_avatar(context: Context, user: User) -> None:
     if photo is not None:
         t = i18n.translator(i18n.from_telegram(user.language_code))
         try:
-            image = await _download(context, photo.file_id, t)
+            image = await kit.download(context, photo.file_id, t)
             ids = tuple(mask.id for mask in svc.masks)
             try:
                 masked = await svc.queue.mask_many(image, ids, Mode.FACES)

@@ -1,13 +1,11 @@
 """The inline keyboards: under a photo (seven masks, the Crop and Full quality toggles, "All 7"),
-under a masked photo ("Sticker"), and under an album.
+under a masked photo ("Sticker"), under an album, under a video and its progress message.
 
-Callback data names the button and the photo it works on (``"mask:3:812"``, ``"crop:812"``,
-``"file:812"``, ``"all:812"``, ``"stk:3:812"``, a group's "⋯ More" ``"more:812"`` or, under a
-masked photo, ``"more:3:812"``; an album's ``"am:3:812"``, ``"ac:812"``), far below Telegram's
-64-byte limit; keyboards already in chats send these, so they stay. What
-the bot knows about that photo (its file, its mode) lives in the chat's
-:class:`~bot.state.ChatState`, stored before the keyboard is sent, so a tap can never arrive
-before its state and the buttons keep working after a restart.
+Each button's callback data names what it does and the message it works on, written by
+:func:`bot.callbacks.encode` (the one place that knows its layout). What the bot knows about
+that message (its file, its mode) lives in the chat's :class:`~bot.state.ChatState`, stored
+before the keyboard is sent, so a tap can never arrive before its state and the buttons keep
+working after a restart.
 """
 
 from __future__ import annotations
@@ -15,21 +13,11 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import texts
+from bot.callbacks import Action, encode
 from bot.i18n import ENGLISH, Translator
 from core.results import Mode
 from masks.catalog import MaskSpec
 
-CALLBACK_PATTERN = r"^(mask:\d+|crop):\d+$"
-#: "⋯ More" under a group's compact keyboard (bot.handlers.more)
-MORE_PATTERN = r"^more:(\d+:)?\d+$"
-#: the buttons of bot.albums, bot.full_quality and bot.stickers
-ALL_SEVEN_PATTERN = r"^all:\d+$"
-QUALITY_PATTERN = r"^file:\d+$"
-ALBUM_PATTERN = r"^(am:\d+|ac):\d+$"
-STICKER_PATTERN = r"^stk:\d+:\d+$"
-#: bot.video: a mask ("vm:3:812"), the Crop toggle ("vc:812") and Cancel under the progress
-#: message ("vx:812"), 812 being the video's message id
-VIDEO_PATTERN = r"^(vm:\d+|vc|vx):\d+$"
 COLUMNS = 3
 
 
@@ -42,19 +30,17 @@ def mask_keyboard(
     as_file: bool = False,
     compact: bool = False,
 ) -> InlineKeyboardMarkup:
-    """The seven masks, the Crop and Full quality toggles and "All 7", in ``t``'s language;
-    ``compact`` (groups, where a big keyboard under every photo crowds the chat): the seven
-    masks and "⋯ More", which shows the rest."""
-    rows = _mask_rows(masks, "mask", photo_id, t)
+    """The seven masks, the Crop (mode) and Full quality toggles and "All 7", in ``t``'s
+    language; ``compact`` (groups, where a big keyboard under every photo crowds the chat): the
+    seven masks and "⋯ More", which shows the rest."""
+    rows = _mask_rows(masks, Action.MASK, photo_id, t)
     if compact:
-        rows.append([InlineKeyboardButton(t(texts.MORE), callback_data=f"more:{photo_id}")])
+        rows.append([_button(t(texts.MORE), Action.MORE, photo_id)])
         return InlineKeyboardMarkup(rows)
-    toggle = InlineKeyboardButton(texts.crop_button(mode, t), callback_data=f"crop:{photo_id}")
-    quality = InlineKeyboardButton(
-        texts.quality_button(as_file, t), callback_data=f"file:{photo_id}"
-    )
-    rows.append([toggle, quality])
-    rows.append([InlineKeyboardButton(t(texts.ALL_SEVEN), callback_data=f"all:{photo_id}")])
+    mode_button = _button(texts.mode_button(mode, t), Action.MODE, photo_id)
+    quality = _button(texts.quality_button(as_file, t), Action.QUALITY, photo_id)
+    rows.append([mode_button, quality])
+    rows.append([_button(t(texts.ALL_SEVEN), Action.ALL_SEVEN, photo_id)])
     return InlineKeyboardMarkup(rows)
 
 
@@ -72,13 +58,11 @@ def result_keyboard(
     """Under a masked photo: "Sticker" (that mask on that photo), after the mask keyboard
     when ``with_masks``; ``compact`` with masks: the seven masks and "⋯ More", which shows
     the rest, Sticker included."""
-    sticker = InlineKeyboardButton(
-        t(texts.STICKER_BUTTON), callback_data=f"stk:{mask_id}:{photo_id}"
-    )
+    sticker = _button(t(texts.STICKER_BUTTON), Action.STICKER, photo_id, mask_id)
     rows: list[list[InlineKeyboardButton]] = []
     if with_masks and compact:
-        rows = _mask_rows(masks, "mask", photo_id, t)
-        more = InlineKeyboardButton(t(texts.MORE), callback_data=f"more:{mask_id}:{photo_id}")
+        rows = _mask_rows(masks, Action.MASK, photo_id, t)
+        more = _button(t(texts.MORE), Action.MORE, photo_id, mask_id)
         return InlineKeyboardMarkup([*rows, [more]])
     if with_masks:
         keyboard = mask_keyboard(masks, photo_id, mode, t, as_file=as_file)
@@ -90,50 +74,45 @@ def result_keyboard(
 def album_keyboard(
     masks: list[MaskSpec], album_id: int, mode: Mode, t: Translator = ENGLISH
 ) -> InlineKeyboardMarkup:
-    """An album's keyboard: the seven masks and the Crop toggle, for every photo at once."""
-    return _masks_and_crop(masks, ("am", "ac"), album_id, mode, t)
+    """An album's keyboard: the seven masks and the Crop button, for every photo at once."""
+    return _masks_and_mode(masks, Action.ALBUM_MASK, Action.ALBUM_MODE, album_id, mode, t)
 
 
 def video_keyboard(
     masks: list[MaskSpec], video_id: int, mode: Mode, t: Translator = ENGLISH
 ) -> InlineKeyboardMarkup:
-    """A video's keyboard: the seven masks and the Crop toggle."""
-    return _masks_and_crop(masks, ("vm", "vc"), video_id, mode, t)
+    """A video's keyboard: the seven masks and the Crop button."""
+    return _masks_and_mode(masks, Action.VIDEO_MASK, Action.VIDEO_MODE, video_id, mode, t)
 
 
 def cancel_keyboard(video_id: int, t: Translator = ENGLISH) -> InlineKeyboardMarkup:
     """Under a video's progress message: Cancel."""
-    button = InlineKeyboardButton(t(texts.VIDEO_CANCEL), callback_data=f"vx:{video_id}")
-    return InlineKeyboardMarkup([[button]])
+    return InlineKeyboardMarkup([[_button(t(texts.VIDEO_CANCEL), Action.VIDEO_CANCEL, video_id)]])
+
+
+def _button(
+    text: str, action: Action, target_id: int, mask_id: int | None = None
+) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=encode(action, target_id, mask_id))
 
 
 def _mask_rows(
-    masks: list[MaskSpec], action: str, target_id: int, t: Translator
+    masks: list[MaskSpec], action: Action, target_id: int, t: Translator
 ) -> list[list[InlineKeyboardButton]]:
-    """The mask buttons, :data:`COLUMNS` a row, each sending ``"<action>:<mask>:<target>"``."""
-    buttons = [
-        InlineKeyboardButton(
-            texts.mask_button(mask, t), callback_data=f"{action}:{mask.id}:{target_id}"
-        )
-        for mask in masks
-    ]
+    """The mask buttons, :data:`COLUMNS` a row, each naming its mask and ``target_id``."""
+    buttons = [_button(texts.mask_button(mask, t), action, target_id, mask.id) for mask in masks]
     return [buttons[i : i + COLUMNS] for i in range(0, len(buttons), COLUMNS)]
 
 
-def _masks_and_crop(
-    masks: list[MaskSpec], actions: tuple[str, str], target_id: int, mode: Mode, t: Translator
+def _masks_and_mode(
+    masks: list[MaskSpec],
+    mask_action: Action,
+    mode_action: Action,
+    target_id: int,
+    mode: Mode,
+    t: Translator,
 ) -> InlineKeyboardMarkup:
-    """The mask buttons, then the Crop toggle; ``actions``: their callback data's first part."""
-    mask_action, crop_action = actions
+    """The mask buttons, then the Crop button (the mode)."""
     rows = _mask_rows(masks, mask_action, target_id, t)
-    crop_data = f"{crop_action}:{target_id}"
-    rows.append([InlineKeyboardButton(texts.crop_button(mode, t), callback_data=crop_data)])
+    rows.append([_button(texts.mode_button(mode, t), mode_action, target_id)])
     return InlineKeyboardMarkup(rows)
-
-
-def parse(callback_data: str) -> tuple[int | None, int]:
-    """``(mask id, photo message id)`` of a mask button, the mode toggle or "⋯ More"; the mask
-    id is None for the toggle and for "⋯ More" under a photo (not a masked one)."""
-    action, _, photo_id = callback_data.rpartition(":")
-    _, _, mask = action.partition(":")
-    return (int(mask) if mask.isdigit() else None), int(photo_id)

@@ -16,9 +16,9 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CommandHandler
 
 from bot import keyboards, texts
-from bot.handlers import services, translator
+from bot.kit import Context
 from bot.persistence import save_now
-from bot.state import Context, PhotoRequest
+from bot.state import PhotoRequest
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def register(app: Application) -> None:
 async def maskme(update: Update, context: Context) -> None:
     message = update.effective_message
     user = update.effective_user
-    t = translator(update, context)
+    t = context.t
     if user is None or context.chat_data is None:  # a channel post: nobody to look up
         return
     try:
@@ -48,7 +48,7 @@ async def maskme(update: Update, context: Context) -> None:
     )
     await save_now(context, chat_id=message.chat.id)  # before anyone sees the keyboard
     markup = keyboards.mask_keyboard(
-        services(context).masks, message.message_id, request.mode, t, as_file=request.as_file
+        context.services.masks, message.message_id, request.mode, t, as_file=request.as_file
     )
     await message.reply_photo(
         largest.file_id, caption=t(texts.CHOOSE), reply_markup=markup, do_quote=True

@@ -2,7 +2,8 @@
 
 In a private chat the person changes them; in a group only its admins may (getChatMember, asked
 again on every tap, since anyone can tap a menu someone else opened). Settings are saved before
-the menu shows them, so they survive a restart. Button data is ``"set:<what>"``.
+the menu shows them, so they survive a restart. Button data is ``"set:<what>"``
+(:data:`bot.callbacks.Action.SETTINGS`).
 """
 
 from __future__ import annotations
@@ -14,23 +15,23 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
-from bot import groups, i18n, texts
-from bot.handlers import translator
+from bot import callbacks, groups, i18n, texts
+from bot.callbacks import Action, matches
 from bot.i18n import Translator
+from bot.kit import Context
 from bot.persistence import save_now
-from bot.state import ChatSettings, Context
+from bot.state import ChatSettings
 from core.results import Mode
 
 logger = logging.getLogger(__name__)
 
-CALLBACK_PATTERN = r"^set:"
 AUTOMATIC = "auto"  # the language choice "each person's own"
 LANGUAGE_COLUMNS = 2
 
 
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("settings", settings_command))
-    app.add_handler(CallbackQueryHandler(settings_button, pattern=CALLBACK_PATTERN))
+    app.add_handler(CallbackQueryHandler(settings_button, pattern=matches(Action.SETTINGS)))
 
 
 def menu_text(t: Translator, settings: ChatSettings, group: bool) -> str:
@@ -78,7 +79,8 @@ def language_keyboard(t: Translator, chosen: str | None) -> InlineKeyboardMarkup
 
 
 def _button(text: str, action: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text, callback_data=f"set:{action}")
+    data = callbacks.encode(Action.SETTINGS, choice=action)
+    return InlineKeyboardButton(text, callback_data=data)
 
 
 async def may_change(update: Update, context: Context) -> bool:
@@ -93,7 +95,7 @@ async def may_change(update: Update, context: Context) -> bool:
 
 
 async def settings_command(update: Update, context: Context) -> None:
-    t = translator(update, context)
+    t = context.t
     message = update.effective_message
     if not await may_change(update, context):
         await message.reply_text(t(texts.SETTINGS_ADMINS_ONLY), do_quote=True)
@@ -109,7 +111,7 @@ async def settings_command(update: Update, context: Context) -> None:
 
 async def settings_button(update: Update, context: Context) -> None:
     query = update.callback_query
-    t = translator(update, context)
+    t = context.t
     if query.message is None or context.chat_data is None:  # an inline message: not ours
         await query.answer()
         return
@@ -119,7 +121,7 @@ async def settings_button(update: Update, context: Context) -> None:
     chat_id = query.message.chat.id
     group = query.message.chat.type != ChatType.PRIVATE
     settings = context.chat_data.settings
-    action = query.data.removeprefix("set:")
+    action = callbacks.decode(query.data).choice
 
     if action == "lang":
         await query.answer()
@@ -150,7 +152,7 @@ async def settings_button(update: Update, context: Context) -> None:
         return
     await save_now(context, chat_id=chat_id)  # before the menu shows it
     logger.info("chat %s settings: %s", chat_id, settings)
-    t = translator(update, context)  # the language may have just changed
+    t = context.t  # the language may have just changed
     await query.answer(t(texts.SETTINGS_SAVED))
     await _show(query, menu_text(t, settings, group), menu_keyboard(t, settings, group))
 

@@ -18,11 +18,12 @@ from telegram.constants import ChatAction, StickerFormat, StickerType
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application, CallbackQueryHandler
 
-from bot import handlers, keyboards, texts
-from bot.handlers import services, translator
+from bot import kit, texts
+from bot.callbacks import Action, matches
 from bot.i18n import Translator
+from bot.kit import Context
 from bot.persistence import save_now
-from bot.state import Context, UserState
+from bot.state import UserState
 from core.errors import FaceMaskError
 from masks.catalog import MaskSpec
 
@@ -36,7 +37,7 @@ SET_FULL = ("stickers_too_much", "too many stickers", "stickerset_too_much")
 
 
 def register(app: Application) -> None:
-    app.add_handler(CallbackQueryHandler(sticker_button, pattern=keyboards.STICKER_PATTERN))
+    app.add_handler(CallbackQueryHandler(sticker_button, pattern=matches(Action.STICKER)))
 
 
 def set_name(user_id: int, bot_username: str) -> str:
@@ -57,26 +58,23 @@ class StickerRefusedError(Exception):
 
 
 async def sticker_button(update: Update, context: Context) -> None:
-    query = update.callback_query
-    t = translator(update, context)
-    tapped = await handlers.request_behind(query, context, t, lambda chat: chat.photos)
+    tapped = await kit.opening(update, context, lambda chat: chat.photos)
     if tapped is None:
         return
-    _, request = tapped
-    svc = services(context)
-    mask = handlers.mask_by_id(svc.masks, int(query.data.split(":")[1]))
+    query, request, t, svc = tapped.query, tapped.request, context.t, context.services
+    mask = kit.mask_by_id(svc.masks, tapped.tap.mask_id)
     if mask is None:
         await query.answer(t(texts.PHOTO_GONE), show_alert=True)
         return
-    if await handlers.refused_by_throttle(update, context, t):
+    if await kit.refused_by_throttle(update, context):
         return
     await query.answer(t(texts.STICKER_WORKING))
     chat_id = query.message.chat.id
     reply_to = ReplyParameters(query.message.message_id, allow_sending_without_reply=True)
     user = query.from_user
     try:
-        async with handlers._showing(context, chat_id, ChatAction.CHOOSE_STICKER):
-            image = await handlers._download(context, request.file_id, t)
+        async with kit.showing(context, chat_id, ChatAction.CHOOSE_STICKER):
+            image = await kit.download(context, request.file_id, t)
             webp = await svc.queue.sticker(image, mask.id, request.mode)
             name = await add_to_set(context.bot, user, context.user_data, webp, mask, t)
     except FaceMaskError as error:

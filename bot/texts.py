@@ -183,8 +183,10 @@ MASK_WORDS = (
     N_("Villain"),
 )
 
-CROP_ON = N_("✂️ Crop: on")
-CROP_OFF = N_("🖼 Crop: off")
+#: the mode's button keeps the label users know, "Crop": on finds every face (Mode.FACES),
+#: off treats the whole photo as one face (Mode.WHOLE)
+MODE_FACES_BUTTON = N_("✂️ Crop: on")
+MODE_WHOLE_BUTTON = N_("🖼 Crop: off")
 
 # ----------------------------------------------------------------------------- more fun
 
@@ -338,9 +340,9 @@ def video_caption(
     return " · ".join(parts)
 
 
-def crop_button(mode: Mode, t: Translator = ENGLISH) -> str:
-    """The toggle's label: "Crop" on means find every face, off means the whole photo."""
-    return t(CROP_ON) if mode is Mode.FACES else t(CROP_OFF)
+def mode_button(mode: Mode, t: Translator = ENGLISH) -> str:
+    """The mode's button: "Crop" on means find every face, off means the whole photo."""
+    return t(MODE_FACES_BUTTON) if mode is Mode.FACES else t(MODE_WHOLE_BUTTON)
 
 
 def quality_button(as_file: bool, t: Translator = ENGLISH) -> str:

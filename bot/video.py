@@ -35,12 +35,13 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot import groups, handlers, journal, keyboards, texts
-from bot.handlers import services, translator
+from bot import callbacks, groups, journal, keyboards, kit, texts
+from bot.callbacks import Action, matches
 from bot.i18n import Translator
+from bot.kit import Context
 from bot.persistence import save_now
 from bot.reactions import reacting
-from bot.state import Context, VideoRequest
+from bot.state import VideoRequest
 from core.errors import FaceMaskError, JobCancelledError
 from core.results import MaskedVideo
 from masks.catalog import MaskSpec
@@ -90,18 +91,19 @@ REPLIES_TO_VIDEO = _RepliesToVideo(name="RepliesToVideo")
 
 def register(app: Application) -> None:
     """Registered before bot.groups' and bot.handlers': they would take videos for files."""
-    addressed = filters.ChatType.PRIVATE | handlers.ADDRESSED_TO_BOT
+    addressed = filters.ChatType.PRIVATE | kit.ADDRESSED_TO_BOT
     app.add_handler(MessageHandler(VIDEO & groups.DIRECT_CAPTION, direct_caption))
     app.add_handler(CommandHandler("mask", mask_reply, filters=REPLIES_TO_VIDEO))
     app.add_handler(MessageHandler(VIDEO & addressed, video_message))
-    app.add_handler(CallbackQueryHandler(button, pattern=keyboards.VIDEO_PATTERN))
+    videos = matches(Action.VIDEO_MASK, Action.VIDEO_MODE, Action.VIDEO_CANCEL)
+    app.add_handler(CallbackQueryHandler(button, pattern=videos))
 
 
 # ----------------------------------------------------------------------------- in
 
 
 async def video_message(update: Update, context: Context) -> None:
-    await offer(update.effective_message, context, translator(update, context))
+    await offer(update.effective_message, context, context.t)
 
 
 async def direct_caption(update: Update, context: Context) -> None:
@@ -116,7 +118,7 @@ async def mask_reply(update: Update, context: Context) -> None:
     target = update.effective_message.reply_to_message
     argument = " ".join(context.args or [])
     if not argument:
-        await offer(target, context, translator(update, context))
+        await offer(target, context, context.t)
         return
     await _mask_at_once(update, context, target, argument)
 
@@ -126,13 +128,13 @@ async def offer(message: Message, context: Context, t: Translator) -> None:
     request = await remember_video(message, context, t)
     if request is None:
         return
-    markup = keyboards.video_keyboard(services(context).masks, message.message_id, request.mode, t)
+    markup = keyboards.video_keyboard(context.services.masks, message.message_id, request.mode, t)
     await message.reply_text(t(texts.VIDEO_CHOOSE), reply_markup=markup, do_quote=True)
 
 
 async def remember_video(message: Message, context: Context, t: Translator) -> VideoRequest | None:
     """The video's request, saved; None, and said why, if Telegram's facts put it over a limit."""
-    svc = services(context)
+    svc = context.services
     kind = kind_of(message)
     media = message.video_note or message.animation or message.video or message.document
     if kind is None or media is None:
@@ -140,7 +142,7 @@ async def remember_video(message: Message, context: Context, t: Translator) -> V
     duration = _seconds(getattr(media, "duration", None))
     size = media.file_size or 0
     if size > svc.settings.max_file_size:
-        await message.reply_text(handlers._too_big(svc.settings, t), do_quote=True)
+        await message.reply_text(kit.too_big(svc.settings, t), do_quote=True)
         return None
     if duration > MAX_VIDEO_SECONDS:
         text = t(texts.VIDEO_TOO_LONG, seconds=round(duration), limit=round(MAX_VIDEO_SECONDS))
@@ -172,9 +174,9 @@ def photos_worth(request: VideoRequest) -> int:
 async def _mask_at_once(
     update: Update, context: Context, video_message: Message, argument: str
 ) -> None:
-    t = translator(update, context)
+    t = context.t
     request_message = update.effective_message
-    svc = services(context)
+    svc = context.services
     mask = groups.find_mask(argument, svc.masks)
     if mask is None:
         text = groups.unknown_mask_text(argument, svc.masks, t)
@@ -183,7 +185,7 @@ async def _mask_at_once(
     request = await remember_video(video_message, context, t)
     if request is None:  # over a limit, and said so
         return
-    if await handlers.refused_by_throttle(update, context, t, count=photos_worth(request)):
+    if await kit.refused_by_throttle(update, context, count=photos_worth(request)):
         return
     await mask_and_reply(
         context, update.effective_chat.id, video_message.message_id, request, mask, t,
@@ -196,27 +198,25 @@ async def _mask_at_once(
 
 async def button(update: Update, context: Context) -> None:
     """A mask, the Crop toggle, or Cancel under a video's progress message."""
-    query = update.callback_query
-    t = translator(update, context)
-    action, _, rest = query.data.partition(":")
-    if action == "vx" and query.message is not None:  # by the progress message, not the video
-        await _cancel(update, context, t)
+    query, t = update.callback_query, context.t
+    tap = callbacks.decode(query.data)
+    if tap and tap.action is Action.VIDEO_CANCEL and query.message is not None:
+        await _cancel(update, context, t)  # by the progress message, not the video
         return
-    tapped = await handlers.request_behind(query, context, t, lambda chat: chat.videos)
+    tapped = await kit.opening(update, context, lambda chat: chat.videos)
     if tapped is None:
         return
-    video_id, request = tapped
-    svc = services(context)
+    video_id, request, svc = tapped.target_id, tapped.request, context.services
     chat_id = query.message.chat.id
-    if action == "vc":  # the toggle: same message, new keyboard
+    if tapped.tap.action is Action.VIDEO_MODE:  # same message, new keyboard
         latest = lambda: keyboards.video_keyboard(svc.masks, video_id, request.mode, t)  # noqa: E731
-        await handlers.toggle(query, context, request.toggle_mode, latest)
+        await kit.toggle(query, context, request.toggle_mode, latest)
         return
-    mask = handlers.mask_by_id(svc.masks, int(rest.partition(":")[0]))
+    mask = kit.mask_by_id(svc.masks, tapped.tap.mask_id)
     if mask is None:
         await query.answer(t(texts.ERRORS["unknown_mask"]), show_alert=True)
         return
-    if await handlers.refused_by_throttle(update, context, t, count=photos_worth(request)):
+    if await kit.refused_by_throttle(update, context, count=photos_worth(request)):
         return
     await query.answer(t(texts.WORKING))
     await mask_and_reply(
@@ -266,7 +266,7 @@ async def mask_and_reply(
 ) -> None:
     """Mask the video and reply under it with the same kind of message, or with the error's
     sentence; a progress message with Cancel shows the way there."""
-    svc = services(context)
+    svc = context.services
     reply_to = ReplyParameters(video_id, allow_sending_without_reply=True)
     cancel = keyboards.cancel_keyboard(video_id, t)
     progress = await context.bot.send_message(
@@ -280,8 +280,8 @@ async def mask_and_reply(
     action = ChatAction.RECORD_VIDEO_NOTE if note else ChatAction.UPLOAD_VIDEO
     async with reacting(context.bot, chat_id, react_to, svc.no_reactions):
         try:
-            async with handlers._showing(context, chat_id, action):
-                data = await handlers._download(context, request.file_id, t)
+            async with kit.showing(context, chat_id, action):
+                data = await kit.download(context, request.file_id, t)
                 if running.cancelled:
                     raise JobCancelledError()
                 result = await _masked(context, running, progress, cancel, t, VideoJob(
@@ -323,7 +323,7 @@ async def _masked(
     def report(fraction: float) -> None:
         running.fraction = max(running.fraction, fraction)
 
-    running.task = asyncio.create_task(services(context).queue.mask_video(job, report))
+    running.task = asyncio.create_task(context.services.queue.mask_video(job, report))
     editor = asyncio.create_task(_show_progress(context, progress, running, cancel_markup, t))
     try:
         return await running.task
@@ -378,7 +378,7 @@ async def _send(
 ) -> Message:
     """The masked video as the kind of message it came as."""
     duration = max(1, round(result.duration_s))
-    name = handlers.file_name(mask, "mp4")
+    name = kit.file_name(mask, "mp4")
     if result.kind == "video_note":  # no caption: a round video has none
         return await context.bot.send_video_note(
             chat_id, InputFile(result.data, filename=name), duration=duration,

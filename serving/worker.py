@@ -90,8 +90,10 @@ VIDEO_MAX_TRIES = 10_000
 PROGRESS_SECONDS = 60
 
 
-async def mask_photo(ctx: dict[str, Any], job: AnyJob) -> JobResult:
-    """The arq job: the same work as the embedded pool, with the same answers."""
+async def run_job(ctx: dict[str, Any], job: AnyJob) -> JobResult:
+    """The arq job behind every function name this worker serves (a photo, several masks, a
+    sticker, a video): the same work as the embedded pool, with the same answers. The names
+    stay those the bot enqueues (serving.jobs.ARQ_*); only this coroutine is shared."""
     pool: WorkerPool = ctx["pool"]
     progress = None
     if isinstance(job, VideoJob):
@@ -214,7 +216,8 @@ def max_jobs_for(settings: WorkerSettings) -> int:
 
 
 def create_arq_worker(settings: WorkerSettings, pool: WorkerPool, **options: Any) -> Any:
-    """An arq worker serving :data:`ARQ_FUNCTION` with ``pool`` (which outlives it)."""
+    """An arq worker serving every ``ARQ_*`` function name with :func:`run_job` on ``pool``
+    (which outlives it)."""
     from arq import func
 
     if not settings.redis_url:
@@ -226,9 +229,9 @@ def create_arq_worker(settings: WorkerSettings, pool: WorkerPool, **options: Any
     chosen: dict[str, Any] = {
         # one coroutine for every kind of job: the pool knows each job by its type
         "functions": [
-            *(func(mask_photo, name=name, max_tries=2) for name in ARQ_FUNCTIONS),
+            *(func(run_job, name=name, max_tries=2) for name in ARQ_FUNCTIONS),
             func(
-                mask_photo,
+                run_job,
                 name=ARQ_VIDEO_FUNCTION,
                 max_tries=VIDEO_MAX_TRIES,
                 timeout=settings.video_job_timeout * 2 + 5,

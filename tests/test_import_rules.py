@@ -258,3 +258,65 @@ def test_the_stage_checker_sees_a_later_stage() -> None:
     )
     assert [i.module for i in imports] == ["core.video", "core.video.codec"]
     assert all(i.module.split(".")[1] in STAGE_FORBIDS["render"] for i in imports)
+
+
+# ---------------------------------------------------------------------------- private names
+
+#: packages whose modules may not use another module's private names (a leading underscore)
+OWN_PRIVATES = ("bot", "serving", "core", "masks", "training", "lab")
+
+
+def private_imports(source: str, module: str, filename: str) -> list[str]:
+    """``from x import _name`` and ``x._name`` where ``x`` is another module of ours."""
+    tree = ast.parse(source, filename=filename)
+    problems = []
+    ours: set[str] = set()  # names bound to our modules (or what they export)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] not in OURS or node.module == module:
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    problems.append(f"{filename}:{node.lineno}: {node.module}.{alias.name}")
+                else:
+                    ours.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in OURS:
+                    ours.add(alias.asname or alias.name.split(".")[0])
+    for node in ast.walk(tree):  # module._name, where module is one of ours imported above
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ours
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            problems.append(f"{filename}:{node.lineno}: {node.value.id}.{node.attr}")
+    return problems
+
+
+@pytest.mark.parametrize("package", OWN_PRIVATES)
+def test_no_module_uses_another_modules_private_names(package: str) -> None:
+    problems = [
+        problem
+        for path in files_of(package)
+        for problem in private_imports(
+            path.read_text(encoding="utf-8"), module_name(path), str(path.relative_to(ROOT))
+        )
+    ]
+    assert problems == []
+
+
+def test_the_private_name_checker_sees_both_forms() -> None:
+    source = (
+        "from bot.handlers import _download, services\n"
+        "from bot import handlers\n"
+        "from telegram import _utils\n"  # not ours
+        "def f():\n    return handlers._showing, services._cache, handlers.public\n"
+    )
+    assert private_imports(source, "bot.video", "bot/video.py") == [
+        "bot/video.py:1: bot.handlers._download",
+        "bot/video.py:5: handlers._showing",
+        "bot/video.py:5: services._cache",
+    ]

@@ -36,7 +36,7 @@ async def test_a_russian_user_gets_russian_replies_buttons_and_captions(
     masks = catalog.masks()
     assert labels(keyboard) == [
         *(texts.mask_button(mask, ru) for mask in masks),
-        ru(texts.CROP_ON),
+        ru(texts.MODE_FACES_BUTTON),
         ru(texts.QUALITY_OFF),
         ru(texts.ALL_SEVEN),
     ]
@@ -50,9 +50,11 @@ async def test_a_russian_user_gets_russian_replies_buttons_and_captions(
     assert answer["text"] == ru(texts.WORKING)
 
     # the Crop toggle's new label is Russian too
-    await telegram.press(user, keyboard, ru(texts.CROP_ON))
+    await telegram.press(user, keyboard, ru(texts.MODE_FACES_BUTTON))
     await telegram.wait_for(
-        lambda: labels(telegram.message(chat.id, keyboard.message_id))[7] == ru(texts.CROP_OFF)
+        lambda: (
+            labels(telegram.message(chat.id, keyboard.message_id))[7] == ru(texts.MODE_WHOLE_BUTTON)
+        )
     )
 
 
@@ -121,6 +123,6 @@ async def test_a_chat_language_overrides_the_persons(
     await telegram.wait_for(
         lambda: (
             labels(telegram.message(group.id, keyboard.message_id))[7]
-            == texts.crop_button(Mode.FACES, es)
+            == texts.mode_button(Mode.FACES, es)
         )
     )

@@ -6,7 +6,6 @@ no secret in a DEBUG log in any encoding."""
 from __future__ import annotations
 
 import base64
-import re
 import signal
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +15,8 @@ import pytest
 from telegram import Message
 from telegram.constants import InlineKeyboardButtonLimit
 
-from bot import handlers, keyboards, texts
+from bot import callbacks, keyboards, kit, texts
+from bot.callbacks import Action, Tap
 from core.results import Mode
 from masks import catalog
 from tests.support.bot_processes import BotProcess
@@ -67,10 +67,11 @@ async def test_a_toggle_is_saved_before_it_is_answered(monkeypatch: pytest.Monke
     async def answer(*args: object, **kwargs: object) -> None:
         order.append("answer")
 
-    monkeypatch.setattr(handlers, "save_now", save_now)
-    monkeypatch.setattr(handlers, "_edit_soon", lambda *args: order.append("edit"))
+    monkeypatch.setattr(kit, "save_now", save_now)
+    monkeypatch.setattr(kit, "edit_soon", lambda *args: order.append("edit"))
     query = SimpleNamespace(answer=answer, message=SimpleNamespace(chat=SimpleNamespace(id=5)))
-    await handlers.toggle(query, SimpleNamespace(), lambda: order.append("flip"), lambda: None)
+    context = SimpleNamespace(application=None)  # no journal: bot.journal.answered skips it
+    await kit.toggle(query, context, lambda: order.append("flip"), lambda: None)
     assert order == ["flip", "save", "answer", "edit"]
 
 
@@ -81,7 +82,7 @@ async def test_a_toggle_survives_a_sigkill_right_after_its_answer(
     chat = telegram.private_chat(user)
     photo = await telegram.send_photo(chat, user, face_jpeg)
     keyboard = await telegram.wait_reply(photo, has_keyboard)
-    query = await telegram.press(user, keyboard, texts.CROP_ON)
+    query = await telegram.press(user, keyboard, texts.MODE_FACES_BUTTON)
     await telegram.wait_for(lambda: query in telegram.state.callback_answers, what="the answer")
     # the bot's next getUpdates confirmed the tap (else Telegram would send it again)
     await telegram.wait_for(
@@ -100,7 +101,9 @@ async def test_a_toggle_survives_a_sigkill_right_after_its_answer(
     again = await telegram.press(user, current, label)
     await telegram.wait_for(lambda: again in telegram.state.callback_answers, what="the answer")
     await telegram.wait_for(
-        lambda: texts.CROP_ON in dict(buttons(telegram.message(chat.id, keyboard.message_id))),
+        lambda: (
+            texts.MODE_FACES_BUTTON in dict(buttons(telegram.message(chat.id, keyboard.message_id)))
+        ),
         timeout=30,
         what="Crop on again",
     )
@@ -150,7 +153,7 @@ async def test_groups_get_a_compact_keyboard_that_expands(
     )
     assert full
     expanded = [t for t, _ in buttons(telegram.message(group.id, result.message_id))]
-    assert texts.STICKER_BUTTON in expanded and texts.CROP_ON in expanded
+    assert texts.STICKER_BUTTON in expanded and texts.MODE_FACES_BUTTON in expanded
 
     # the photo's "pick a mask" keyboard: compact too; expanded, its toggles work
     plain = await telegram.send_photo(group, hal, face_jpeg, caption=f"/mask@{me}")
@@ -158,11 +161,19 @@ async def test_groups_get_a_compact_keyboard_that_expands(
     assert [text for text, _ in buttons(keyboard)] == [*mask_labels, texts.MORE]
     await telegram.press(hal, keyboard, texts.MORE)
     await telegram.wait_for(
-        lambda: texts.CROP_ON in dict(buttons(telegram.message(group.id, keyboard.message_id)))
+        lambda: (
+            texts.MODE_FACES_BUTTON
+            in dict(buttons(telegram.message(group.id, keyboard.message_id)))
+        )
     )
-    await telegram.press(hal, telegram.message(group.id, keyboard.message_id), texts.CROP_ON)
+    await telegram.press(
+        hal, telegram.message(group.id, keyboard.message_id), texts.MODE_FACES_BUTTON
+    )
     await telegram.wait_for(
-        lambda: texts.CROP_OFF in dict(buttons(telegram.message(group.id, keyboard.message_id)))
+        lambda: (
+            texts.MODE_WHOLE_BUTTON
+            in dict(buttons(telegram.message(group.id, keyboard.message_id)))
+        )
     )
     # a mask from the compact keyboard works as from the full one
     await telegram.press(ivy, keyboard, "2 ")
@@ -178,13 +189,13 @@ def test_more_buttons_data_and_old_keyboards_parse() -> None:
     data = [b.callback_data for row in compact.inline_keyboard for b in row]
     assert data[-1] == f"more:7:{big}"
     assert all(len(d.encode()) <= InlineKeyboardButtonLimit.MAX_CALLBACK_DATA for d in data)
-    assert re.match(keyboards.MORE_PATTERN, data[-1])
-    assert re.match(keyboards.MORE_PATTERN, f"more:{big}")
-    assert keyboards.parse(f"more:7:{big}") == (7, big)
-    assert keyboards.parse(f"more:{big}") == (None, big)
+    more = callbacks.matches(Action.MORE)
+    assert more(data[-1]) and more(f"more:{big}")
+    assert callbacks.decode(f"more:7:{big}") == Tap(Action.MORE, big, 7)
+    assert callbacks.decode(f"more:{big}") == Tap(Action.MORE, big)
     # data of keyboards already in chats
-    assert keyboards.parse("mask:3:812") == (3, 812)
-    assert keyboards.parse("crop:812") == (None, 812)
+    assert callbacks.decode("mask:3:812") == Tap(Action.MASK, 812, 3)
+    assert callbacks.decode("crop:812") == Tap(Action.MODE, 812)
 
 
 # ----------------------------------------------------------------------------- the log

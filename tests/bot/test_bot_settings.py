@@ -108,7 +108,7 @@ async def test_auto_mode_and_the_default_mode_where_the_bot_sees_everything(
     assert labels(keyboard)[7] == texts.MORE  # a group's compact keyboard
     await telegram.press(pat, keyboard, texts.MORE)
     await telegram.wait_for(
-        lambda: texts.CROP_OFF in labels(telegram.message(group.id, keyboard.message_id))
+        lambda: texts.MODE_WHOLE_BUTTON in labels(telegram.message(group.id, keyboard.message_id))
     )
     await telegram.press(pat, keyboard, "1 ")
     result = await telegram.wait_reply(photo, lambda m: bool(m.photo), timeout=60)

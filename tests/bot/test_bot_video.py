@@ -193,7 +193,7 @@ async def test_in_a_group_a_video_is_masked_when_addressed(
     keyboard = await telegram.wait_reply(quiet, has_keyboard)
     assert keyboard.text == texts.VIDEO_CHOOSE
     labels = [b.text for row in keyboard.reply_markup.inline_keyboard for b in row]
-    assert len(labels) == 8 and labels[-1] == texts.CROP_ON
+    assert len(labels) == 8 and labels[-1] == texts.MODE_FACES_BUTTON
 
 
 async def test_a_videos_keyboard_and_its_crop_setting_survive_a_restart(
@@ -204,9 +204,12 @@ async def test_a_videos_keyboard_and_its_crop_setting_survive_a_restart(
     grey = clips.encode([frame * 0 + 128 for frame in clips.face_frames(15, (160, 160))])
     note = await telegram.send_video_note(chat, user, grey, duration=1, length=160)
     keyboard = await telegram.wait_reply(note, has_keyboard)
-    await telegram.press(user, keyboard, texts.CROP_ON)
+    await telegram.press(user, keyboard, texts.MODE_FACES_BUTTON)
     await telegram.wait_for(
-        lambda: texts.CROP_OFF in str(telegram.message(chat.id, keyboard.message_id).reply_markup)
+        lambda: (
+            texts.MODE_WHOLE_BUTTON
+            in str(telegram.message(chat.id, keyboard.message_id).reply_markup)
+        )
     )
     await bot.restart()
     await telegram.press(user, keyboard, "4 ")
