@@ -178,7 +178,7 @@ def test_labels_points_polygons_regions_and_coco(tmp_path, folder):
     assert np.asarray(face["points"]).shape == (68, 2) and len(face["polygon"]) > 4
     assert all(v == round(v, 2) for p in face["points"] for v in p)
     region = np.asarray(Image.open(labels / "a_mask.png"))
-    assert region.shape == (256, 256) and 0.03 < (region > 127).mean() < 0.5
+    assert region.shape == (256, 256) and 0.005 < (region > 127).mean() < 0.5
     coco = json.loads((labels / "coco.json").read_text())
     assert len(coco["images"]) == 1 and coco["annotations"][0]["num_keypoints"] == 68
 
