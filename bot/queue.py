@@ -41,13 +41,24 @@ class MaskQueue(Protocol):
 
     async def close(self) -> None: ...
 
-    async def mask_photo(self, image: bytes, mask_id: int, mode: Mode) -> MaskedPhoto: ...
+    async def mask_photo(
+        self,
+        image: bytes,
+        mask_id: int,
+        mode: Mode,
+        *,
+        style: str = "",
+        pattern: bytes = b"",
+        mix: tuple[int, ...] = (),
+    ) -> MaskedPhoto: ...
 
     async def mask_many(
         self, image: bytes, mask_ids: tuple[int, ...], mode: Mode
     ) -> list[MaskedPhoto]: ...
 
-    async def sticker(self, image: bytes, mask_id: int, mode: Mode) -> bytes: ...
+    async def sticker(
+        self, image: bytes, mask_id: int, mode: Mode, *, style: str = "", pattern: bytes = b""
+    ) -> bytes: ...
 
     async def mask_video(
         self, job: VideoJob, progress: ProgressReport | None = None
@@ -85,16 +96,29 @@ class EmbeddedQueue:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def mask_photo(self, image: bytes, mask_id: int, mode: Mode) -> MaskedPhoto:
-        return read_result(await self.pool.run(MaskJob(image, mask_id, mode)))
+    async def mask_photo(
+        self,
+        image: bytes,
+        mask_id: int,
+        mode: Mode,
+        *,
+        style: str = "",
+        pattern: bytes = b"",
+        mix: tuple[int, ...] = (),
+    ) -> MaskedPhoto:
+        job = MaskJob(image, mask_id, mode, style, pattern, mix)
+        return read_result(await self.pool.run(job))
 
     async def mask_many(
         self, image: bytes, mask_ids: tuple[int, ...], mode: Mode
     ) -> list[MaskedPhoto]:
         return read_photos(await self.pool.run(ManyMasksJob(image, mask_ids, mode)))
 
-    async def sticker(self, image: bytes, mask_id: int, mode: Mode) -> bytes:
-        return read_sticker(await self.pool.run(StickerJob(image, mask_id, mode)))
+    async def sticker(
+        self, image: bytes, mask_id: int, mode: Mode, *, style: str = "", pattern: bytes = b""
+    ) -> bytes:
+        job = StickerJob(image, mask_id, mode, style, pattern)
+        return read_sticker(await self.pool.run(job))
 
     async def mask_video(
         self, job: VideoJob, progress: ProgressReport | None = None

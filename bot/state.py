@@ -110,6 +110,8 @@ class ChatState:
     albums: dict[int, AlbumRequest] = field(default_factory=dict)
     # videos with a keyboard, by the video's message id (bot.video)
     videos: dict[int, VideoRequest] = field(default_factory=dict)
+    # the last mix's masks, faces left to right: the next mix changes every face (bot.styles)
+    last_mix: list[int] = field(default_factory=list)
 
     def remember(self, photo_id: int, request: PhotoRequest) -> PhotoRequest:
         """The request kept for this photo (an earlier one wins), forgetting the oldest."""
@@ -162,12 +164,16 @@ class AvatarMasks:
 @dataclass
 class UserState:
     """One user's state: when they last had photos masked (for the throttle), their masked
-    photos and profile photo for inline mode, and their sticker set."""
+    photos and profile photo for inline mode, their sticker set, their last style and their
+    own picture."""
 
     recent_jobs: list[float] = field(default_factory=list)
     shared: list[SharedPhoto] = field(default_factory=list)  # newest first
     avatar: AvatarMasks | None = None
     sticker_set: str | None = None  # the set's name once the bot has made it (bot.stickers)
+    style: str = ""  # the style this person chose last, offered first (bot.styles)
+    # Telegram's file id of this person's own picture for the cloth (/pattern), never the picture
+    pattern_file_id: str | None = None
 
     def throttle(self, jobs: int, seconds: float, count: int = 1) -> int:
         """Seconds to wait before ``count`` more masked photos; 0 records them now.

@@ -301,6 +301,68 @@ AUTO_NEEDS_ACCESS = N_(
     "off with @BotFather, then try again."
 )
 
+# ----------------------------------------------------------------------------- styles (bot.styles)
+
+STYLE_BUTTON = N_("🎨 Style")
+MIX_BUTTON = N_("🎲 Mix")
+PALETTE_PICK = N_("Pick a colour or a pattern for this mask.")
+STYLE_MINE = N_("🖼 My picture")
+#: the palette's colours and patterns, by the id their buttons send (masks.patterns)
+STYLE_NAMES = {
+    "navy": N_("Navy"),
+    "red": N_("Red"),
+    "pink": N_("Pink"),
+    "green": N_("Green"),
+    "yellow": N_("Yellow"),
+    "orange": N_("Orange"),
+    "purple": N_("Purple"),
+    "white": N_("White"),
+    "stripes": N_("Stripes"),
+    "dots": N_("Dots"),
+    "checks": N_("Checks"),
+    "camo": N_("Camo"),
+    "hearts": N_("Hearts"),
+    "stars": N_("Stars"),
+    "plaid": N_("Plaid"),
+    "gradient": N_("Gradient"),
+}
+MIX_NAME = N_("Mix: a different mask on every face")
+PATTERN_SAVED = N_(
+    "Saved: this picture is now your pattern. Under a masked photo, tap 🎨 Style and then "
+    "🖼 My picture. /pattern off forgets it."
+)
+PATTERN_OFF = N_("Your picture is forgotten: I no longer keep even Telegram's reference to it.")
+PATTERN_NONE = N_("You have no picture saved.")
+PATTERN_HINT = N_(
+    "Send a picture with /pattern as its caption, or reply to a masked photo with a picture, "
+    "and I'll print it on the mask. /pattern off forgets it."
+)
+ERRORS.update(
+    {
+        "unknown_style": N_("I don't know that colour or pattern."),
+        "pattern_not_image": N_(
+            "That file is not a picture I can print on a mask. Please send a JPEG, PNG or WebP."
+        ),
+        "pattern_too_small": N_(
+            "That picture is too small to print on a mask: it needs at least 64 pixels a side."
+        ),
+        "pattern_too_large": N_(
+            "That picture is too large to print on a mask: please send one under 10 MB and "
+            "25 megapixels."
+        ),
+        "pattern_animated": N_("That picture moves: please send a still picture to print."),
+    }
+)
+
+
+def style_label(style_id: str, t: Translator = ENGLISH) -> str:
+    """What a style is called in a caption or on a button: its name, or "My picture"."""
+    name = STYLE_NAMES.get(style_id)
+    if name is not None:
+        return t(name)
+    return t(STYLE_MINE) if style_id == "own" else style_id
+
+
 #: answers given in a callback query's alert or toast: Telegram shows 200 characters at most
 ALERTS = (
     PHOTO_GONE,

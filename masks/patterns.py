@@ -38,6 +38,11 @@ MORE_COLOURS: dict[str, str] = {
     "gold": "#d4a017",
     "beige": "#e3d3b4",
 }
+#: a person's own picture for the cloth: its smallest side, its most pixels and bytes (the bot
+#: checks them before it keeps the picture's reference; core.render.style when it prints it)
+OWN_PICTURE_MIN_SIDE = 64
+OWN_PICTURE_MAX_PIXELS = 25_000_000
+OWN_PICTURE_MAX_BYTES = 10 * 2**20
 #: what a pattern's id calls it; the bot's palette shows them in this order
 PATTERN_NAMES = (
     "stripes", "dots", "checks", "camo", "hearts", "stars", "plaid", "gradient",

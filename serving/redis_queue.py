@@ -114,8 +114,18 @@ class RedisQueue:
         self._outage.back()
         return True
 
-    async def mask_photo(self, image: bytes, mask_id: int, mode: Mode) -> MaskedPhoto:
-        return read_result(await self._run(ARQ_FUNCTION, MaskJob(image, mask_id, mode)))
+    async def mask_photo(
+        self,
+        image: bytes,
+        mask_id: int,
+        mode: Mode,
+        *,
+        style: str = "",
+        pattern: bytes = b"",
+        mix: tuple[int, ...] = (),
+    ) -> MaskedPhoto:
+        job = MaskJob(image, mask_id, mode, style, pattern, mix)
+        return read_result(await self._run(ARQ_FUNCTION, job))
 
     async def mask_many(
         self, image: bytes, mask_ids: tuple[int, ...], mode: Mode
@@ -123,8 +133,10 @@ class RedisQueue:
         job = ManyMasksJob(image, mask_ids, mode)
         return read_photos(await self._run(ARQ_MANY_FUNCTION, job))
 
-    async def sticker(self, image: bytes, mask_id: int, mode: Mode) -> bytes:
-        job = StickerJob(image, mask_id, mode)
+    async def sticker(
+        self, image: bytes, mask_id: int, mode: Mode, *, style: str = "", pattern: bytes = b""
+    ) -> bytes:
+        job = StickerJob(image, mask_id, mode, style, pattern)
         return read_sticker(await self._run(ARQ_STICKER_FUNCTION, job))
 
     async def mask_video(

@@ -32,8 +32,8 @@ SHADE_RANGE = (0.15, 1.8)
 #: a "smooth" shade reads the cloth's light blurred by this many picture pixels
 SMOOTH_SHADE_PX = 40.0
 #: own pictures: the smallest side printed, and the most pixels read
-MIN_PICTURE_SIDE = 64
-MAX_PICTURE_PIXELS = 25_000_000
+MIN_PICTURE_SIDE = patterns.OWN_PICTURE_MIN_SIDE
+MAX_PICTURE_PIXELS = patterns.OWN_PICTURE_MAX_PIXELS
 #: the id a person's own picture goes by in jobs and callback data; its bytes travel beside it
 OWN = "own"
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
