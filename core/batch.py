@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -32,12 +32,21 @@ from PIL import Image
 from core import imageio
 from core.errors import FaceMaskError, UnknownMaskError
 from core.render import warp
-from core.results import Face, Mode
+from core.results import Face, MaskedVideo, Mode
 from core.video import codec
 from masks import catalog, names
 
-if TYPE_CHECKING:
-    from core.api import FaceMasker
+
+class FileMasker(Protocol):
+    """What masking a file needs of a masker (:class:`core.api.FaceMasker` is one)."""
+
+    def find_faces(self, rgb: np.ndarray, mode: Mode | str = ...) -> list[Face]: ...
+
+    def picture(self, mask_id: int) -> warp.MaskPicture: ...
+
+    def apply_video(self, source: codec.VideoInput, mask_id: int, mode: Mode | str = ...,
+                    **kwargs: object) -> MaskedVideo: ...  # fmt: skip
+
 
 PHOTO_FORMATS = ("jpeg", "png", "webp")
 VIDEO_FORMATS = ("mp4", "gif", "webm")
@@ -191,7 +200,7 @@ def round_points(points: np.ndarray) -> list[list[float]]:
 
 
 def mask_file(
-    masker: FaceMasker,
+    masker: FileMasker,
     source: str | Path | bytes,
     choice: MaskPlan,
     options: Options = Options(),
@@ -222,7 +231,7 @@ def mask_file(
 
 
 def _mask_photo(
-    masker: FaceMasker, data: bytes, choice: MaskPlan, options: Options, key: str, result
+    masker: FileMasker, data: bytes, choice: MaskPlan, options: Options, key: str, result
 ) -> None:
     fmt = options.photo_format
     if fmt is not None and fmt not in PHOTO_FORMATS:
@@ -344,7 +353,7 @@ def _video_side(max_side: int | None) -> Iterator[None]:
 
 
 def _mask_video(
-    masker: FaceMasker,
+    masker: FileMasker,
     data: bytes,
     choice: MaskPlan,
     options: Options,

@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import core.cli.messages as messages
 from core import batch, threads
-from core.cli import messages
 from core.cli.progress import Progress
 from masks import catalog, names
 
