@@ -285,6 +285,38 @@ def print_memory(report: dict) -> None:
           "(target: <= 450 MB)")  # fmt: skip
 
 
+def faceless_photos() -> list[tuple[str, np.ndarray]]:
+    """1280x960 photos without a human face (scikit-image's coffee, rocket, coins)."""
+    from skimage import data
+
+    pictures = [("coffee", data.coffee()), ("rocket", data.rocket()),
+                ("coins", cv2.cvtColor(data.coins(), cv2.COLOR_GRAY2RGB))]  # fmt: skip
+    return [(n, cv2.resize(p, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)) for n, p in pictures]
+
+
+def bench_faceless(masker, mask_id: int, repeat: int) -> dict[str, dict[str, float]]:
+    """Median wall and CPU ms until ``FaceMasker.apply`` answers "no face" (target 200)."""
+    from core.errors import NoFaceFoundError
+
+    out = {}
+    for name, photo in faceless_photos():
+        jpeg = imageio.encode(photo, None, "JPEG")
+        walls, cpus = [], []
+        for k in range(repeat + 1):
+            w, c = time.perf_counter(), time.process_time()
+            try:
+                masker.apply(jpeg, mask_id, Mode.FACES)
+                found = True
+            except NoFaceFoundError:
+                found = False
+            if k:  # the first is the warm-up
+                walls.append((time.perf_counter() - w) * 1000)
+                cpus.append((time.process_time() - c) * 1000)
+        out[name] = {"wall_ms": round(statistics.median(walls), 1),
+                     "cpu_ms": round(statistics.median(cpus), 1), "face_found": found}  # fmt: skip
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if "--video" in given:  # moving pictures have their own bench (lab/video_bench.py)
@@ -325,8 +357,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--workers", type=int, default=1, help="--memory: worker processes sharing the cores"
     )
+    p.add_argument("--faceless", action="store_true",
+                   help="time photos without a face until the answer 'no face'")  # fmt: skip
     args = p.parse_args(argv)
 
+    if args.faceless:
+        masker, _ = make_masker(args, args.detector, args.backend)
+        result = bench_faceless(masker, args.mask, args.repeat)
+        for name, r in result.items():
+            print(f"{WIDTH}x{HEIGHT} {name}, no human face: {r['wall_ms']:.1f} ms wall, "
+                  f"{r['cpu_ms']:.1f} ms CPU (median of {args.repeat}; target <= 200 ms); "
+                  f"a face found: {r['face_found']}")  # fmt: skip
+        if args.json:
+            print(json.dumps({"faceless": result, "load": load_average()}))
+        return 0
     photos = [("one_face", one_face_photo()), ("four_faces", group_photo())]
     jpegs = {name: imageio.encode(photo, None, "JPEG") for name, photo in photos}
     if args.busy or args.memory is not None or args.memory_torch:

@@ -4,9 +4,11 @@ A detector run on every frame finds each face anew, in a box that wobbles by a f
 and the keypoint model's reading wobbles with it: a mask that shivers on a still face.
 Instead, :class:`FaceTracker`
 
-* **follows** each face: the next frame's crop is the box of the face's last 68 points
-  (``core.keypoints.landmarks.level_boxes``, the predictor's own box-from-points), read by
-  the keypoint model for all faces in one batch;
+* **follows** each face: the keypoint model reads it every ``READ_EVERY`` frames (all faces
+  due in one batch) in the crop the detector gave it, kept in the face's own frame
+  (:class:`Anchor`) and moved with its points, so that it reads the face as the photo path
+  does; in between, the face's points move with the picture (:func:`frame_motion`), and a
+  new reading is averaged with where they moved (``READ_GAIN``);
 * **detects** only every ``detect_every`` frames while it follows faces (to find new ones
   entering), twice as often while it follows none, and at once when a face is lost (the
   model doubts its crop, or the points are not face-shaped); it matches the detections to
