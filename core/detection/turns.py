@@ -140,11 +140,11 @@ def anything_at_all(
     any face in a photo whose upright search found none: the faces a turned search exists
     for (a phone photo on its side, a masked face only the fallback sees) are big in their
     photo, and a photo of small faces has some of them found upright."""
-    shrink = min(1.0, QUICK_SIDE / max(image_rgb.shape[:2]))
-    small = image_rgb
-    if shrink < 1.0:
-        size = tuple(max(1, round(v * shrink)) for v in image_rgb.shape[1::-1])
-        small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
+    shrink = QUICK_SIDE / max(image_rgb.shape[:2])
+    if shrink >= 1.0:  # a small photo: the whole search costs what a quick look would
+        return True
+    size = tuple(max(1, round(v * shrink)) for v in image_rgb.shape[1::-1])
+    small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
     if fallback is not None and fallback.detect(small):
         return True
     return any(detector.detect(turn_image(small, turn)[0]) for turn in QUICK_TURNS)
