@@ -414,7 +414,7 @@ def tune(photos, groups, damage) -> list[tuple[int, float, FaceGate]]:
     grid = itertools.product(
         [0.19, 0.2, 0.21, 0.22, 0.23, 0.24, 0.25, np.inf],  # max_spread
         [0.0, 0.9, 0.95, 0.97, 0.98, 0.99, 0.999],  # sure_score
-        [0.08, 0.1, np.inf],  # max_shape_error_unsure
+        [0.15, 0.16, 0.17, 0.18, 0.19, 0.2, np.inf],  # max_spread_unsure
         [0.0, 0.1, 0.2, 0.3],  # min_skin_unsure
     )
     best: dict[int, tuple[int, float, FaceGate]] = {}

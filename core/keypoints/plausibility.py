@@ -44,15 +44,16 @@ class FaceEvidence:
 @dataclass(frozen=True)
 class FaceGate:
     """Keeps a detection whose evidence says face: the keypoint model not too doubtful
-    (``max_spread``), and where the detector is unsure (below ``sure_score``) a face shape
-    and skin as well. The shipped values are the strictest that lost no face of the group
-    photos and the damage conditions (docs/experiments/false-masks.md): the doubt alone;
-    the unsure rule is off (``sure_score`` 0) because every setting of it that stopped
-    more fur also dropped faces behind worn masks."""
+    (``max_spread``), and where the detector is unsure (below ``sure_score``) less doubtful
+    still (``max_spread_unsure``) and showing skin (``min_skin_unsure``). The shipped
+    values are the strictest that lost no face of the group photos and the damage
+    conditions (docs/experiments/false-masks.md): the doubt alone; the unsure rule is off
+    (``sure_score`` 0) because every setting of it that stopped more fur also dropped
+    faces behind worn masks."""
 
     max_spread: float = 0.24
     sure_score: float = 0.0
-    max_shape_error_unsure: float = np.inf
+    max_spread_unsure: float = np.inf
     min_skin_unsure: float = 0.0
 
     def keeps(self, e: FaceEvidence) -> bool:
@@ -60,7 +61,8 @@ class FaceGate:
             return False
         if e.score >= self.sure_score:
             return True
-        return e.shape_error <= self.max_shape_error_unsure and e.skin >= self.min_skin_unsure
+        spread_ok = not np.isfinite(e.spread) or e.spread <= self.max_spread_unsure
+        return spread_ok and e.skin >= self.min_skin_unsure
 
 
 def points_and_spreads(
