@@ -317,11 +317,9 @@ class FaceTracker:
 
     def update(self, rgb: np.ndarray, t: float) -> list[TrackedFace]:
         moved_ok = np.ones(len(self.tracks), bool)
-        # faces read in this frame anyway are not moved first (their crop then lags one
-        # frame's movement, which the model's crops were trained to absorb)
-        moving = [
-            k for k, tr in enumerate(self.tracks) if self.frame - tr.last_read < self.read_every
-        ]
+        # every face is moved first, those read in this frame too: their reading is averaged
+        # with where the movement put them (a stale position there would lag the mask)
+        moving = list(range(len(self.tracks)))
         if moving and self.motion is not None and self._previous is not None:
             raws = np.stack([self.tracks[k].raw for k in moving])
             moved, ok = self.motion(self._previous, rgb, raws)

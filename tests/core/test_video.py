@@ -218,7 +218,11 @@ def test_a_still_noisy_face_gets_a_steadier_mask_than_photos_read_one_by_one(mas
     steady = [f[0][1] for f in masker.landmarks_video(data)]
     # the filter needs a few frames to settle: measured after the first 5
     j_photos, j_raw, j_steady = (jitter(p[5:]) for p in (photos, raw, steady))
-    assert j_steady < j_raw / 2
+    # the raw points are already steadier than photos (a reading averaged with where the
+    # picture's movement put the face, core.video.tracking.READ_GAIN); the filter still
+    # takes a third off them
+    assert j_raw < j_photos / 2
+    assert j_steady < j_raw / 1.5
     assert j_steady < j_photos / 3  # issue 15's target
 
 
