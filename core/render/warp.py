@@ -280,9 +280,9 @@ def warp_mask(
     labels = np.zeros((height, width), np.uint8)
     affine = np.zeros((len(mask.triangles) + 1, 2, 3), np.float32)
     affine[0, :, 2] = -10  # outside every triangle: sample outside the picture
+    corners = np.round(local[mask.triangles] * 16).astype(np.int32)  # 4 bits of subpixel
     for t, tri in enumerate(mask.triangles, start=1):
-        corners = np.round(local[tri] * 16).astype(np.int32)
-        cv2.fillConvexPoly(labels, corners, t, cv2.LINE_8, shift=4)
+        cv2.fillConvexPoly(labels, corners[t - 1], t, cv2.LINE_8, shift=4)
         affine[t] = cv2.getAffineTransform(local[tri], src[tri])
     table = affine.reshape(len(affine), 6).T.copy()  # (6, T + 1): one row per coefficient
     xs = np.arange(width, dtype=np.float32)[None, :]
@@ -309,6 +309,8 @@ def composite(
     exposure: float = 1.0,
     tint: np.ndarray | None = None,
     lit_by: np.ndarray | None = None,
+    *,
+    video: bool = False,
 ) -> None:
     """Lay ``overlay`` over ``photo`` (uint8 RGB, changed in place), lit like the face.
 
@@ -318,22 +320,34 @@ def composite(
     The result is ``photo * keep + add``, both maps worked out at the overlay's scale.
     ``lit_by`` (default ``photo``) is the picture the face's light is read from (when a
     worn mask has been painted over in ``photo``: ``core.render.cover.WornMask.lit``).
+
+    ``video``: the same light for a frame's budget (docs/video.md): the luminance read
+    straight from the photo at a quarter of the overlay's size, the bright side's level
+    from every other pixel, and ``keep`` and ``add`` laid on in 8-bit fixed point (within
+    a grey level or two of the float blend, which photos keep).
     """
     x0, y0, x1, y1 = overlay.box
     s = overlay.scale
     region = photo[y0:y1, x0:x1]
     light_region = region if lit_by is None else lit_by[y0:y1, x0:x1]
     h, w = overlay.rgba.shape[:2]
-    small = (
-        light_region if s == 1.0 else cv2.resize(light_region, (w, h), interpolation=cv2.INTER_AREA)
-    )
     face = face_px * s  # the face's width in overlay pixels
 
     rgba = cv2.GaussianBlur(overlay.rgba, (0, 0), max(0.5, face / 500))
     alpha = rgba[..., 3]
-    light = _low_pass_luma(small, 0.08 * face)
     under = alpha > 0.5
-    ref = float(np.percentile(light[under], 85)) if under.any() else float(light.mean())
+    if video:
+        light = _low_pass_luma_of(light_region, (w, h), 0.08 * face)
+        sample, bright = light[::2, ::2], under[::2, ::2]
+        ref = float(np.percentile(sample[bright], 85)) if bright.any() else float(light.mean())
+    else:
+        small = (
+            light_region
+            if s == 1.0
+            else cv2.resize(light_region, (w, h), interpolation=cv2.INTER_AREA)
+        )
+        light = _low_pass_luma(small, 0.08 * face)
+        ref = float(np.percentile(light[under], 85)) if under.any() else float(light.mean())
     gain = np.clip(light / max(ref, 1e-3), 0.35, 1.12)[..., None] * exposure
     if tint is not None:
         gain = gain * tint
@@ -345,6 +359,9 @@ def composite(
     shadow[:shift] = 0
     keep = (1 - alpha) * (1 - 0.35 * shadow * (1 - alpha))
 
+    if video:
+        _blend_fixed_point(region, add, keep, s)
+        return
     if s == 1.0:
         out = region * keep[..., None] + add
         region[:] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
@@ -364,6 +381,23 @@ def composite(
         strip[:] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def _blend_fixed_point(region: np.ndarray, add: np.ndarray, keep: np.ndarray, s: float) -> None:
+    """``region = region * keep + add`` (uint8, in place) with both maps as 8-bit levels,
+    resampled from the overlay's scale ``s`` to the region's."""
+    add8 = np.clip(add + 0.5, 0, 255).astype(np.uint8)  # an add over 255 saturates anyway
+    keep8 = np.clip(keep * 255 + 0.5, 0, 255).astype(np.uint8)
+    rows, cols = region.shape[:2]
+    if s != 1.0:
+        m = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5]], np.float32)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        add8, keep8 = (
+            cv2.warpAffine(x, m, (cols, rows), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+            for x in (add8, keep8)
+        )
+    kept = cv2.multiply(region, cv2.cvtColor(keep8, cv2.COLOR_GRAY2RGB), scale=1 / 255)
+    region[:] = cv2.add(kept, add8)
+
+
 def _low_pass_luma(region: np.ndarray, sigma: float) -> np.ndarray:
     """The region's luminance (0-1) blurred by ``sigma`` pixels, computed at a quarter size."""
     h, w = region.shape[:2]
@@ -378,6 +412,22 @@ def _low_pass_luma(region: np.ndarray, sigma: float) -> np.ndarray:
     luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
     luma = cv2.GaussianBlur(luma, (0, 0), max(1.0, sigma / factor))
     if factor == 1:
+        return luma
+    return cv2.resize(luma, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _low_pass_luma_of(region: np.ndarray, size: tuple[int, int], sigma: float) -> np.ndarray:
+    """:func:`_low_pass_luma` of ``region`` resampled to ``size`` (width, height), ``sigma``
+    in those pixels, read from ``region`` itself at a quarter of ``size`` (one resampling
+    of one channel instead of two of three)."""
+    w, h = size
+    factor = 4 if min(h, w) >= 64 and sigma >= 8 else 1
+    luma = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY)
+    small = (max(1, w // factor), max(1, h // factor))
+    if small != (region.shape[1], region.shape[0]):
+        luma = cv2.resize(luma, small, interpolation=cv2.INTER_AREA)
+    luma = cv2.GaussianBlur(luma.astype(np.float32) / 255, (0, 0), max(1.0, sigma / factor))
+    if factor == 1 and small == (w, h):
         return luma
     return cv2.resize(luma, (w, h), interpolation=cv2.INTER_LINEAR)
 

@@ -146,5 +146,7 @@ class TrackPainter:
             if worn is not None:
                 cover.hide(out, worn)
             lit_by = worn.lit(rgb) if worn is not None else None
-            warp.composite(out, overlay, warp.face_width(face.points), *self.light, lit_by)
+            warp.composite(
+                out, overlay, warp.face_width(face.points), *self.light, lit_by, video=True
+            )
         return out
