@@ -388,12 +388,14 @@ def _blend_fixed_point(region: np.ndarray, add: np.ndarray, keep: np.ndarray, s:
     keep8 = np.clip(keep * 255 + 0.5, 0, 255).astype(np.uint8)
     rows, cols = region.shape[:2]
     if s != 1.0:
-        m = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5]], np.float32)
-        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        # resized by 1 / s (the scale itself, not the sides' ratio, so a pixel lands where
+        # the affine warp would put it; the overlay's side was rounded up, so the region is
+        # cut out of the result): OpenCV's 8-bit resize is ~4x cheaper than that warp
         add8, keep8 = (
-            cv2.warpAffine(x, m, (cols, rows), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+            cv2.resize(x, None, fx=1 / s, fy=1 / s, interpolation=cv2.INTER_LINEAR)
             for x in (add8, keep8)
         )
+        add8, keep8 = add8[:rows, :cols], keep8[:rows, :cols]
     kept = cv2.multiply(region, cv2.cvtColor(keep8, cv2.COLOR_GRAY2RGB), scale=1 / 255)
     region[:] = cv2.add(kept, add8)
 
