@@ -23,6 +23,7 @@ from bot import (
     profile_photo,
     settings_menu,
     stickers,
+    styles,
     video,
 )
 from bot.connection import (
@@ -95,6 +96,7 @@ def build_application(settings: Settings, link: TelegramLink | None = None) -> A
     app.add_error_handler(network_error_handler(link))
     # the more specific handlers first: the first that matches an update takes it
     settings_menu.register(app)
+    styles.register(app)  # before groups' and handlers': a picture sent as a pattern, /mask mix
     for feature in (albums, full_quality, stickers, profile_photo, inline, video):
         feature.register(app)  # before groups': an album in a group is one album, not photos
     groups.register(app)

@@ -40,7 +40,8 @@ def mask_keyboard(
     mode_button = _button(texts.mode_button(mode, t), Action.MODE, photo_id)
     quality = _button(texts.quality_button(as_file, t), Action.QUALITY, photo_id)
     rows.append([mode_button, quality])
-    rows.append([_button(t(texts.ALL_SEVEN), Action.ALL_SEVEN, photo_id)])
+    mix = _button(t(texts.MIX_BUTTON), Action.MIX, photo_id)  # bot.styles answers it
+    rows.append([mix, _button(t(texts.ALL_SEVEN), Action.ALL_SEVEN, photo_id)])
     return InlineKeyboardMarkup(rows)
 
 
@@ -67,6 +68,8 @@ def result_keyboard(
     if with_masks:
         keyboard = mask_keyboard(masks, photo_id, mode, t, as_file=as_file)
         rows = [list(row) for row in keyboard.inline_keyboard]
+    # the palette for this mask on this photo (bot.styles answers it)
+    rows.append([_button(t(texts.STYLE_BUTTON), Action.STYLE, photo_id, mask_id)])
     rows.append([sticker])
     return InlineKeyboardMarkup(rows)
 

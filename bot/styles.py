@@ -36,6 +36,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot import journal, keyboards, kit, texts
+from bot.callbacks import Action, decode, encode, matches
 from bot.i18n import Translator
 from bot.kit import Context
 from bot.persistence import save_now
@@ -48,10 +49,6 @@ from masks.catalog import MaskSpec
 logger = logging.getLogger(__name__)
 
 OWN = "own"  # serving.jobs.OWN_STYLE: the person's own picture
-PALETTE_PATTERN = r"^sty:\d+:\d+$"
-PICK_PATTERN = r"^sp:[a-z]{1,8}:\d+:\d+$"
-BACK_PATTERN = r"^sb:\d+:\d+$"
-MIX_PATTERN = r"^mix:\d+$"
 #: what a palette button shows before its name
 SWATCHES = {
     "navy": "🟦", "red": "🟥", "pink": "🩷", "green": "🟩", "yellow": "🟨", "orange": "🟧",
@@ -64,10 +61,10 @@ _PATTERN_CAPTION = re.compile(r"^/pattern(@\w+)?(\s|$)", re.I)
 
 def register(app: Application) -> None:
     """Before bot.handlers' and bot.groups': a picture meant as a pattern is not a photo to mask."""
-    app.add_handler(CallbackQueryHandler(palette, pattern=PALETTE_PATTERN))
-    app.add_handler(CallbackQueryHandler(pick, pattern=PICK_PATTERN))
-    app.add_handler(CallbackQueryHandler(back, pattern=BACK_PATTERN))
-    app.add_handler(CallbackQueryHandler(mix_button, pattern=MIX_PATTERN))
+    app.add_handler(CallbackQueryHandler(palette, pattern=matches(Action.STYLE)))
+    app.add_handler(CallbackQueryHandler(pick, pattern=matches(Action.STYLE_PICK)))
+    app.add_handler(CallbackQueryHandler(back, pattern=matches(Action.STYLE_BACK)))
+    app.add_handler(CallbackQueryHandler(mix_button, pattern=matches(Action.MIX)))
     app.add_handler(MessageHandler(filters.CaptionRegex(_PATTERN_CAPTION), pattern_caption))
     app.add_handler(CommandHandler("pattern", pattern_command))
     app.add_handler(MessageHandler(kit.IMAGE & filters.CaptionRegex(r"(?i)/mask(@\w+)?\s+mix\b"),
@@ -94,11 +91,11 @@ def palette_keyboard(
     for style_id in ids:
         swatch = "⭐" if style_id == last else SWATCHES.get(style_id, "")
         text = f"{swatch} {texts.style_label(style_id, t)}".strip()
-        buttons.append(
-            InlineKeyboardButton(text, callback_data=f"sp:{style_id}:{mask_id}:{photo_id}")
-        )
+        data = encode(Action.STYLE_PICK, photo_id, mask_id, choice=style_id)
+        buttons.append(InlineKeyboardButton(text, callback_data=data))
     rows = [buttons[i : i + 4] for i in range(0, len(buttons), 4)]
-    back = InlineKeyboardButton(t(texts.SETTINGS_BACK), callback_data=f"sb:{mask_id}:{photo_id}")
+    back_data = encode(Action.STYLE_BACK, photo_id, mask_id)
+    back = InlineKeyboardButton(t(texts.SETTINGS_BACK), callback_data=back_data)
     return InlineKeyboardMarkup([*rows, [back]])
 
 
@@ -106,9 +103,11 @@ def palette_keyboard(
 
 
 def _numbers(data: str) -> tuple[str, int, int]:
-    """(style id or "", mask id, photo id) of ``sty:``/``sp:``/``sb:`` data."""
-    parts = data.split(":")
-    return (parts[1] if len(parts) == 4 else ""), int(parts[-2]), int(parts[-1])
+    """(style id or "", mask id, photo id) of a palette button's data (bot.callbacks)."""
+    tap = decode(data)
+    if tap is None or tap.mask_id is None:  # the handlers' patterns let only these through
+        raise ValueError(f"not a palette button's data: {data!r}")
+    return tap.choice, tap.mask_id, tap.target_id
 
 
 def _request(context: Context, message: object, photo_id: int) -> PhotoRequest | None:
@@ -176,7 +175,8 @@ async def mix_button(update: Update, context: Context) -> None:
     """🎲 Mix under a photo: every face a different mask."""
     query = update.callback_query
     t = kit.translator(update, context)
-    photo_id = int(query.data.split(":")[1])
+    tap = decode(query.data)
+    photo_id = tap.target_id if tap is not None else 0
     request = _request(context, query.message, photo_id)
     if request is None:
         await query.answer(t(texts.PHOTO_GONE), show_alert=True)
@@ -334,9 +334,9 @@ def _masked_photo_of(message: Message) -> tuple[int, int] | None:
     markup = message.reply_markup
     for row in markup.inline_keyboard if markup else ():
         for button in row:
-            found = re.fullmatch(r"stk:(\d+):(\d+)", button.callback_data or "")
-            if found:
-                return int(found[1]), int(found[2])
+            tap = decode(button.callback_data)
+            if tap is not None and tap.action is Action.STICKER and tap.mask_id is not None:
+                return tap.mask_id, tap.target_id
     return None
 
 

@@ -38,6 +38,7 @@ async def test_a_russian_user_gets_russian_replies_buttons_and_captions(
         *(texts.mask_button(mask, ru) for mask in masks),
         ru(texts.MODE_FACES_BUTTON),
         ru(texts.QUALITY_OFF),
+        ru(texts.MIX_BUTTON),
         ru(texts.ALL_SEVEN),
     ]
     assert "Злодей" in labels(keyboard)[6] and "Обрезка" in labels(keyboard)[7]

@@ -147,13 +147,15 @@ async def test_groups_get_a_compact_keyboard_that_expands(
     limit = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
     assert all(len(data.encode()) <= limit for _, data in shown)
     await telegram.press(ivy, result, texts.MORE)
+    # 7 masks, Crop, Full quality, Mix, All 7, Style, Sticker
     full = await telegram.wait_for(
-        lambda: len(buttons(telegram.message(group.id, result.message_id))) == 11,
+        lambda: len(buttons(telegram.message(group.id, result.message_id))) == 13,
         what="the full keyboard",
     )
     assert full
     expanded = [t for t, _ in buttons(telegram.message(group.id, result.message_id))]
     assert texts.STICKER_BUTTON in expanded and texts.MODE_FACES_BUTTON in expanded
+    assert texts.STYLE_BUTTON in expanded and texts.MIX_BUTTON in expanded
 
     # the photo's "pick a mask" keyboard: compact too; expanded, its toggles work
     plain = await telegram.send_photo(group, hal, face_jpeg, caption=f"/mask@{me}")
