@@ -3,7 +3,7 @@
 The README's second way in is ``docker compose up --build``. This builds the project's image
 from its unchanged Dockerfile with podman and runs the committed docker-compose.yml with
 podman-compose: Redis, the bot and a worker as containers, read-only roots with their tmpfs,
-as the user ``facemask``, the project's fake Bot API (tests/support/fake_telegram.py) on this
+as the user ``facemask``, the project's fake Bot API (tests/support/fake_telegram/) on this
 machine standing in for Telegram. Through it: a photo, a tap, a masked photo back; a video
 note; the worker's main process killed and the container brought back by its restart policy;
 the health checks turning healthy; the bot's container removed and made again with its
