@@ -248,12 +248,16 @@ def warp_mask(
     landmarks: np.ndarray,
     shape: tuple[int, int],
     max_face_px: float | None = None,
+    *,
+    video: bool = False,
 ) -> Overlay | None:
     """The mask warped onto a face's (68, 2) landmarks in a photo of ``shape`` (height, width).
 
     None when the face lies outside the photo or its points are degenerate. With
     ``max_face_px``, a face wider than that is drawn (and lit, :func:`composite`) at that
     width and only resampled to its own while compositing: video's budget per frame.
+    ``video``: the triangles' affines solved together and looked up by table (the same
+    maps to float rounding; photos keep OpenCV's one by one).
     """
     landmarks = np.asarray(landmarks, np.float64)
     if not np.isfinite(landmarks).all() or face_width(landmarks) < 2:
@@ -283,12 +287,21 @@ def warp_mask(
     corners = np.round(local[mask.triangles] * 16).astype(np.int32)  # 4 bits of subpixel
     for t, tri in enumerate(mask.triangles, start=1):
         cv2.fillConvexPoly(labels, corners[t - 1], t, cv2.LINE_8, shift=4)
-        affine[t] = cv2.getAffineTransform(local[tri], src[tri])
-    table = affine.reshape(len(affine), 6).T.copy()  # (6, T + 1): one row per coefficient
+        if not video:
+            affine[t] = cv2.getAffineTransform(local[tri], src[tri])
+    if video:  # every triangle's affine in one solve, each coefficient looked up by label
+        corners_h = np.concatenate([local[mask.triangles], np.ones((*mask.triangles.shape, 1))], 2)
+        affine[1:] = np.linalg.solve(corners_h, src[mask.triangles]).transpose(0, 2, 1)
+        lut = np.zeros((6, 256), np.float32)
+        lut[:, : len(affine)] = affine.reshape(len(affine), 6).T
+        table = [cv2.LUT(labels, row) for row in lut]
+    else:
+        table = affine.reshape(len(affine), 6).T.copy()  # (6, T + 1): one row per coefficient
+        table = [row[labels] for row in table]
     xs = np.arange(width, dtype=np.float32)[None, :]
     ys = np.arange(height, dtype=np.float32)[:, None]
-    map_x = table[0][labels] * xs + table[1][labels] * ys + table[2][labels]
-    map_y = table[3][labels] * xs + table[4][labels] * ys + table[5][labels]
+    map_x = table[0] * xs + table[1] * ys + table[2]
+    map_y = table[3] * xs + table[4] * ys + table[5]
     rgba = cv2.remap(
         picture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     )

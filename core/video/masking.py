@@ -135,7 +135,9 @@ class TrackPainter:
             self.light = (exposure, tint)
         out = rgb.copy()
         for face in faces:
-            overlay = warp.warp_mask(self.picture, face.points, rgb.shape[:2], MAX_FACE_PX)
+            overlay = warp.warp_mask(
+                self.picture, face.points, rgb.shape[:2], MAX_FACE_PX, video=True
+            )
             if overlay is None:
                 continue
             wears, asked = self.wears.get(face.track_id, (False, -COVER_EVERY))

@@ -226,6 +226,27 @@ def test_a_still_noisy_face_gets_a_steadier_mask_than_photos_read_one_by_one(mas
     assert j_steady < j_photos / 3  # issue 15's target
 
 
+@pytest.mark.parametrize("zoom", [1.0, 2.5])  # drawn at the face's size; at 200 px, resampled
+def test_video_light_is_the_photo_light_within_a_few_grey_levels(
+    masker, astronaut, astronaut_points, zoom
+):
+    from core.render import warp
+
+    photo = cv2.resize(astronaut, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
+    points = astronaut_points * zoom
+    overlay = warp.warp_mask(masker.picture(1), points, photo.shape[:2], masking.MAX_FACE_PX)
+    assert (overlay.scale < 1) == (zoom > 1)
+    light = warp.scene_light(photo)
+    lit = {}
+    for video in (False, True):
+        lit[video] = photo.copy()
+        warp.composite(lit[video], overlay, warp.face_width(points), *light, video=video)
+    changed = np.abs(lit[False].astype(int) - photo).max(axis=2) > 8  # where the mask lies
+    diff = np.abs(lit[True].astype(int) - lit[False])
+    assert changed.sum() > 3000
+    assert diff.max() <= 3 and np.sqrt(np.mean(diff[changed] ** 2)) < 0.6
+
+
 # --------------------------------------------------------------------------- refusals
 
 
