@@ -35,6 +35,7 @@ from core.render.sticker import cut_out
 from core.render.style import Style
 from core.results import Face, MaskedPhoto, MaskedVideo, Mode
 from core.video import codec, masking
+from core.video import sticker as video_sticker
 from masks import catalog
 
 if TYPE_CHECKING:
@@ -101,6 +102,16 @@ class Masker(Protocol):
         progress: Callable[[float], None] | None = ...,
         cancel: threading.Event | None = ...,
         max_duration_s: float = ...,
+    ) -> MaskedVideo: ...
+
+    def video_sticker(
+        self,
+        source: codec.VideoInput,
+        mask_id: int | None,
+        mode: Mode | str = ...,
+        *,
+        progress: Callable[[float], None] | None = ...,
+        cancel: threading.Event | None = ...,
     ) -> MaskedVideo: ...
 
 
@@ -340,6 +351,23 @@ class FaceMasker:
             self, source, mask_id, mode, kind=kind, progress=progress, cancel=cancel,
             max_duration_s=max_duration_s,
         )  # fmt: skip
+
+    def video_sticker(
+        self,
+        source: codec.VideoInput,
+        mask_id: int | None,
+        mode: Mode | str = Mode.FACES,
+        *,
+        progress: Callable[[float], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MaskedVideo:
+        """The largest face of the video's first 3 s, masked with ``mask_id`` (None: bare),
+        cut out on transparency: a Telegram video sticker (VP9 with alpha in WebM, 512 px,
+        at most 256 KB) as a :class:`MaskedVideo` of kind "sticker"
+        (:mod:`core.video.sticker`)."""
+        return video_sticker.make_video_sticker(
+            self, source, mask_id, mode, progress=progress, cancel=cancel
+        )
 
     def landmarks_video(
         self, source: codec.VideoInput, mode: Mode | str = Mode.FACES
