@@ -2,7 +2,8 @@
 
 A :class:`MaskJob` goes in; a :class:`~core.results.MaskedPhoto` or a :class:`JobFailure`
 comes back (a :class:`ManyMasksJob` gets a list of photos, a :class:`StickerJob` WebP bytes,
-a :class:`VideoJob` a :class:`~core.results.MaskedVideo`, with :class:`Progress` on the way).
+a :class:`VideoJob` a :class:`~core.results.MaskedVideo`, a video sticker's too, with
+:class:`Progress` on the way).
 They cross as they are through the pipe to the pool's own child processes, and as
 :mod:`serving.wire` messages (msgpack, versioned, never pickle) through Redis to and from
 ``facemask-worker``. Failures travel as a code and a sentence, never as an exception or a
@@ -149,18 +150,25 @@ def _styled(job: MaskJob | ManyMasksJob | StickerJob) -> str:
 class VideoJob:
     """A video note, GIF or video to mask: the file's bytes, the mask, how faces are found, the
     output kind ("video" | "video_note" | "animation") and its length as Telegram reported it
-    (0: unknown), which sets the job's time limit."""
+    (0: unknown), which sets the job's time limit.
+
+    ``sticker``: instead of the masked video, its largest face's head cut out as a Telegram
+    video sticker (``FaceMasker.video_sticker``: WebM, VP9 with alpha, the first 3 s), answered
+    as a MaskedVideo of kind "sticker"; ``kind`` then only says what the video came as. It runs
+    where videos run (the video lane, the arq video function), with their progress and Cancel."""
 
     video: bytes
     mask_id: int
     mode: Mode = Mode.FACES
     kind: str = "video"
     duration_s: float = 0.0
+    sticker: bool = False
 
     def __repr__(self) -> str:  # never the video's bytes in a log
+        made = ", as a sticker" if self.sticker else ""
         return (
-            f"VideoJob({self.kind}, mask {self.mask_id}, {self.mode}, {self.duration_s:g} s, "
-            f"{len(self.video)} bytes)"
+            f"VideoJob({self.kind}{made}, mask {self.mask_id}, {self.mode}, "
+            f"{self.duration_s:g} s, {len(self.video)} bytes)"
         )
 
     def timeout(self, job_timeout: float, video_job_timeout: float) -> float:

@@ -83,6 +83,10 @@ def run_mask_job(
     A video reports ``progress`` (0..1) and stops between frames once ``cancel`` (anything with
     ``is_set()``) is set."""
     try:
+        if isinstance(job, VideoJob) and job.sticker:
+            return masker.video_sticker(
+                job.video, job.mask_id, job.mode, progress=progress, cancel=cancel
+            )
         if isinstance(job, VideoJob):
             return masker.apply_video(
                 job.video, job.mask_id, job.mode, kind=job.kind, progress=progress, cancel=cancel

@@ -26,7 +26,8 @@ worker of different versions then refuse each other's messages with one clear lo
 instead of misreading them. Fields may be added at the end of a type, written only when they
 hold something (:data:`OPTIONAL_TAILS`): this version reads the type with or without them,
 and an older release refuses a value that carries them by its field count, never misreads it.
-Issue 26 added this way a job's style, own picture and mix (a plain job is written as before).
+Issue 26 added this way a job's style, own picture and mix (a plain job is written as before),
+and a video job's ``sticker`` flag (a video sticker; a plain video job is written as before).
 """
 
 from __future__ import annotations
@@ -119,9 +120,8 @@ def _fields(value: object) -> tuple[int, list[Any]]:
         fields = [value.image, value.mask_id, Mode(value.mode).value]
         return _STICKER_JOB, fields + [value.style, value.pattern] if value.style else fields
     if isinstance(value, VideoJob):
-        return _VIDEO_JOB, [
-            value.video, value.mask_id, Mode(value.mode).value, value.kind, value.duration_s,
-        ]  # fmt: skip
+        fields = [value.video, value.mask_id, Mode(value.mode).value, value.kind, value.duration_s]
+        return _VIDEO_JOB, fields + [True] if value.sticker else fields
     if isinstance(value, MaskedPhoto):
         return _PHOTO, [
             value.image, value.format, value.width, value.height, list(value.faces), value.ms,
@@ -258,21 +258,20 @@ def _many(fields: list[Any]) -> ManyMasksJob:
     return ManyMasksJob(_of(image, bytes), ids, _mode(mode), **_style(fields))
 
 
+def _video_job(fields: list[Any]) -> VideoJob:
+    sticker = _of(fields[5], bool) if len(fields) > 5 else False
+    return VideoJob(
+        _of(fields[0], bytes), _mask_id(fields[1]), _mode(fields[2]), _of(fields[3], str),
+        _number(fields[4]), sticker,
+    )  # fmt: skip
+
+
 #: extension code -> (number of fields, how to build the value from them)
 _READERS: dict[int, tuple[int, Callable[[list[Any]], object]]] = {
     _MASK_JOB: (3, _mask_job),
     _MANY_JOB: (3, _many),
     _STICKER_JOB: (3, _sticker),
-    _VIDEO_JOB: (
-        5,
-        lambda f: VideoJob(
-            _of(f[0], bytes),
-            _mask_id(f[1]),
-            _mode(f[2]),
-            _of(f[3], str),
-            _number(f[4]),
-        ),
-    ),  # fmt: skip
+    _VIDEO_JOB: (5, _video_job),
     _PHOTO: (6, _photo),
     _FACE: (3, _face),
     _VIDEO: (12, _video),
@@ -283,7 +282,7 @@ _READERS: dict[int, tuple[int, Callable[[list[Any]], object]]] = {
 
 
 #: extension code -> how many more fields it may carry at its end (see the module's docstring)
-OPTIONAL_TAILS: dict[int, int] = {_MASK_JOB: 3, _MANY_JOB: 2, _STICKER_JOB: 2}
+OPTIONAL_TAILS: dict[int, int] = {_MASK_JOB: 3, _MANY_JOB: 2, _STICKER_JOB: 2, _VIDEO_JOB: 1}
 
 # ----------------------------------------------------------------------------- messages
 
