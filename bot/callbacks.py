@@ -43,6 +43,7 @@ class Action(enum.StrEnum):
     VIDEO_MASK = "vm"
     VIDEO_MODE = "vc"
     VIDEO_CANCEL = "vx"  # under a video's progress message
+    VIDEO_STICKER = "vs"  # under a masked video: its face, moving, in the tapper's sticker set
     SETTINGS = "set"  # a /settings menu choice
     STYLE = "sty"  # under a masked photo: the palette for that mask (bot.styles)
     STYLE_PICK = "sp"  # a colour or pattern of the palette: ``sp:<style>:<mask>:<photo>``
@@ -53,7 +54,7 @@ class Action(enum.StrEnum):
 #: actions whose data names a mask: always, or (MORE) under a masked photo only
 _WITH_MASK = {
     Action.MASK, Action.STICKER, Action.ALBUM_MASK, Action.VIDEO_MASK, Action.STYLE,
-    Action.STYLE_PICK, Action.STYLE_BACK,
+    Action.STYLE_PICK, Action.STYLE_BACK, Action.VIDEO_STICKER,
 }  # fmt: skip
 _MASK_OPTIONAL = {Action.MORE}
 #: actions whose data also names a choice before the mask (a style's id)

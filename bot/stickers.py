@@ -7,6 +7,11 @@ the set on first use (createNewStickerSet) and adding to it afterwards (addStick
 group the set is the tapper's, whoever sent the photo. Sticker sets belong to users who have
 started the bot: Telegram refuses the others (PEER_ID_INVALID, "bot was blocked"), and a full
 set (120 stickers); each refusal gets a sentence that says what to do.
+
+Under a masked video note, GIF or video the same button (:data:`Action.VIDEO_STICKER`) makes a
+video sticker instead: the worker cuts the largest face's head out of the video's first 3 s,
+masked, moving (``FaceMasker.video_sticker``: WebM, VP9 with alpha, 512 px, at most 256 KB, a
+video job in the video lane), and it joins the same set (a set holds stickers of any format).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from bot.i18n import Translator
 from bot.kit import Context
 from bot.persistence import save_now
 from bot.state import UserState
-from core.errors import FaceMaskError
+from core.errors import FaceMaskError, NoFaceInVideoError
 from masks.catalog import MaskSpec
+from serving.jobs import VideoJob
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +44,8 @@ SET_FULL = ("stickers_too_much", "too many stickers", "stickerset_too_much")
 
 def register(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(sticker_button, pattern=matches(Action.STICKER)))
+    videos = matches(Action.VIDEO_STICKER)
+    app.add_handler(CallbackQueryHandler(video_sticker_button, pattern=videos))
 
 
 def set_name(user_id: int, bot_username: str) -> str:
@@ -93,16 +101,73 @@ async def sticker_button(update: Update, context: Context) -> None:
     )
 
 
+async def video_sticker_button(update: Update, context: Context) -> None:
+    """The Sticker button under a masked video: its face, moving, in the tapper's set."""
+    tapped = await kit.opening(update, context, lambda chat: chat.videos)
+    if tapped is None:
+        return
+    query, request, t, svc = tapped.query, tapped.request, context.t, context.services
+    mask = kit.mask_by_id(svc.masks, tapped.tap.mask_id)
+    if mask is None:
+        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
+        return
+    if await kit.refused_by_throttle(update, context):
+        return
+    await query.answer(t(texts.STICKER_WORKING))
+    chat_id = query.message.chat.id
+    reply_to = ReplyParameters(query.message.message_id, allow_sending_without_reply=True)
+    user = query.from_user
+    try:
+        async with kit.showing(context, chat_id, ChatAction.CHOOSE_STICKER):
+            video = await kit.download(context, request.file_id, t)
+            job = VideoJob(
+                video, mask.id, request.mode, request.kind, request.duration_s, sticker=True
+            )
+            made = await svc.queue.mask_video(job)
+            name = await add_to_set(
+                context.bot, user, context.user_data, made.data, mask, t, video=True
+            )
+    except FaceMaskError as error:
+        logger.info("chat %s user %s video sticker: %s", chat_id, user.id, error.code)
+        if isinstance(error, NoFaceInVideoError):
+            text = t(texts.VIDEO_STICKER_NO_FACE)
+        else:
+            text = texts.video_error_text(error, t)
+        await context.bot.send_message(chat_id, text, reply_parameters=reply_to)
+        return
+    except StickerRefusedError as refused:
+        await context.bot.send_message(chat_id, refused.sentence, reply_parameters=reply_to)
+        return
+    await save_now(context, user_id=user.id)
+    logger.info(
+        "chat %s user %s: video sticker of mask %d added to %s (%s)",
+        chat_id, user.id, mask.id, name, made,
+    )  # fmt: skip
+    await context.bot.send_message(
+        chat_id, t(texts.STICKER_ADDED, link=set_link(name)), reply_parameters=reply_to
+    )
+
+
 async def add_to_set(
-    bot: Bot, user: User, state: UserState, webp: bytes, mask: MaskSpec, t: Translator
+    bot: Bot,
+    user: User,
+    state: UserState,
+    data: bytes,
+    mask: MaskSpec,
+    t: Translator,
+    *,
+    video: bool = False,
 ) -> str:
-    """Upload the sticker and put it in the user's set (made on first use); the set's name."""
+    """Upload the sticker (WebP; ``video``: WebM) and put it in the user's set (made on first
+    use); the set's name."""
     name = set_name(user.id, bot.username)
+    sticker_format = StickerFormat.VIDEO if video else StickerFormat.STATIC
+    file_name = "sticker.webm" if video else "sticker.webp"
     try:
         uploaded = await bot.upload_sticker_file(
-            user.id, InputFile(webp, filename="sticker.webp"), StickerFormat.STATIC
+            user.id, InputFile(data, filename=file_name), sticker_format
         )
-        sticker = InputSticker(uploaded.file_id, [mask.emoji], StickerFormat.STATIC)
+        sticker = InputSticker(uploaded.file_id, [mask.emoji], sticker_format)
         if state.sticker_set == name and await _added(bot, user.id, name, sticker):
             return name
         try:

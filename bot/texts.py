@@ -238,6 +238,11 @@ VIDEO_TOO_LONG = N_(
     "That video is {seconds} seconds long: I mask clips of at most {limit} seconds. "
     "Please send a shorter one."
 )
+#: the Sticker button under a masked video looked at the first 3 s only (core.video.sticker)
+VIDEO_STICKER_NO_FACE = N_(
+    "I could not find a face in the first 3 seconds of that video: a moving sticker is made "
+    "of those. Switch Crop off to treat the whole frame as one face."
+)
 #: added to a masked video's caption
 VIDEO_SCALED_DOWN = N_("scaled down to {side} px")
 VIDEO_CUT_OFF = N_("the file was cut off: these are the frames before the cut")

@@ -16,6 +16,8 @@ as the same kind of message.
   line instead: "😷 Surgical mask"), or becomes the error's sentence.
 - The answer: sendVideoNote for a video note (a square of at most 640 px), sendAnimation for a
   GIF, sendVideo (its sound kept) for a video; the caption says when a video was scaled down.
+  Under it, 🏷 Sticker (:func:`result_keyboard`) makes the masked face a video sticker
+  (:mod:`bot.stickers`).
 
 The throttle counts a video as one photo per :data:`SECONDS_PER_PHOTO` seconds of it. What a
 keyboard needs after a restart is the chat's :class:`~bot.state.VideoRequest`.
@@ -30,7 +32,14 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from telegram import InputFile, Message, ReplyParameters, Update
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Message,
+    ReplyParameters,
+    Update,
+)
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
@@ -376,13 +385,14 @@ async def _send(
     result: MaskedVideo,
     t: Translator,
 ) -> Message:
-    """The masked video as the kind of message it came as."""
+    """The masked video as the kind of message it came as, the Sticker button under it."""
     duration = max(1, round(result.duration_s))
     name = kit.file_name(mask, "mp4")
+    markup = result_keyboard(reply_to.message_id, mask, t)
     if result.kind == "video_note":  # no caption: a round video has none
         return await context.bot.send_video_note(
             chat_id, InputFile(result.data, filename=name), duration=duration,
-            length=result.width, reply_parameters=reply_to,
+            length=result.width, reply_parameters=reply_to, reply_markup=markup,
         )  # fmt: skip
     scaled_to = max(result.width, result.height) if result.scaled_down else None
     caption = texts.video_caption(mask, t, scaled_to=scaled_to, cut_off=not result.complete)
@@ -390,8 +400,18 @@ async def _send(
         return await context.bot.send_animation(
             chat_id, InputFile(result.data, filename=name), duration=duration,
             width=result.width, height=result.height, caption=caption, reply_parameters=reply_to,
+            reply_markup=markup,
         )  # fmt: skip
     return await context.bot.send_video(
         chat_id, InputFile(result.data, filename=name), duration=duration, width=result.width,
         height=result.height, caption=caption, supports_streaming=True, reply_parameters=reply_to,
+        reply_markup=markup,
     )  # fmt: skip
+
+
+def result_keyboard(video_id: int, mask: MaskSpec, t: Translator) -> InlineKeyboardMarkup:
+    """Under a masked video: 🏷 Sticker, naming the video (its request) and the mask."""
+    data = callbacks.encode(Action.VIDEO_STICKER, video_id, mask.id)
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(t(texts.STICKER_BUTTON), callback_data=data)]]
+    )

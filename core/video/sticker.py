@@ -323,12 +323,12 @@ def _yuva(rgb: np.ndarray, alpha: np.ndarray) -> av.VideoFrame:
     FFmpeg's own conversion (within 2 levels) and libvpx's default, and costs a tenth of
     stacking RGBA and converting that."""
     height, width = alpha.shape
-    i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
-    quarter = height // 4
+    flat = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).reshape(-1)  # Y, then U, then V
+    luma, chroma = height * width, (height // 2) * (width // 2)
     planes = (
-        i420[:height],
-        i420[height : height + quarter].reshape(height // 2, width // 2),
-        i420[height + quarter :].reshape(height // 2, width // 2),
+        flat[:luma].reshape(height, width),
+        flat[luma : luma + chroma].reshape(height // 2, width // 2),
+        flat[luma + chroma :].reshape(height // 2, width // 2),
         alpha,
     )
     frame = av.VideoFrame(width, height, "yuva420p")

@@ -102,3 +102,13 @@ def test_no_face_in_any_frame_is_the_typed_error(masker):
     ramp = np.tile(np.linspace(0, 255, 160, dtype=np.uint8)[None, :, None], (120, 1, 3))
     with pytest.raises(NoFaceInVideoError):
         masker.video_sticker(clips.encode([ramp] * 10), 1)
+
+
+def test_frames_whose_half_height_is_odd_convert_exactly():
+    rgb = np.zeros((410, 512, 3), np.uint8)
+    rgb[..., 2], rgb[:, :100, 0] = 200, 180
+    alpha = np.zeros((410, 512), np.uint8)
+    alpha[100:300] = 255
+    back = sticker._yuva(rgb, alpha).to_ndarray(format="rgba").astype(int)
+    assert np.abs(back[..., 3] - alpha).max() == 0
+    assert np.abs(back[5:-5, 110:-5, :3] - rgb[5:-5, 110:-5]).max() <= 3

@@ -1,5 +1,5 @@
 """Sticker sets, by Telegram's rules: owners who started the bot, ``_by_<bot>`` names, 120
-stickers in a static set."""
+stickers in a static set; a static sticker WebP or PNG, a video sticker WebM with VP9."""
 
 from __future__ import annotations
 
@@ -39,11 +39,15 @@ class Stickers:
 
     def _m_uploadstickerfile(self, params: dict[str, Any]) -> dict[str, Any]:
         self._started(params)
-        if params.get("sticker_format") != "static":
+        if params.get("sticker_format") not in ("static", "video"):
             raise ApiError(400, "Bad Request: STICKER_FORMAT_INVALID")
         data = params["sticker"]
         if not isinstance(data, bytes):
             raise ApiError(400, "Bad Request: STICKER_FILE_INVALID")
+        if params["sticker_format"] == "video":
+            _check_video_sticker(data)
+            file_id, stored = self._store(data, "stickers", "webm")
+            return File(file_id, stored.unique_id, len(data), stored.path).to_dict()
         if len(data) > 512 * 1024:
             raise ApiError(400, "Bad Request: file is too big")
         try:
@@ -104,3 +108,24 @@ class Stickers:
             for file_id in found.stickers
         ]  # fmt: skip
         return StickerSet(params["name"], found.title, tuple(stickers), Sticker.REGULAR).to_dict()
+
+
+def _check_video_sticker(data: bytes) -> None:
+    """Telegram's rules for a video sticker: WebM, VP9, 512 px on one side and at most 512 on
+    the other, at most 3 s and 30 fps, no sound, at most 256 KB."""
+    import av
+
+    if len(data) > 256 * 1024:
+        raise ApiError(400, "Bad Request: file is too big")
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            video = container.streams.video[0] if container.streams.video else None
+            if "webm" not in container.format.name or video is None or container.streams.audio:
+                raise ApiError(400, "Bad Request: STICKER_VIDEO_NOWEBM")
+            seconds = (container.duration or 0) / av.time_base
+            rate = float(video.average_rate or 0)
+            codec, size = video.codec_context.name, (video.width, video.height)
+    except av.FFmpegError:
+        raise ApiError(400, "Bad Request: STICKER_FILE_INVALID") from None
+    if codec != "vp9" or max(size) != 512 or seconds > 3.0 or rate > 30.0:
+        raise ApiError(400, "Bad Request: STICKER_VIDEO_LONG")
