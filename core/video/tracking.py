@@ -4,8 +4,9 @@ A detector run on every frame finds each face anew, in a box that wobbles by a f
 and the keypoint model's reading wobbles with it: a mask that shivers on a still face.
 Instead, :class:`FaceTracker`
 
-* **follows** each face: the keypoint model reads it every ``READ_EVERY`` frames (all faces
-  due in one batch) in the crop the detector gave it, kept in the face's own frame
+* **follows** each face: the keypoint model reads it every ``READ_EVERY`` frames (with
+  several faces, less often and in turns: ``READS_A_FRAME``; the faces due in one batch) in
+  the crop the detector gave it, kept in the face's own frame
   (:class:`Anchor`) and moved with its points, so that it reads the face as the photo path
   does; in between, the face's points move with the picture (:func:`frame_motion`), and a
   new reading is averaged with where they moved (``READ_GAIN``);
