@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from telegram.constants import InlineKeyboardButtonLimit
 
-from bot import callbacks, i18n, keyboards, settings_menu
+from bot import callbacks, i18n, keyboards, settings_menu, video
 from bot.callbacks import Action, CallbackDataError, Tap
 from bot.state import ChatSettings
 from core.results import Mode
@@ -16,7 +16,7 @@ BIGGEST_MESSAGE_ID = 2**63 - 1
 BIGGEST_MASK_ID = 999_999_999
 NAMES_A_MASK = {
     Action.MASK, Action.STICKER, Action.ALBUM_MASK, Action.VIDEO_MASK, Action.STYLE,
-    Action.STYLE_PICK, Action.STYLE_BACK,
+    Action.STYLE_PICK, Action.STYLE_BACK, Action.VIDEO_STICKER,
 }  # fmt: skip
 #: the buttons of bot.styles (its own keyboards)
 STYLES = {Action.STYLE, Action.STYLE_PICK, Action.STYLE_BACK, Action.MIX}
@@ -61,6 +61,7 @@ def test_every_keyboard_is_written_by_the_codec_in_every_language() -> None:
             keyboards.album_keyboard(masks, big, Mode.FACES, t),
             keyboards.video_keyboard(masks, big, Mode.WHOLE, t),
             keyboards.cancel_keyboard(big, t),
+            video.result_keyboard(big, masks[-1], t),
             settings_menu.menu_keyboard(t, ChatSettings(), True),
             settings_menu.language_keyboard(t, "pt_BR"),
         ]
@@ -90,6 +91,7 @@ def test_every_keyboard_is_written_by_the_codec_in_every_language() -> None:
         ("vm:3:812", Tap(Action.VIDEO_MASK, 812, 3)),
         ("vc:812", Tap(Action.VIDEO_MODE, 812)),
         ("vx:812", Tap(Action.VIDEO_CANCEL, 812)),
+        ("vs:3:812", Tap(Action.VIDEO_STICKER, 812, 3)),
         ("set:lang:pt_BR", Tap(Action.SETTINGS, choice="lang:pt_BR")),
         ("set:mode", Tap(Action.SETTINGS, choice="mode")),
         ("sty:3:812", Tap(Action.STYLE, 812, 3)),
