@@ -10,14 +10,15 @@ most 512), at most 3 s, at most 30 frames a second, no sound, at most 256 KB. So
    every frame is the photo sticker's (:func:`core.render.sticker.head_outline`), and the box
    around all of them, scaled to 512 px, is the sticker's frame: the head moves inside it
    instead of the frame following (and shaking with) the head;
-3. the frames are decoded again, the mask put on that face only (the video path's
+3. on those frames again, the mask put on that face only (the video path's
    :class:`~core.video.masking.TrackPainter`), the head cut out (anti-aliased polygons, no
    blur: a blur per frame cost more than the rest of the cut-out), laid on a white outline;
 4. VP9 with an alpha plane (yuva420p) at a bitrate made for the size limit, encoded again at
    a lower one if the file is still over :data:`MAX_BYTES`.
 
-Two decodes instead of keeping the frames: three seconds of a 640 px video note decode in a
-quarter of a second, and the frames would hold ~100 MB (a 1280 px video's more than twice).
+The frames of step 1 are kept for step 3 up to :data:`KEEP_BYTES` (a 640 px note's three
+seconds); a larger video is decoded twice rather than held (a 1280 px video's would take
+~250 MB).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -76,6 +77,14 @@ VP9_OPTIONS = {
     "lag-in-frames": "0",
     "auto-alt-ref": "0",
 }
+#: faces are found and followed in the frame scaled down to this long side (points scaled back):
+#: detection and the frame's motion cost with the frame's area, and a 512 px sticker of a
+#: head needs no more (a 640 px note's tracking ~0.75 -> ~0.45 s for 3 s; see the bench)
+TRACK_SIDE = 400
+#: the first pass keeps the frames for the second while they take at most this (a 640 px
+#: note's 90 frames: 110 MB); larger videos are decoded twice (three seconds of a 640 px
+#: note decode and convert to RGB in ~0.4 s of CPU on a loaded machine)
+KEEP_BYTES = 128 * 2**20
 #: the sticker's frame times: milliseconds (WebM's own time base)
 TIME_BASE = Fraction(1, 1000)
 
@@ -107,11 +116,13 @@ def make_video_sticker(
     mask ``mask_id``; None: the bare face), as a :class:`MaskedVideo` of kind "sticker"."""
     started = time.perf_counter()
     picture = masker.picture(mask_id) if mask_id is not None else None  # unknown: fails first
-    times, tracked = _track(masker, source, Mode(mode), max_duration_s, cancel, progress)
+    times, tracked, kept = _track(masker, source, Mode(mode), max_duration_s, cancel, progress)
     track_id, seen = _largest(tracked)
     points = _held(tracked, track_id)
     layout = _layout([head_outline(p) for p in points])
-    vp9_frames = _cut_out(source, times, points, track_id, layout, picture, max_duration_s, cancel)
+    if kept is None:  # too large to keep: decoded again
+        kept = (rgb for rgb, _ in _kept_frames(source, max_duration_s, cancel))
+    vp9_frames = _cut_out(kept, times, points, track_id, layout, picture)
     _report(progress, 0.8)
     clip_s = _clip_seconds(times)
     data = encode_webm(vp9_frames, times, layout.width, layout.height, clip_s)
@@ -154,21 +165,39 @@ def _track(
     max_duration_s: float,
     cancel: threading.Event | None,
     progress: ProgressFn | None,
-) -> tuple[list[float], list[list[TrackedFace]]]:
-    """The kept frames' times and the faces tracked in each."""
+) -> tuple[list[float], list[list[TrackedFace]], list[np.ndarray] | None]:
+    """The kept frames' times, the faces tracked in each, and the frames themselves (None
+    where they would take more than :data:`KEEP_BYTES`)."""
     detect, follow = masker_callables(masker, mode)
     # in Mode.WHOLE the frame is the one face: searched again only when it is lost
     every = DETECT_EVERY if mode is Mode.FACES else 1 << 30
     tracker = FaceTracker(detect, follow, motion=frame_motion, detect_every=every)
     times: list[float] = []
     tracked: list[list[TrackedFace]] = []
+    kept: list[np.ndarray] | None = []
+    held = 0
     for rgb, t in _kept_frames(source, max_duration_s, cancel):
-        tracked.append(tracker.update(rgb, t))
+        held += rgb.nbytes
+        if kept is not None:
+            kept = kept if held <= KEEP_BYTES else None
+        if kept is not None:
+            kept.append(rgb)
+        scale = min(1.0, TRACK_SIDE / max(rgb.shape[:2]))
+        if scale < 1.0:
+            size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+            small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            faces = [
+                TrackedFace(f.track_id, f.points / scale, f.raw / scale)
+                for f in tracker.update(small, t)
+            ]
+        else:
+            faces = tracker.update(rgb, t)
+        tracked.append(faces)
         times.append(t)
         _report(progress, 0.45 * (t - times[0]) / MAX_SECONDS)
     if not any(tracked):
         raise NoFaceInVideoError()
-    return times, tracked
+    return times, tracked, kept
 
 
 def _largest(tracked: list[list[TrackedFace]]) -> tuple[int, int]:
@@ -226,19 +255,17 @@ def _layout(outlines: list[np.ndarray]) -> _Layout:
 
 
 def _cut_out(
-    source: VideoInput,
+    kept: Iterable[np.ndarray],
     times: list[float],
     points: list[np.ndarray],
     track_id: int,
     layout: _Layout,
     picture: MaskPicture | None,
-    max_duration_s: float,
-    cancel: threading.Event | None,
 ) -> list[av.VideoFrame]:
     """Every kept frame of the sticker, ready for VP9."""
     painter = TrackPainter(picture) if picture is not None else None
     out: list[av.VideoFrame] = []
-    for n, (rgb, _t) in enumerate(_kept_frames(source, max_duration_s, cancel)):
+    for n, rgb in enumerate(kept):
         if n >= len(times):
             break
         crop, offset = _crop(rgb, layout.crop)
