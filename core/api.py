@@ -261,9 +261,7 @@ class FaceMasker:
         style: StyleChoice = None,
     ) -> tuple[imageio.Decoded, np.ndarray, list[Face]]:
         """Decoded input, masked RGB pixels and the faces, before encoding."""
-        ids = [mask_id] if isinstance(mask_id, int) else list(mask_id)
-        if not ids:
-            raise UnknownMaskError()
+        ids = mask_ids_of(mask_id)
         pictures = [self.picture(i, style) for i in ids]  # an unknown mask fails before any work
         decoded = imageio.decode(image)
         faces = self.find_faces(decoded.rgb, mode)
@@ -374,6 +372,17 @@ class FaceMasker:
     ) -> list[list[tuple[int, np.ndarray]]]:
         """Per frame, every face's (track id, (68, 2) points), tracked and smoothed."""
         return masking.video_landmarks(self, source, mode)
+
+
+def mask_ids_of(choice: object) -> list[int]:
+    """The mask ids of a :data:`MaskChoice`: one id, or a non-empty sequence of them (a mix);
+    anything else is an :class:`UnknownMaskError` (the ids themselves are checked by
+    :func:`mask_spec`)."""
+    if isinstance(choice, int):
+        return [choice]
+    if isinstance(choice, list | tuple) and choice:
+        return list(choice)
+    raise UnknownMaskError()
 
 
 def mask_spec(mask_id: int) -> catalog.MaskSpec:

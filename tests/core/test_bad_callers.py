@@ -81,7 +81,10 @@ def test_every_entry_point_types_its_errors_for_bad_images(masker, image) -> Non
         api.face_mask(image, 1)
 
 
-@pytest.mark.parametrize("mask_id", [0, 8, -1, 1.5, "1", None, True, [1], 10**30])
+# (a list of valid ids is a mix, one mask per face: see test_style's mix tests)
+@pytest.mark.parametrize(
+    "mask_id", [0, 8, -1, 1.5, "1", None, True, [], [0], ["1"], [1, 9], b"1", 10**30]
+)
 def test_bad_mask_ids_are_unknown_masks(masker, photo, mask_id) -> None:
     with pytest.raises(UnknownMaskError):
         masker.apply(photo, mask_id)
