@@ -25,23 +25,25 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[chaos.S
         yield stack
 
 
-def assert_every_tap_answered_once(result: chaos.Result) -> None:
+def assert_every_tap_answered_once(result: chaos.Result, in_flight: int = 0) -> None:
+    """Every tap answered; none twice except replies on their way to Telegram at the kill
+    (see test_chaos.assert_every_tap_answered_once)."""
     assert result.taps.unanswered == 0, result.line()
-    assert result.taps.duplicates == 0, result.line()
+    assert result.taps.duplicates <= in_flight, result.line()
     assert result.tracebacks == [], result.line()
 
 
 @pytest.mark.slow
 async def test_bot_killed_mid_stream_answers_every_tap_once(env: chaos.Stack) -> None:
     result = await chaos.bot_kill_mid_stream(env, users=3, taps_each=4)
-    assert_every_tap_answered_once(result)
+    assert_every_tap_answered_once(result, in_flight=3)  # one tap in flight per user
     assert result.taps.photos == result.taps.taps == 12, result.line()
 
 
 @pytest.mark.slow
 async def test_bot_killed_under_a_backlog_answers_every_tap_once(env: chaos.Stack) -> None:
     result = await chaos.backlog_kill(env, rate=100, seconds=2, users=10)
-    assert_every_tap_answered_once(result)
+    assert_every_tap_answered_once(result, in_flight=10)
     assert result.taps.taps == 200, result.line()
     assert set(result.taps.errors) <= {texts.ERRORS["busy"]}, result.line()
 

@@ -550,15 +550,32 @@ async def video_kill(env: Stack) -> Result:
     assert owner is not None
     user = env.telegram.user("v")
     chat = env.telegram.private_chat(user)
-    clip = clips.face_clip(6, fps=30, size=(400, 400))
-    note = await env.telegram.send_video_note(chat, user, clip, duration=6, length=400)
+    # long enough that the MP4 is still being written when it is looked for (video runs at
+    # about real time on one core: a 20 s note takes seconds to mask)
+    clip = clips.face_clip(20, fps=30, size=(400, 400))
+    note = await env.telegram.send_video_note(chat, user, clip, duration=20, length=400)
     keyboard = await env.telegram.wait_reply(note, has_keyboard, timeout=30)
     await env.telegram.press(user, keyboard, "3 ")
 
     def writing() -> list[Path]:
-        return [f for f in env.tmp.rglob("*.mp4") if f.stat().st_size > 16_000]
+        # the encoder's MP4 exists from its first frame (FFmpeg's muxer may hold the frames
+        # in memory until the end: the file then reads 48 bytes until the last moment)
+        found = []
+        for f in env.tmp.rglob("*.mp4"):
+            with contextlib.suppress(FileNotFoundError):  # the encoder may finish meanwhile
+                if f.stat().st_size > 0:
+                    found.append(f)
+        return found
 
-    await env.telegram.wait_for(lambda: writing(), timeout=90, what="a video being written")
+    # looked for every 50 ms (the fake Bot API's wait_for only looks when the bot calls it,
+    # and a video's worker calls nothing while it encodes)
+    deadline = time.monotonic() + 90
+    while not writing():
+        if time.monotonic() > deadline:
+            seen = sorted(f"{f.relative_to(env.tmp)}" for f in env.tmp.rglob("*") if f.is_file())
+            raise TimeoutError(f"waited 90 s for a video being written; files: {seen[-15:]}")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # well into the video (a 20 s note takes seconds to mask)
     [video_process] = [pid for pid in owner.model_processes() if _niceness(pid) > 0]
     left_at_kill = bytes_at_rest(env.tmp)
     os.kill(video_process, signal.SIGKILL)
