@@ -6,13 +6,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession, web
 from telegram import Message
 
 from bot.connection import AnotherInstance, TelegramLink, WebhookRefused, wait_for_telegram
@@ -20,6 +16,7 @@ from bot.settings import Settings
 from masks import catalog
 from tests.support.bot_processes import START_TIMEOUT, BotProcess, free_port
 from tests.support.fake_telegram import FakeTelegram, has_keyboard
+from tests.support.forward_proxy import http_proxy
 
 WAITING_LINE = "Telegram cannot be reached yet (try"
 OUTAGE_STARTS = "retrying quietly until it answers"
@@ -155,56 +152,6 @@ async def test_webhook_url_telegram_refuses_ends_the_bot_in_one_line(
 
 
 # ----------------------------------------------------------------------------- the proxy
-
-
-@dataclass
-class Proxy:
-    """A small HTTP forward proxy on 127.0.0.1 that asks for a password and notes each request."""
-
-    user: str = "bot"
-    password: str = "proxy-pass-4321"
-    port: int = 0
-    seen: list[str] = field(default_factory=list)  # "METHOD URL" of each request it forwarded
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.user}:{self.password}@127.0.0.1:{self.port}"
-
-
-HOP_BY_HOP = {"host", "connection", "keep-alive", "proxy-authorization", "proxy-connection",
-              "transfer-encoding", "te", "trailer", "upgrade"}  # fmt: skip
-
-
-@asynccontextmanager
-async def http_proxy() -> AsyncIterator[Proxy]:
-    import base64
-
-    proxy = Proxy()
-    expected = "Basic " + base64.b64encode(f"{proxy.user}:{proxy.password}".encode()).decode()
-    async with ClientSession(auto_decompress=False) as upstream:
-
-        async def forward(request: web.BaseRequest) -> web.StreamResponse:
-            if request.headers.get("Proxy-Authorization") != expected:
-                return web.Response(status=407)
-            proxy.seen.append(f"{request.method} {request.url}")
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-            body = await request.read()
-            async with upstream.request(
-                request.method, request.url, headers=headers, data=body
-            ) as answer:
-                payload = await answer.read()
-                kept = {k: v for k, v in answer.headers.items() if k.lower() == "content-type"}
-                return web.Response(status=answer.status, body=payload, headers=kept)
-
-        runner = web.ServerRunner(web.Server(forward), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        proxy.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            yield proxy
-        finally:
-            await runner.cleanup()
 
 
 async def test_the_bot_goes_through_telegram_proxy(
