@@ -17,17 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.settings import Settings
 from core.results import MaskedPhoto, MaskedVideo, Mode
-from serving.jobs import (
-    ManyMasksJob,
-    MaskJob,
-    ProgressReport,
-    StickerJob,
-    VideoJob,
-    read_photos,
-    read_result,
-    read_sticker,
-    read_video,
-)
+from serving.jobs import AnyJob, JobClient, ProgressReport, VideoJob
 from serving.redis_queue import RedisQueue
 
 if TYPE_CHECKING:
@@ -67,7 +57,7 @@ class MaskQueue(Protocol):
     async def healthy(self) -> bool: ...
 
 
-class EmbeddedQueue:
+class EmbeddedQueue(JobClient):
     """Worker processes owned by the bot process."""
 
     def __init__(
@@ -96,34 +86,8 @@ class EmbeddedQueue:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def mask_photo(
-        self,
-        image: bytes,
-        mask_id: int,
-        mode: Mode,
-        *,
-        style: str = "",
-        pattern: bytes = b"",
-        mix: tuple[int, ...] = (),
-    ) -> MaskedPhoto:
-        job = MaskJob(image, mask_id, mode, style, pattern, mix)
-        return read_result(await self.pool.run(job))
-
-    async def mask_many(
-        self, image: bytes, mask_ids: tuple[int, ...], mode: Mode
-    ) -> list[MaskedPhoto]:
-        return read_photos(await self.pool.run(ManyMasksJob(image, mask_ids, mode)))
-
-    async def sticker(
-        self, image: bytes, mask_id: int, mode: Mode, *, style: str = "", pattern: bytes = b""
-    ) -> bytes:
-        job = StickerJob(image, mask_id, mode, style, pattern)
-        return read_sticker(await self.pool.run(job))
-
-    async def mask_video(
-        self, job: VideoJob, progress: ProgressReport | None = None
-    ) -> MaskedVideo:
-        return read_video(await self.pool.run(job, progress))
+    async def submit(self, job: AnyJob, progress: ProgressReport | None = None) -> object:
+        return await self.pool.run(job, progress)
 
     async def healthy(self) -> bool:
         return bool(self.pool.pids)

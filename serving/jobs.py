@@ -262,3 +262,39 @@ def _error_classes() -> dict[str, type[FaceMaskError]]:
         classes.setdefault(error_class.code, error_class)
         pending.extend(error_class.__subclasses__())
     return classes
+
+
+class JobClient:
+    """The calls the bot makes of the workers, each a job sent through :meth:`submit` and
+    its answer read back (a typed error where the worker failed). The embedded pool and the
+    Redis client differ only in how a job travels (their :meth:`submit`)."""
+
+    async def submit(self, job: AnyJob, progress: ProgressReport | None = None) -> object:
+        raise NotImplementedError
+
+    async def mask_photo(
+        self,
+        image: bytes,
+        mask_id: int,
+        mode: Mode,
+        *,
+        style: str = "",
+        pattern: bytes = b"",
+        mix: tuple[int, ...] = (),
+    ) -> MaskedPhoto:
+        return read_result(await self.submit(MaskJob(image, mask_id, mode, style, pattern, mix)))
+
+    async def mask_many(
+        self, image: bytes, mask_ids: tuple[int, ...], mode: Mode
+    ) -> list[MaskedPhoto]:
+        return read_photos(await self.submit(ManyMasksJob(image, mask_ids, mode)))
+
+    async def sticker(
+        self, image: bytes, mask_id: int, mode: Mode, *, style: str = "", pattern: bytes = b""
+    ) -> bytes:
+        return read_sticker(await self.submit(StickerJob(image, mask_id, mode, style, pattern)))
+
+    async def mask_video(
+        self, job: VideoJob, progress: ProgressReport | None = None
+    ) -> MaskedVideo:
+        return read_video(await self.submit(job, progress))

@@ -20,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from core.results import MaskedPhoto, MaskedVideo, Mode
 from serving import wire
 from serving.jobs import (
     ARQ_FUNCTION,
@@ -29,6 +28,7 @@ from serving.jobs import (
     ARQ_VIDEO_FUNCTION,
     VIDEO_PROGRESS_KEY,
     AnyJob,
+    JobClient,
     JobLostError,
     ManyMasksJob,
     MaskJob,
@@ -40,10 +40,6 @@ from serving.jobs import (
     WorkerStoppedError,
     WorkerTimeoutError,
     WorkerUnreachableError,
-    read_photos,
-    read_result,
-    read_sticker,
-    read_video,
 )
 from serving.redis_link import (
     REDIS_TROUBLE,
@@ -64,7 +60,7 @@ POLL_SECONDS = 0.05
 ABORT_CLEANUP_SECONDS = 20.0
 
 
-class RedisQueue:
+class RedisQueue(JobClient):
     """Jobs through Redis (arq) to ``facemask-worker`` processes.
 
     At start it waits for Redis, with backoff and one log line per try. Afterwards Redis
@@ -114,36 +110,17 @@ class RedisQueue:
         self._outage.back()
         return True
 
-    async def mask_photo(
-        self,
-        image: bytes,
-        mask_id: int,
-        mode: Mode,
-        *,
-        style: str = "",
-        pattern: bytes = b"",
-        mix: tuple[int, ...] = (),
-    ) -> MaskedPhoto:
-        job = MaskJob(image, mask_id, mode, style, pattern, mix)
-        return read_result(await self._run(ARQ_FUNCTION, job))
-
-    async def mask_many(
-        self, image: bytes, mask_ids: tuple[int, ...], mode: Mode
-    ) -> list[MaskedPhoto]:
-        job = ManyMasksJob(image, mask_ids, mode)
-        return read_photos(await self._run(ARQ_MANY_FUNCTION, job))
-
-    async def sticker(
-        self, image: bytes, mask_id: int, mode: Mode, *, style: str = "", pattern: bytes = b""
-    ) -> bytes:
-        job = StickerJob(image, mask_id, mode, style, pattern)
-        return read_sticker(await self._run(ARQ_STICKER_FUNCTION, job))
-
-    async def mask_video(
-        self, job: VideoJob, progress: ProgressReport | None = None
-    ) -> MaskedVideo:
-        timeout = job.timeout(self.job_timeout, self.video_job_timeout)
-        return read_video(await self._run(ARQ_VIDEO_FUNCTION, job, progress, timeout))
+    async def submit(self, job: AnyJob, progress: ProgressReport | None = None) -> object:
+        """``job`` through Redis to the arq function that runs its kind."""
+        if isinstance(job, VideoJob):
+            timeout = job.timeout(self.job_timeout, self.video_job_timeout)
+            return await self._run(ARQ_VIDEO_FUNCTION, job, progress, timeout)
+        function = {
+            MaskJob: ARQ_FUNCTION,
+            ManyMasksJob: ARQ_MANY_FUNCTION,
+            StickerJob: ARQ_STICKER_FUNCTION,
+        }[type(job)]
+        return await self._run(function, job, progress)
 
     async def _run(
         self,
