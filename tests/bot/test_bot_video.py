@@ -67,7 +67,9 @@ async def test_a_video_note_comes_back_round_with_its_frames_and_progress(
     assert telegram.message(chat.id, progress.message_id).reply_markup is None  # no Cancel
     assert (chat.id, progress.message_id) not in telegram.state.deleted
     edits = progress_edits(telegram, progress)
-    assert edits[-1] == named and len(edits) >= 3, edits
+    # at least one "Masking... N%" while it worked (a 6 s note takes a few seconds now), then
+    # the mask's name
+    assert edits[-1] == named and len(edits) >= 2, edits
     # "Masking... N%" edited in place while it worked
     percents = [int(text.split()[-1].rstrip("%")) for text in edits[:-1]]
     assert percents == sorted(percents) and 0 < percents[0] and percents[-1] < 100
