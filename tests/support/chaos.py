@@ -551,9 +551,9 @@ async def video_kill(env: Stack) -> Result:
     user = env.telegram.user("v")
     chat = env.telegram.private_chat(user)
     # long enough that the MP4 is still being written when it is looked for (video runs at
-    # about real time on one core: a 20 s note takes seconds to mask)
-    clip = clips.face_clip(20, fps=30, size=(400, 400))
-    note = await env.telegram.send_video_note(chat, user, clip, duration=20, length=400)
+    # about real time on one core: a 12 s note takes seconds to mask)
+    clip = clips.face_clip(12, fps=30, size=(400, 400))
+    note = await env.telegram.send_video_note(chat, user, clip, duration=12, length=400)
     keyboard = await env.telegram.wait_reply(note, has_keyboard, timeout=30)
     await env.telegram.press(user, keyboard, "3 ")
 
@@ -575,7 +575,7 @@ async def video_kill(env: Stack) -> Result:
             seen = sorted(f"{f.relative_to(env.tmp)}" for f in env.tmp.rglob("*") if f.is_file())
             raise TimeoutError(f"waited 90 s for a video being written; files: {seen[-15:]}")
         await asyncio.sleep(0.05)
-    await asyncio.sleep(1.0)  # well into the video (a 20 s note takes seconds to mask)
+    await asyncio.sleep(1.0)  # well into the video (a 12 s note takes seconds to mask)
     [video_process] = [pid for pid in owner.model_processes() if _niceness(pid) > 0]
     left_at_kill = bytes_at_rest(env.tmp)
     os.kill(video_process, signal.SIGKILL)
