@@ -15,8 +15,10 @@ The bot's limits (60 s, 1280 px videos) are the bot's: here there is none unless
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+import random
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -32,9 +34,10 @@ from PIL import Image
 from core import imageio
 from core.errors import FaceMaskError, UnknownMaskError
 from core.render import warp
+from core.render.style import Style
 from core.results import Face, MaskedVideo, Mode
 from core.video import codec
-from masks import catalog, names
+from masks import catalog, mix, names
 
 
 class FileMasker(Protocol):
@@ -42,7 +45,7 @@ class FileMasker(Protocol):
 
     def find_faces(self, rgb: np.ndarray, mode: Mode | str = ...) -> list[Face]: ...
 
-    def picture(self, mask_id: int) -> warp.MaskPicture: ...
+    def picture(self, mask_id: int, style: Style | None = None) -> warp.MaskPicture: ...
 
     def apply_video(self, source: codec.VideoInput, mask_id: int, mode: Mode | str = ...,
                     **kwargs: object) -> MaskedVideo: ...  # fmt: skip
@@ -86,14 +89,21 @@ class MaskPlan:
     ids: tuple[int, ...]
     weights: tuple[float, ...] | None = None
     seed: int = 0
+    #: ``--mask mix``: every face a different mask (masks.mix), as the bot's 🎲 does
+    distinct: bool = False
 
     @property
     def tags(self) -> tuple[str, ...]:
         """One per output: the mask's id, or "mix"."""
-        return (MIX,) if self.weights is not None else tuple(str(i) for i in self.ids)
+        mixed = self.weights is not None or self.distinct
+        return (MIX,) if mixed else tuple(str(i) for i in self.ids)
 
     def draw(self, key: str, n: int) -> tuple[int, ...]:
         """The masks of ``n`` faces (or of one video) of the file called ``key``."""
+        if self.distinct:  # faces left to right, the seven masks in a seeded random order
+            rng = random.Random(f"{self.seed}:{key}")
+            order = mix.choose(mask_ids=self.ids, rng=rng)
+            return tuple(order[i % len(order)] for i in range(n))
         rng = np.random.default_rng([self.seed, zlib.crc32(key.encode("utf-8"))])
         p = np.asarray(self.weights, np.float64)
         return tuple(int(i) for i in rng.choice(self.ids, size=n, p=p / p.sum()))
@@ -119,6 +129,8 @@ def mask_plan(text: str | int, seed: int | None = None) -> MaskPlan:
         return MaskPlan(every, None, seed)
     if text.casefold() == "random":
         return MaskPlan(every, (1.0,) * len(every), seed)
+    if text.casefold() == MIX:
+        return MaskPlan(every, None, seed, distinct=True)
     if ":" in text or "," in text:
         ids, weights = [], []
         for part in text.split(","):
@@ -189,6 +201,8 @@ class Options:
     max_seconds: float | None = None  # None: any length
     max_side: int | None = None  # None: the input's size
     video_kind: str | None = None  # codec.KINDS; None: "animation" for a GIF, else "video"
+    style: str | None = None  # photos: a colour ("navy", "#0473e2") or a pattern's name
+    pattern_file: str | None = None  # photos: a picture printed on the cloth masks
 
 
 def round_points(points: np.ndarray) -> list[list[float]]:
@@ -236,7 +250,9 @@ def _mask_photo(
     fmt = options.photo_format
     if fmt is not None and fmt not in PHOTO_FORMATS:
         raise WrongFormatError(f"a photo cannot be written as {fmt}: use jpeg, png or webp")
-    pictures = {i: masker.picture(i) for i in choice.ids}  # an unknown mask: before any work
+    style = style_of(options.style, options.pattern_file)
+    # an unknown mask or style: before any work
+    pictures = {i: masker.picture(i, style) for i in choice.ids}
     decoded = imageio.decode(data)
     rgb, alpha = decoded.rgb, decoded.alpha
     if options.max_side and max(rgb.shape[:2]) > options.max_side:
@@ -259,6 +275,15 @@ def _mask_photo(
         if options.labels:
             output.labels, output.region = _labels(rgb.shape[:2], faces, per_face, pictures)
         result.outputs.append(output)
+
+
+@functools.cache
+def style_of(name: str | None, picture_file: str | None) -> Style | None:
+    """The photos' style from the command line's ``--color``/``--pattern`` (once per
+    process): a colour or a pattern's name, or a picture file printed on the cloth."""
+    if picture_file:
+        return Style.from_picture(imageio.read_bytes(picture_file))
+    return Style.parse(name) if name else None
 
 
 def encode_photo(

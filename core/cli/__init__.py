@@ -247,7 +247,22 @@ def parser() -> argparse.ArgumentParser:
         "--mask",
         default="1",
         help="a number, name or emoji (villain, 🦹, злодей), all (seven outputs "
-        "each), random, or a weighted mix 1:0.5,4:0.3,7:0.2 (default: 1)",
+        "each), random, mix (every face a different mask) or a weighted mix "
+        "1:0.5,4:0.3,7:0.2 (default: 1)",
+    )
+    style = a.add_mutually_exclusive_group()
+    style.add_argument(
+        "--color",
+        "--colour",
+        dest="style",
+        metavar="COLOUR",
+        help="photos: the cloth in a colour (navy, red, #0473e2...); folds and light stay",
+    )
+    style.add_argument(
+        "--pattern",
+        metavar="NAME|FILE",
+        help="photos: a pattern (stripes, dots, checks, camo, hearts, stars, plaid, "
+        "gradient) or a picture file printed on the cloth",
     )
     a.add_argument(
         "--seed", type=int, default=None, help="seed for random and mixes: the same data set again"
@@ -361,7 +376,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return messages.USAGE
     except FaceMaskError as err:
         where = getattr(args, "input", None) or "facemask"
-        usage = err.code in ("unknown_mask", "unknown_mode")
+        usage = err.code in ("unknown_mask", "unknown_mode", "unknown_style") or (
+            err.code or ""
+        ).startswith("pattern_")  # choices on the command line, not an input's fault
         text = messages.describe(err.code, str(err))
         print(f"facemask: {text}" if usage else f"facemask: {where}: {text}", file=sys.stderr)
         if args.json:

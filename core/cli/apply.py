@@ -451,6 +451,13 @@ def jobs_for(args: argparse.Namespace, work: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     choice = batch.mask_plan(args.mask, args.seed)  # an unknown mask: UnknownMaskError here
+    style, pattern_file = args.style, None
+    if args.pattern:
+        if Path(args.pattern).is_file():
+            pattern_file = str(Path(args.pattern).resolve())
+        else:
+            style = args.pattern
+    batch.style_of(style, pattern_file)  # an unknown style or a bad picture: said here, once
     options = batch.Options(
         mode=args.mode.value,
         photo_format=args.format if args.format in batch.PHOTO_FORMATS else None,
@@ -461,6 +468,8 @@ def run(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
         max_side=args.max_side,
         video_kind=args.kind,
+        style=style,
+        pattern_file=pattern_file,
     )
     tasks = plan(args, choice)
     work = [t for t in tasks if t.status is None]

@@ -47,6 +47,12 @@ TERMINAL = {
     # choices
     "unknown_mask": "{message} (facemask masks lists them)",
     "unknown_mode": "unknown --mode: use faces or whole",
+    "unknown_style": "unknown --color or --pattern: a colour (navy, red, #0473e2...) or a "
+    "pattern (stripes, dots, checks, camo, hearts, stars, plaid, gradient), or a picture file",
+    "pattern_not_image": "the --pattern file is not a picture (JPEG, PNG or WebP)",
+    "pattern_too_small": "the --pattern picture is under 64 px on a side",
+    "pattern_too_large": "the --pattern picture is over 25 megapixels; scale it down first",
+    "pattern_animated": "the --pattern picture is animated; use a still picture",
     "weights": "the keypoint model's weights could not be loaded; check --weights",
     # outputs
     "same_as_input": "the output would replace the input; choose another -o",

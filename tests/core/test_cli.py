@@ -248,3 +248,49 @@ def test_every_error_code_has_terminal_words_without_chat_talk():
     for code in codes:
         text = messages.describe(code, "core's sentence", reason="r", output="o")
         assert "Crop" not in text and "send" not in text.lower(), code
+
+
+def test_mix_colour_and_pattern_styles_from_the_command_line(tmp_path, small):
+    """``--mask mix`` gives two faces different masks; ``--color``/``--pattern`` restyle the
+    cloth (the mask's pixels change, the rest of the photo does not); a bad style is usage."""
+    two = tmp_path / "two.png"
+    Image.fromarray(np.hstack([small, small[:, ::-1]])).save(two)
+    report = tmp_path / "r.jsonl"
+    code, _, err = facemask("apply", str(two), "--mask", "mix", "--seed", "3",
+                            "-o", str(tmp_path / "mix.png"), "--report", str(report))  # fmt: skip
+    assert code == 0, err
+    (line,) = [json.loads(x) for x in report.open()]
+    masks = line["outputs"][0]["masks"]
+    assert len(masks) == 2 and masks[0] != masks[1], masks
+
+    outs = {}
+    for name, extra in [
+        ("plain", ()),
+        ("navy", ("--color", "navy")),
+        ("stripes", ("--pattern", "stripes")),
+        ("own", ("--pattern", str(two))),
+    ]:
+        out = tmp_path / f"{name}.png"
+        code, _, err = facemask("apply", str(small_file(tmp_path, small)), "-o", str(out), *extra)
+        assert code == 0, (name, err)
+        outs[name] = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    bare = np.asarray(Image.fromarray(small).convert("RGB")).astype(int)
+    masked = np.abs(outs["plain"] - bare).sum(-1) > 30  # where the plain mask lies
+    for name in ("navy", "stripes", "own"):
+        changed = np.abs(outs[name] - outs["plain"]).sum(-1) > 30
+        assert changed[masked].mean() > 0.2, name  # the cloth is restyled...
+        assert changed[~masked].mean() < 0.01, name  # ...and nothing else
+    navy = outs["navy"][masked]
+    assert navy[:, 2].mean() > navy[:, 0].mean() + 20  # blue cloth
+
+    code, _, err = facemask("apply", str(two), "--color", "no-such-colour")
+    assert code == messages.USAGE and "--color" in err
+    code, _, err = facemask("apply", str(two), "--pattern", str(tmp_path / "r.jsonl"))
+    assert code == messages.USAGE and "pattern" in err
+
+
+def small_file(tmp_path: Path, small: np.ndarray) -> Path:
+    path = tmp_path / "one.png"
+    if not path.exists():
+        Image.fromarray(small).save(path)
+    return path
