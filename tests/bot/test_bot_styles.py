@@ -154,11 +154,12 @@ async def test_mix_gives_every_face_a_different_mask(
         rgb = pixels(telegram, result)
         # each third's mouth and jaw, where the mask sits (her face at 360 px: x 127-186)
         thirds = [rgb[85:135, i * 360 + 130 : i * 360 + 185] for i in range(3)]
-        # the same face three times: what differs between the thirds is the mask alone
+        # the same face three times: what differs between the thirds is the mask alone (one
+        # mask on two thirds differs by up to ~2, the two N95s, the least alike, by ~6)
         for a in range(3):
             for b in range(a + 1, 3):
-                assert np.abs(thirds[a] - thirds[b]).mean() > 8, "two faces wear one mask"
+                assert np.abs(thirds[a] - thirds[b]).mean() > 4, "two faces wear one mask"
     first, second = (pixels(telegram, r) for r in results)
     for i in range(3):  # no face wears the same mask twice in a row
         part = (slice(85, 135), slice(i * 360 + 130, i * 360 + 185))
-        assert np.abs(first[part] - second[part]).mean() > 8
+        assert np.abs(first[part] - second[part]).mean() > 4
