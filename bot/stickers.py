@@ -17,6 +17,8 @@ video job in the video lane), and it joins the same set (a set holds stickers of
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from telegram import Bot, InputFile, InputSticker, ReplyParameters, Update, User
 from telegram.constants import ChatAction, StickerFormat, StickerType
@@ -66,44 +68,41 @@ class StickerRefusedError(Exception):
 
 
 async def sticker_button(update: Update, context: Context) -> None:
-    tapped = await kit.opening(update, context, lambda chat: chat.photos)
-    if tapped is None:
-        return
-    query, request, t, svc = tapped.query, tapped.request, context.t, context.services
-    mask = kit.mask_by_id(svc.masks, tapped.tap.mask_id)
-    if mask is None:
-        await query.answer(t(texts.PHOTO_GONE), show_alert=True)
-        return
-    if await kit.refused_by_throttle(update, context):
-        return
-    await query.answer(t(texts.STICKER_WORKING))
-    chat_id = query.message.chat.id
-    reply_to = ReplyParameters(query.message.message_id, allow_sending_without_reply=True)
-    user = query.from_user
-    try:
-        async with kit.showing(context, chat_id, ChatAction.CHOOSE_STICKER):
-            image = await kit.download(context, request.file_id, t)
-            webp = await svc.queue.sticker(image, mask.id, request.mode)
-            name = await add_to_set(context.bot, user, context.user_data, webp, mask, t)
-    except FaceMaskError as error:
-        logger.info("chat %s user %s sticker: %s", chat_id, user.id, error.code)
-        await context.bot.send_message(
-            chat_id, texts.error_text(error, t), reply_parameters=reply_to
-        )
-        return
-    except StickerRefusedError as refused:
-        await context.bot.send_message(chat_id, refused.sentence, reply_parameters=reply_to)
-        return
-    await save_now(context, user_id=user.id)
-    logger.info("chat %s user %s: sticker of mask %d added to %s", chat_id, user.id, mask.id, name)
-    await context.bot.send_message(
-        chat_id, t(texts.STICKER_ADDED, link=set_link(name)), reply_parameters=reply_to
-    )
+    """The Sticker button under a masked photo: its largest face in the tapper's set."""
+
+    async def make(request: Any, mask: MaskSpec, t: Translator) -> tuple[bytes, bool]:
+        image = await kit.download(context, request.file_id, t)
+        return await context.services.queue.sticker(image, mask.id, request.mode), False
+
+    await _make_sticker(update, context, lambda chat: chat.photos, make, texts.error_text)
 
 
 async def video_sticker_button(update: Update, context: Context) -> None:
     """The Sticker button under a masked video: its face, moving, in the tapper's set."""
-    tapped = await kit.opening(update, context, lambda chat: chat.videos)
+
+    async def make(request: Any, mask: MaskSpec, t: Translator) -> tuple[bytes, bool]:
+        video = await kit.download(context, request.file_id, t)
+        job = VideoJob(video, mask.id, request.mode, request.kind, request.duration_s, sticker=True)
+        return (await context.services.queue.mask_video(job)).data, True
+
+    def error_text(error: FaceMaskError, t: Translator) -> str:
+        if isinstance(error, NoFaceInVideoError):
+            return t(texts.VIDEO_STICKER_NO_FACE)
+        return texts.video_error_text(error, t)
+
+    await _make_sticker(update, context, lambda chat: chat.videos, make, error_text)
+
+
+async def _make_sticker(
+    update: Update,
+    context: Context,
+    requests: Callable[[Any], Any],
+    make: Callable[[Any, MaskSpec, Translator], Awaitable[tuple[bytes, bool]]],
+    error_text: Callable[[FaceMaskError, Translator], str],
+) -> None:
+    """A Sticker tap, photo or video alike: the request behind the button, ``make``'s sticker
+    (its bytes and whether it moves) added to the tapper's set, and the answer under it."""
+    tapped = await kit.opening(update, context, requests)
     if tapped is None:
         return
     query, request, t, svc = tapped.query, tapped.request, context.t, context.services
@@ -119,29 +118,21 @@ async def video_sticker_button(update: Update, context: Context) -> None:
     user = query.from_user
     try:
         async with kit.showing(context, chat_id, ChatAction.CHOOSE_STICKER):
-            video = await kit.download(context, request.file_id, t)
-            job = VideoJob(
-                video, mask.id, request.mode, request.kind, request.duration_s, sticker=True
-            )
-            made = await svc.queue.mask_video(job)
+            data, video = await make(request, mask, t)
             name = await add_to_set(
-                context.bot, user, context.user_data, made.data, mask, t, video=True
+                context.bot, user, context.user_data, data, mask, t, video=video
             )
     except FaceMaskError as error:
-        logger.info("chat %s user %s video sticker: %s", chat_id, user.id, error.code)
-        if isinstance(error, NoFaceInVideoError):
-            text = t(texts.VIDEO_STICKER_NO_FACE)
-        else:
-            text = texts.video_error_text(error, t)
-        await context.bot.send_message(chat_id, text, reply_parameters=reply_to)
+        logger.info("chat %s user %s sticker: %s", chat_id, user.id, error.code)
+        await context.bot.send_message(chat_id, error_text(error, t), reply_parameters=reply_to)
         return
     except StickerRefusedError as refused:
         await context.bot.send_message(chat_id, refused.sentence, reply_parameters=reply_to)
         return
     await save_now(context, user_id=user.id)
     logger.info(
-        "chat %s user %s: video sticker of mask %d added to %s (%s)",
-        chat_id, user.id, mask.id, name, made,
+        "chat %s user %s: %s sticker of mask %d added to %s",
+        chat_id, user.id, "video" if video else "photo", mask.id, name,
     )  # fmt: skip
     await context.bot.send_message(
         chat_id, t(texts.STICKER_ADDED, link=set_link(name)), reply_parameters=reply_to
