@@ -13,11 +13,10 @@ on the way, and stops the job in its worker when the awaiting task is cancelled.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings
-from core.results import MaskedPhoto, MaskedVideo, Mode
-from serving.jobs import AnyJob, JobClient, ProgressReport, VideoJob
+from serving.jobs import AnyJob, JobClient, ProgressReport
 from serving.redis_queue import RedisQueue
 
 if TYPE_CHECKING:
@@ -26,35 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["EmbeddedQueue", "MaskQueue", "RedisQueue", "create_queue"]
 
 
-class MaskQueue(Protocol):
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def mask_photo(
-        self,
-        image: bytes,
-        mask_id: int,
-        mode: Mode,
-        *,
-        style: str = "",
-        pattern: bytes = b"",
-        mix: tuple[int, ...] = (),
-    ) -> MaskedPhoto: ...
-
-    async def mask_many(
-        self, image: bytes, mask_ids: tuple[int, ...], mode: Mode
-    ) -> list[MaskedPhoto]: ...
-
-    async def sticker(
-        self, image: bytes, mask_id: int, mode: Mode, *, style: str = "", pattern: bytes = b""
-    ) -> bytes: ...
-
-    async def mask_video(
-        self, job: VideoJob, progress: ProgressReport | None = None
-    ) -> MaskedVideo: ...
-
-    async def healthy(self) -> bool: ...
+#: what the bot holds: the calls of :class:`serving.jobs.JobClient`, by either backend
+MaskQueue = JobClient
 
 
 class EmbeddedQueue(JobClient):

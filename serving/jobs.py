@@ -269,6 +269,16 @@ class JobClient:
     its answer read back (a typed error where the worker failed). The embedded pool and the
     Redis client differ only in how a job travels (their :meth:`submit`)."""
 
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def healthy(self) -> bool:
+        """Whether the workers can be reached now (the heartbeat stops while not)."""
+        raise NotImplementedError
+
     async def submit(self, job: AnyJob, progress: ProgressReport | None = None) -> object:
         raise NotImplementedError
 
