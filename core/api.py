@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import cv2
 import numpy as np
@@ -30,6 +30,7 @@ from core.detection.registry import default_detector
 from core.detection.turns import detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
 from core.keypoints.plausibility import FaceGate, evidence, points_and_spreads
+from core.keypoints.verifier import FaceVerifier, shipped_verifier
 from core.render import warp
 from core.render.sticker import cut_out
 from core.render.style import Style
@@ -124,6 +125,9 @@ class FaceMasker:
     ``max_shape_error``) is taken for a false positive and left alone; None keeps them all.
     Then ``gate`` (:class:`core.keypoints.plausibility.FaceGate`) looks at what is known
     of each face left and drops those that are not faces (fur, toys, hair); None keeps them.
+    Among what it looks at is ``verifier``'s probability that the points outline a face
+    (:mod:`core.keypoints.verifier`; "shipped": the shipped network where a gate is set,
+    None: no verifier).
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class FaceMasker:
         detector: FaceDetector | None = None,
         max_shape_error: float | None = MAX_SHAPE_ERROR,
         gate: FaceGate | None = FaceGate(),
+        verifier: FaceVerifier | None | Literal["shipped"] = "shipped",
     ) -> None:
         threads.configure()  # this process's threads for every library, decided once
         if predictor is None:
@@ -142,6 +147,10 @@ class FaceMasker:
         self.detector = detector if detector is not None else default_detector()
         self.max_shape_error = max_shape_error
         self.gate = gate
+        # the gate's look at each face; not loaded where nothing would ask it
+        if verifier == "shipped":
+            verifier = shipped_verifier() if gate is not None else None
+        self.verifier = verifier
         self._pictures: dict[int, warp.MaskPicture] = {}
         self._styled: OrderedDict[tuple[int, str], warp.MaskPicture] = OrderedDict()
         self._lock = threading.Lock()
@@ -288,15 +297,18 @@ class FaceMasker:
             raise NoFaceFoundError()
         points, spreads = points_and_spreads(self.predictor, rgb, [d.box for d in detections])
         template = catalog.template().points.astype(np.float64)
+        sure = np.full(len(detections), np.nan, np.float32)
+        if self.gate is not None and self.verifier is not None and len(points):
+            sure = self.verifier.probabilities(rgb, points)  # every face in one call
         faces = []
-        for d, p, spread in zip(detections, points, spreads, strict=True):
+        for d, p, spread, face in zip(detections, points, spreads, sure, strict=True):
             p = np.asarray(p, np.float32)
             error = warp.shape_error(p, template)
             if self.max_shape_error is not None and error > self.max_shape_error:
                 log.debug("dropped a detection without a face shape (%.3f)", error)
                 continue
             if self.gate is not None and not self.gate.keeps(
-                evidence(rgb, d.score, p, float(spread), error)
+                evidence(rgb, d.score, p, float(spread), error, float(face))
             ):
                 log.debug("dropped a detection that is not a face (plausibility gate)")
                 continue

@@ -39,6 +39,7 @@ class FaceEvidence:
     shape_error: float  # core.render.warp.shape_error of the points
     skin: float  # share of skin-coloured pixels inside the jaw and brows (0..1)
     eyes_px: float  # outer eye corners apart, pixels
+    face: float = float("nan")  # the face verifier's probability (NaN: no verifier)
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,12 @@ class FaceGate:
     sure_score: float = 0.0
     max_spread_unsure: float = np.inf
     min_skin_unsure: float = 0.0
+    min_face: float = 0.0
 
     def keeps(self, e: FaceEvidence) -> bool:
         if np.isfinite(e.spread) and e.spread > self.max_spread:
+            return False
+        if np.isfinite(e.face) and e.face < self.min_face:
             return False
         if e.score >= self.sure_score:
             return True
@@ -123,9 +127,14 @@ def skin_share(image_rgb: np.ndarray, points: np.ndarray) -> float:
 
 
 def evidence(
-    image_rgb: np.ndarray, score: float, points: np.ndarray, spread: float, shape_error: float
+    image_rgb: np.ndarray,
+    score: float,
+    points: np.ndarray,
+    spread: float,
+    shape_error: float,
+    face: float = float("nan"),
 ) -> FaceEvidence:
-    """One detection's :class:`FaceEvidence`."""
+    """One detection's :class:`FaceEvidence` (``face``: the verifier's probability)."""
     points = np.asarray(points, np.float64)
     a, b = OUTER_EYE_CORNERS
     return FaceEvidence(
@@ -134,4 +143,5 @@ def evidence(
         float(shape_error),
         skin_share(image_rgb, points),
         float(np.linalg.norm(points[a] - points[b])),
+        float(face),
     )

@@ -1,0 +1,131 @@
+"""Is what the 68 points outline a face? A small network answers, per face, before a mask
+goes on.
+
+The keypoint model reads a face's points into anything a detector hands it (fur, a toy,
+hair above a turned portrait): it was trained to find a face under a cover and never saw
+anything else. The verifier was: it looks at the picture *as the points place a face in
+it* (eyes, nose tip and mouth corners moved to where a face's are, :func:`aligned`, 64 px)
+and says how sure it is that a face is there (0..1). Fur read as a face lines up as fur; a
+face under a mask, in the dark or in sunglasses lines up as a face. Trained by
+``training.verifier`` on faces of the training people (clean and damaged) against what
+the product masked where there is no face; the model card (core/weights/MODEL_CARD.md)
+says how and how well.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.weightfiles import WEIGHTS_DIR, weight_file
+
+log = logging.getLogger(__name__)
+
+#: the shipped verifier (its .onnx is listed in core/weights/MANIFEST.json)
+VERIFIER_ONNX = "verifier-face64-r8.onnx"
+#: the side of the square the face is laid into
+SIZE = 64
+# Where a face's eye centres, nose tip and mouth corners fall in the square: the usual
+# 112-px five-point face template (as face recognisers align faces) in a 144-px square,
+# so that brows, cheeks and chin are in the picture, then scaled to SIZE.
+_TEMPLATE_112 = np.array(
+    [[38.29, 51.70], [73.53, 51.50], [56.03, 71.74], [41.55, 92.37], [70.73, 92.20]],
+    np.float64,
+)
+TEMPLATE = (_TEMPLATE_112 + 16.0) * (SIZE / 144.0)
+
+
+def five_points(points: np.ndarray) -> np.ndarray:
+    """(5, 2): the eye centres, the nose tip and the mouth corners of 68 points."""
+    p = np.asarray(points, np.float64)
+    return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 least-squares similarity (turn, one scale, shift) taking ``src`` to ``dst``
+    (Umeyama 1991)."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    s, d = src - ms, dst - md
+    var = (s**2).sum()
+    if var < 1e-9:
+        return np.array([[1.0, 0.0, md[0] - ms[0]], [0.0, 1.0, md[1] - ms[1]]])
+    a = (s * d).sum()  # sum of dot products
+    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()  # sum of cross products
+    c, sn = a / var, b / var
+    rot = np.array([[c, -sn], [sn, c]])
+    return np.hstack([rot, (md - rot @ ms)[:, None]])
+
+
+def aligned(image_rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(SIZE, SIZE, 3) uint8: the picture moved so that ``points``' eyes, nose tip and
+    mouth corners sit where a face's do; outside the photo, its edge repeated."""
+    matrix = similarity(five_points(points), TEMPLATE)
+    rgb = image_rgb if image_rgb.ndim == 3 else cv2.cvtColor(image_rgb, cv2.COLOR_GRAY2RGB)
+    return cv2.warpAffine(
+        np.ascontiguousarray(rgb[..., :3]), matrix, (SIZE, SIZE),
+        flags=cv2.INTER_AREA if _shrink(matrix) > 2 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )  # fmt: skip
+
+
+def _shrink(matrix: np.ndarray) -> float:
+    scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
+    return 1.0 / max(scale, 1e-9)
+
+
+def as_input(crops: np.ndarray) -> np.ndarray:
+    """(N, SIZE, SIZE, 3) uint8 -> the network's (N, 3, SIZE, SIZE) float32 in -0.5..0.5."""
+    x = np.asarray(crops, np.float32).transpose(0, 3, 1, 2) / 255.0
+    return np.ascontiguousarray(x - 0.5)
+
+
+@dataclass
+class FaceVerifier:
+    """The verifier network on ONNX Runtime: :meth:`probabilities` of faces."""
+
+    session: object
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> FaceVerifier:
+        from core import threads
+        from core.runtime import session
+
+        file = weight_file(VERIFIER_ONNX) if path is None else Path(path)
+        return cls(session(file, threads.count()))
+
+    def probabilities(self, image_rgb: np.ndarray, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """(N,) how sure the network is that each set of 68 points outlines a face."""
+        if not len(faces):
+            return np.zeros(0, np.float32)
+        crops = np.stack([aligned(image_rgb, p) for p in faces])
+        return self.of_crops(crops)
+
+    def of_crops(self, crops: np.ndarray) -> np.ndarray:
+        logits = self.session.run(None, {"x": as_input(crops)})[0]  # type: ignore[attr-defined]
+        return (1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64).reshape(-1)))).astype(
+            np.float32
+        )
+
+
+@cache
+def shipped_verifier() -> FaceVerifier | None:
+    """The shipped verifier, loaded once per process; None where the package has none
+    (a checkout without the file: the gate then works on the other evidence alone)."""
+    if not (WEIGHTS_DIR / VERIFIER_ONNX).exists():
+        log.warning("no face verifier (%s) in %s", VERIFIER_ONNX, WEIGHTS_DIR)
+        return None
+    return FaceVerifier.load()
+
+
+def card() -> dict:
+    """The verifier's JSON card beside it (threshold, how it was trained), if any."""
+    path = WEIGHTS_DIR / VERIFIER_ONNX.replace(".onnx", ".json")
+    return json.loads(path.read_text()) if path.exists() else {}
