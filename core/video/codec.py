@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
 import shutil
 import tempfile
 import threading
@@ -456,12 +457,16 @@ def transcode(
     max_duration_s: float = MAX_DURATION_S,
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
+    overlap: bool | None = None,
 ) -> Transcoded:
     """Decode ``source``, pass every frame through ``frame_fn``, encode the result.
 
     ``frame_fn`` sees each frame upright, cropped and scaled to the output's size, with its
-    time in seconds. ``progress`` gets 0..1 at most every ``PROGRESS_EVERY_S`` seconds and 1.0
-    at the end; ``cancel`` set stops within a frame with :class:`JobCancelledError`.
+    time in seconds, in the calling thread and in order. ``progress`` gets 0..1 at most every
+    ``PROGRESS_EVERY_S`` seconds and 1.0 at the end (in the calling thread); ``cancel`` set
+    stops within a frame with :class:`JobCancelledError`. ``overlap``: decode and encode on
+    threads of their own beside ``frame_fn`` (None: where this process has more than one
+    core, ``core.threads``).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown video kind {kind!r}: choose one of {', '.join(KINDS)}")
@@ -472,68 +477,34 @@ def transcode(
             path = Path(tmp) / "out.mp4"
             done = transcode(
                 source, frame_fn, path, kind=kind, max_duration_s=max_duration_s,
-                progress=progress, cancel=cancel,
+                progress=progress, cancel=cancel, overlap=overlap,
             )  # fmt: skip
             with path.open("rb") as f:
                 shutil.copyfileobj(f, output)
             return done
+    if overlap is None:
+        from core import threads
+
+        overlap = threads.count() > 1
     with _checked(source, max_duration_s) as (container, info):
         keep_audio = info.has_audio and kind != "animation"
         copy_audio = keep_audio and info.audio_codec in COPIED_AUDIO
         demuxed = _Demuxed(container, info, max_duration_s, cancel, audio=keep_audio)
-        tb = demuxed.video.time_base or Fraction(1, 1000)
+        reader = _Reader(demuxed, kind, copy_audio)
         stream_rate = demuxed.video.average_rate or demuxed.video.guessed_rate
-        rate = stream_rate or Fraction(30)  # for the encoder's settings; timestamps rule
         ticker = _Progress(progress, info.frames, PROGRESS_EVERY_S)
         out = av.open(str(output), mode="w", format="mp4", options={"movflags": "+faststart"})
         try:
-            v_out = out.add_stream("libx264", rate=rate)
-            v_out.pix_fmt = "yuv420p"
-            v_out.codec_context.time_base = tb  # the input's timestamps go through as they are
-            v_out.options = encoder_options()
-            a_in = demuxed.audio
-            a_out = None
-            if a_in is not None:
-                if copy_audio:
-                    a_out = out.add_stream_from_template(a_in)
-                else:
-                    a_out = out.add_stream("aac", rate=a_in.codec_context.sample_rate or 48000)
-                    a_out.layout = "mono" if a_in.codec_context.channels == 1 else "stereo"
-            # The output's size is known at the first frame (a phone's rotation is on the
-            # frames), and the file's header is written at the first packet: audio that comes
-            # first waits.
-            geometry: Geometry | None = None
-            waiting: list[av.Packet] = []
-            first_t = last_t = 0.0
-            for item, payload, t in demuxed:
-                if item == "audio":
-                    if geometry is None:
-                        waiting.append(payload)
-                    else:
-                        _audio(out, payload, a_out, copy_audio)
-                    continue
-                frame, pts = payload
-                rgb = _upright(frame)
-                if geometry is None:
-                    geometry = output_geometry(rgb.shape[1], rgb.shape[0], kind)
-                    v_out.width, v_out.height = geometry.width, geometry.height
-                    first_t = t
-                    for packet in waiting:
-                        _audio(out, packet, a_out, copy_audio)
-                    waiting.clear()
-                last_t = t
-                masked = frame_fn(fit_frame(rgb, geometry), t)
-                encode_frame(out, v_out, masked, pts, tb)
-                ticker.frame(demuxed.frames)
-            encode_frame(out, v_out, None, None, tb)
-            if a_out is not None and not copy_audio:
-                out.mux(a_out.encode(None))
+            writer = _Writer(out, demuxed, stream_rate or Fraction(30), copy_audio)
+            run = _overlapped if overlap else _serial
+            run(reader, frame_fn, writer, ticker, cancel)
         except BaseException:
             _close_quietly(out)
             raise
         out.close()
+    geometry = reader.geometry
     assert geometry is not None  # _Demuxed raises EmptyVideoError without a frame
-    n = demuxed.frames
+    n, first_t, last_t = demuxed.frames, reader.first_t, reader.last_t
     if stream_rate:
         fps = float(stream_rate)
         duration = (last_t - first_t) + 1 / fps
@@ -542,9 +513,224 @@ def transcode(
         duration = (last_t - first_t) + (1 / fps if fps else 0.0)
     ticker.done()
     return Transcoded(
-        geometry.width, geometry.height, fps, n, duration, a_out is not None,
+        geometry.width, geometry.height, fps, n, duration, writer.a_out is not None,
         geometry.scaled_down, demuxed.complete, kind,
     )  # fmt: skip
+
+
+class _Reader:
+    """The input side: ("video", (RGB frame fitted to the output, pts), t) and ("audio",
+    packet to copy, or audio frames to encode, 0.0) in file order."""
+
+    def __init__(self, demuxed: _Demuxed, kind: str, copy_audio: bool) -> None:
+        self.demuxed = demuxed
+        self.kind = kind
+        self.copy_audio = copy_audio
+        self.geometry: Geometry | None = None  # known at the first frame (a phone's rotation)
+        self.first_t = self.last_t = 0.0
+
+    def __iter__(self) -> Iterator[tuple[str, object, float]]:
+        for item, payload, t in self.demuxed:
+            if item == "audio":
+                yield "audio", payload if self.copy_audio else _decode_audio(payload), t
+                continue
+            frame, pts = payload
+            rgb = _upright(frame)
+            if self.geometry is None:
+                self.geometry = output_geometry(rgb.shape[1], rgb.shape[0], self.kind)
+                self.first_t = t
+            self.last_t = t
+            yield "video", (fit_frame(rgb, self.geometry), pts), t
+
+
+class _Writer:
+    """The output side: masked frames into libx264 and the audio beside them, into the MP4.
+
+    The output's size is known at the first frame, and the file's header is written at the
+    first packet: audio that comes first waits for it."""
+
+    def __init__(
+        self,
+        out: av.container.OutputContainer,
+        demuxed: _Demuxed,
+        rate: Fraction,
+        copy_audio: bool,
+    ) -> None:
+        self.out = out
+        self.tb = demuxed.video.time_base or Fraction(1, 1000)
+        self.v_out = out.add_stream("libx264", rate=rate)  # rate: the encoder's settings only
+        self.v_out.pix_fmt = "yuv420p"
+        self.v_out.codec_context.time_base = self.tb  # the input's timestamps go through
+        self.v_out.options = encoder_options()
+        self.copy_audio = copy_audio
+        self.a_out = None
+        a_in = demuxed.audio
+        if a_in is not None:
+            if copy_audio:
+                self.a_out = out.add_stream_from_template(a_in)
+            else:
+                self.a_out = out.add_stream("aac", rate=a_in.codec_context.sample_rate or 48000)
+                self.a_out.layout = "mono" if a_in.codec_context.channels == 1 else "stereo"
+        self.waiting: list[object] | None = []  # None once the first frame is in
+
+    def audio(self, payload: object) -> None:
+        if self.waiting is not None:
+            self.waiting.append(payload)
+            return
+        if self.copy_audio:
+            payload.stream = self.a_out
+            self.out.mux(payload)
+            return
+        for frame in payload:
+            self.out.mux(self.a_out.encode(frame))
+
+    def video(self, rgb: np.ndarray, pts: int) -> None:
+        if self.waiting is not None:
+            self.v_out.width, self.v_out.height = rgb.shape[1], rgb.shape[0]
+            waiting, self.waiting = self.waiting, None
+            for payload in waiting:
+                self.audio(payload)
+        encode_frame(self.out, self.v_out, rgb, pts, self.tb)
+
+    def finish(self) -> None:
+        """The encoders' last packets (a file without a frame has nothing to finish)."""
+        if self.waiting is not None:
+            return
+        encode_frame(self.out, self.v_out, None, None, self.tb)
+        if self.a_out is not None and not self.copy_audio:
+            self.out.mux(self.a_out.encode(None))
+
+
+def _serial(
+    reader: _Reader,
+    frame_fn: FrameFn,
+    writer: _Writer,
+    ticker: _Progress,
+    cancel: threading.Event | None,
+) -> None:
+    """Read, mask and write each frame in turn, in this thread: one core's way."""
+    done = 0
+    for item, payload, t in reader:
+        if item == "audio":
+            writer.audio(payload)
+            continue
+        rgb, pts = payload
+        writer.video(frame_fn(rgb, t), pts)
+        done += 1
+        ticker.frame(done)
+    writer.finish()
+
+
+# Frames waiting between the reading thread and frame_fn, and between frame_fn and the
+# writing thread: enough to ride out one slow frame (a search), few enough that memory does
+# not grow (a 1280x720 frame is 2.8 MB)
+QUEUE_FRAMES = 4
+_END = ("end", None, 0.0)
+_POLL_S = 0.05  # how often a waiting thread looks whether the job was stopped
+
+
+class _Stopped(Exception):
+    """The other side of a queue stopped (its error, or the caller's, says why)."""
+
+
+def _put(q: queue.Queue, item: tuple, stop: threading.Event) -> None:
+    while True:
+        if stop.is_set():
+            raise _Stopped()
+        try:
+            q.put(item, timeout=_POLL_S)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event) -> tuple:
+    while True:
+        if stop.is_set():
+            raise _Stopped()
+        try:
+            return q.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+
+
+def _overlapped(
+    reader: _Reader,
+    frame_fn: FrameFn,
+    writer: _Writer,
+    ticker: _Progress,
+    cancel: threading.Event | None,
+) -> None:
+    """:func:`_serial` with decoding and encoding each on a thread of its own, so that they
+    run on the second core while this thread masks (libavcodec, libswscale and ONNX
+    Runtime let go of the GIL while they work). The same order, progress and cancel; an
+    error on either thread is raised here, and both threads are ended and joined before
+    this returns or raises, whatever happened."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
+    masked: queue.Queue = queue.Queue(QUEUE_FRAMES)
+
+    def read() -> None:
+        try:
+            for item in reader:
+                _put(decoded, item, stop)
+            _put(decoded, _END, stop)
+        except _Stopped:
+            pass
+        except BaseException as err:  # handed to the calling thread, in its place in line
+            try:
+                _put(decoded, ("error", err, 0.0), stop)
+            except _Stopped:
+                pass
+
+    def write() -> None:
+        try:
+            while (item := _get(masked, stop)) is not _END:
+                if item[0] == "audio":
+                    writer.audio(item[1])
+                else:
+                    writer.video(*item[1])
+            writer.finish()
+        except _Stopped:
+            pass
+        except BaseException as err:
+            errors.append(err)
+            stop.set()
+
+    reading = threading.Thread(target=read, name="video-decode", daemon=True)
+    writing = threading.Thread(target=write, name="video-encode", daemon=True)
+    reading.start()
+    writing.start()
+    try:
+        done = 0
+        while True:
+            item, payload, t = _get(decoded, stop)
+            if item == "end":
+                break
+            if item == "error":
+                raise payload
+            if item == "video":
+                if cancel is not None and cancel.is_set():
+                    raise JobCancelledError()
+                rgb, pts = payload
+                payload = (frame_fn(rgb, t), pts)
+                done += 1
+                ticker.frame(done)
+            _put(masked, (item, payload, t), stop)
+        _put(masked, _END, stop)
+        writing.join()
+    except _Stopped:
+        pass  # the writing thread failed: its error is raised below
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        stop.set()
+        reading.join()
+        writing.join()
+    if errors:
+        raise errors[0]
 
 
 def encoder_options() -> dict[str, str]:
@@ -583,16 +769,13 @@ def _close_quietly(out: av.container.OutputContainer) -> None:
         pass
 
 
-def _audio(out: av.container.OutputContainer, packet: av.Packet, stream, copy: bool) -> None:
-    if copy:
-        packet.stream = stream
-        out.mux(packet)
-        return
+def _decode_audio(packet: av.Packet) -> list[av.AudioFrame]:
+    """An audio packet's frames, for the AAC encoder (a damaged packet: none)."""
     try:
         decoded = packet.decode()
     except av.FFmpegError as err:  # one damaged audio packet: a click, not a lost video
         log.warning("skipping an audio packet: %s", err)
-        return
+        return []
     for frame in decoded:
         frame.pts = None  # the encoder's resampler numbers the samples itself
-        out.mux(stream.encode(frame))
+    return decoded
