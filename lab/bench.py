@@ -285,6 +285,116 @@ def print_memory(report: dict) -> None:
           "(target: <= 450 MB)")  # fmt: skip
 
 
+# ------------------------------------------------------------------------------ a pool worker
+
+#: (width, height) of the pool bench's photos: 0.3 to 12 megapixels, as phones and Telegram
+#: send them (Telegram's photos <= 1280 px; files full size)
+MIX_SIZES = ((640, 480), (1280, 960), (960, 1280), (1600, 1200), (2048, 1536),
+             (3264, 2448), (4000, 3000))  # fmt: skip
+#: people a photo in the mix: mostly few, some groups, one crowd
+MIX_FACES = (1, 1, 2, 3, 4, 6, 9, 14, 24)
+
+
+def mixed_photos(data: Path, count: int, seed: int = 0) -> list[bytes]:
+    """``count`` JPEGs of real faces (the validation people's, ``lab.cli_bench.group_photo``)
+    at every size of ``MIX_SIZES`` with 1-24 people (``MIX_FACES``)."""
+    from lab.cli_bench import group_eyes, group_photo
+    from training.data import load_splits
+
+    samples = load_splits(data).val
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        size = MIX_SIZES[k % len(MIX_SIZES)]
+        faces = MIX_FACES[int(rng.integers(len(MIX_FACES)))]
+        photo, _ = group_photo(samples, rng, size, faces, group_eyes(size, faces))
+        out.append(imageio.encode(photo, None, "JPEG"))
+    return out
+
+
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load_plain_job() -> Callable:
+    """A pool worker's job as set up before its heap was limited and trimmed
+    (``serving.pool.limit_heap``, ``trim_after``): the comparison for ``--pool --plain``."""
+    import functools
+
+    from core import threads
+    from core.api import FaceMasker
+    from serving.pool import run_mask_job
+
+    threads.configure(workers=1)
+    return functools.partial(run_mask_job, FaceMasker())
+
+
+async def _serve_mix(jpegs: list[bytes], photos: int, every: int, plain: bool = False) -> dict:
+    from serving.jobs import JobFailure, ManyMasksJob, MaskJob
+    from serving.pool import WorkerPool
+
+    # the bot's own setup (serving.pool.load_mask_job), or the one before its heap limits
+    pool = WorkerPool(1, job_timeout=120.0, setup=load_plain_job if plain else None)
+    await pool.start()
+    try:
+        pid = pool.pids[0]
+        trace = [{"photos": 0, "rss_mb": round(_rss_mb(pid), 1)}]
+        failures: dict[str, int] = {}
+        started = time.perf_counter()
+        for k in range(photos):
+            jpeg = jpegs[k % len(jpegs)]
+            # every tenth the bot's "All 7", the others one mask each, the seven in turn
+            job = (ManyMasksJob(jpeg, ALL_SEVEN) if k % 10 == 9
+                   else MaskJob(jpeg, ALL_SEVEN[k % len(ALL_SEVEN)]))  # fmt: skip
+            result = await pool.run(job)
+            if isinstance(result, JobFailure):
+                failures[result.code] = failures.get(result.code, 0) + 1
+            if (k + 1) % every == 0 or k + 1 == photos:
+                trace.append({"photos": k + 1, "rss_mb": round(_rss_mb(pid), 1)})
+        seconds = time.perf_counter() - started
+        return {"pid": pid, "trace": trace, "rss_mb": trace[-1]["rss_mb"],
+                "peak_rss_mb": round(_rss_mb(pid, "VmHWM"), 1), "failures": failures,
+                "s_per_photo": round(seconds / max(1, photos), 3)}  # fmt: skip
+    finally:
+        await pool.close()
+
+
+def pool_memory(data: Path, photos: int, distinct: int = 50, plain: bool = False) -> dict:
+    """Resident memory of a real pool worker (``serving.pool.WorkerPool``, the process that
+    serves the bot's jobs) after ``photos`` jobs of ``distinct`` mixed photos in turn
+    (``mixed_photos``), read from /proc; every 50 photos on the way."""
+    import asyncio
+
+    jpegs = mixed_photos(data, distinct)
+    report = asyncio.run(_serve_mix(jpegs, photos, every=50, plain=plain))
+    mp = [round(p, 1) for p in sorted({_megapixels(j) for j in jpegs})]
+    report.update(photos=photos, distinct=distinct, megapixels=[mp[0], mp[-1]], plain=plain,
+                  faces=[min(MIX_FACES), max(MIX_FACES)])  # fmt: skip
+    return report
+
+
+def _megapixels(jpeg: bytes) -> float:
+    decoded = imageio.decode(jpeg)
+    return decoded.width * decoded.height / 1e6
+
+
+def print_pool_memory(report: dict) -> None:
+    low, high = report["megapixels"]
+    setup = "before the heap limits (--plain)" if report["plain"] else "as served"
+    print(f"pool worker (pid {report['pid']}, {setup}), {report['photos']} photos "
+          f"({report['distinct']} distinct, {low}-{high} MP, {report['faces'][0]}-"
+          f"{report['faces'][1]} faces; every tenth all seven masks), "
+          f"{report['s_per_photo']:.2f} s each; failures {report['failures'] or 'none'}"
+          )  # fmt: skip
+    trace = ", ".join(f"{t['photos']}: {t['rss_mb']:.0f}" for t in report["trace"])
+    print(f"  resident after {trace} MB")
+    print(f"after {report['photos']} photos: {report['rss_mb']:.0f} MB resident, peak "
+          f"{report['peak_rss_mb']:.0f} MB (target: <= 450 MB)")  # fmt: skip
+
+
 def faceless_photos() -> list[tuple[str, np.ndarray]]:
     """1280x960 photos without a human face (scikit-image's coffee, rocket, coins)."""
     from skimage import data
@@ -357,10 +467,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--workers", type=int, default=1, help="--memory: worker processes sharing the cores"
     )
+    p.add_argument("--pool", action="store_true",
+                   help="--memory in a real pool worker (serving.pool), fed photos of real faces "
+                   "at 0.3-12 MP with 1-24 people (--data)")  # fmt: skip
+    p.add_argument("--data", type=Path, default=Path("/work/shared/data/face-keypoints"),
+                   help="--pool: the face-keypoints data set")  # fmt: skip
+    p.add_argument("--plain", action="store_true",
+                   help="--pool: without serving.pool's heap limits, to compare")  # fmt: skip
     p.add_argument("--faceless", action="store_true",
                    help="time photos without a face until the answer 'no face'")  # fmt: skip
     args = p.parse_args(argv)
 
+    if args.pool:
+        summary = {"load_before": load_average()}
+        summary["pool"] = pool_memory(args.data, args.memory or 500, plain=args.plain)
+        summary["load_after"] = load_average()
+        print_pool_memory(summary["pool"])
+        if args.json:
+            print(json.dumps(summary))
+        return 0
     if args.faceless:
         masker, _ = make_masker(args, args.detector, args.backend)
         result = bench_faceless(masker, args.mask, args.repeat)

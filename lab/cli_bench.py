@@ -27,6 +27,9 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("/work/shared/data/face-keypoints")
 MTF = Path(os.environ.get("MASKTHEFACE_DIR", "/work/mtf"))
@@ -41,6 +44,71 @@ def build_folder(data: Path, n: int, folder: Path) -> list[Path]:
     for p in photos[:n]:
         shutil.copyfile(p, folder / p.name)
     return photos[:n]
+
+
+#: long side x short side of the group photos: phone photos sent as files and as photos
+GROUP_SIZES = ((1280, 960), (1600, 1200), (2048, 1536), (960, 1280), (1200, 1600))
+
+
+def group_photo(
+    samples, rng, size: tuple[int, int], faces: int, eyes_px: tuple[float, float]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One photo of ``size`` (w, h) holding up to ``faces`` real faces (crops of the data
+    set's photos, outer eye corners ``eyes_px`` apart) on a face-free background made of
+    another photo's shuffled tiles (``lab.detector_bench``), and each face's 68 points."""
+    from lab.detector_bench import shuffled_background
+    from training.data import read_image
+    from training.metrics import interocular
+
+    w, h = size
+    bg = read_image(samples[int(rng.integers(len(samples)))].path)
+    photo = shuffled_background(bg, rng, (h, w))
+    taken = np.zeros((h, w), bool)
+    placed: list[np.ndarray] = []
+    for _ in range(faces):
+        s = samples[int(rng.integers(len(samples)))]
+        img, pts = read_image(s.path), s.points
+        scale = rng.uniform(*eyes_px) / interocular(pts)
+        shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=shrink)
+        ih, iw = img.shape[:2]
+        if ih >= h or iw >= w:
+            continue
+        for _ in range(30):  # a free spot
+            y, x = int(rng.integers(0, h - ih)), int(rng.integers(0, w - iw))
+            if not taken[y : y + ih, x : x + iw].any():
+                photo[y : y + ih, x : x + iw] = img
+                taken[y : y + ih, x : x + iw] = True
+                placed.append((pts + 0.5) * scale - 0.5 + (x, y))
+                break
+    return photo, placed
+
+
+def group_eyes(size: tuple[int, int], faces: int) -> tuple[float, float]:
+    """Eye distances for ``faces`` people in a photo of ``size``: room for them all, as a
+    group photo frames them, never under 24 px (faces MaskTheFace can find)."""
+    room = min(size) / (2.2 * np.sqrt(faces))  # each crop is ~3-4 eye distances wide
+    return max(24.0, room * 0.35), max(30.0, room * 0.8)
+
+
+def build_groups(data: Path, n: int, folder: Path, seed: int = 0,
+                 faces: tuple[int, int] = (2, 12)) -> list[Path]:  # fmt: skip
+    """``n`` group photos (JPEG, sizes from ``GROUP_SIZES``, ``faces`` people each) of the
+    validation people's faces, never trained on, written into ``folder``."""
+    from training.data import load_splits
+
+    samples = load_splits(data).val
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    paths = []
+    for k in range(n):
+        size = GROUP_SIZES[k % len(GROUP_SIZES)]
+        count = int(rng.integers(faces[0], faces[1] + 1))
+        photo, _ = group_photo(samples, rng, size, count, group_eyes(size, count))
+        path = folder / f"group{k:03d}.jpg"
+        cv2.imwrite(str(path), photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+        paths.append(path)
+    return paths
 
 
 def _tree_rss(pid: int) -> int:
@@ -92,14 +160,15 @@ def timed(cmd: list[str], cwd: Path, sample: bool = False) -> dict:
     return out
 
 
-def run_ours(folder: Path, out: Path, jobs: int, report: Path) -> dict:
+def run_ours(folder: Path, out: Path, jobs: int, report: Path, root: Path = ROOT) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "core.cli", "apply", str(folder), "-o", str(out),
            "--jobs", str(jobs), "--mask", "1", "--quiet", "--report", str(report)]  # fmt: skip
-    result = timed(cmd, ROOT, sample=True)
+    result = timed(cmd, root, sample=True)
     lines = [json.loads(line) for line in report.read_text().splitlines()]
     result["masked"] = {Path(r["input"]).stem for r in lines if r["status"] == "done"}
     result["faces"] = sum(r.get("faces", 0) for r in lines if r["status"] == "done")
+    result["boxes"] = {Path(r["input"]).name: r.get("boxes", []) for r in lines}
     return result
 
 
@@ -116,13 +185,62 @@ def run_mtf(mtf: Path, folder: Path) -> dict:
     return result
 
 
+# MaskTheFace masks every face its detector returns (dlib's HOG, the photo upsampled once:
+# utils/aux_functions.py, mask_image); this asks the same detector, in its own venv.
+_MTF_PROBE = """
+import json, sys, pathlib, cv2, dlib
+detect = dlib.get_frontal_face_detector()
+out = {}
+for p in sorted(pathlib.Path(sys.argv[1]).iterdir()):
+    image = cv2.imread(str(p))
+    if image is not None:
+        out[p.name] = [[r.left(), r.top(), r.right(), r.bottom()] for r in detect(image, 1)]
+print(json.dumps(out))
+"""
+
+
+def mtf_faces(mtf: Path, folder: Path) -> dict[str, list[list[int]]]:
+    """Each photo's faces as MaskTheFace finds (and masks) them: (x0, y0, x1, y1) boxes."""
+    python = str(mtf / "venv" / "bin" / "python")
+    done = subprocess.run([python, "-c", _MTF_PROBE, str(folder)], capture_output=True, check=True)
+    return json.loads(done.stdout)
+
+
+def faces_check(theirs: dict[str, list], ours: dict[str, list]) -> dict:
+    """Every face MaskTheFace masks that we do not: one of its boxes whose centre lies in
+    none of our faces' boxes (slightly widened: its boxes sit lower, over the mouth)."""
+    missed = []
+    for name, boxes in theirs.items():
+        for x0, y0, x1, y1 in boxes:
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            inside = any(
+                a - 0.15 * (c - a) <= cx <= c + 0.15 * (c - a)
+                and b - 0.15 * (d - b) <= cy <= d + 0.15 * (d - b)
+                for a, b, c, d in ours.get(name, [])
+            )
+            if not inside:
+                missed.append(f"{name} ({x0}, {y0}, {x1}, {y1})")
+    total = sum(len(b) for b in theirs.values())
+    return {"masktheface_faces": total, "ours_faces": sum(len(b) for b in ours.values()),
+            "missed": missed, "missed_count": len(missed)}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--photos", type=int, default=1000)
+    p.add_argument("--group", action="store_true",
+                   help="group photos (1280x960 to 2048x1536, --faces people each) of the "
+                   "validation people's faces, not the data set's single-face crops")  # fmt: skip
+    p.add_argument("--faces", type=int, nargs=2, default=(2, 12), metavar=("MIN", "MAX"),
+                   help="--group: people a photo")  # fmt: skip
+    p.add_argument("--folder", type=Path, help="these photos instead (every file in it)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--rounds", type=int, default=1, help="ours then MaskTheFace, this often")
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--mtf", type=Path, default=MTF, help="MaskTheFace's folder ($MASKTHEFACE_DIR)")
+    p.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                   help="also run facemask from this checkout (a git worktree of an older "
+                   "commit), in every round beside ours")  # fmt: skip
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
@@ -133,9 +251,26 @@ def main(argv: list[str] | None = None) -> int:
         mtf_reason = f"no venv at {args.mtf / 'venv'}"
     with tempfile.TemporaryDirectory(prefix="facemask-cli-bench-") as tmp:
         folder = Path(tmp) / "photos"
-        build_folder(args.data, args.photos, folder)
-        runs: dict[str, list[dict]] = {"facemask": [], "masktheface": []}
+        if args.folder is not None:
+            folder.mkdir()
+            for p in sorted(args.folder.iterdir())[: args.photos]:
+                shutil.copyfile(p, folder / p.name)
+            args.photos = len(list(folder.iterdir()))
+        elif args.group:
+            build_groups(args.data, args.photos, folder, faces=tuple(args.faces))
+        else:
+            build_folder(args.data, args.photos, folder)
+        probe = None
+        if mtf_reason is None and (args.group or args.folder is not None):
+            probe = mtf_faces(args.mtf, folder)  # untimed: which faces it masks
+        runs: dict[str, list[dict]] = {"facemask": [], "masktheface": [], "compare": []}
         for r in range(args.rounds):
+            if args.compare is not None:
+                other = run_ours(folder, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl",
+                                 args.compare.resolve())  # fmt: skip
+                runs["compare"].append(other)
+                print(f"round {r + 1} facemask from {args.compare}: {_line(other, args.photos)}",
+                      file=sys.stderr)  # fmt: skip
             ours = run_ours(folder, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl")
             runs["facemask"].append(ours)
             print(f"round {r + 1} facemask --jobs {args.jobs}: {_line(ours, args.photos)}",
@@ -145,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs["masktheface"].append(theirs)
                 print(f"round {r + 1} MaskTheFace: {_line(theirs, args.photos)}", file=sys.stderr)
     summary = _summary(runs, args, mtf_reason)
+    if probe is not None:
+        summary["faces_check"] = faces_check(probe, runs["facemask"][-1]["boxes"])
     print(json.dumps(summary, indent=None if args.json else 1))
     return 0
 
@@ -178,6 +315,15 @@ def _summary(runs: dict, args: argparse.Namespace, mtf_reason: str | None) -> di
             "peak_rss_last_quarter_mb": ours.get("peak_rss_last_quarter_mb"),
         },
     }
+    if runs["compare"]:
+        other = min(runs["compare"], key=lambda r: r["wall_s"])
+        out["compare"] = {
+            "checkout": str(args.compare),
+            "wall_s": [r["wall_s"] for r in runs["compare"]],
+            "cpu_s": [r["cpu_s"] for r in runs["compare"]],
+            "faces": other["faces"],
+            "peak_rss_mb": other.get("peak_rss_mb"),
+        }
     if mtf_reason is not None:
         out["masktheface"] = {"skipped": mtf_reason}
         return out

@@ -117,6 +117,58 @@ def job_style(job: MaskJob | ManyMasksJob | StickerJob) -> Any:
     return Style.from_picture(job.pattern)
 
 
+# glibc's malloc (mallopt(3)): the largest request served from its heaps; bigger ones are
+# mapped apart and handed back whole when freed. By default that bar rises to the largest
+# block freed (up to 32 MB), so after one 12-megapixel photo every later photo's buffers
+# landed in heaps that never shrink (docs/experiments/detection-and-speed.md, "Worker
+# memory").
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 1 << 20
+# the heaps threads may make: the pipe thread, ONNX Runtime's and OpenCV's each made one
+M_ARENA_MAX = -8
+ARENA_MAX = 2
+
+
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def limit_heap() -> None:
+    """This process's malloc: big buffers mapped apart (``MMAP_THRESHOLD``) and at most
+    ``ARENA_MAX`` heaps; nothing where the C library is not glibc."""
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        mallopt(M_ARENA_MAX, ARENA_MAX)
+
+
+def trim_after(job_function: JobFunction) -> JobFunction:
+    """``job_function``, handing the heaps' free pages back (``malloc_trim``) after each job:
+    what a photo's buffers took would otherwise stay resident, each heap at its largest
+    photo's size. The next photo faults its pages in again (~1-3 ms; measured with the
+    memory in docs/experiments/detection-and-speed.md)."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is None:
+        return job_function
+
+    @functools.wraps(job_function)
+    def run(job: AnyJob, **kwargs: Any) -> JobResult:
+        try:
+            return job_function(job, **kwargs)
+        finally:
+            trim(0)
+
+    return run
+
+
 def load_mask_job(workers: int = 1) -> JobFunction:
     """Load the model once (runs in the worker process) and return the job that uses it.
 
@@ -127,11 +179,12 @@ def load_mask_job(workers: int = 1) -> JobFunction:
     from core import threads
     from core.api import FaceMasker
 
+    limit_heap()  # before any thread or network makes its heap
     threads.configure(workers=workers)
     started = time.perf_counter()
     masker = FaceMasker()
     logger.info("worker %d loaded the model in %.1f s", os.getpid(), time.perf_counter() - started)
-    return functools.partial(run_mask_job, masker)
+    return trim_after(functools.partial(run_mask_job, masker))
 
 
 def load_video_job(workers: int = 1) -> JobFunction:

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from core.detection.base import BoxConvention, Detection, largest_first
+from core.detection.mtcnn import shrinking_run
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class CenterFace:
         self._session = runtime.session(
             weight_file(WEIGHTS_FILE), threads or count(), varying_shapes=True
         )
+        # a whole photo's scratch (~100 MB at 800 px) is handed back after each run
+        self._run_options = shrinking_run()
 
     def scale_for(self, height: int, width: int) -> float:
         scale = max(1.0, self.min_side / min(height, width))
@@ -84,7 +87,7 @@ class CenterFace:
         ph, pw = -(-sh // ALIGN) * ALIGN, -(-sw // ALIGN) * ALIGN
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :sh, :sw] = rgb.transpose(2, 0, 1)  # RGB, 0-255, no mean (as trained)
-        heat, size, offset, marks = self._session.run(None, {"input.1": blob})
+        heat, size, offset, marks = self._session.run(None, {"input.1": blob}, self._run_options)
         return self._decode(heat[0, 0], size[0], offset[0], marks[0], scale)
 
     def _decode(self, heat, size, offset, marks, scale: float) -> list[RawFace]:

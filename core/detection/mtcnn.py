@@ -27,20 +27,39 @@ log = logging.getLogger(__name__)
 NET_NAMES = ("pnet", "rnet", "onet")
 
 
+def shrinking_run() -> object:
+    """ONNX Runtime run options that hand the memory arena's free chunks back when the run
+    ends. The arena all sessions share (``core.runtime``) otherwise keeps the largest
+    scratch any run ever asked for: a detector's batch of a thousand candidate patches, or
+    a 12-megapixel photo's, held by a worker for life (~170 MB of the ~450 it held after a
+    mix of photos; docs/experiments/detection-and-speed.md, "Worker memory")."""
+    from core import runtime
+
+    options = runtime.ort().RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
 class OnnxNet:
     """One net on ONNX Runtime: (N, H, W, 3) float32 in, its heads out as numpy arrays
-    (PNet: reg, prob; RNet: reg, prob; ONet: reg, marks, prob)."""
+    (PNet: reg, prob; RNet: reg, prob; ONet: reg, marks, prob).
 
-    def __init__(self, name: str) -> None:
+    ``shrink``: the arena gives its free chunks back after each run (``shrinking_run``):
+    for RNet and ONet, which end a photo's search, so that the pyramid levels before them
+    still reuse one another's chunks."""
+
+    def __init__(self, name: str, shrink: bool = False) -> None:
         from core import runtime, threads
         from core.weightfiles import weight_file
 
         self.name = name
         path = weight_file(f"mtcnn-{name}.onnx")
         self.session = runtime.session(path, threads.count(), varying_shapes=True)
+        self.run_options = shrinking_run() if shrink else None
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
-        return tuple(self.session.run(None, {"x": np.ascontiguousarray(x, np.float32)}))
+        feed = {"x": np.ascontiguousarray(x, np.float32)}
+        return tuple(self.session.run(None, feed, self.run_options))
 
 
 Net = Callable[[np.ndarray], tuple[np.ndarray, ...]]
@@ -51,7 +70,7 @@ def load_nets() -> tuple[Net, Net, Net]:
     """PNet, RNet and ONet on ONNX Runtime, shared by every :class:`Mtcnn`."""
     from core import runtime
 
-    nets = tuple(OnnxNet(name) for name in NET_NAMES)
+    nets = tuple(OnnxNet(name, shrink=name != "pnet") for name in NET_NAMES)
     runtime.trim_heap()  # the files' parsed copies are in the sessions now
     return nets
 
