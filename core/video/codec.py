@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 import cv2
@@ -74,8 +74,11 @@ _IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", 
 _BOXES = {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"}
 
 VideoInput = bytes | bytearray | memoryview | str | Path
-# an RGB frame and its time in seconds -> the RGB frame to encode (same size)
-FrameFn = Callable[[np.ndarray, float], np.ndarray]
+# an RGB frame and its time in seconds -> the RGB frame to encode (same size), or with a
+# PaintFn, what the PaintFn needs to draw it
+FrameFn = Callable[[np.ndarray, float], Any]
+# an RGB frame and what the FrameFn made of it -> the RGB frame to encode (same size)
+PaintFn = Callable[[np.ndarray, Any], np.ndarray]
 
 
 # --------------------------------------------------------------------------- sniffing
@@ -457,16 +460,21 @@ def transcode(
     max_duration_s: float = MAX_DURATION_S,
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
+    paint: PaintFn | None = None,
     overlap: bool | None = None,
 ) -> Transcoded:
-    """Decode ``source``, pass every frame through ``frame_fn``, encode the result.
+    """Decode ``source``, pass every frame through ``frame_fn`` (and ``paint``), encode the
+    result.
 
     ``frame_fn`` sees each frame upright, cropped and scaled to the output's size, with its
-    time in seconds, in the calling thread and in order. ``progress`` gets 0..1 at most every
-    ``PROGRESS_EVERY_S`` seconds and 1.0 at the end (in the calling thread); ``cancel`` set
-    stops within a frame with :class:`JobCancelledError`. ``overlap``: decode and encode on
-    threads of their own beside ``frame_fn`` (None: where this process has more than one
-    core, ``core.threads``).
+    time in seconds, in the calling thread and in order. ``paint``, where given, gets each
+    frame with what ``frame_fn`` returned for it, in order, on the encoding side, and returns
+    the frame to encode: work that needs no state from later frames can run there beside the
+    next ``frame_fn``. ``progress`` gets 0..1 at most every ``PROGRESS_EVERY_S`` seconds and
+    1.0 at the end (in the calling thread); ``cancel`` set stops within a frame with
+    :class:`JobCancelledError`. ``overlap``: decode, and paint and encode, on threads of their
+    own beside ``frame_fn`` (None: where this process has more than one core,
+    ``core.threads``).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown video kind {kind!r}: choose one of {', '.join(KINDS)}")
@@ -477,7 +485,7 @@ def transcode(
             path = Path(tmp) / "out.mp4"
             done = transcode(
                 source, frame_fn, path, kind=kind, max_duration_s=max_duration_s,
-                progress=progress, cancel=cancel, overlap=overlap,
+                progress=progress, cancel=cancel, paint=paint, overlap=overlap,
             )  # fmt: skip
             with path.open("rb") as f:
                 shutil.copyfileobj(f, output)
@@ -495,7 +503,7 @@ def transcode(
         ticker = _Progress(progress, info.frames, PROGRESS_EVERY_S)
         out = av.open(str(output), mode="w", format="mp4", options={"movflags": "+faststart"})
         try:
-            writer = _Writer(out, demuxed, stream_rate or Fraction(30), copy_audio)
+            writer = _Writer(out, demuxed, stream_rate or Fraction(30), copy_audio, paint)
             run = _overlapped if overlap else _serial
             run(reader, frame_fn, writer, ticker, cancel)
         except BaseException:
@@ -555,8 +563,10 @@ class _Writer:
         demuxed: _Demuxed,
         rate: Fraction,
         copy_audio: bool,
+        paint: PaintFn | None,
     ) -> None:
         self.out = out
+        self.paint = paint
         self.tb = demuxed.video.time_base or Fraction(1, 1000)
         self.v_out = out.add_stream("libx264", rate=rate)  # rate: the encoder's settings only
         self.v_out.pix_fmt = "yuv420p"
@@ -584,7 +594,9 @@ class _Writer:
         for frame in payload:
             self.out.mux(self.a_out.encode(frame))
 
-    def video(self, rgb: np.ndarray, pts: int) -> None:
+    def video(self, rgb: np.ndarray, made: Any, pts: int) -> None:
+        """A frame and what the frame function made of it."""
+        rgb = self.paint(rgb, made) if self.paint is not None else made
         if self.waiting is not None:
             self.v_out.width, self.v_out.height = rgb.shape[1], rgb.shape[0]
             waiting, self.waiting = self.waiting, None
@@ -615,7 +627,7 @@ def _serial(
             writer.audio(payload)
             continue
         rgb, pts = payload
-        writer.video(frame_fn(rgb, t), pts)
+        writer.video(rgb, frame_fn(rgb, t), pts)
         done += 1
         ticker.frame(done)
     writer.finish()
@@ -661,8 +673,8 @@ def _overlapped(
     ticker: _Progress,
     cancel: threading.Event | None,
 ) -> None:
-    """:func:`_serial` with decoding and encoding each on a thread of its own, so that they
-    run on the second core while this thread masks (libavcodec, libswscale and ONNX
+    """:func:`_serial` with decoding, and painting and encoding, each on a thread of its own,
+    so that they run on the second core while this thread works (libavcodec, libswscale and ONNX
     Runtime let go of the GIL while they work). The same order, progress and cancel; an
     error on either thread is raised here, and both threads are ended and joined before
     this returns or raises, whatever happened."""
@@ -714,7 +726,7 @@ def _overlapped(
                 if cancel is not None and cancel.is_set():
                     raise JobCancelledError()
                 rgb, pts = payload
-                payload = (frame_fn(rgb, t), pts)
+                payload = (rgb, frame_fn(rgb, t), pts)
                 done += 1
                 ticker.frame(done)
             _put(masked, (item, payload, t), stop)

@@ -45,16 +45,18 @@ def mask_video(
     painter = TrackPainter(picture)
     faces_seen = 0
 
-    def mask_frame(rgb: np.ndarray, t: float) -> np.ndarray:
+    def find_faces(rgb: np.ndarray, t: float) -> list[TrackedFace]:
         nonlocal faces_seen
         faces = tracker.update(rgb, t)
         faces_seen += len(faces)
-        return painter.paint(rgb, faces)
+        return faces
 
     buf = io.BytesIO()
+    # the tracker needs the frames before; the painter only this one's faces (and the light
+    # it keeps), so it draws on the encoding side, beside the next frame's tracking
     done = transcode(
-        source, mask_frame, buf, kind=kind, max_duration_s=max_duration_s,
-        progress=progress, cancel=cancel,
+        source, find_faces, buf, kind=kind, max_duration_s=max_duration_s,
+        progress=progress, cancel=cancel, paint=painter.paint,
     )  # fmt: skip
     if faces_seen == 0:
         raise NoFaceInVideoError()
