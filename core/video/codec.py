@@ -503,7 +503,7 @@ def transcode(
         ticker = _Progress(progress, info.frames, PROGRESS_EVERY_S)
         out = av.open(str(output), mode="w", format="mp4", options={"movflags": "+faststart"})
         try:
-            writer = _Writer(out, demuxed, stream_rate or Fraction(30), copy_audio, paint)
+            writer = _Writer(out, demuxed, stream_rate or Fraction(30), copy_audio, paint, overlap)
             run = _overlapped if overlap else _serial
             run(reader, frame_fn, writer, ticker, cancel)
         except BaseException:
@@ -564,6 +564,7 @@ class _Writer:
         rate: Fraction,
         copy_audio: bool,
         paint: PaintFn | None,
+        overlap: bool,
     ) -> None:
         self.out = out
         self.paint = paint
@@ -571,7 +572,7 @@ class _Writer:
         self.v_out = out.add_stream("libx264", rate=rate)  # rate: the encoder's settings only
         self.v_out.pix_fmt = "yuv420p"
         self.v_out.codec_context.time_base = self.tb  # the input's timestamps go through
-        self.v_out.options = encoder_options()
+        self.v_out.options = encoder_options(overlap)
         self.copy_audio = copy_audio
         self.a_out = None
         a_in = demuxed.audio
@@ -745,16 +746,20 @@ def _overlapped(
         raise errors[0]
 
 
-def encoder_options() -> dict[str, str]:
+def encoder_options(overlap: bool = False) -> dict[str, str]:
     """libx264's settings: ``PRESET``, ``CRF`` and ``X264_PARAMS``, on this process's
-    threads (``core.threads``): one thread where a worker has one core."""
+    threads (``core.threads``): one thread where a worker has one core. ``overlap``: the
+    encoder has a thread of its own beside the caller's, which keeps a core busy: it gets
+    the others (on two cores its own thread only: x264's frame threads cost CPU there and
+    did not shorten the wall time, docs/experiments/video-speed.md)."""
     from core import threads
 
+    cores = threads.count()
     return {
         "preset": PRESET,
         "crf": str(CRF),
         "x264-params": X264_PARAMS,
-        "threads": str(threads.count()),
+        "threads": str(max(1, cores - 1) if overlap else cores),
     }
 
 
