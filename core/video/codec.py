@@ -1,9 +1,11 @@
 """Moving pictures in and out: a video, GIF or video note streamed through a frame function.
 
-    source --demux/decode--> RGB frame --frame_fn--> RGB frame --libx264--> MP4 (faststart)
-           --audio packets------------------------------------------------> copied or AAC
+    source --demux/decode--> RGB frame --frame_fn(, paint)--> RGB frame --libx264--> MP4
+           --audio packets-----------------------------------------------> copied or AAC
 
-One frame is in flight at a time (plus the encoder's short look-ahead), so memory does not
+Where the process has more than one core, decoding and (painting and) encoding run on threads
+of their own beside ``frame_fn`` (:func:`_overlapped`); a few frames are in flight at a time
+(``QUEUE_FRAMES`` in each queue, plus the encoder's short look-ahead), so memory does not
 grow with the clip's length. The output is H.264 (yuv420p) in MP4, the kind every Telegram
 client plays: the input's frame timestamps are kept as they are, so frame rate, frame count
 and duration match it. Three output kinds:
