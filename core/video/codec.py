@@ -687,8 +687,9 @@ def _overlapped(
     masked: queue.Queue = queue.Queue(QUEUE_FRAMES)
 
     def read() -> None:
+        items = iter(reader)
         try:
-            for item in reader:
+            for item in items:
                 _put(decoded, item, stop)
             _put(decoded, _END, stop)
         except _Stopped:
@@ -698,6 +699,8 @@ def _overlapped(
                 _put(decoded, ("error", err, 0.0), stop)
             except _Stopped:
                 pass
+        finally:
+            items.close()  # here, while the caller keeps the input open for this thread
 
     def write() -> None:
         try:
@@ -737,9 +740,6 @@ def _overlapped(
         writing.join()
     except _Stopped:
         pass  # the writing thread failed: its error is raised below
-    except BaseException:
-        stop.set()
-        raise
     finally:
         stop.set()
         reading.join()
