@@ -117,16 +117,15 @@ def job_style(job: MaskJob | ManyMasksJob | StickerJob) -> Any:
     return Style.from_picture(job.pattern)
 
 
-# glibc's malloc (mallopt(3)): the largest request served from its heaps; bigger ones are
-# mapped apart and handed back whole when freed. By default that bar rises to the largest
-# block freed (up to 32 MB), so after one 12-megapixel photo every later photo's buffers
-# landed in heaps that never shrink (docs/experiments/detection-and-speed.md, "Worker
-# memory").
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 1 << 20
-# the heaps threads may make: the pipe thread, ONNX Runtime's and OpenCV's each made one
+# glibc's malloc (mallopt(3)): at most this many heaps (ONNX Runtime's and OpenCV's threads
+# each made their own, every one as large as the largest photo it worked on)
 M_ARENA_MAX = -8
 ARENA_MAX = 2
+#: a worker resident above this after a job hands its heaps' free pages back (malloc_trim):
+#: freed buffers otherwise stay resident, 480-630 MB after 42 photos of real faces. Not after
+#: every job: the next photo faults its pages in again, 13-16% more CPU; at 420 MB it costs
+#: 4-9% (docs/experiments/detection-and-speed.md, issue 27)
+TRIM_ABOVE_MB = 420
 
 
 def _libc() -> Any:
@@ -141,20 +140,26 @@ def _libc() -> Any:
 
 
 def limit_heap() -> None:
-    """This process's malloc: big buffers mapped apart (``MMAP_THRESHOLD``) and at most
-    ``ARENA_MAX`` heaps; nothing where the C library is not glibc."""
-    libc = _libc()
-    mallopt = getattr(libc, "mallopt", None)
+    """This process's malloc keeps at most ``ARENA_MAX`` heaps; nothing where the C library
+    is not glibc."""
+    mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is not None:
-        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         mallopt(M_ARENA_MAX, ARENA_MAX)
 
 
-def trim_after(job_function: JobFunction) -> JobFunction:
-    """``job_function``, handing the heaps' free pages back (``malloc_trim``) after each job:
-    what a photo's buffers took would otherwise stay resident, each heap at its largest
-    photo's size. The next photo faults its pages in again (~1-3 ms; measured with the
-    memory in docs/experiments/detection-and-speed.md)."""
+def resident_mb() -> float:
+    """This process's resident memory in MB (Linux /proc; 0 elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def trim_after(job_function: JobFunction, above_mb: float = TRIM_ABOVE_MB) -> JobFunction:
+    """``job_function``, handing the heaps' free pages back (``malloc_trim``) after a job
+    that left the process resident above ``above_mb``: what a large photo's buffers took
+    would otherwise stay resident for good."""
     trim = getattr(_libc(), "malloc_trim", None)
     if trim is None:
         return job_function
@@ -164,27 +169,30 @@ def trim_after(job_function: JobFunction) -> JobFunction:
         try:
             return job_function(job, **kwargs)
         finally:
-            trim(0)
+            if resident_mb() > above_mb:
+                trim(0)
 
     return run
 
 
-def load_mask_job(workers: int = 1) -> JobFunction:
+def load_mask_job(workers: int = 1, trim_above_mb: float = TRIM_ABOVE_MB) -> JobFunction:
     """Load the model once (runs in the worker process) and return the job that uses it.
 
     ``workers``: how many such processes share the cores this one may use; each takes its
     share (``core.threads``) instead of every process fighting for all of them. Nothing here
     imports torch: the networks run on ONNX Runtime (~800 -> ~420 MB resident a worker).
+    A job that leaves the process resident above ``trim_above_mb`` hands its freed memory
+    back (:func:`trim_after`).
     """
     from core import threads
     from core.api import FaceMasker
 
-    limit_heap()  # before any thread or network makes its heap
+    limit_heap()  # before any thread makes its heap
     threads.configure(workers=workers)
     started = time.perf_counter()
     masker = FaceMasker()
     logger.info("worker %d loaded the model in %.1f s", os.getpid(), time.perf_counter() - started)
-    return trim_after(functools.partial(run_mask_job, masker))
+    return trim_after(functools.partial(run_mask_job, masker), trim_above_mb)
 
 
 def load_video_job(workers: int = 1) -> JobFunction:
