@@ -28,11 +28,12 @@ NET_NAMES = ("pnet", "rnet", "onet")
 
 
 def shrinking_run() -> object:
-    """ONNX Runtime run options that hand the memory arena's free chunks back when the run
-    ends. The arena all sessions share (``core.runtime``) otherwise keeps the largest
-    scratch any run ever asked for: a detector's batch of a thousand candidate patches, or
-    a 12-megapixel photo's, held by a worker for life (~170 MB of the ~450 it held after a
-    mix of photos; docs/experiments/detection-and-speed.md, "Worker memory")."""
+    """ONNX Runtime run options that hand the memory arena's free chunks back to malloc when
+    the run ends. The arena all sessions share (``core.runtime``) otherwise keeps the
+    largest scratch any run ever asked for (a batch of a thousand candidate patches, a
+    12-megapixel photo's pyramid) for the process's life; handed back, a pool worker's
+    trim (``serving.pool.trim_after``) returns it to the system: 434 -> 279-291 MB after
+    28 mixed photos (docs/experiments/detection-and-speed.md, issue 27)."""
     from core import runtime
 
     options = runtime.ort().RunOptions()
