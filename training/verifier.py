@@ -46,7 +46,9 @@ class Verifier(nn.Module):
             ]  # fmt: skip
         self.features = nn.Sequential(*blocks)
         side = SIZE // 16
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(chans[-1] * side * side, 1))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(chans[-1] * side * side, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -92,7 +94,9 @@ def predict(model: nn.Module, crops: np.ndarray, batch: int = 512) -> np.ndarray
     out = []
     with torch.no_grad():
         for i in range(0, len(crops), batch):
-            out.append(torch.sigmoid(model(torch.from_numpy(as_input(crops[i : i + batch])))).numpy())
+            out.append(
+                torch.sigmoid(model(torch.from_numpy(as_input(crops[i : i + batch])))).numpy()
+            )
     return np.concatenate(out).reshape(-1) if out else np.zeros(0)
 
 
@@ -165,14 +169,16 @@ def train(args) -> None:
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         res = judge(model, val, dev)
         res.update(epoch=epoch, loss=total / len(order), seconds=round(time.time() - started, 1))
         history.append(res)
         print(json.dumps(res), flush=True)
         if res["auc"] > best:
             best = res["auc"]
-            torch.save({"model": model.state_dict(), "width": args.width, "judged": res}, out / "best.pt")
+            torch.save(
+                {"model": model.state_dict(), "width": args.width, "judged": res}, out / "best.pt"
+            )
         torch.save(
             {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
              "epoch": epoch, "best": best, "history": history, "width": args.width},

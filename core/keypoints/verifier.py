@@ -14,7 +14,6 @@ says how and how well.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,16 +68,12 @@ def aligned(image_rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     mouth corners sit where a face's do; outside the photo, its edge repeated."""
     matrix = similarity(five_points(points), TEMPLATE)
     rgb = image_rgb if image_rgb.ndim == 3 else cv2.cvtColor(image_rgb, cv2.COLOR_GRAY2RGB)
+    # bilinear at every scale (warpAffine has no area filter: a large face is sampled,
+    # not averaged; the network was trained on crops made exactly so)
     return cv2.warpAffine(
         np.ascontiguousarray(rgb[..., :3]), matrix, (SIZE, SIZE),
-        flags=cv2.INTER_AREA if _shrink(matrix) > 2 else cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
+        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
     )  # fmt: skip
-
-
-def _shrink(matrix: np.ndarray) -> float:
-    scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
-    return 1.0 / max(scale, 1e-9)
 
 
 def as_input(crops: np.ndarray) -> np.ndarray:
@@ -123,9 +118,3 @@ def shipped_verifier() -> FaceVerifier | None:
         log.warning("no face verifier (%s) in %s", VERIFIER_ONNX, WEIGHTS_DIR)
         return None
     return FaceVerifier.load()
-
-
-def card() -> dict:
-    """The verifier's JSON card beside it (threshold, how it was trained), if any."""
-    path = WEIGHTS_DIR / VERIFIER_ONNX.replace(".onnx", ".json")
-    return json.loads(path.read_text()) if path.exists() else {}

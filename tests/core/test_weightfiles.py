@@ -19,7 +19,7 @@ from core.keypoints.landmarks import KeypointPredictor, read_manifest, shipped_r
 def test_every_shipped_file_is_listed_with_its_hash_source_and_licence():
     entries = weightfiles.manifest()
     assert set(entries) == {"mtcnn-pnet.onnx", "mtcnn-rnet.onnx", "mtcnn-onet.onnx",
-                            "centerface.onnx"}  # fmt: skip
+                            "centerface.onnx", "verifier-face64-r8.onnx"}  # fmt: skip
     for name, entry in entries.items():
         assert runtime.file_sha256(weightfiles.WEIGHTS_DIR / name) == entry["sha256"], name
         assert "MIT" in entry["licence"] and entry["source"], name
@@ -27,7 +27,12 @@ def test_every_shipped_file_is_listed_with_its_hash_source_and_licence():
     listed = {*entries, *(m.name for m in release.members), release.manifest.name}
     on_disk = {p.name for p in weightfiles.WEIGHTS_DIR.iterdir()}
     # training's float weights and the documents are the only files not served
-    assert on_disk - listed == {f"{release.name}.pt", "MODEL_CARD.md", "MANIFEST.json"}
+    assert on_disk - listed == {
+        f"{release.name}.pt",
+        "verifier-face64-r8.pt",
+        "MODEL_CARD.md",
+        "MANIFEST.json",
+    }
 
 
 def _damaged_copy(tmp_path, name):

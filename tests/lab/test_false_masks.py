@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from core.keypoints.plausibility import FaceEvidence, FaceGate
+from core.keypoints.verifier import VERIFIER_ONNX
+from core.weightfiles import WEIGHTS_DIR
 from lab import false_masks
 from lab.false_masks import Observed, score, turn, turn_points, variants
 
@@ -57,10 +59,10 @@ def test_score_counts_false_masks_per_100_photos_with_and_without_a_gate():
     assert after["turned-portrait"]["face_masked"] == 1.0
 
 
-def test_the_benchmark_runs_on_a_tiny_set(tiny_dataset, capsys):
+def test_the_benchmark_runs_on_a_tiny_set_and_replays_what_it_saw(tiny_dataset, capsys, tmp_path):
     false_masks.main(
         ["--limit", "3", "--data", str(tiny_dataset), "--hair", "1", "--turned", "1",
-         "--group-photos", "1", "--damage", "1", "--json"]
+         "--group-photos", "1", "--damage", "1", "--json", "--save-run", str(tmp_path)]
     )  # fmt: skip
     out = capsys.readouterr().out
     result = json.loads(out.strip().splitlines()[-1])
@@ -68,6 +70,20 @@ def test_the_benchmark_runs_on_a_tiny_set(tiny_dataset, capsys):
     assert result["before"]["turned-portrait"]["photos"] == 1
     assert set(result["after"]) >= {"no-face", "group", "damage", "faces_lost_to_the_gate"}
     assert "false masks per 100 photos" in out
+    # the recorded run, judged again by the shipped verifier, scores the same
+    verifier = str(WEIGHTS_DIR / VERIFIER_ONNX)
+    false_masks.main(["--replay", str(tmp_path), "--verifier", verifier, "--json"])
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["after"] == result["after"] and again["before"] == result["before"]
+
+
+def test_the_verifier_trains_on_none_of_the_held_out_sources():
+    names = [name for name, _ in false_masks.package_sources()]
+    held_out = [n for n in names if false_masks.source_split(n) == "held-out"]
+    assert set(names) - set(held_out) <= false_masks.TRAIN_SOURCES
+    assert "skimage/chelsea.png" in held_out and "skimage/coffee.png" not in held_out
+    assert false_masks.source_split("scipy/face.dat") == "train"  # not a benchmark source
+    assert false_masks.held_out_photo("skimage/chelsea.png/turn90")
 
 
 def test_hair_close_ups_hold_no_face(shared_data):

@@ -1,0 +1,105 @@
+"""The face verifier: the picture laid out by a face's points, and a network's word on it."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from core.api import FaceMasker
+from core.errors import NoFaceFoundError
+from core.keypoints.plausibility import FaceEvidence, FaceGate
+from core.keypoints.verifier import (
+    SIZE,
+    TEMPLATE,
+    FaceVerifier,
+    aligned,
+    five_points,
+    shipped_verifier,
+    similarity,
+)
+from core.results import Mode
+
+
+def _turn(points: np.ndarray, degrees: float, about=None) -> np.ndarray:
+    a = np.deg2rad(degrees)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    centre = points.mean(0) if about is None else about
+    return (points - centre) @ rot.T + centre
+
+
+def test_the_similarity_is_recovered_exactly():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (5, 2))
+    dst = _turn(src * 1.7, 33.0, about=np.zeros(2)) + (12.0, -4.0)
+    m = similarity(src, dst)
+    np.testing.assert_allclose(src @ m[:, :2].T + m[:, 2], dst, atol=1e-9)
+
+
+def test_the_face_is_laid_where_the_template_says(astronaut_points):
+    image = np.zeros((512, 512, 3), np.uint8)
+    five = five_points(astronaut_points)
+    for x, y in five:  # a white dot at each of the five points
+        cv2.circle(image, (int(round(x)), int(round(y))), 4, (255, 255, 255), -1)
+    crop = aligned(image, astronaut_points)
+    assert crop.shape == (SIZE, SIZE, 3)
+    lit = np.argwhere(crop.max(axis=2) > 128)[:, ::-1]  # (x, y) of the dots' pixels
+    for x, y in TEMPLATE:  # every dot within 2 px of its place, nothing lit elsewhere
+        assert np.hypot(*(lit - (x, y)).T).min() < 2.0, (x, y)
+    assert max(np.hypot(*(TEMPLATE - p).T).min() for p in lit) < 3.0
+
+
+@pytest.fixture(scope="module")
+def verifier() -> FaceVerifier:
+    found = shipped_verifier()
+    assert found is not None, "the package ships its verifier"
+    return found
+
+
+def test_the_astronaut_is_a_face_and_her_points_elsewhere_are_not(verifier, astronaut_points):
+    image = data.astronaut()
+    threshold = FaceGate().min_face
+    face = verifier.probabilities(image, [astronaut_points])[0]
+    upside_down = verifier.probabilities(image, [_turn(astronaut_points, 180)])[0]
+    on_the_rocket = verifier.probabilities(
+        data.rocket(), [astronaut_points - astronaut_points.mean(0) + (300, 200)]
+    )[0]
+    on_bricks = verifier.probabilities(
+        np.dstack([data.brick()] * 3), [astronaut_points + (100, 200)]
+    )[0]
+    assert face > 0.9
+    assert max(upside_down, on_the_rocket, on_bricks) < threshold < face
+
+
+def test_every_face_of_a_photo_is_judged_in_one_call(astronaut_points):
+    calls = []
+
+    class Counting:
+        def probabilities(self, image_rgb, faces):
+            calls.append(len(faces))
+            return np.ones(len(faces), np.float32)
+
+    masker = FaceMasker(verifier=Counting())
+    faces = masker.find_faces(data.astronaut(), Mode.FACES)
+    assert len(faces) == 1 and calls == [1]
+
+
+def test_a_face_the_verifier_doubts_gets_no_mask():
+    class Never:
+        def probabilities(self, image_rgb, faces):
+            return np.zeros(len(faces), np.float32)
+
+    masker = FaceMasker(verifier=Never(), gate=FaceGate(min_face=0.5))
+    with pytest.raises(NoFaceFoundError):
+        masker.find_faces(data.astronaut(), Mode.FACES)
+    # without a gate nobody asks the verifier
+    assert len(FaceMasker(verifier=Never(), gate=None).find_faces(data.astronaut())) == 1
+
+
+def test_the_gate_reads_the_verifier_and_nan_means_none():
+    gate = FaceGate(min_face=0.3)
+    seen = dict(score=0.99, spread=0.13, shape_error=0.02, skin=0.9, eyes_px=40.0)
+    assert gate.keeps(FaceEvidence(**seen, face=0.9))
+    assert not gate.keeps(FaceEvidence(**seen, face=0.1))
+    assert gate.keeps(FaceEvidence(**seen))  # no verifier: the other evidence decides
