@@ -54,6 +54,11 @@ class Verifier(nn.Module):
         return self.head(self.features(x))
 
 
+#: the share of crops blurred, and the strongest blur (px of the 64-px crop; a face out of
+#: focus by a tenth of its eye distance is ~1.6 px there)
+BLUR_SHARE, BLUR_SIGMA = 0.2, 1.5
+
+
 def is_dev(group: str) -> bool:
     return zlib.crc32(group.encode()) % DEV_SHARE == 0
 
@@ -71,11 +76,11 @@ def augment(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = out * gain + bias
     grey = rng.random(n) < 0.1
     out[grey] = out[grey].mean(axis=3, keepdims=True)
-    blur = np.flatnonzero(rng.random(n) < 0.2)
+    blur = np.flatnonzero(rng.random(n) < BLUR_SHARE)
     for i in blur:
         import cv2
 
-        out[i] = cv2.GaussianBlur(out[i], (0, 0), float(rng.uniform(0.5, 1.5)))
+        out[i] = cv2.GaussianBlur(out[i], (0, 0), float(rng.uniform(0.5, BLUR_SIGMA)))
     out += rng.normal(0, rng.uniform(0, 6), (n, 1, 1, 1)).astype(np.float32) * rng.standard_normal(
         out.shape
     ).astype(np.float32)
@@ -139,6 +144,8 @@ def train(args) -> None:
     # each class half of every epoch's weight, whatever their counts
     weights = np.where(labels == 1, 0.5 / labels.sum(), 0.5 / (1 - labels).sum())
     model = Verifier(args.width)
+    if args.init:  # go on from another run's weights, with this run's schedule
+        model.load_state_dict(torch.load(args.init, weights_only=False)["model"])
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(labels) / args.batch)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -210,6 +217,7 @@ def export(checkpoint: Path, onnx_path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global BLUR_SHARE, BLUR_SIGMA
     p = argparse.ArgumentParser(prog="python -m training.verifier", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--train", type=Path)
@@ -222,6 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights")
+    p.add_argument(
+        "--blur", type=float, nargs=2, metavar=("SHARE", "SIGMA"),
+        help=f"blur this share of crops, up to this sigma (default {BLUR_SHARE} {BLUR_SIGMA})",
+    )  # fmt: skip
     p.add_argument("--export", type=Path, help="a checkpoint to export instead of training")
     p.add_argument("--onnx", type=Path, help="where --export writes")
     args = p.parse_args(argv)
@@ -230,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not (args.train and args.val):
         p.error("--train and --val are needed to train")
+    if args.blur:
+        BLUR_SHARE, BLUR_SIGMA = args.blur
     train(args)
 
 
