@@ -56,7 +56,7 @@ def group_photo(
     """One photo of ``size`` (w, h) holding up to ``faces`` real faces (crops of the data
     set's photos, outer eye corners ``eyes_px`` apart) on a face-free background made of
     another photo's shuffled tiles (``lab.detector_bench``), and each face's 68 points."""
-    from lab.detector_bench import shuffled_background
+    from lab.detector_bench import paste_free, shuffled_background
     from training.data import read_image
     from training.metrics import interocular
 
@@ -74,13 +74,9 @@ def group_photo(
         ih, iw = img.shape[:2]
         if ih >= h or iw >= w:
             continue
-        for _ in range(30):  # a free spot
-            y, x = int(rng.integers(0, h - ih)), int(rng.integers(0, w - iw))
-            if not taken[y : y + ih, x : x + iw].any():
-                photo[y : y + ih, x : x + iw] = img
-                taken[y : y + ih, x : x + iw] = True
-                placed.append((pts + 0.5) * scale - 0.5 + (x, y))
-                break
+        spot = paste_free(photo, taken, img, rng, tries=30)
+        if spot is not None:
+            placed.append((pts + 0.5) * scale - 0.5 + spot)
     return photo, placed
 
 

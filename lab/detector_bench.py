@@ -73,6 +73,22 @@ def shuffled_background(image: np.ndarray, rng: np.random.Generator, size, tiles
     return cv2.GaussianBlur(cv2.resize(mosaic, (w, h)), (0, 0), 6)
 
 
+def paste_free(
+    photo: np.ndarray, taken: np.ndarray, img: np.ndarray, rng: np.random.Generator, tries: int
+) -> tuple[int, int] | None:
+    """Paste ``img`` into ``photo`` at a random spot none of ``taken`` covers (marked taken
+    then); its (x, y), or None when ``tries`` spots were all taken."""
+    h, w = taken.shape
+    ih, iw = img.shape[:2]
+    for _ in range(tries):
+        y, x = int(rng.integers(0, h - ih)), int(rng.integers(0, w - iw))
+        if not taken[y : y + ih, x : x + iw].any():
+            photo[y : y + ih, x : x + iw] = img
+            taken[y : y + ih, x : x + iw] = True
+            return x, y
+    return None
+
+
 def make_photo(
     samples,
     rng: np.random.Generator,
@@ -103,13 +119,9 @@ def make_photo(
         ih, iw = img.shape[:2]
         if ih >= h or iw >= w:
             continue
-        for _ in range(20):  # a free spot
-            y, x = int(rng.integers(0, h - ih)), int(rng.integers(0, w - iw))
-            if not taken[y : y + ih, x : x + iw].any():
-                photo[y : y + ih, x : x + iw] = img
-                taken[y : y + ih, x : x + iw] = True
-                faces.append(pts + (x, y))
-                break
+        spot = paste_free(photo, taken, img, rng, tries=20)
+        if spot is not None:
+            faces.append(pts + spot)
     return photo, faces, taken
 
 

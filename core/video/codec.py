@@ -648,25 +648,24 @@ class _Stopped(Exception):
     """The other side of a queue stopped (its error, or the caller's, says why)."""
 
 
-def _put(q: queue.Queue, item: tuple, stop: threading.Event) -> None:
+def _waiting(step: Callable, stop: threading.Event, busy: type[Exception]):
+    """``step(timeout=...)`` again until it goes through, or raise :class:`_Stopped` once
+    ``stop`` is set (looked at every ``_POLL_S``)."""
     while True:
         if stop.is_set():
             raise _Stopped()
         try:
-            q.put(item, timeout=_POLL_S)
-            return
-        except queue.Full:
+            return step(timeout=_POLL_S)
+        except busy:
             continue
+
+
+def _put(q: queue.Queue, item: tuple, stop: threading.Event) -> None:
+    _waiting(lambda timeout: q.put(item, timeout=timeout), stop, queue.Full)
 
 
 def _get(q: queue.Queue, stop: threading.Event) -> tuple:
-    while True:
-        if stop.is_set():
-            raise _Stopped()
-        try:
-            return q.get(timeout=_POLL_S)
-        except queue.Empty:
-            continue
+    return _waiting(q.get, stop, queue.Empty)
 
 
 def _overlapped(
