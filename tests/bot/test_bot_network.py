@@ -74,17 +74,17 @@ async def test_waits_for_telegram_at_start_and_through_an_outage(
             )
             assert all("ConnectError" in line and "next try in" in line for line in waiting)
 
-            # Telegram goes away for 20 s while the bot runs; a user sends a photo meanwhile
+            # Telegram goes away for 12 s while the bot runs; a user sends a photo meanwhile
             await telegram.go_away()
             user = telegram.user("Patient")
             chat = telegram.private_chat(user)
-            await asyncio.sleep(3)
+            await asyncio.sleep(2)
             photo = await telegram.send_photo(chat, user, face_jpeg)
-            await asyncio.sleep(10)
+            await asyncio.sleep(6)
             health = await asyncio.to_thread(bot.healthcheck)
             assert health.returncode == 0, health  # alive: it waits, a restart would not help
             assert "waiting for Telegram since" in health.stdout, health
-            await asyncio.sleep(7)
+            await asyncio.sleep(4)
             await telegram.come_back()
             keyboard = await telegram.wait_reply(photo, has_keyboard, timeout=90)  # not lost
             await telegram.press(user, keyboard, "5 ")
