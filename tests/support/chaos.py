@@ -374,7 +374,10 @@ async def worker_kill(env: Stack, taps_count: int = 4) -> Result:
     killed_at = time.monotonic()
     await asyncio.gather(*tapping)
     env.workers.remove(victim)  # dead on purpose: its log is not checked
-    notes = {"answered within s of the kill": round(time.monotonic() - killed_at, 1)}
+    notes = {
+        "answered within s of the kill": round(time.monotonic() - killed_at, 1),
+        "a job was stuck in the frozen worker": stuck_since is not None,
+    }
     return Result("Worker kill mid-job", taps, tracebacks(*env.processes()), notes)
 
 
