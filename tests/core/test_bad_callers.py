@@ -1,7 +1,7 @@
 """The public API answers wrong types, wrong values and damaged files with typed errors only.
 
 Three layers: hand-picked bad arguments, generated ones (hypothesis), and a fuzz run of
-over a thousand damaged real photos through the real pipeline (MTCNN and the shipped model).
+six hundred damaged real photos through the real pipeline (MTCNN and the shipped model).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from core.api import FaceMasker
 from core.errors import FaceMaskError, NoFaceFoundError, UnknownMaskError
 from core.results import MaskedPhoto, Mode
 
-FUZZ_FILES = 1_050
+FUZZ_FILES = 600  # 1,050 until session 12: the suite's time, not the damage kinds, shrank
 SECONDS_PER_FILE = 10.0
 
 
@@ -35,7 +35,7 @@ def masker() -> FaceMasker:
 
 @pytest.fixture(scope="module")
 def photo(astronaut) -> np.ndarray:
-    """The astronaut at 256 px: a real face, small enough for a thousand runs."""
+    """The astronaut at 256 px: a real face, small enough for hundreds of runs."""
     return np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.LANCZOS))
 
 
@@ -212,7 +212,7 @@ def _declared_size(data: bytes) -> tuple[int, int] | None:
 
 
 @pytest.mark.slow
-def test_a_thousand_damaged_photos_give_typed_errors_or_same_size_photos(masker, photo) -> None:
+def test_six_hundred_damaged_photos_give_typed_errors_or_same_size_photos(masker, photo) -> None:
     outcomes: dict[str, int] = {"masked": 0, "typed_error": 0}
     slowest = 0.0
     for name, data in _damaged(_originals(photo), FUZZ_FILES):
