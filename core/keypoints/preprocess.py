@@ -86,6 +86,18 @@ def apply_matrix(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
+def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(2, 3) rotation + uniform scale + shift taking ``src`` closest to ``dst`` (no mirror)."""
+    ms, md = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - ms, dst - md
+    a = (s * d).sum()
+    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()
+    norm = max(float((s**2).sum()), 1e-9)
+    c, sn = a / norm, b / norm
+    rot = np.array([[c, -sn], [sn, c]])
+    return np.hstack([rot, (md - rot @ ms)[:, None]])
+
+
 def invert_matrix(matrix: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(matrix)
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.keypoints import face68
+from core.keypoints.preprocess import fit_similarity
 from core.weightfiles import WEIGHTS_DIR, weight_file
 
 log = logging.getLogger(__name__)
@@ -44,29 +46,14 @@ TEMPLATE = (_TEMPLATE_112 + 16.0) * (SIZE / 144.0)
 def five_points(points: np.ndarray) -> np.ndarray:
     """(5, 2): the eye centres, the nose tip and the mouth corners of 68 points."""
     p = np.asarray(points, np.float64)
-    return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
-
-
-def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """The 2x3 least-squares similarity (turn, one scale, shift) taking ``src`` to ``dst``
-    (Umeyama 1991)."""
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    ms, md = src.mean(0), dst.mean(0)
-    s, d = src - ms, dst - md
-    var = (s**2).sum()
-    if var < 1e-9:
-        return np.array([[1.0, 0.0, md[0] - ms[0]], [0.0, 1.0, md[1] - ms[1]]])
-    a = (s * d).sum()  # sum of dot products
-    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()  # sum of cross products
-    c, sn = a / var, b / var
-    rot = np.array([[c, -sn], [sn, c]])
-    return np.hstack([rot, (md - rot @ ms)[:, None]])
+    right, left = p[face68.RIGHT_EYE].mean(0), p[face68.LEFT_EYE].mean(0)
+    return np.stack([right, left, p[face68.NOSE_TIP], *p[list(face68.MOUTH_CORNERS)]])
 
 
 def aligned(image_rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(SIZE, SIZE, 3) uint8: the picture moved so that ``points``' eyes, nose tip and
     mouth corners sit where a face's do; outside the photo, its edge repeated."""
-    matrix = similarity(five_points(points), TEMPLATE)
+    matrix = fit_similarity(five_points(points), TEMPLATE)
     rgb = image_rgb if image_rgb.ndim == 3 else cv2.cvtColor(image_rgb, cv2.COLOR_GRAY2RGB)
     # bilinear at every scale (warpAffine has no area filter: a large face is sampled,
     # not averaged; the network was trained on crops made exactly so)

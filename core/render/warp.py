@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from core.keypoints import face68
+from core.keypoints.preprocess import fit_similarity
 from core.render.cover import find_worn_mask, hide
 
 # The landmarks the warp follows (core.keypoints.face68) ... The nose is followed at its bridge (28)
@@ -130,18 +131,6 @@ def triangulate(template_points: np.ndarray) -> np.ndarray:
     flip = signed_areas(ctrl, triangles) < 0
     triangles[flip] = triangles[flip][:, ::-1]
     return triangles
-
-
-def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(2, 3) rotation + uniform scale + shift taking ``src`` closest to ``dst`` (no mirror)."""
-    ms, md = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - ms, dst - md
-    a = (s * d).sum()
-    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()
-    norm = max(float((s**2).sum()), 1e-9)
-    c, sn = a / norm, b / norm
-    rot = np.array([[c, -sn], [sn, c]])
-    return np.hstack([rot, (md - rot @ ms)[:, None]])
 
 
 def unfold(

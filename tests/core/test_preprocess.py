@@ -8,6 +8,7 @@ from core.keypoints.preprocess import (
     box_from_points,
     crop_image,
     crop_matrix,
+    fit_similarity,
     points_from_unit,
     points_to_unit,
 )
@@ -99,3 +100,12 @@ def test_normalize_is_imagenet_mean_and_std_in_channel_planes():
     assert x.shape == (2, 3, 7, 5) and x.dtype == np.float32 and x.flags.c_contiguous
     expected = ((crops.astype(np.float64) - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(x, expected, atol=1e-5)
+
+
+def test_fit_similarity_recovers_a_known_transform():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (20, 2))
+    angle, scale, shift = np.radians(25), 1.7, np.array([12.0, -4.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    fit = fit_similarity(src, src @ rot.T + shift)
+    assert np.allclose(fit[:, :2], rot) and np.allclose(fit[:, 2], shift)

@@ -88,15 +88,6 @@ def test_unfold_leaves_good_points_alone_and_repairs_folds(template, triangles):
     assert (warp.signed_areas(fixed, triangles) > 0).all()
 
 
-def test_fit_similarity_recovers_a_known_transform():
-    rng = np.random.default_rng(0)
-    src = rng.uniform(0, 100, (20, 2))
-    angle, scale, shift = np.radians(25), 1.7, np.array([12.0, -4.0])
-    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    fit = warp.fit_similarity(src, src @ rot.T + shift)
-    assert np.allclose(fit[:, :2], rot) and np.allclose(fit[:, 2], shift)
-
-
 def test_identity_warp_reproduces_the_mask(template):
     """Landmarks at the template positions put the picture back where it was drawn."""
     picture = load_picture(catalog.get(4))
