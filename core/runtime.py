@@ -122,20 +122,25 @@ def session(model: bytes | str | Path, threads: int, varying_shapes: bool = Fals
     return ort_.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def trim_heap() -> None:
-    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
-    nothing). Loading a network leaves its parsed copies freed but resident. Called once
-    after loading, not per photo: pages handed back must be faulted in again by the next
-    photo."""
+@cache
+def libc() -> Any:
+    """The C library (ctypes), or None where it cannot be found or loaded."""
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        trim = getattr(libc, "malloc_trim", None)
+        return ctypes.CDLL(name) if name else None
     except OSError:
-        trim = None
+        return None
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere
+    nothing). Loading a network leaves its parsed copies freed but resident. Called once
+    after loading, not per photo: pages handed back must be faulted in again by the next
+    photo."""
+    trim = getattr(libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)
 

@@ -184,10 +184,10 @@ def busy_times(masker, jpeg: bytes, mask_id: int, repeat: int) -> dict[str, floa
 # ------------------------------------------------------------------------------ memory
 
 
-def _status_mb(field: str) -> float:
-    """A field of /proc/self/status (VmRSS: resident now, VmHWM: its peak) in MB."""
+def _status_mb(field: str, pid: int | str = "self") -> float:
+    """A field of /proc/PID/status (VmRSS: resident now, VmHWM: its peak) in MB."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
@@ -312,13 +312,6 @@ def mixed_photos(data: Path, count: int, seed: int = 0) -> list[bytes]:
     return out
 
 
-def _rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def load_plain_job() -> Callable:
     """A pool worker's job as set up before its heap was limited and trimmed
     (``serving.pool.limit_heap``, ``trim_after``): the comparison for ``--pool --plain``."""
@@ -347,7 +340,7 @@ async def _serve_mix(jpegs: list[bytes], photos: int, every: int, plain: bool = 
     await pool.start()
     try:
         pid = pool.pids[0]
-        trace = [{"photos": 0, "rss_mb": round(_rss_mb(pid), 1)}]
+        trace = [{"photos": 0, "rss_mb": round(_status_mb("VmRSS", pid), 1)}]
         failures: dict[str, int] = {}
         started, cpu_before = time.perf_counter(), _cpu_s(pid)
         for k in range(photos):
@@ -359,11 +352,11 @@ async def _serve_mix(jpegs: list[bytes], photos: int, every: int, plain: bool = 
             if isinstance(result, JobFailure):
                 failures[result.code] = failures.get(result.code, 0) + 1
             if (k + 1) % every == 0 or k + 1 == photos:
-                trace.append({"photos": k + 1, "rss_mb": round(_rss_mb(pid), 1)})
+                trace.append({"photos": k + 1, "rss_mb": round(_status_mb("VmRSS", pid), 1)})
         seconds = time.perf_counter() - started
         cpu = _cpu_s(pid) - cpu_before
         return {"pid": pid, "trace": trace, "rss_mb": trace[-1]["rss_mb"],
-                "peak_rss_mb": round(_rss_mb(pid, "VmHWM"), 1), "failures": failures,
+                "peak_rss_mb": round(_status_mb("VmHWM", pid), 1), "failures": failures,
                 "s_per_photo": round(seconds / max(1, photos), 3),
                 "cpu_s_per_photo": round(cpu / max(1, photos), 3)}  # fmt: skip
     finally:

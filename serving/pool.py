@@ -128,29 +128,20 @@ ARENA_MAX = 2
 TRIM_ABOVE_MB = 420
 
 
-def _libc() -> Any:
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name) if name else None
-    except OSError:
-        return None
-
-
 def limit_heap() -> None:
     """This process's malloc keeps at most ``ARENA_MAX`` heaps; nothing where the C library
     is not glibc."""
-    mallopt = getattr(_libc(), "mallopt", None)
+    from core import runtime
+
+    mallopt = getattr(runtime.libc(), "mallopt", None)
     if mallopt is not None:
         mallopt(M_ARENA_MAX, ARENA_MAX)
 
 
-def resident_mb() -> float:
-    """This process's resident memory in MB (Linux /proc; 0 elsewhere)."""
+def resident_mb(pid: int | str = "self") -> float:
+    """A process's resident memory in MB (Linux /proc; 0 elsewhere): this one's by default."""
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
     except (OSError, ValueError, IndexError):
         return 0.0
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -160,8 +151,9 @@ def trim_after(job_function: JobFunction, above_mb: float = TRIM_ABOVE_MB) -> Jo
     """``job_function``, handing the heaps' free pages back (``malloc_trim``) after a job
     that left the process resident above ``above_mb``: what a large photo's buffers took
     would otherwise stay resident for good."""
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is None:
+    from core import runtime
+
+    if getattr(runtime.libc(), "malloc_trim", None) is None:
         return job_function
 
     @functools.wraps(job_function)
@@ -170,7 +162,7 @@ def trim_after(job_function: JobFunction, above_mb: float = TRIM_ABOVE_MB) -> Jo
             return job_function(job, **kwargs)
         finally:
             if resident_mb() > above_mb:
-                trim(0)
+                runtime.trim_heap()
 
     return run
 

@@ -5,7 +5,6 @@ mix, ``facemask-bench --memory 500 --pool``)."""
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import cv2
 import pytest
@@ -13,7 +12,7 @@ from skimage.data import astronaut
 
 from core import imageio
 from serving.jobs import ManyMasksJob
-from serving.pool import WorkerPool, load_mask_job
+from serving.pool import WorkerPool, load_mask_job, resident_mb
 
 ALL_SEVEN = (1, 2, 3, 4, 5, 6, 7)
 
@@ -24,13 +23,6 @@ BOUND_MB = 250
 #: MP, all seven masks each: +22-23 MB measured (289 -> 311 MB), +83 MB without trimming
 #: (307 -> 390 MB); relative, as the level itself moves by tens of MB between installs
 GROWS_AT_MOST_MB = 45
-
-
-def _resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.mark.slow
@@ -44,7 +36,7 @@ async def test_large_photos_leave_little_behind_in_a_pool_worker() -> None:
         for photo in photos:
             results = await pool.run(ManyMasksJob(photo, ALL_SEVEN))
             assert isinstance(results, list) and len(results) == 7, results
-            first = first or _resident_mb(pool.pids[0])
-        assert _resident_mb(pool.pids[0]) - first <= GROWS_AT_MOST_MB
+            first = first or resident_mb(pool.pids[0])
+        assert resident_mb(pool.pids[0]) - first <= GROWS_AT_MOST_MB
     finally:
         await pool.close()
