@@ -114,17 +114,16 @@ def eager_masker() -> FaceMasker:
 
 def moved(points: np.ndarray, rng: np.random.Generator, turn_deg=8.0, scale=0.08, shift=0.06):
     """``points`` turned, scaled and shifted a little about their centre."""
-    centre = points.mean(0)
-    a = np.deg2rad(rng.uniform(-turn_deg, turn_deg))
+    degrees = rng.uniform(-turn_deg, turn_deg)
     s = np.exp(rng.uniform(-scale, scale))
-    rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     d = rng.uniform(-shift, shift, 2) * interocular(points)
-    return (points - centre) @ rot.T + centre + d
+    return turned_about_centre(points, degrees, s) + d
 
 
-def turned_about_centre(points: np.ndarray, degrees: int) -> np.ndarray:
+def turned_about_centre(points: np.ndarray, degrees: float, scale: float = 1.0) -> np.ndarray:
+    """``points`` turned by ``degrees`` (and scaled) about their centre."""
     a = np.deg2rad(degrees)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    rot = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     centre = points.mean(0)
     return (points - centre) @ rot.T + centre
 

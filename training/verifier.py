@@ -23,6 +23,7 @@ import time
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -78,8 +79,6 @@ def augment(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out[grey] = out[grey].mean(axis=3, keepdims=True)
     blur = np.flatnonzero(rng.random(n) < BLUR_SHARE)
     for i in blur:
-        import cv2
-
         out[i] = cv2.GaussianBlur(out[i], (0, 0), float(rng.uniform(0.5, BLUR_SIGMA)))
     out += rng.normal(0, rng.uniform(0, 6), (n, 1, 1, 1)).astype(np.float32) * rng.standard_normal(
         out.shape
@@ -160,7 +159,6 @@ def train(args) -> None:
         sched.load_state_dict(state["sched"])
         start, best, history = state["epoch"] + 1, state["best"], state["history"]
         print(f"resumed after epoch {start}")
-    rng = np.random.default_rng(args.seed)
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     for epoch in range(start, args.epochs):
         rng = np.random.default_rng([args.seed, epoch])
