@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -32,6 +31,7 @@ from core.errors import NoFaceFoundError, UnknownMaskError
 from core.keypoints.plausibility import FaceGate, evidence, points_and_spreads
 from core.keypoints.verifier import FaceVerifier, shipped_verifier
 from core.render import warp
+from core.render.picture import load_picture
 from core.render.sticker import cut_out
 from core.render.style import Style
 from core.results import Face, MaskedPhoto, MaskedVideo, Mode
@@ -411,23 +411,6 @@ def as_style(style: StyleChoice) -> Style | None:
     if style is None or isinstance(style, Style):
         return style
     return Style.parse(style) if style.strip() else None
-
-
-def load_picture(spec: catalog.MaskSpec, style: Style | None = None) -> warp.MaskPicture:
-    bgra = cv2.imread(str(spec.path), cv2.IMREAD_UNCHANGED)
-    if bgra is None or bgra.ndim != 3 or bgra.shape[2] != 4:
-        raise RuntimeError(f"mask picture {spec.path} is missing or not RGBA")
-    rgba = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
-    template = catalog.template()
-    restyle = style.restyler(spec, template_unit(template)) if style is not None else None
-    return warp.MaskPicture.from_rgba(rgba, template.points, restyle=restyle)
-
-
-def template_unit(template: catalog.Template) -> float:
-    """The template face's width (jaw end to jaw end) in mask-picture pixels: what a
-    pattern's features are sized by."""
-    points = template.points
-    return float(np.linalg.norm(points[16] - points[0]))
 
 
 _default_masker: FaceMasker | None = None

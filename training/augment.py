@@ -19,6 +19,7 @@ teachers to read (their targets for a covered face come from seeing it uncovered
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -71,6 +72,9 @@ class AugmentConfig:
     p_erase: float = 0.0  # a random grey rectangle over part of the face (occlusion)
     p_occlude: float = 0.0  # a drawn occluder (training.occlusion) on the photo
     occluders: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    # threads drawing occluders (0: in line, one random stream; N: each photo its own
+    # stream seeded from it, drawn N at a time, for a GPU that would wait on the drawing)
+    draw_threads: int = 0
 
 
 def jpeg_degrade(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -244,6 +248,7 @@ class Augmenter:
         seed: int,
     ) -> None:
         self.rng = np.random.default_rng(seed)
+        self._drawers: ThreadPoolExecutor | None = None
         self.gen = torch.Generator(device=device).manual_seed(seed)
         self.cfg, self.size, self.device = cfg, size, device
         self.points, self.sizes = points, sizes
@@ -292,9 +297,26 @@ class Augmenter:
         if not len(chosen):
             return src
         out = src.clone()
+        photos = []
         for row in chosen:
             h, w = (int(v) for v in self.sizes[idx[row]])
-            image = out[row, :, :h, :w].permute(1, 2, 0).cpu().numpy()
-            drawn, _ = occlude(image, self.points[idx[row]], self.rng, self.cfg.occluders)
-            out[row, :, :h, :w] = torch.from_numpy(drawn).permute(2, 0, 1).to(out.device)
+            photos.append(out[row, :, :h, :w].permute(1, 2, 0).cpu().numpy())
+        points = [self.points[idx[row]] for row in chosen]
+        if self.cfg.draw_threads > 1:
+            seeds = self.rng.integers(2**63, size=len(chosen))
+            if self._drawers is None:
+                self._drawers = ThreadPoolExecutor(self.cfg.draw_threads, "occlude")
+            drawn = list(
+                self._drawers.map(
+                    lambda a: occlude(a[0], a[1], np.random.default_rng(a[2]), self.cfg.occluders)[
+                        0
+                    ],
+                    zip(photos, points, seeds),
+                )
+            )
+        else:
+            drawn = [occlude(a, p, self.rng, self.cfg.occluders)[0] for a, p in zip(photos, points)]
+        for row, image in zip(chosen, drawn):
+            h, w = image.shape[:2]
+            out[row, :, :h, :w] = torch.from_numpy(image).permute(2, 0, 1).to(out.device)
         return out

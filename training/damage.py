@@ -323,7 +323,7 @@ def _respirator_outline(points: np.ndarray, frame: FaceFrame) -> np.ndarray:
 def _our_picture(mask_id: int):
     """One of the product's seven masks, ready to warp (FaceMasker.picture without the
     keypoint model FaceMasker would load)."""
-    from core.api import load_picture
+    from core.render.picture import load_picture
     from masks import catalog
 
     return load_picture(catalog.get(mask_id))
@@ -353,20 +353,37 @@ def worn_mask(
     else:
         outline = _cloth_outline(points, frame)
         colour = _mask_texture(rng, kind.removeprefix("cloth-"), u, v)
+    out = lay_cloth(image, points, frame, u, outline, colour, seam=kind == "respirator")
+    return out, points.astype(np.float32)
+
+
+def lay_cloth(
+    image: np.ndarray,
+    points: np.ndarray,
+    frame: FaceFrame,
+    u: np.ndarray,
+    outline: np.ndarray,
+    colour: np.ndarray,
+    seam: bool = False,
+    straps: bool = True,
+) -> np.ndarray:
+    """``colour`` ((H, W, 3)) laid inside ``outline`` as cloth round the face: darker towards
+    its sides, lit like the face, its edge drawn, the straps to the ears (and a respirator's
+    ``seam`` down its middle)."""
+    shape = image.shape[:2]
     alpha = coverage(shape, [outline])
-    # the cloth curves round the face: darker towards its sides, lit like the face
     half_width = np.linalg.norm(points[JAW[2]] - points[JAW[-3]]) / 2 / frame.iod
     roundness = np.clip(1 - 0.35 * (u / max(half_width, 1e-3)) ** 2, 0.55, 1)
     colour = colour * (roundness * face_light(image, frame))[..., None]
     out = paint(image, alpha, colour)
     edges = [np.vstack([outline, outline[:1]])]
-    if kind == "respirator":  # the seam down its middle and the straps
+    if seam:
         edges.append(frame.to_image([[0.0, frame.to_face(points[NOSE_BRIDGE])[0, 1]], [0.0, 0.7]]))
-    for end in (points[JAW[1]], points[JAW[-2]]):
-        edges.append(np.array([end, end + (end - points[NOSE_BRIDGE]) * 0.25]))
+    if straps:
+        for end in (points[JAW[1]], points[JAW[-2]]):
+            edges.append(np.array([end, end + (end - points[NOSE_BRIDGE]) * 0.25]))
     line = np.clip(colour.mean(axis=(0, 1)) * 0.6, 0, 255)
-    out = paint(out, stroke(shape, edges, max(1.0, 0.02 * frame.iod)) * 0.8, line)
-    return out, points.astype(np.float32)
+    return paint(out, stroke(shape, edges, max(1.0, 0.02 * frame.iod)) * 0.8, line)
 
 
 def chin_cut_row(points: np.ndarray, to_chin: float) -> int:

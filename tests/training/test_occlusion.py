@@ -41,6 +41,9 @@ WHERE = {
     "sunglasses": (EYES, MOUTH),
     "hand": (MOUTH, EYES),
     "chin-cut": ([8], EYES),  # the chin point, below the cut
+    "patterned": (MOUTH, EYES),
+    "respirator-shapes": (MOUTH, EYES),
+    "scarf": (MOUTH, EYES),
 }
 
 
@@ -75,7 +78,7 @@ def test_occlude_draws_by_weight_and_refuses_unknown_names(astronaut, points):
     names = [occlusion.occlude(astronaut, points, rng, {"bar": 1, "dark": 3})[1] for _ in range(40)]
     assert set(names) == {"bar", "dark"} and names.count("dark") > names.count("bar")
     with pytest.raises(ValueError, match="unknown occluders"):
-        occlusion.occlude(astronaut, points, rng, {"scarf": 1.0})
+        occlusion.occlude(astronaut, points, rng, {"balaclava": 1.0})
 
 
 def test_the_held_out_conditions_are_real_robustness_conditions():
@@ -99,3 +102,32 @@ def test_a_batch_carries_each_crop_with_and_without_its_occluder(astronaut, poin
     # without an occluder or colour changes, the clean crop is the crop
     plain = Augmenter(canvas, pts, sizes, 96, AugmentConfig(**still), "cpu", 0).batch(np.arange(2))
     torch.testing.assert_close(plain.x, plain.clean, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["patterned", "respirator-shapes", "scarf"])
+def test_the_wider_round_covers_the_mouth_and_never_the_eyes_whatever_it_draws(
+    astronaut, points, name
+):
+    # release 8's occluders draw shapes, sizes and patterns at random: over many draws the
+    # mouth is hidden and the eyes (and so the labels' anchor) never are
+    for seed in range(12):
+        out = occlusion.OCCLUDERS[name](astronaut, points, np.random.default_rng(seed))
+        assert changed_share(astronaut, out, points[EYES]) < 0.05, (name, seed)
+        assert changed_share(astronaut, out, points[MOUTH]) > 0.3, (name, seed)
+
+
+def test_the_wider_weights_name_every_new_occluder_and_keep_the_held_out_ones_out():
+    assert set(occlusion.WIDER_WEIGHTS) == set(occlusion.OCCLUDERS)
+    assert not any(k.split("/")[-1] in occlusion.OCCLUDERS for k in occlusion.HELD_OUT)
+
+
+def test_threads_draw_the_same_batch_for_the_same_seed(astronaut, points):
+    canvas = np.zeros((4, 520, 520, 3), np.uint8)
+    canvas[:, :512, :512] = astronaut
+    pts = np.stack([points] * 4)
+    sizes = np.array([[512, 512]] * 4)
+    cfg = AugmentConfig(p_occlude=1.0, occluders=dict(occlusion.WIDER_WEIGHTS), draw_threads=3)
+    one = Augmenter(canvas, pts, sizes, 96, cfg, "cpu", 5).batch(np.arange(4))
+    two = Augmenter(canvas, pts, sizes, 96, cfg, "cpu", 5).batch(np.arange(4))
+    assert torch.equal(one.x, two.x) and torch.equal(one.clean, two.clean)
+    assert not torch.equal(one.x, one.clean)  # drawn on every crop
