@@ -61,10 +61,16 @@ def product_prediction(
     """The product's path on one labelled photo: its face search (turned where no face is
     sure upright), the detection matching the labels, the model on that box; the points
     and that detection. None, None: no detection matches (the face was missed)."""
-    found = matching_detection(detect_with_turns(detector, image), truth)
+    found = product_detection(detector, image, truth)
     if found is None:
         return None, None
     return predictor.predict(image, [found.box])[0], found
+
+
+def product_detection(detector: FaceDetector, image: np.ndarray, truth: np.ndarray):
+    """The product's face search on one labelled photo (turned where no face is sure
+    upright) and the detection that matches the labels; None where none does."""
+    return matching_detection(detect_with_turns(detector, image), truth)
 
 
 def half_turn_spreads(

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from core.detection.base import FaceDetector
 from core.detection.registry import default_detector
-from lab.evaluate import product_prediction
+from lab.evaluate import product_detection
 from lab.options import add_detector_option
 from training.damage import CONDITIONS, Condition, damaged, select
 from training.data import Sample, load_splits, read_image
@@ -66,17 +66,40 @@ def run(
     Each image is read once and damaged with every condition in turn; a condition's random
     choices depend on the seed, the image's place in ``samples`` and its name only.
     """
-    errors: dict[str, list[float]] = {c.key: [] for c in conditions}
-    ms: dict[str, list[float]] = {c.key: [] for c in conditions}
+    return compare(samples, conditions, [predictor], detector, seed, progress)[0]
+
+
+def compare(
+    samples: list[Sample],
+    conditions: list[Condition],
+    predictors: list,
+    detector: FaceDetector,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, dict]]:
+    """:func:`run` for several keypoint models at once: each damaged image is searched for
+    its face once (the search does not depend on the model), then every model reads that
+    face. One summary per model, in order; each model's time includes the search."""
+    keys = [c.key for c in conditions]
+    errors = [{k: [] for k in keys} for _ in predictors]
+    ms = [{k: [] for k in keys} for _ in predictors]
     for index, sample in enumerate(tqdm(samples, desc="robustness", disable=not progress)):
         original = read_image(sample.path)
         for condition in conditions:
             image, truth = damaged(condition, original, sample.points, seed, index)
             started = time.perf_counter()
-            pred, _ = product_prediction(predictor, detector, image, truth)
-            ms[condition.key].append((time.perf_counter() - started) * 1000)
-            errors[condition.key].append(math.inf if pred is None else float(nme(pred, truth)))
-    return {key: summary(errs, ms[key]) for key, errs in errors.items()}
+            found = product_detection(detector, image, truth)
+            search_ms = (time.perf_counter() - started) * 1000
+            for k, predictor in enumerate(predictors):
+                started = time.perf_counter()
+                pred = None if found is None else predictor.predict(image, [found.box])[0]
+                ms[k][condition.key].append(search_ms + (time.perf_counter() - started) * 1000)
+                err = math.inf if pred is None else float(nme(pred, truth))
+                errors[k][condition.key].append(err)
+    return [
+        {key: summary(errs, times[key]) for key, errs in per_model.items()}
+        for per_model, times in zip(errors, ms)
+    ]
 
 
 def summary(errors: list[float], ms: list[float]) -> dict:
@@ -111,6 +134,18 @@ def format_table(results: dict[str, dict], title: str) -> str:
         return "  ".join([first, *(f"{c:>{w}}" for c, w in zip(cells[1:], widths[1:]))])
 
     return "\n".join([title, line(header), *(line(r) for r in rows)])
+
+
+def format_comparison(names: list[str], runs: list[dict[str, dict]]) -> str:
+    """One line per condition: each model's NME mean and faces lost, side by side."""
+
+    def cell(s: dict) -> str:
+        return f"{100 * s['nme_mean']:.2f}% / {100 * s['fail_0.10']:.1f}%"
+
+    width = max(len(k) for k in runs[0])
+    head = f"{'NME mean / lost':<{width}}" + "".join(f"  {n[-24:]:>24}" for n in names)
+    rows = [f"{key:<{width}}" + "".join(f"  {cell(r[key]):>24}" for r in runs) for key in runs[0]]
+    return "\n".join([head, *rows])
 
 
 def box_constants(detector, samples: list[Sample], progress: bool = True) -> dict:
@@ -210,7 +245,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--limit", type=int, help="score N images spread over the validation people")
     add_detector_option(p)
-    p.add_argument("--weights", type=Path, help="keypoint weights (default: the shipped ones)")
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        metavar="W",
+        help="keypoint weights, a release's .json or a checkpoint (default: the shipped "
+        "ones, also named 'shipped'); several are compared on the same faces, each face "
+        "searched for once",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="the damage's random choices")
     p.add_argument(
@@ -264,31 +306,43 @@ def main(argv: list[str] | None = None) -> None:
 
     from training.predictor import load_predictor
 
-    predictor = load_predictor(args.weights, threads=args.threads)
-    if args.unsure_spread is not None:
-        predictor.unsure_spread = args.unsure_spread
+    names = args.weights or ["shipped"]
+    predictors = [
+        load_predictor(None if w == "shipped" else Path(w), threads=args.threads) for w in names
+    ]
+    for predictor in predictors:
+        if args.unsure_spread is not None:
+            predictor.unsure_spread = args.unsure_spread
     detector = default_detector(args.detector)
     started = time.perf_counter()
-    results = run(samples, conditions, predictor, detector, args.seed, progress=not args.json)
+    runs = compare(samples, conditions, predictors, detector, args.seed, progress=not args.json)
     minutes = (time.perf_counter() - started) / 60
     title = (
         f"product path ({args.detector}) on {len(samples)} images of the validation people, "
         f"seed {args.seed}, {minutes:.1f} min"
     )
-    print(format_table(results, title))
-    meta = {
-        "detector": args.detector,
-        "weights": str(args.weights or "shipped"),
-        "seed": args.seed,
-        "unsure_spread": predictor.unsure_spread,
-    }
-    if args.json:
-        for key, s in results.items():
-            print(json.dumps({"condition": key, **s, **meta}))
+    metas = [
+        {
+            "detector": args.detector,
+            "weights": name,
+            "seed": args.seed,
+            "unsure_spread": predictor.unsure_spread,
+        }
+        for name, predictor in zip(names, predictors)
+    ]
+    for name, results, meta in zip(names, runs, metas):
+        print(format_table(results, title + (f", weights {name}" if len(names) > 1 else "")))
+        if args.json:
+            for key, s in results.items():
+                print(json.dumps({"condition": key, **s, **meta}))
+    if len(names) > 1:
+        print(format_comparison(names, runs))
     if args.out:
-        args.out.write_text(
-            json.dumps({**meta, "minutes": minutes, "conditions": results}, indent=1)
-        )
+        blobs = [
+            {**meta, "minutes": minutes, "conditions": results}
+            for meta, results in zip(metas, runs)
+        ]
+        args.out.write_text(json.dumps(blobs[0] if len(blobs) == 1 else blobs, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Release 8's occlusion round (training/configs/occlusion2.json) on a lent GPU machine:
 # the four stages side by side for BUDGET minutes each (the time budget fits the cosine
-# schedule to the epochs that fit), then each run's best epoch and last epoch, halved,
-# with its log and metrics, in OUT/STAGE.tgz.
+# schedule to the epochs that fit), then in OUT each run's last epoch and the first two
+# runs' best one, halved, and the logs. On an H100 in session 13, BUDGET=6: 15-21 epochs
+# each (~15 s an epoch, four side by side), 446 s in all.
 #
 # Here first: facemask-travel --pack cache/pack384.npz --out .gpu --quality 85 --arch
-# (the pack, 31 MiB, and efficientnet_pytorch); the machine's own torch, numpy and OpenCV
-# do the rest. Extra arguments go to every facemask-train (--limit 8 --max-steps 2 for a
-# smoke run here: OUT=/tmp/out bash training/gpu_occlusion.sh --limit 8 --max-steps 2).
+# (the pack, 31 MiB, and efficientnet_pytorch) and release 7, the stages' start and teacher:
+# git show d766f63:core/weights/keypoints-lite1-lite2-integral192-ebe3a54c.pt > runs/ebe3a54c.pt
+# Carry .gpu and runs/ebe3a54c.pt; the working tree with both must stay under the trip's
+# 64 MiB (session 13 left docs/ and the ONNX files behind on a throwaway branch). The
+# machine's own torch, numpy and OpenCV do the rest. Extra arguments go to every
+# facemask-train (a smoke run here: OUT=/tmp/out bash training/gpu_occlusion.sh --limit 8
+# --max-steps 2).
 set -u
 BUDGET=${BUDGET:-5.5}
 STAGES=${STAGES:-o2-lite1 o2-lite2 o2b-lite1 o2b-lite2}

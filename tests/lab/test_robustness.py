@@ -188,3 +188,34 @@ def test_spread_subset_takes_every_person_not_the_first_ones():
     items = list(range(100))
     assert robustness.spread_subset(items, 5) == [0, 25, 50, 74, 99]
     assert robustness.spread_subset(items, None) == items
+
+
+def test_several_weights_are_compared_on_the_same_faces(tmp_path, capsys, monkeypatch):
+    # the real astronaut, searched for once per condition, read by the shipped release and
+    # by a random network: the same search (misses), each model's own points
+    import cv2
+    from skimage import data
+
+    from core.detection.registry import default_detector
+    from masks import catalog
+    from tests.core.conftest import ASTRONAUT_MARKS, fit_template
+    from training.data import Sample
+    from training.model import KeypointNet, ModelConfig, save_weights
+    from training.predictor import load_predictor
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), data.astronaut()[:, :, ::-1])
+    truth = fit_template(ASTRONAUT_MARKS, catalog.template().points).astype(np.float32)
+    random = tmp_path / "random.pt"
+    save_weights(KeypointNet(ModelConfig(arch="lite0")), random, epoch=0)
+    predictors = [load_predictor(None, threads=1), load_predictor(random, threads=1)]
+    conditions = damage.select(["clean", "worn-mask/respirator"])
+    shipped, untrained = robustness.compare(
+        [Sample(photo, truth)], conditions, predictors, default_detector("auto"), progress=False
+    )
+    for key in ("clean", "worn-mask/respirator"):
+        assert shipped[key]["missed"] == untrained[key]["missed"] == 0
+        assert shipped[key]["nme_mean"] < 0.10 < untrained[key]["nme_mean"]
+    table = robustness.format_comparison(["shipped", str(random)], [shipped, untrained])
+    assert table.splitlines()[0].startswith("NME mean / lost") and "random.pt" in table
+    assert table.splitlines()[1].startswith("clean ")
