@@ -37,7 +37,7 @@ from core.detection.registry import default_detector
 from core.errors import NoFaceFoundError
 from core.keypoints.preprocess import box_from_points
 from core.results import Mode
-from lab.options import add_detector_option
+from lab.options import add_detector_option, add_gate_option, gate_with
 from training.damage import sunglasses
 from training.data import load_splits, read_image
 from training.metrics import interocular, point_inside
@@ -128,12 +128,14 @@ def make_photo(
 class MaskedFaces:
     """The faces the product masks: detector, keypoint model and the face-shape check."""
 
-    def __init__(self, detector: FaceDetector, gate: bool = True) -> None:
+    def __init__(self, detector: FaceDetector, gate: bool = True, gate_fn=None) -> None:
         from core.api import FaceMasker
 
         self.masker = FaceMasker(detector=detector)
         if not gate:
             self.masker.gate = None
+        elif gate_fn is not None:
+            self.masker.gate = gate_fn(self.masker.gate)
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         try:
@@ -213,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         help="count the faces the product masks (detector + keypoints + face-shape check)",
     )
     p.add_argument("--no-gate", action="store_true", help="with --masked: without the gate")
+    add_gate_option(p)
     p.add_argument(
         "--faces",
         nargs="+",
@@ -226,7 +229,9 @@ def main(argv: list[str] | None = None) -> None:
     cv2.setNumThreads(2)
     detector = default_detector(args.detector)
     if args.masked:
-        detector = MaskedFaces(detector, gate=not args.no_gate)
+        detector = MaskedFaces(
+            detector, gate=not args.no_gate, gate_fn=lambda g: gate_with(p, g, args.gate)
+        )
     samples = load_splits(args.data).val
     what = "masked faces" if args.masked else "detections"
     if args.masked and args.no_gate:

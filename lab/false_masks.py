@@ -55,6 +55,7 @@ from core.keypoints.plausibility import FaceEvidence, FaceGate
 from core.keypoints.verifier import FaceVerifier, aligned
 from core.results import Face, Mode
 from lab.detector_bench import BUCKETS, make_photo
+from lab.options import add_gate_option, gate_with
 from lab.robustness import spread_subset
 from training.damage import CONDITIONS, damaged
 from training.data import load_splits, read_image
@@ -512,7 +513,7 @@ def tune(photos, groups, damage) -> list[tuple[int, float, FaceGate]]:
         [0.0, 0.9, 0.95, 0.97, 0.98, 0.99, 0.999],  # sure_score
         [0.15, 0.16, 0.17, 0.18, 0.19, 0.2, np.inf],  # max_spread_unsure
         [0.0, 0.1, 0.2, 0.3],  # min_skin_unsure
-        [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5],  # min_face (the verifier)
+        [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5],  # min_face (the verifier)
     )
     best: dict[int, tuple[int, float, FaceGate]] = {}
     for values in grid:
@@ -575,8 +576,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--wheels", type=Path, help="a folder of wheels whose images to add")
     p.add_argument("--limit", type=int, help="at most N no-face photos (spread over the set)")
     p.add_argument(
-        "--sources", choices=("all", "held-out"), default="all",
-        help="held-out: only the face-free sources the verifier never trained on (30 of 51)",
+        "--sources", choices=("all", "held-out", "train"), default="all",
+        help="held-out: only the face-free sources the verifier never trained on (30 of 51); "
+        "train: only the 21 it trained on, without the hair and turned portraits (to choose "
+        "a gate on, never the held-out ones)",
     )  # fmt: skip
     p.add_argument("--hair", type=int, default=100, help="hair close-ups (with --data)")
     p.add_argument("--turned", type=int, default=60, help="turned portraits (with --data)")
@@ -592,6 +595,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     p.add_argument("--verifier", type=Path, help="with --replay: judge its faces with this .onnx")
     p.add_argument("--min-face", type=float, help="the gate's min_face (default: shipped)")
+    add_gate_option(p)
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)
     cv2.setNumThreads(2)
@@ -599,6 +603,7 @@ def main(argv: list[str] | None = None) -> None:
     gate = masker.gate
     if args.min_face is not None:
         gate = dataclasses.replace(gate, min_face=args.min_face)
+    gate = gate_with(p, gate, args.gate)
     if args.replay:
         observed, groups, damage = load_run(args.replay)
         if args.verifier:
@@ -607,12 +612,14 @@ def main(argv: list[str] | None = None) -> None:
             )
         if args.sources == "held-out":
             observed = [o for o in observed if o.kind != "no-face" or held_out_photo(o.photo)]
+        elif args.sources == "train":
+            observed = [o for o in observed if o.kind == "no-face" and not held_out_photo(o.photo)]
         photos = observed
         sources = len({o.photo.rsplit("/", 1)[0] for o in observed if o.kind == "no-face"})
     else:
         photos = no_face_photos(args.wheels, args.seed)
-        if args.sources == "held-out":
-            photos = [ph for ph in photos if source_split(ph.source) == "held-out"]
+        if args.sources != "all":
+            photos = [ph for ph in photos if source_split(ph.source) == args.sources]
         sources = len({ph.source for ph in photos})
         if args.limit and args.limit < len(photos):
             photos = [
@@ -621,6 +628,7 @@ def main(argv: list[str] | None = None) -> None:
         groups, damage = [], []
         if args.data:
             splits = load_splits(args.data)
+        if args.data and args.sources != "train":
             photos += hair_photos(splits.val, args.hair, args.seed)
             photos += turned_portraits(splits.val, args.turned)
         observed = observe_photos(masker, photos)

@@ -196,8 +196,9 @@ def test_detection_controls_leave_small_or_unsure_faces_alone(tmp_path, small):
 def test_ctrl_c_stops_cleanly_and_removes_partial_outputs(tmp_path, small):
     src = tmp_path / "many"
     src.mkdir()
-    for i in range(40):
-        Image.fromarray(small).save(src / f"p{i:02d}.jpg")
+    # enough photos that a loaded machine cannot finish them all before the signal lands
+    for i in range(240):
+        Image.fromarray(small).save(src / f"p{i:03d}.jpg")
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "apply", str(src), "-o", str(out), "--jobs", "2"],

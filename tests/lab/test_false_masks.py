@@ -75,6 +75,18 @@ def test_the_benchmark_runs_on_a_tiny_set_and_replays_what_it_saw(tiny_dataset, 
     false_masks.main(["--replay", str(tmp_path), "--verifier", verifier, "--json"])
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["after"] == result["after"] and again["before"] == result["before"]
+    # a gate to choose on: the training sources alone, no hair or turned portraits; a gate
+    # that keeps nothing masks nothing
+    false_masks.main(
+        ["--replay", str(tmp_path), "--sources", "train", "--gate", "max_spread=0", "--json"]
+    )
+    strict = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert strict["gate"].startswith("FaceGate(max_spread=0.0,")
+    assert set(strict["after"]) >= {"no-face", "group", "damage"}
+    assert "hair" not in strict["after"] and "turned-portrait" not in strict["after"]
+    assert strict["after"]["no-face"]["false_masks_per_100"] == 0
+    with pytest.raises(SystemExit):
+        false_masks.main(["--replay", str(tmp_path), "--gate", "max_sprad=1"])
 
 
 def test_the_verifier_trains_on_none_of_the_held_out_sources():
