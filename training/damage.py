@@ -291,7 +291,7 @@ def _mask_texture(
     raise ValueError(f"unknown texture {texture!r}")
 
 
-def _cloth_outline(points: np.ndarray, frame: FaceFrame) -> np.ndarray:
+def cloth_outline(points: np.ndarray, frame: FaceFrame) -> np.ndarray:
     """A cloth mask's edge: along the jaw (points 1-15, a little outside it) and over the
     nose, from jaw point 15 to 1 through the bridge."""
     centre = (points[NOSE_TOP] + points[CHIN]) / 2
@@ -351,7 +351,7 @@ def worn_mask(
         base = np.array(MASK_COLOURS[rng.choice([0, 1, 1, 2, 5])], np.float32)
         colour = np.broadcast_to(base, (*shape, 3)).copy()
     else:
-        outline = _cloth_outline(points, frame)
+        outline = cloth_outline(points, frame)
         colour = _mask_texture(rng, kind.removeprefix("cloth-"), u, v)
     out = lay_cloth(image, points, frame, u, outline, colour, seam=kind == "respirator")
     return out, points.astype(np.float32)

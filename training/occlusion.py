@@ -88,7 +88,7 @@ def patterned(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -
     points = np.asarray(points, np.float64)
     frame = _worn_frame(points)
     u, v = frame.grid(image.shape[:2])
-    outline = frame.to_face(damage._cloth_outline(points, frame))
+    outline = frame.to_face(damage.cloth_outline(points, frame))
     outline[:, 0] *= rng.uniform(0.95, 1.12)  # wider or narrower, longer below the chin
     outline[outline[:, 1] > 0, 1] *= rng.uniform(0.95, 1.12)
     top = outline[:, 1] < 0  # the edge over the nose: as the rows draw it, or lower
