@@ -103,7 +103,7 @@ def workspace(shared_data, tmp_path_factory):
         EfficientNet.from_name("efficientnet-b0").state_dict(),
         root / "efficientnet-b0-355c32eb.pth",
     )
-    return {"root": root, "env": {"D": str(data)}, "done": 0}
+    return {"root": root, "env": {"D": str(data)}, "done": 0, "ran": set()}
 
 
 def test_the_readme_names_every_stage_of_the_shipped_recipe_in_its_table():
@@ -135,9 +135,13 @@ def test_a_readme_command_runs_as_written(workspace, number, monkeypatch, capsys
             continue
         if commands >= workspace["done"]:
             tool, argv = argv_of(line, env)
-            result = TOOLS[tool](argv + SMOKE[tool])
-            assert result in (None, 0), line
-            capsys.readouterr()
+            # a line the README repeats (the release in the quick start and in Release, the
+            # full recipe in both) ran already on the same files: once proves it runs
+            if (tool, *argv) not in workspace["ran"]:
+                result = TOOLS[tool](argv + SMOKE[tool])
+                assert result in (None, 0), line
+                capsys.readouterr()
+                workspace["ran"].add((tool, *argv))
             workspace["done"] = commands + 1
         if commands == number:
             break

@@ -223,8 +223,9 @@ def test_distillation_pulls_the_student_towards_its_teachers(tiny_dataset, tmp_p
     distance = {}
     taught = ["--teacher", str(tmp_path / "teacher.pt"), "--distill-weight", "1.0"]
     runs = (("labels", []), ("taught", taught), ("mirrored", [*taught, "--flip", "1"]))
+    pack = ["--cache", str(tmp_path / "pack.npz")]  # the data decoded once for the three
     for run, extra in runs:
-        _train(tiny_dataset, tmp_path / run, "--epochs", "8", "--lr", "1e-2", *extra)
+        _train(tiny_dataset, tmp_path / run, "--epochs", "8", "--lr", "1e-2", *pack, *extra)
         student = build_model(config, imagenet=False)
         student.load_state_dict(torch.load(tmp_path / run / "last.pt", weights_only=False)["model"])
         with torch.no_grad():
