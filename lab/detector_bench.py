@@ -128,14 +128,12 @@ def make_photo(
 class MaskedFaces:
     """The faces the product masks: detector, keypoint model and the face-shape check."""
 
-    def __init__(self, detector: FaceDetector, gate: bool = True, gate_fn=None) -> None:
+    def __init__(self, detector: FaceDetector, gate: bool = True) -> None:
         from core.api import FaceMasker
 
         self.masker = FaceMasker(detector=detector)
         if not gate:
             self.masker.gate = None
-        elif gate_fn is not None:
-            self.masker.gate = gate_fn(self.masker.gate)
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         try:
@@ -229,9 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     cv2.setNumThreads(2)
     detector = default_detector(args.detector)
     if args.masked:
-        detector = MaskedFaces(
-            detector, gate=not args.no_gate, gate_fn=lambda g: gate_with(p, g, args.gate)
-        )
+        detector = MaskedFaces(detector, gate=not args.no_gate)
+        if detector.masker.gate is not None:
+            detector.masker.gate = gate_with(p, detector.masker.gate, args.gate)
     samples = load_splits(args.data).val
     what = "masked faces" if args.masked else "detections"
     if args.masked and args.no_gate:

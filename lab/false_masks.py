@@ -638,7 +638,6 @@ def main(argv: list[str] | None = None) -> None:
                 observe_damage(masker, splits.val, args.damage, args.seed) if args.damage else []
             )
         if args.save_run:
-            args.save_run.mkdir(parents=True, exist_ok=True)
             save_run(args.save_run, observed, groups, damage)
     before = score(None, observed, groups, damage)
     after = score(gate, observed, groups, damage)

@@ -53,22 +53,6 @@ def spread_subset(samples: list[Sample], limit: int | None) -> list[Sample]:
     return [samples[i] for i in picks]
 
 
-def run(
-    samples: list[Sample],
-    conditions: list[Condition],
-    predictor,
-    detector: FaceDetector,
-    seed: int = 0,
-    progress: bool = True,
-) -> dict[str, dict]:
-    """Per condition key, the summary of the product path's NME on the damaged images.
-
-    Each image is read once and damaged with every condition in turn; a condition's random
-    choices depend on the seed, the image's place in ``samples`` and its name only.
-    """
-    return compare(samples, conditions, [predictor], detector, seed, progress)[0]
-
-
 def compare(
     samples: list[Sample],
     conditions: list[Condition],
@@ -77,9 +61,12 @@ def compare(
     seed: int = 0,
     progress: bool = True,
 ) -> list[dict[str, dict]]:
-    """:func:`run` for several keypoint models at once: each damaged image is searched for
-    its face once (the search does not depend on the model), then every model reads that
-    face. One summary per model, in order; each model's time includes the search."""
+    """Per keypoint model, per condition key, the summary of the product path's NME on the
+    damaged images. Each image is read once and damaged with every condition in turn (a
+    condition's random choices depend on the seed, the image's place in ``samples`` and its
+    name only); each damaged image is searched for its face once (the search does not
+    depend on the model), then every model reads that face. One summary per model, in
+    order; each model's time includes the search."""
     keys = [c.key for c in conditions]
     errors = [{k: [] for k in keys} for _ in predictors]
     ms = [{k: [] for k in keys} for _ in predictors]

@@ -304,16 +304,13 @@ class Augmenter:
         points = [self.points[idx[row]] for row in chosen]
         if self.cfg.draw_threads > 1:
             seeds = self.rng.integers(2**63, size=len(chosen))
+
+            def draw(photo: np.ndarray, pts: np.ndarray, seed: int) -> np.ndarray:
+                return occlude(photo, pts, np.random.default_rng(seed), self.cfg.occluders)[0]
+
             if self._drawers is None:
                 self._drawers = ThreadPoolExecutor(self.cfg.draw_threads, "occlude")
-            drawn = list(
-                self._drawers.map(
-                    lambda a: occlude(a[0], a[1], np.random.default_rng(a[2]), self.cfg.occluders)[
-                        0
-                    ],
-                    zip(photos, points, seeds),
-                )
-            )
+            drawn = list(self._drawers.map(draw, photos, points, seeds))
         else:
             drawn = [occlude(a, p, self.rng, self.cfg.occluders)[0] for a, p in zip(photos, points)]
         for row, image in zip(chosen, drawn):

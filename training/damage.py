@@ -329,6 +329,12 @@ def _our_picture(mask_id: int):
     return load_picture(catalog.get(mask_id))
 
 
+def worn_frame(points: np.ndarray) -> FaceFrame:
+    """The face's frame a worn mask is drawn in: centred halfway from the nose bridge to
+    the chin."""
+    return FaceFrame.of(points, origin=(points[NOSE_BRIDGE] + points[CHIN]) / 2)
+
+
 def worn_mask(
     image: np.ndarray, points: np.ndarray, rng: np.random.Generator, kind: str = "cloth-plain"
 ):
@@ -344,7 +350,7 @@ def worn_mask(
         # cover off: this draws a mask on a bare face, nothing is under it to hide
         return warp.apply_masks(image, picture, [points], cover=False), points.astype(np.float32)
     shape = image.shape[:2]
-    frame = FaceFrame.of(points, origin=(points[NOSE_BRIDGE] + points[CHIN]) / 2)
+    frame = worn_frame(points)
     u, v = frame.grid(shape)
     if kind == "respirator":
         outline = _respirator_outline(points, frame)

@@ -76,17 +76,11 @@ def _pattern(rng: np.random.Generator, u: np.ndarray, v: np.ndarray) -> np.ndarr
     return np.where(on[..., None], other, base).astype(np.float32)
 
 
-def _worn_frame(points: np.ndarray) -> damage.FaceFrame:
-    return damage.FaceFrame.of(
-        points, origin=(points[damage.NOSE_BRIDGE] + points[damage.CHIN]) / 2
-    )
-
-
 def patterned(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A cloth mask in a pattern (:func:`_pattern`), 0.95-1.12 times as wide and as long
     as the robustness rows' cloth, its edge over the nose as high or lower."""
     points = np.asarray(points, np.float64)
-    frame = _worn_frame(points)
+    frame = damage.worn_frame(points)
     u, v = frame.grid(image.shape[:2])
     outline = frame.to_face(damage.cloth_outline(points, frame))
     outline[:, 0] *= rng.uniform(0.95, 1.12)  # wider or narrower, longer below the chin
@@ -101,8 +95,8 @@ def respirator_shapes(image: np.ndarray, points: np.ndarray, rng: np.random.Gene
     """Respirators of other widths, heights, roundness and colours than the robustness
     row's one shape: cups, flat folded ones, duckbills (tapered to the chin)."""
     points = np.asarray(points, np.float64)
-    frame = _worn_frame(points)
-    u, v = frame.grid(image.shape[:2])
+    frame = damage.worn_frame(points)
+    u, _ = frame.grid(image.shape[:2])
     top, chin = frame.to_face(points[damage.NOSE_BRIDGE])[0], frame.to_face(points[damage.CHIN])[0]
     width = np.linalg.norm(points[damage.JAW[3]] - points[damage.JAW[-4]]) / frame.iod
     longer = rng.uniform(0.0, 0.14)  # grown downwards: its top edge stays under the eyes
@@ -133,7 +127,7 @@ def scarf(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> np
     """A scarf, neck gaiter or collar pulled up over the face: from the nose (tip to
     bridge) down past the chin, wider than the jaw, folded, plain or patterned."""
     points = np.asarray(points, np.float64)
-    frame = _worn_frame(points)
+    frame = damage.worn_frame(points)
     u, v = frame.grid(image.shape[:2])
     nose = frame.to_face(points[damage.NOSE_BRIDGE])[0, 1]
     tip = frame.to_face(points[damage.NOSE_BASE])[0, 1]
