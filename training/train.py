@@ -322,7 +322,7 @@ class Trainer:
                 secs,
             )
             # the curves after the last epoch, and meanwhile at most every PLOT_EVERY_S:
-            # drawing them takes ~0.3 s, more than a tiny run's whole epoch
+            # drawing them costs more than a tiny run's whole epoch
             now = time.perf_counter()
             if self.epoch >= self.epochs or now - self._plotted_at >= PLOT_EVERY_S:
                 plot_curves(self.history, self.out / "curves.png")
