@@ -179,18 +179,32 @@ def moved(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def one_face(frames_faces: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
-    """Each frame's single face (the first); a frame without one repeats the last."""
+def one_face(
+    frames_faces: Sequence[Sequence[np.ndarray]], near: Sequence[np.ndarray] | None = None
+) -> list[np.ndarray]:
+    """Each frame's one face: the one nearest ``near[i]`` (the face's true points) where
+    given, else the one nearest the last frame's (the first frame: the first face). The
+    clips hold more than the one face: the scene's mirrored border shows her again, upside
+    down, and a search can find her there. A frame without a face repeats the last."""
     out: list[np.ndarray] = []
-    for faces in frames_faces:
-        if len(faces):
-            out.append(np.asarray(faces[0], np.float64))
-        elif out:
-            out.append(out[-1])
+    for i, faces in enumerate(frames_faces):
+        if not len(faces):
+            if out:
+                out.append(out[-1])
+            continue
+        faces = [np.asarray(f, np.float64) for f in faces]
+        target = near[i] if near is not None else (out[-1] if out else None)
+        if target is None:
+            out.append(faces[0])
+            continue
+        centre = np.asarray(target, np.float64).mean(axis=0)
+        out.append(min(faces, key=lambda f: float(np.linalg.norm(f.mean(axis=0) - centre))))
     return out
 
 
-def photos_one_by_one(masker, clip: Path) -> list[np.ndarray]:
+def photos_one_by_one(
+    masker, clip: Path, near: Sequence[np.ndarray] | None = None
+) -> list[np.ndarray]:
     from core.errors import NoFaceFoundError
 
     found = []
@@ -199,13 +213,15 @@ def photos_one_by_one(masker, clip: Path) -> list[np.ndarray]:
             found.append([f.points for f in masker.find_faces(rgb, Mode.FACES)])
         except NoFaceFoundError:
             found.append([])
-    return one_face(found)
+    return one_face(found, near)
 
 
-def tracked(masker, clip: Path, smooth: bool) -> tuple[list[np.ndarray], list[float]]:
+def tracked(
+    masker, clip: Path, smooth: bool, near: Sequence[np.ndarray] | None = None
+) -> tuple[list[np.ndarray], list[float]]:
     per_frame = masking.video_landmarks(masker, clip, Mode.FACES, smooth=smooth)
     times = [i / FPS for i in range(len(per_frame))]  # the clips are made at a steady rate
-    return one_face([[p for _, p in faces] for faces in per_frame]), times
+    return one_face([[p for _, p in faces] for faces in per_frame], near), times
 
 
 def smoothed(raw: Sequence[np.ndarray], times: Sequence[float], **params) -> list[np.ndarray]:
@@ -466,9 +482,9 @@ def speed_report(masker, tmp: Path, weights: Path | None, seconds: float, nme_se
         rest, _ = scene_frame(eyes)
         base = np.asarray(masker.find_faces(rest, Mode.FACES)[0].points, np.float64)
         truth = [moved(base, m) for m in matrices]
-        photos = photos_one_by_one(masker, clip)
-        raw, _ = tracked(masker, clip, smooth=False)
-        steady, _ = tracked(masker, clip, smooth=True)
+        photos = photos_one_by_one(masker, clip, truth)
+        raw, _ = tracked(masker, clip, smooth=False, near=truth)
+        steady, _ = tracked(masker, clip, smooth=True, near=truth)
         accuracy.append({
             "eyes": round(float(np.linalg.norm(base[45] - base[36])), 1),
             "photos": round(nme_against(photos, truth), 3),
@@ -518,8 +534,9 @@ def measure(masker, tmp: Path, mask_id: int, tune: bool = False) -> dict:
     base = np.asarray(masker.find_faces(rest, Mode.FACES)[0].points, np.float64)
     moving_clip, still_clip = tmp / "moving.mp4", tmp / "still.mp4"
     moving_m = make_clip(moving_clip, Path2D())
-    make_clip(still_clip, Path2D(still=True))
+    still_m = make_clip(still_clip, Path2D(still=True))
     truth = [moved(base, m) for m in moving_m]
+    near = {"still": [moved(base, m) for m in still_m], "moving": truth}
 
     # end to end, the model loaded and warmed up (its first calls set up ONNX Runtime's and
     # torch's kernels: the first clip took 14 s where the next took 7.4): decode + track +
@@ -534,9 +551,9 @@ def measure(masker, tmp: Path, mask_id: int, tune: bool = False) -> dict:
 
     rows = {}
     for name, clip in (("still", still_clip), ("moving", moving_clip)):
-        photos = photos_one_by_one(masker, clip)
-        raw, times = tracked(masker, clip, smooth=False)
-        steady, _ = tracked(masker, clip, smooth=True)
+        photos = photos_one_by_one(masker, clip, near[name])
+        raw, times = tracked(masker, clip, smooth=False, near=near[name])
+        steady, _ = tracked(masker, clip, smooth=True, near=near[name])
         rows[name] = {"photos": photos, "raw": raw, "steady": steady, "times": times}
     out = {
         "clip": f"{SIZE}x{SIZE}, {FPS} fps, {SECONDS:g} s, noise {NOISE_SIGMA:g}, "

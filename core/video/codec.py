@@ -61,9 +61,10 @@ KINDS = ("video", "video_note", "animation")
 # smaller at the same quality (docs/experiments/core-notes.md, "Video encoding").
 PRESET = "veryfast"
 CRF = 23
-# ... with its motion search cut to the diamond and one subpixel pass: a third less of the
-# encoder's time for the same file size on noisy phone video (docs/experiments/video-speed.md)
-X264_PARAMS = "me=dia:subme=1"
+# ... with its motion search cut to the diamond and one subpixel pass (a third less of the
+# encoder's time for the same file size on noisy phone video), and no macroblock partitions
+# (a sixth less again, files within -7..+2%, 0.1 dB: docs/experiments/video-speed.md)
+X264_PARAMS = "me=dia:subme=1:partitions=none"
 PROGRESS_EVERY_S = 0.5
 MAX_DAMAGED_PACKETS = 30  # more than this many undecodable packets: the rest is noise
 COPIED_AUDIO = {"aac", "mp3"}  # MP4 holds these as they are
@@ -775,9 +776,21 @@ def encode_frame(
     if rgb is None:
         out.mux(stream.encode(None))
         return
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    frame = yuv420_frame(rgb)
     frame.pts, frame.time_base = pts, tb
     out.mux(stream.encode(frame))
+
+
+def yuv420_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """An RGB frame as the encoder takes it (yuv420p). OpenCV's I420 is BT.601 in limited
+    range as FFmpeg's own conversion (the same luma within a level; chroma averaged over
+    2 x 2 pixels, which FFmpeg filters a little differently at edges) at a third of its cost
+    inside the encoder; odd sides (I420 needs even ones) are left to FFmpeg."""
+    height, width = rgb.shape[:2]
+    if height % 2 or width % 2:
+        return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    yuv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+    return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
 
 
 def _close_quietly(out: av.container.OutputContainer) -> None:

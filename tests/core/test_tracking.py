@@ -265,23 +265,24 @@ def still_motion(previous, rgb, points):
     return np.asarray(points, np.float32), np.ones(len(points), bool)
 
 
-def test_one_face_is_read_every_third_frame_and_two_take_turns_every_fifth():
+def test_one_face_is_read_every_fourth_frame_and_two_take_turns_every_seventh():
     scene = Scene()
     scene.faces = {"a": face_at(100, 100)}
     tracker = FaceTracker(scene.detect, scene.follow, motion=still_motion, detect_every=15)
     one = reads_per_frame(tracker, scene, 30)
-    # a search at frames 0 and 15 reads the face itself; in between, every third frame
-    assert [i for i, n in enumerate(one) if n] == [3, 6, 9, 12, 18, 21, 24, 27]
-    assert tracker.read_interval(1) == 3
+    # a search at frames 0 and 15 reads the face itself; in between, every fourth frame
+    assert [i for i, n in enumerate(one) if n] == [4, 8, 12, 19, 23, 27]
+    assert tracker.read_interval(1) == 4
 
     scene.faces = {"a": face_at(100, 100), "b": face_at(300, 100)}
     tracker = FaceTracker(scene.detect, scene.follow, motion=still_motion, detect_every=15)
     two = reads_per_frame(tracker, scene, 30)
-    assert tracker.read_interval(2) == 5
+    assert tracker.read_interval(2) == 7
     assert max(two) == 1  # never both in one frame: the second waits a frame
-    assert [i for i, n in enumerate(two) if n] == [5, 6, 10, 11, 20, 21, 25, 26]
-    # with the searches' own readings: 0.4 readings a frame against 0.67 every third
-    assert (sum(two) + 2 * 2) / 30 == pytest.approx(0.4)
+    assert [i for i, n in enumerate(two) if n] == [7, 8, 14, 22, 23, 29]
+    # with the searches' own readings: a third of a reading a frame against 0.67 every third
+    assert (sum(two) + 2 * 2) / 30 == pytest.approx(1 / 3)
+    assert tracker.read_interval(9) == 7  # never staler than that, however many faces
 
 
 def test_a_face_the_movement_lost_is_read_at_once_whatever_its_turn():
@@ -293,6 +294,6 @@ def test_a_face_the_movement_lost_is_read_at_once_whatever_its_turn():
         return np.asarray(points, np.float32), ok
 
     tracker = FaceTracker(scene.detect, scene.follow, motion=loses_b, detect_every=15)
-    reads = reads_per_frame(tracker, scene, 8)
-    # b every frame after the search (its movement is never told); a in turn at frame 5
-    assert reads == [0, 1, 1, 1, 1, 2, 1, 1]
+    reads = reads_per_frame(tracker, scene, 9)
+    # b every frame after the search (its movement is never told); a in turn at frame 7
+    assert reads == [0, 1, 1, 1, 1, 1, 1, 2, 1]

@@ -190,6 +190,22 @@ def test_big_videos_are_scaled_down_to_1280_and_odd_sides_made_even():
     assert (done.width, done.height, done.scaled_down) == (1280, 98, True)
 
 
+def test_frames_reach_the_encoder_in_ffmpegs_own_colours(astronaut):
+    rgb = np.ascontiguousarray(astronaut[100:340, 150:470])  # 320 x 240: even sides
+    ours = codec.yuv420_frame(rgb)
+    ffmpeg = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    assert ours.format.name == "yuv420p" and (ours.width, ours.height) == (320, 240)
+    diff = np.abs(ours.to_ndarray().astype(int) - ffmpeg.to_ndarray())
+    assert diff[:240].max() <= 1  # the same luma; chroma is averaged over 2 x 2 pixels,
+    assert diff[240:].mean() < 1.5  # FFmpeg filters it a little differently at edges
+    ours_back, ffmpeg_back = (
+        np.abs(f.to_ndarray(format="rgb24").astype(int) - rgb).mean() for f in (ours, ffmpeg)
+    )
+    assert ours_back < ffmpeg_back + 0.5 < 3
+    odd = codec.yuv420_frame(np.ascontiguousarray(rgb[:239, :319]))
+    assert odd.format.name == "rgb24"  # I420 needs even sides: FFmpeg converts those
+
+
 def test_a_phone_video_turned_by_its_display_matrix_comes_out_upright():
     frame = np.zeros((120, 160, 3), np.uint8)
     frame[:20, :40] = 255  # a white block at the top left, as stored
