@@ -518,7 +518,7 @@ def print_speed(r: dict) -> None:
           "tracked + smoothed (target: smoothed <= photos + 0.3)")  # fmt: skip
     for a in r["accuracy"]:
         print(f"  eyes {a['eyes']:>6.1f} px: photos {a['photos']:.3f}  raw {a['raw']:.3f}  "
-              f"smoothed {a['steady']:.3f}  (+{a['steady'] - a['photos']:.3f})")  # fmt: skip
+              f"smoothed {a['steady']:.3f}  ({a['steady'] - a['photos']:+.3f})")  # fmt: skip
     f = r["flicker"]
     print(
         f"flicker on a still clip: mask pixels change {f['mask_change']:.2f} grey levels a "
