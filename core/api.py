@@ -116,6 +116,17 @@ class Masker(Protocol):
     ) -> MaskedVideo: ...
 
 
+def same_points(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two readings of one face: either's points' centre lies in the other's point box."""
+
+    def centre_in(p: np.ndarray, q: np.ndarray) -> bool:
+        (x0, y0), (x1, y1) = q.min(axis=0), q.max(axis=0)
+        cx, cy = (p.min(axis=0) + p.max(axis=0)) / 2
+        return bool(x0 <= cx <= x1 and y0 <= cy <= y1)
+
+    return centre_in(a, b) or centre_in(b, a)
+
+
 class FaceMasker:
     """Detector + keypoint model + the seven masks, loaded once, used for many photos.
 
@@ -300,19 +311,23 @@ class FaceMasker:
         sure = np.full(len(detections), np.nan, np.float32)
         if self.gate is not None and self.verifier is not None and len(points):
             sure = self.verifier.probabilities(rgb, points)  # every face in one call
-        faces = []
+        faces, borderline = [], []
         for d, p, spread, face in zip(detections, points, spreads, sure, strict=True):
+            if d.unsure and self.gate is None:
+                continue  # a borderline detection needs the gate's confirmation
             p = np.asarray(p, np.float32)
             error = warp.shape_error(p, template)
             if self.max_shape_error is not None and error > self.max_shape_error:
                 log.debug("dropped a detection without a face shape (%.3f)", error)
                 continue
             if self.gate is not None and not self.gate.keeps(
-                evidence(rgb, d.score, p, float(spread), error, float(face))
+                evidence(rgb, d.score, p, float(spread), error, float(face), d.unsure)
             ):
                 log.debug("dropped a detection that is not a face (plausibility gate)")
                 continue
-            faces.append(Face(d.box.face_xyxy(), p))
+            (borderline if d.unsure else faces).append(Face(d.box.face_xyxy(), p))
+        # a borderline box beside a face can read that face's points: one mask a face
+        faces += [f for f in borderline if not any(same_points(f.points, g.points) for g in faces)]
         if not faces:
             raise NoFaceFoundError()
         return faces

@@ -20,6 +20,9 @@ from core.detection.boxes import FaceBox, box_around, face_axes
 class Detection:
     box: FaceBox  # the keypoint model's crop, turned with the face (box.angle)
     score: float  # the detector's own: MTCNN a probability, the Haar cascade a weight
+    # below the detector's own bar (MTCNN's borderline faces, ``detect_borderline``): a
+    # mask goes on only where the face verifier is sure of it (FaceGate.min_face_unsure)
+    unsure: bool = False
 
 
 @runtime_checkable

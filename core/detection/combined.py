@@ -34,6 +34,9 @@ class MtcnnThenCenterFace(_MtcnnWithCenterFace):
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         return self.first.detect(image_rgb)
 
+    def detect_borderline(self, image_rgb: np.ndarray) -> tuple[list[Detection], list[Detection]]:
+        return self.first.detect_borderline(image_rgb)
+
 
 class MtcnnAndCenterFace(_MtcnnWithCenterFace):
     """MTCNN's faces and CenterFace's where MTCNN has none (both run on every photo and

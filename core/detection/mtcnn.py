@@ -154,9 +154,13 @@ class Mtcnn:
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
         nets: tuple[Net, Net, Net] | None = None,
+        borderline: float | None = None,
     ) -> None:
         self.min_face = min_face
         self.thresholds = thresholds
+        # ONet's scores from here up to thresholds[2] come back too (``borderline`` faces);
+        # the suppression keeps the surer box first, so the sure faces are the same
+        self.borderline = borderline
         self.factor = factor
         # the shipped nets, shared by every instance; others (lab.mtcnn_torch's reference)
         # are given
@@ -218,7 +222,8 @@ class Mtcnn:
     def _output(self, image: np.ndarray, boxes: np.ndarray) -> list[RawFace]:
         boxes = np.trunc(boxes[:, :4])
         reg, marks, prob = self.onet(_patches(image, boxes, 48))
-        keep = prob > self.thresholds[2]
+        bar = self.thresholds[2] if self.borderline is None else min(self.borderline, self.thresholds[2])
+        keep = prob > bar
         boxes, reg, marks, prob = boxes[keep], reg[keep], marks[keep], prob[keep]
         if not len(boxes):
             return []
@@ -240,6 +245,12 @@ MTCNN_SIDE_RATIO = 1.051
 MTCNN_DX = -0.029
 MTCNN_DY = -0.179
 MTCNN_BOXES = BoxConvention(MTCNN_SIDE_RATIO, MTCNN_DX, MTCNN_DY)
+# ONet's borderline faces: scored above this but not above its bar (0.8). In group photos
+# of blurred faces, half the faces MTCNN missed score 0.66-0.79 there; the product masks
+# them only where the face verifier is sure (FaceGate.min_face_unsure), and only in
+# photos where a face is sure upright (core.detection.turns.detect_with_turns)
+# (docs/experiments/false-masks.md, "Round 4").
+BORDERLINE = 0.5
 
 
 class MtcnnFaceDetector:
@@ -262,12 +273,20 @@ class MtcnnFaceDetector:
         thresholds: tuple[float, float, float] = (0.7, 0.7, 0.8),
         min_side: int = 120,
         max_side: int = 2000,
+        borderline: float | None = BORDERLINE,
     ) -> None:
         self.min_side = min_side
         self.max_side = max_side
-        self._mtcnn = Mtcnn(min_face=min_face, thresholds=thresholds)
+        self.sure_above = thresholds[2]
+        self._mtcnn = Mtcnn(min_face=min_face, thresholds=thresholds, borderline=borderline)
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        return self.detect_borderline(image_rgb)[0]
+
+    def detect_borderline(self, image_rgb: np.ndarray) -> tuple[list[Detection], list[Detection]]:
+        """The faces (:meth:`detect`'s) and, from the same search, the borderline ones:
+        ONet's score above ``borderline`` but not above its own bar, marked ``unsure``
+        (blurred faces in a group photo are often among them; so are textures)."""
         rgb = image_rgb if image_rgb.ndim == 3 else cv2.cvtColor(image_rgb, cv2.COLOR_GRAY2RGB)
         h, w = rgb.shape[:2]
         scale = max(1.0, self.min_side / min(h, w))
@@ -278,8 +297,11 @@ class MtcnnFaceDetector:
             rgb = cv2.resize(rgb, size, interpolation=shrink)
         # a tilted head: the crop turns with the eyes (better points on tilted faces, upright
         # ones unchanged), the offsets along the face
-        found = [
-            Detection(MTCNN_BOXES.face_box(*(face.box / scale), eyes=face.points), face.score)
-            for face in self._mtcnn(rgb)
-        ]
-        return largest_first(found)
+        sure, unsure = [], []
+        for face in self._mtcnn(rgb):
+            box = MTCNN_BOXES.face_box(*(face.box / scale), eyes=face.points)
+            if face.score > self.sure_above:
+                sure.append(Detection(box, face.score))
+            else:
+                unsure.append(Detection(box, face.score, unsure=True))
+        return largest_first(sure), largest_first(unsure)

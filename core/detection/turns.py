@@ -105,12 +105,18 @@ def detect_with_turns(detector: FaceDetector, image_rgb: np.ndarray) -> list[Det
     (:func:`with_fallback`): faces the first detector misses or sees the wrong way up (worn
     masks, dark photos), without paying for a second detector on the ordinary photo, where
     a face is sure upright.
+    A detector with ``detect_borderline`` (MTCNN) also gives, where a face is sure upright,
+    its borderline faces that overlap no found one, marked ``unsure``: the gate keeps them
+    only where the face verifier is sure (``FaceGate.min_face_unsure``).
     A photo with no face sure upright that is also noisy (``NOISY``: a night shot the
     phone brightened) is searched blurred a little, where the noise hides fewer faces.
     """
-    upright = detector.detect(image_rgb)
+    borderline = getattr(detector, "detect_borderline", None)
+    upright, unsure = borderline(image_rgb) if borderline else (detector.detect(image_rgb), [])
     if _best_score(upright) >= SURE_SCORE:
-        return upright
+        # a photo with a sure face: its borderline faces too, for the gate to confirm
+        more = [d for d in unsure if not any(same_face(d, f) for f in upright)]
+        return largest_first(upright + more) if more else upright
     if noise_level(image_rgb) > NOISY:  # a night photo: search a quieter copy of it
         image_rgb = cv2.GaussianBlur(image_rgb, (0, 0), QUIETER_SIGMA)
         upright = detector.detect(image_rgb)

@@ -40,6 +40,7 @@ class FaceEvidence:
     skin: float  # share of skin-coloured pixels inside the jaw and brows (0..1)
     eyes_px: float  # outer eye corners apart, pixels
     face: float = float("nan")  # the face verifier's probability (NaN: no verifier)
+    unsure: bool = False  # found below the detector's own bar (Detection.unsure)
 
 
 @dataclass(frozen=True)
@@ -58,18 +59,26 @@ class FaceGate:
     damaged faces; never on the false-mask benchmark's held-out sources. A stricter
     verifier (0.2) halves the false masks but drops blurred faces. The unsure rule is off
     (``sure_score`` 0): every setting of it that stopped more fur also dropped faces behind
-    worn masks."""
+    worn masks.
+
+    A borderline detection (``FaceEvidence.unsure``: MTCNN's score below its bar, in a
+    photo where a face is sure) is kept only where the verifier gives it ``min_face_unsure``
+    or more (none without a verifier), chosen as ``min_face`` was: on the validation people's
+    group photos and the training sources (docs/experiments/false-masks.md, "Round 4")."""
 
     max_spread: float = 0.21
     sure_score: float = 0.0
     max_spread_unsure: float = np.inf
     min_skin_unsure: float = 0.0
     min_face: float = 0.01
+    min_face_unsure: float = 0.5
 
     def keeps(self, e: FaceEvidence) -> bool:
         if np.isfinite(e.spread) and e.spread > self.max_spread:
             return False
         if np.isfinite(e.face) and e.face < self.min_face:
+            return False
+        if e.unsure and not (np.isfinite(e.face) and e.face >= self.min_face_unsure):
             return False
         if e.score >= self.sure_score:
             return True
@@ -141,8 +150,10 @@ def evidence(
     spread: float,
     shape_error: float,
     face: float = float("nan"),
+    unsure: bool = False,
 ) -> FaceEvidence:
-    """One detection's :class:`FaceEvidence` (``face``: the verifier's probability)."""
+    """One detection's :class:`FaceEvidence` (``face``: the verifier's probability;
+    ``unsure``: the detection's own, :attr:`core.detection.base.Detection.unsure`)."""
     points = np.asarray(points, np.float64)
     a, b = OUTER_EYE_CORNERS
     return FaceEvidence(
@@ -152,4 +163,5 @@ def evidence(
         skin_share(image_rgb, points),
         float(np.linalg.norm(points[a] - points[b])),
         float(face),
+        bool(unsure),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from skimage import data
@@ -100,3 +102,71 @@ def test_a_group_photo_keeps_every_face(shared_data):
     found = masker.find_faces(photo, Mode.FACES)
     centres = [((f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2) for f in found]
     assert all(any(point_inside(x, y, pts) for x, y in centres) for pts in big)
+
+
+# --------------------------------------------------------------------------- borderline faces
+
+
+def test_a_borderline_detection_needs_the_verifier_sure_of_it():
+    gate = FaceGate()
+    face = FaceEvidence(score=0.73, spread=0.19, shape_error=0.03, skin=0.8, eyes_px=30.0)
+    assert gate.keeps(face)  # found above the detector's bar: the usual rules
+    unsure = replace(face, unsure=True, face=0.64)
+    assert gate.keeps(unsure)
+    assert not gate.keeps(replace(unsure, face=0.3))
+    assert not gate.keeps(replace(unsure, face=float("nan")))  # no verifier: no confirmation
+
+
+class SureAndBorderline:
+    """A detector that tells apart its sure faces and its borderline ones."""
+
+    def __init__(self, sure: list[Detection], unsure: list[Detection]) -> None:
+        self.sure, self.unsure = sure, unsure
+
+    def detect(self, image_rgb: np.ndarray) -> list[Detection]:
+        return list(self.sure)
+
+    def detect_borderline(self, image_rgb):
+        return list(self.sure), list(self.unsure)
+
+
+def test_borderline_faces_join_a_photo_with_a_sure_face_unless_they_are_one_of_its():
+    from core.detection.turns import detect_with_turns
+
+    sure = Detection(box_around(100, 100, 80, 0.0), 0.999)
+    apart = Detection(box_around(400, 300, 40, 0.0), 0.7, unsure=True)
+    same = Detection(box_around(110, 105, 60, 0.0), 0.6, unsure=True)
+    image = np.zeros((480, 640, 3), np.uint8)
+    found = detect_with_turns(SureAndBorderline([sure], [apart, same]), image)
+    assert found == [sure, apart]
+    # no sure face upright: the turned search decides, and borderline faces stay out
+    doubtful = Detection(box_around(100, 100, 80, 0.0), 0.9)
+    found = detect_with_turns(SureAndBorderline([doubtful], [apart]), image)
+    assert apart not in found and not any(d.unsure for d in found)
+
+
+def blurred_beside(sigma: float) -> np.ndarray:
+    """The astronaut, and to her right her face again, out of focus."""
+    import cv2
+
+    photo = data.astronaut()
+    canvas = np.full((512, 1024, 3), 128, np.uint8)
+    canvas[:, :512] = photo
+    canvas[100:360, 650:880] = cv2.GaussianBlur(photo[40:300, 100:330], (0, 0), sigma)
+    return canvas
+
+
+def test_a_blurred_face_mtcnn_is_unsure_of_is_masked_where_the_verifier_is_sure(masker):
+    for sigma in np.arange(7.0, 9.01, 0.25):  # from sure, through borderline, to missed
+        canvas = blurred_beside(float(sigma))
+        sure, unsure = masker.detector.detect_borderline(canvas)
+        if len(sure) == 1 and len(unsure) == 1:
+            break
+    else:
+        pytest.fail("no blur left MTCNN unsure of the second face")
+    assert masker.detector.detect(canvas) == sure
+    assert 0.5 < unsure[0].score <= 0.8 and unsure[0].box.cx > 512
+    faces = masker.find_faces(canvas, Mode.FACES)
+    assert sorted(f.box[0] > 512 for f in faces) == [False, True]  # both masked
+    ungated = FaceMasker(detector=masker.detector, gate=None)
+    assert len(ungated.find_faces(canvas, Mode.FACES)) == 1  # unconfirmed: left alone
