@@ -336,20 +336,16 @@ def composite(
     face = face_px * s  # the face's width in overlay pixels
 
     rgba = cv2.GaussianBlur(overlay.rgba, (0, 0), max(0.5, face / 500))
+    if video:
+        _composite_video(region, light_region, rgba, face, exposure, tint, s)
+        return
     alpha = rgba[..., 3]
     under = alpha > 0.5
-    if video:
-        light = _low_pass_luma_of(light_region, (w, h), 0.08 * face)
-        sample, bright = light[::2, ::2], under[::2, ::2]
-        ref = float(np.percentile(sample[bright], 85)) if bright.any() else float(light.mean())
-    else:
-        small = (
-            light_region
-            if s == 1.0
-            else cv2.resize(light_region, (w, h), interpolation=cv2.INTER_AREA)
-        )
-        light = _low_pass_luma(small, 0.08 * face)
-        ref = float(np.percentile(light[under], 85)) if under.any() else float(light.mean())
+    small = (
+        light_region if s == 1.0 else cv2.resize(light_region, (w, h), interpolation=cv2.INTER_AREA)
+    )
+    light = _low_pass_luma(small, 0.08 * face)
+    ref = percentile(light[under], 85) if under.any() else float(light.mean())
     gain = np.clip(light / max(ref, 1e-3), 0.35, 1.12)[..., None] * exposure
     if tint is not None:
         gain = gain * tint
@@ -361,9 +357,6 @@ def composite(
     shadow[:shift] = 0
     keep = (1 - alpha) * (1 - 0.35 * shadow * (1 - alpha))
 
-    if video:
-        _blend_fixed_point(region, add, keep, s)
-        return
     if s == 1.0:
         out = region * keep[..., None] + add
         region[:] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
@@ -383,11 +376,53 @@ def composite(
         strip[:] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def _blend_fixed_point(region: np.ndarray, add: np.ndarray, keep: np.ndarray, s: float) -> None:
+def _composite_video(
+    region: np.ndarray,
+    light_region: np.ndarray,
+    rgba: np.ndarray,
+    face: float,
+    exposure: float,
+    tint: np.ndarray | None,
+    s: float,
+) -> None:
+    """:func:`composite`'s arithmetic for video (``video=True``): the same light, shadow and
+    blend, worked out on whole contiguous arrays (four channels at once, OpenCV's saturating
+    conversions to 8 bits, the percentile by partition): ~a third less time a face."""
+    h, w = rgba.shape[:2]
+    alpha = cv2.extractChannel(rgba, 3)
+    under = alpha > 0.5
+    light = _low_pass_luma_of(light_region, (w, h), 0.08 * face)
+    bright = light[::2, ::2][under[::2, ::2]]
+    ref = percentile(bright, 85) if bright.size else float(light.mean())
+    gain = light * np.float32(1 / max(ref, 1e-3))
+    np.clip(gain, 0.35, 1.12, out=gain)
+    colour = 255 * exposure * (np.ones(3) if tint is None else np.asarray(tint, np.float64))
+    per_channel = np.append(colour, 0.0).astype(np.float32)  # the alpha channel adds nothing
+    add8 = cv2.convertScaleAbs(rgba * (gain[..., None] * per_channel))[..., :3]
+
+    shadow = cv2.GaussianBlur(alpha, (0, 0), max(1.0, 0.02 * face))
+    shift = max(1, round(0.012 * face))
+    moved = np.zeros_like(shadow)
+    moved[shift:] = shadow[:-shift]
+    bare = 1 - alpha
+    keep8 = cv2.convertScaleAbs(bare * (1 - 0.35 * moved * bare), alpha=255)
+    _blend_fixed_point(region, add8, keep8, s)
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear between the two nearest ranks) by partition,
+    ~10x cheaper on a face's few thousand values."""
+    values = np.asarray(values).reshape(-1)
+    at = q / 100 * (values.size - 1)
+    lo = int(np.floor(at))
+    hi = min(lo + 1, values.size - 1)
+    part = np.partition(values, [lo, hi])
+    return float(part[lo] + (at - lo) * (part[hi] - part[lo]))
+
+
+def _blend_fixed_point(region: np.ndarray, add8: np.ndarray, keep8: np.ndarray, s: float) -> None:
     """``region = region * keep + add`` (uint8, in place) with both maps as 8-bit levels,
     resampled from the overlay's scale ``s`` to the region's."""
-    add8 = np.clip(add + 0.5, 0, 255).astype(np.uint8)  # an add over 255 saturates anyway
-    keep8 = np.clip(keep * 255 + 0.5, 0, 255).astype(np.uint8)
     rows, cols = region.shape[:2]
     if s != 1.0:
         # resized by 1 / s (the scale itself, not the sides' ratio, so a pixel lands where

@@ -183,3 +183,11 @@ def test_shape_error_tells_faces_from_twisted_points(template):
     rng = np.random.default_rng(3)
     twisted = template + rng.normal(0, 0.12 * np.ptp(template[:, 0]), template.shape)
     assert warp.shape_error(twisted, template) > 0.1
+
+
+def test_the_percentile_by_partition_is_numpys():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 1000, 6543):
+        values = rng.random(n).astype(np.float32)
+        for q in (0, 50, 85, 100):
+            assert warp.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
