@@ -22,7 +22,16 @@ class Limited:
     min_side: float = 0.0  # pixels
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
-        found = self.detector.detect(image_rgb)
+        return self._kept(self.detector.detect(image_rgb))
+
+    def detect_borderline(self, image_rgb: np.ndarray) -> tuple[list[Detection], list[Detection]]:
+        """The detector's sure and borderline faces (``core.detection.mtcnn``), both under
+        the same floors (a ``min_score`` above MTCNN's bar leaves no borderline face)."""
+        inner = getattr(self.detector, "detect_borderline", None)
+        sure, unsure = inner(image_rgb) if inner else (self.detector.detect(image_rgb), [])
+        return self._kept(sure), self._kept(unsure)
+
+    def _kept(self, found: list[Detection]) -> list[Detection]:
         if self.min_score is not None:
             found = [d for d in found if d.score >= self.min_score]
         return [d for d in found if d.box.side / CROP_SCALE >= self.min_side]

@@ -170,3 +170,14 @@ def test_a_blurred_face_mtcnn_is_unsure_of_is_masked_where_the_verifier_is_sure(
     assert sorted(f.box[0] > 512 for f in faces) == [False, True]  # both masked
     ungated = FaceMasker(detector=masker.detector, gate=None)
     assert len(ungated.find_faces(canvas, Mode.FACES)) == 1  # unconfirmed: left alone
+
+
+def test_a_score_floor_applies_to_borderline_faces_too():
+    from core.detection.limits import Limited
+
+    sure = Detection(box_around(100, 100, 80, 0.0), 0.999)
+    unsure = [Detection(box_around(400, 300, 40, 0.0), s, unsure=True) for s in (0.6, 0.75)]
+    image = np.zeros((480, 640, 3), np.uint8)
+    found = Limited(SureAndBorderline([sure], unsure), min_score=0.7).detect_borderline(image)
+    assert found == ([sure], [unsure[1]])
+    assert Limited(OneBox(100, 100, 80, 0.999)).detect_borderline(image)[1] == []
