@@ -222,8 +222,8 @@ class Mtcnn:
     def _output(self, image: np.ndarray, boxes: np.ndarray) -> list[RawFace]:
         boxes = np.trunc(boxes[:, :4])
         reg, marks, prob = self.onet(_patches(image, boxes, 48))
-        bar = self.thresholds[2] if self.borderline is None else min(self.borderline, self.thresholds[2])
-        keep = prob > bar
+        bar = self.thresholds[2]
+        keep = prob > (bar if self.borderline is None else min(self.borderline, bar))
         boxes, reg, marks, prob = boxes[keep], reg[keep], marks[keep], prob[keep]
         if not len(boxes):
             return []
