@@ -277,7 +277,6 @@ class MtcnnFaceDetector:
     ) -> None:
         self.min_side = min_side
         self.max_side = max_side
-        self.sure_above = thresholds[2]
         self._mtcnn = Mtcnn(min_face=min_face, thresholds=thresholds, borderline=borderline)
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
@@ -298,9 +297,10 @@ class MtcnnFaceDetector:
         # a tilted head: the crop turns with the eyes (better points on tilted faces, upright
         # ones unchanged), the offsets along the face
         sure, unsure = [], []
+        bar = self._mtcnn.thresholds[2]
         for face in self._mtcnn(rgb):
             box = MTCNN_BOXES.face_box(*(face.box / scale), eyes=face.points)
-            if face.score > self.sure_above:
+            if face.score > bar:
                 sure.append(Detection(box, face.score))
             else:
                 unsure.append(Detection(box, face.score, unsure=True))

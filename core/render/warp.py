@@ -351,11 +351,7 @@ def composite(
         gain = gain * tint
     add = rgba[..., :3] * gain * 255
 
-    shadow = cv2.GaussianBlur(alpha, (0, 0), max(1.0, 0.02 * face))
-    shift = max(1, round(0.012 * face))
-    shadow = np.roll(shadow, shift, axis=0)
-    shadow[:shift] = 0
-    keep = (1 - alpha) * (1 - 0.35 * shadow * (1 - alpha))
+    keep = _kept_with_shadow(alpha, face)
 
     if s == 1.0:
         out = region * keep[..., None] + add
@@ -399,14 +395,19 @@ def _composite_video(
     colour = 255 * exposure * (np.ones(3) if tint is None else np.asarray(tint, np.float64))
     per_channel = np.append(colour, 0.0).astype(np.float32)  # the alpha channel adds nothing
     add8 = cv2.convertScaleAbs(rgba * (gain[..., None] * per_channel))[..., :3]
+    keep8 = cv2.convertScaleAbs(_kept_with_shadow(alpha, face), alpha=255)
+    _blend_fixed_point(region, add8, keep8, s)
 
+
+def _kept_with_shadow(alpha: np.ndarray, face: float) -> np.ndarray:
+    """How much of the photo shows through the mask (``1 - alpha``), darkened under the
+    mask's edge by a soft contact shadow that seats it (``face``: its width in pixels)."""
     shadow = cv2.GaussianBlur(alpha, (0, 0), max(1.0, 0.02 * face))
     shift = max(1, round(0.012 * face))
     moved = np.zeros_like(shadow)
     moved[shift:] = shadow[:-shift]
     bare = 1 - alpha
-    keep8 = cv2.convertScaleAbs(bare * (1 - 0.35 * moved * bare), alpha=255)
-    _blend_fixed_point(region, add8, keep8, s)
+    return bare * (1 - 0.35 * moved * bare)
 
 
 def percentile(values: np.ndarray, q: float) -> float:
