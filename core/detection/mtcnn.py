@@ -245,11 +245,11 @@ MTCNN_SIDE_RATIO = 1.051
 MTCNN_DX = -0.029
 MTCNN_DY = -0.179
 MTCNN_BOXES = BoxConvention(MTCNN_SIDE_RATIO, MTCNN_DX, MTCNN_DY)
-# ONet's borderline faces: scored above this but not above its bar (0.8). In group photos
-# of blurred faces, half the faces MTCNN missed score 0.66-0.79 there; the product masks
-# them only where the face verifier is sure (FaceGate.min_face_unsure), and only in
-# photos where a face is sure upright (core.detection.turns.detect_with_turns)
-# (docs/experiments/false-masks.md, "Round 4").
+# ONet's borderline faces: scored above this but not above its bar (0.8). Blurred faces in
+# group photos that MTCNN misses often land here; the product masks them only where the
+# face verifier is sure (FaceGate.min_face_unsure), and only in photos where a face is sure
+# upright (core.detection.turns.detect_with_turns) (docs/experiments/false-masks.md,
+# "Round 4").
 BORDERLINE = 0.5
 
 

@@ -383,7 +383,8 @@ def _composite_video(
 ) -> None:
     """:func:`composite`'s arithmetic for video (``video=True``): the same light, shadow and
     blend, worked out on whole contiguous arrays (four channels at once, OpenCV's saturating
-    conversions to 8 bits, the percentile by partition): ~a third less time a face."""
+    conversions to 8 bits, the percentile by partition), which numpy's strided views and
+    float clipping made slow (docs/experiments/video-speed.md, round 4)."""
     h, w = rgba.shape[:2]
     alpha = cv2.extractChannel(rgba, 3)
     under = alpha > 0.5
@@ -411,8 +412,8 @@ def _kept_with_shadow(alpha: np.ndarray, face: float) -> np.ndarray:
 
 
 def percentile(values: np.ndarray, q: float) -> float:
-    """``np.percentile(values, q)`` (linear between the two nearest ranks) by partition,
-    ~10x cheaper on a face's few thousand values."""
+    """``np.percentile(values, q)`` (linear between the two nearest ranks) by partition
+    instead of a full sort."""
     values = np.asarray(values).reshape(-1)
     at = q / 100 * (values.size - 1)
     lo = int(np.floor(at))

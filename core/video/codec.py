@@ -61,9 +61,9 @@ KINDS = ("video", "video_note", "animation")
 # smaller at the same quality (docs/experiments/core-notes.md, "Video encoding").
 PRESET = "veryfast"
 CRF = 23
-# ... with its motion search cut to the diamond and one subpixel pass (a third less of the
-# encoder's time for the same file size on noisy phone video), and no macroblock partitions
-# (a sixth less again, files within -7..+2%, 0.1 dB: docs/experiments/video-speed.md)
+# ... with its motion search cut to the diamond, one subpixel pass and no macroblock
+# partitions: much less of the encoder's time for about the same file size and quality on
+# noisy phone video (measured in docs/experiments/video-speed.md, rounds 1 and 4)
 X264_PARAMS = "me=dia:subme=1:partitions=none"
 PROGRESS_EVERY_S = 0.5
 MAX_DAMAGED_PACKETS = 30  # more than this many undecodable packets: the rest is noise
@@ -783,9 +783,10 @@ def encode_frame(
 
 def yuv420_frame(rgb: np.ndarray) -> av.VideoFrame:
     """An RGB frame as the encoder takes it (yuv420p). OpenCV's I420 is BT.601 in limited
-    range as FFmpeg's own conversion (the same luma within a level; chroma averaged over
-    2 x 2 pixels, which FFmpeg filters a little differently at edges) at a third of its cost
-    inside the encoder; odd sides (I420 needs even ones) are left to FFmpeg."""
+    range as FFmpeg's own conversion (chroma averaged over 2 x 2 pixels, which FFmpeg filters
+    a little differently at edges) and much cheaper than FFmpeg's inside the encoder
+    (docs/experiments/video-speed.md, round 4); odd sides (I420 needs even ones) are left to
+    FFmpeg."""
     height, width = rgb.shape[:2]
     if height % 2 or width % 2:
         return av.VideoFrame.from_ndarray(rgb, format="rgb24")

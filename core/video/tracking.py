@@ -62,15 +62,15 @@ DUPLICATE_IOU = 0.6  # two tracks overlapping this much have found the same face
 MAX_UNCONFIRMED = 6
 
 # A face the model last read is moved with the picture for this many frames less one, then
-# read again (docs/video.md, "The per-frame budget"; docs/experiments/video-speed.md: every
-# 4th frame instead of every 3rd cost +0.00-0.02 points of NME and no jitter).
+# read again (docs/video.md, "The per-frame budget"): the movement carries the points well
+# enough in between that rarer readings cost almost no accuracy and no jitter
+# (docs/experiments/video-speed.md, round 4).
 READ_EVERY = 4
 # With several faces, the readings a frame are held to this many on average (a reading is
 # ~19 ms of CPU a face): each face is read every ``ceil(faces / READS_A_FRAME)`` frames, at
 # least every READ_EVERY and at most every MAX_READ_EVERY, and the faces due take turns (no
-# more than ``ceil(faces / interval)`` read in one frame). Two faces: each every 7th frame
-# (every 5th before: +0.00-0.02 points of NME); with a search's readings every 15th, one
-# reading every third frame.
+# more than ``ceil(faces / interval)`` read in one frame). Two faces: each every 7th frame;
+# with a search's readings every 15th, one reading every third frame.
 READS_A_FRAME = 0.3
 MAX_READ_EVERY = 7
 # ... and its new reading counts this much against where the movement took it
