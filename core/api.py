@@ -103,6 +103,7 @@ class Masker(Protocol):
         progress: Callable[[float], None] | None = ...,
         cancel: threading.Event | None = ...,
         max_duration_s: float = ...,
+        style: StyleChoice = ...,
     ) -> MaskedVideo: ...
 
     def video_sticker(
@@ -367,14 +368,16 @@ class FaceMasker:
         progress: Callable[[float], None] | None = None,
         cancel: threading.Event | None = None,
         max_duration_s: float = codec.MAX_DURATION_S,
+        style: StyleChoice = None,
     ) -> MaskedVideo:
         """The video (MP4/MOV/WebM/GIF bytes or path) with mask ``mask_id`` on every face of
         every frame, as H.264 MP4 of ``kind`` "video" | "video_note" | "animation" (see
         :mod:`core.video`); faces tracked and their points smoothed (:mod:`core.video.tracking`).
-        ``progress`` gets 0..1 at most every 0.5 s; ``cancel`` set raises JobCancelledError."""
+        ``progress`` gets 0..1 at most every 0.5 s; ``cancel`` set raises JobCancelledError.
+        ``style``: the masks' cloth in a colour, pattern or picture, as :meth:`apply`'s."""
         return masking.mask_video(
             self, source, mask_id, mode, kind=kind, progress=progress, cancel=cancel,
-            max_duration_s=max_duration_s,
+            max_duration_s=max_duration_s, style=style,
         )  # fmt: skip
 
     def video_sticker(

@@ -201,8 +201,8 @@ class Options:
     max_seconds: float | None = None  # None: any length
     max_side: int | None = None  # None: the input's size
     video_kind: str | None = None  # codec.KINDS; None: "animation" for a GIF, else "video"
-    style: str | None = None  # photos: a colour ("navy", "#0473e2") or a pattern's name
-    pattern_file: str | None = None  # photos: a picture printed on the cloth masks
+    style: str | None = None  # a colour ("navy", "#0473e2") or a pattern's name
+    pattern_file: str | None = None  # a picture printed on the cloth masks
 
 
 def round_points(points: np.ndarray) -> list[list[float]]:
@@ -279,7 +279,7 @@ def _mask_photo(
 
 @functools.cache
 def style_of(name: str | None, picture_file: str | None) -> Style | None:
-    """The photos' style from the command line's ``--color``/``--pattern`` (once per
+    """The masks' style from the command line's ``--color``/``--pattern`` (once per
     process): a colour or a pattern's name, or a picture file printed on the cloth."""
     if picture_file:
         return Style.from_picture(imageio.read_bytes(picture_file))
@@ -393,6 +393,7 @@ def _mask_video(
         raise WrongFormatError(f"a video cannot be written as {fmt}: use mp4, gif or webm")
     kind = options.video_kind or ("animation" if data[:3] == b"GIF" else "video")
     limit = options.max_seconds if options.max_seconds else math.inf
+    style = style_of(options.style, options.pattern_file)
     tags = choice.tags
     for n, tag in enumerate(tags):
         mask_id = choice.draw(key, 1)[0] if tag == MIX else int(tag)
@@ -403,8 +404,9 @@ def _mask_video(
 
         with _video_side(options.max_side):
             video = masker.apply_video(
-                data, mask_id, options.mode, kind=kind, progress=step, max_duration_s=limit
-            )
+                data, mask_id, options.mode, kind=kind, progress=step, max_duration_s=limit,
+                style=style,
+            )  # fmt: skip
         encoded = video.data if fmt == "mp4" else convert_video(video.data, fmt, options.quality)
         result.outputs.append(Output(tag, fmt, encoded, (mask_id,)))
         result.width, result.height = video.width, video.height

@@ -256,12 +256,12 @@ def parser() -> argparse.ArgumentParser:
         "--colour",
         dest="style",
         metavar="COLOUR",
-        help="photos: the cloth in a colour (navy, red, #0473e2...); folds and light stay",
+        help="the cloth in a colour (navy, red, #0473e2...); folds and light stay",
     )
     style.add_argument(
         "--pattern",
         metavar="NAME|FILE",
-        help="photos: a pattern (stripes, dots, checks, camo, hearts, stars, plaid, "
+        help="a pattern (stripes, dots, checks, camo, hearts, stars, plaid, "
         "gradient) or a picture file printed on the cloth",
     )
     a.add_argument(

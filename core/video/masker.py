@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from core.detection.boxes import FaceBox
+from core.render.style import Style
 from core.render.warp import MaskPicture
 from core.results import Face, Mode
 
@@ -39,6 +40,7 @@ class VideoMasker(Protocol):
         """Every face's box and 68 points in an RGB frame (Mode.WHOLE: the frame is one)."""
         ...
 
-    def picture(self, mask_id: int) -> MaskPicture:
-        """The mask's picture (an unknown ``mask_id`` raises UnknownMaskError)."""
+    def picture(self, mask_id: int, style: Style | str | None = None) -> MaskPicture:
+        """The mask's picture, in ``style`` where one is given (an unknown ``mask_id``
+        raises UnknownMaskError, an unknown style UnknownStyleError)."""
         ...

@@ -12,6 +12,7 @@ import numpy as np
 
 from core.errors import NoFaceInVideoError
 from core.render import cover, warp
+from core.render.style import Style
 from core.results import MaskedVideo, Mode
 from core.video.codec import MAX_DURATION_S, VideoInput, frames, transcode
 from core.video.masker import VideoMasker
@@ -37,10 +38,13 @@ def mask_video(
     cancel: threading.Event | None = None,
     max_duration_s: float = MAX_DURATION_S,
     smooth: bool = True,
+    style: Style | str | None = None,
 ) -> MaskedVideo:
-    """:meth:`core.api.FaceMasker.apply_video`: the mask on every face of every frame."""
+    """:meth:`core.api.FaceMasker.apply_video`: the mask on every face of every frame, in
+    ``style`` (the photo path's restyled picture: the same warp and light)."""
     started = time.perf_counter()
-    picture = masker.picture(mask_id)  # an unknown mask fails before any work
+    # an unknown mask or style fails before any work
+    picture = masker.picture(mask_id) if style is None else masker.picture(mask_id, style)
     tracker = _tracker(masker, mode, smooth)
     painter = TrackPainter(picture)
     faces_seen = 0
