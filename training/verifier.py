@@ -142,6 +142,7 @@ def train(args) -> None:
     labels = tr["labels"].astype(np.float32)
     # each class half of every epoch's weight, whatever their counts
     weights = np.where(labels == 1, 0.5 / labels.sum(), 0.5 / (1 - labels).sum())
+    torch.manual_seed(args.seed)  # the first weights too: a run is the same run again
     model = Verifier(args.width)
     if args.init:  # go on from another run's weights, with this run's schedule
         model.load_state_dict(torch.load(args.init, weights_only=False)["model"])
