@@ -309,11 +309,11 @@ class FaceMasker:
             raise NoFaceFoundError()
         points, spreads = points_and_spreads(self.predictor, rgb, [d.box for d in detections])
         template = catalog.template().points.astype(np.float64)
-        sure = np.full(len(detections), np.nan, np.float32)
+        sure = look = np.full(len(detections), np.nan, np.float32)
         if self.gate is not None and self.verifier is not None and len(points):
-            sure = self.verifier.probabilities(rgb, points)  # every face in one call
+            sure, look = self.verifier.judge(rgb, points)  # every face in one call
         faces, borderline = [], []
-        for d, p, spread, face in zip(detections, points, spreads, sure, strict=True):
+        for d, p, spread, face, seen in zip(detections, points, spreads, sure, look, strict=True):
             if d.unsure and self.gate is None:
                 continue  # a borderline detection needs the gate's confirmation
             p = np.asarray(p, np.float32)
@@ -322,7 +322,7 @@ class FaceMasker:
                 log.debug("dropped a detection without a face shape (%.3f)", error)
                 continue
             if self.gate is not None and not self.gate.keeps(
-                evidence(rgb, d.score, p, float(spread), error, float(face), d.unsure)
+                evidence(rgb, d.score, p, float(spread), error, float(face), d.unsure, float(seen))
             ):
                 log.debug("dropped a detection that is not a face (plausibility gate)")
                 continue

@@ -358,13 +358,18 @@ def load_run(folder: Path):
 
 
 def rejudged(verifier, photos, groups, damage):
-    """The recorded run with every face's ``face`` evidence from ``verifier``."""
+    """The recorded run with every face's ``face`` and ``look`` evidence from ``verifier``
+    (NaN looks where it has no second look)."""
 
     def again(o: Observed) -> Observed:
         if not o.crops:
             return o
-        sure = verifier.of_crops(np.stack(o.crops))
-        evidence = [dataclasses.replace(e, face=float(p)) for e, p in zip(o.evidence, sure)]
+        crops = np.stack(o.crops)
+        sure, look = verifier.of_crops(crops), verifier.look_of_crops(crops)
+        evidence = [
+            dataclasses.replace(e, face=float(p), look=float(q))
+            for e, p, q in zip(o.evidence, sure, look, strict=True)
+        ]
         return dataclasses.replace(o, evidence=evidence)
 
     return (

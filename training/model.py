@@ -77,7 +77,7 @@ def _backbone(arch: str, memory_efficient_swish: bool) -> EfficientNet:
             net._bn1 = nn.BatchNorm2d(
                 LITE_HEAD_CHANNELS, momentum=BN_MOMENTUM, eps=params.batch_norm_epsilon
             )
-        _use_relu6(net)
+        use_relu6(net)
     elif arch == "b0":
         blocks, params = get_model_params("efficientnet-b0", overrides)
         net = EfficientNet(blocks, params)
@@ -87,7 +87,7 @@ def _backbone(arch: str, memory_efficient_swish: bool) -> EfficientNet:
     return net
 
 
-def _use_relu6(net: EfficientNet) -> None:
+def use_relu6(net: EfficientNet) -> None:
     net._swish = nn.ReLU6(inplace=True)
     for block in net._blocks:
         block._swish = nn.ReLU6(inplace=True)

@@ -41,6 +41,7 @@ class FaceEvidence:
     eyes_px: float  # outer eye corners apart, pixels
     face: float = float("nan")  # the face verifier's probability (NaN: no verifier)
     unsure: bool = False  # found below the detector's own bar (Detection.unsure)
+    look: float = float("nan")  # the verifier's second look (ImageNet features; NaN: none)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,13 @@ class FaceGate:
     (``sure_score`` 0): every setting of it that stopped more fur also dropped faces behind
     worn masks.
 
+    The verifier's second look (``min_look``, ImageNet features and a probe:
+    ``training.look``) drops what it is sure is not a face; 0.0004 is the largest round value
+    that loses no face of the validation people's group photos (clean, blurred, in
+    sunglasses, mirrored; the lowest, a blurred face, reads 0.0005) nor any of the 1,100
+    damaged faces (docs/experiments/false-masks.md, "Round 5"): the probe is certain of
+    faces, and only its far tail is used.
+
     A borderline detection (``FaceEvidence.unsure``: MTCNN's score below its bar, in a
     photo where a face is sure) is kept only where the verifier gives it ``min_face_unsure``
     or more (none without a verifier), chosen as ``min_face`` was: on the validation people's
@@ -72,11 +80,14 @@ class FaceGate:
     min_skin_unsure: float = 0.0
     min_face: float = 0.01
     min_face_unsure: float = 0.5
+    min_look: float = 0.0004
 
     def keeps(self, e: FaceEvidence) -> bool:
         if np.isfinite(e.spread) and e.spread > self.max_spread:
             return False
         if np.isfinite(e.face) and e.face < self.min_face:
+            return False
+        if np.isfinite(e.look) and e.look < self.min_look:
             return False
         if e.unsure and not (np.isfinite(e.face) and e.face >= self.min_face_unsure):
             return False
@@ -151,9 +162,11 @@ def evidence(
     shape_error: float,
     face: float = float("nan"),
     unsure: bool = False,
+    look: float = float("nan"),
 ) -> FaceEvidence:
-    """One detection's :class:`FaceEvidence` (``face``: the verifier's probability;
-    ``unsure``: the detection's own, :attr:`core.detection.base.Detection.unsure`)."""
+    """One detection's :class:`FaceEvidence` (``face``: the verifier's probability, ``look``
+    its second look's; ``unsure``: the detection's own,
+    :attr:`core.detection.base.Detection.unsure`)."""
     points = np.asarray(points, np.float64)
     a, b = OUTER_EYE_CORNERS
     return FaceEvidence(
@@ -164,4 +177,5 @@ def evidence(
         float(np.linalg.norm(points[a] - points[b])),
         float(face),
         bool(unsure),
+        float(look),
     )

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 #: the shipped verifier (its .onnx is listed in core/weights/MANIFEST.json)
 VERIFIER_ONNX = "verifier-face64-r8.onnx"
+#: its second look at the same crop: ImageNet features and a linear probe
+#: (``training.look``), which knows animals and objects the verifier never saw
+LOOK_ONNX = "look-lite0-r9.onnx"
 #: the side of the square the face is laid into
 SIZE = 64
 # Where a face's eye centres, nose tip and mouth corners fall in the square: the usual
@@ -71,30 +74,58 @@ def as_input(crops: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FaceVerifier:
-    """The verifier network on ONNX Runtime: :meth:`probabilities` of faces."""
+    """The verifier network on ONNX Runtime: :meth:`probabilities` of faces, and where
+    ``look`` is loaded, the second look's (:meth:`judge`)."""
 
     session: object
+    look: object | None = None  # the second look's session (None: not shipped or not asked)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> FaceVerifier:
+    def load(
+        cls, path: str | Path | None = None, look: str | Path | None | bool = True
+    ) -> FaceVerifier:
+        """``look``: True the shipped second look (where the package has it), a path
+        another, False none."""
         from core import threads
         from core.runtime import session
 
         file = weight_file(VERIFIER_ONNX) if path is None else Path(path)
-        return cls(session(file, threads.count()))
+        if look is True:
+            look = weight_file(LOOK_ONNX) if (WEIGHTS_DIR / LOOK_ONNX).exists() else None
+        looking = session(Path(look), threads.count()) if look else None
+        return cls(session(file, threads.count()), looking)
 
     def probabilities(self, image_rgb: np.ndarray, faces: Sequence[np.ndarray]) -> np.ndarray:
         """(N,) how sure the network is that each set of 68 points outlines a face."""
+        return self.judge(image_rgb, faces, look=False)[0]
+
+    def judge(
+        self, image_rgb: np.ndarray, faces: Sequence[np.ndarray], look: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) the verifier's probabilities and (N,) the second look's (NaN without it)
+        that each set of 68 points outlines a face: one crop each, both networks in one
+        call each."""
         if not len(faces):
-            return np.zeros(0, np.float32)
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
         crops = np.stack([aligned(image_rgb, p) for p in faces])
-        return self.of_crops(crops)
+        second = self.look_of_crops(crops) if look else np.full(len(crops), np.nan, np.float32)
+        return self.of_crops(crops), second
 
     def of_crops(self, crops: np.ndarray) -> np.ndarray:
         logits = self.session.run(None, {"x": as_input(crops)})[0]  # type: ignore[attr-defined]
-        return (1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64).reshape(-1)))).astype(
-            np.float32
-        )
+        return _sigmoid(logits)
+
+    def look_of_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(N,) the second look's probabilities of (N, SIZE, SIZE, 3) uint8 crops (NaN where
+        none is loaded)."""
+        if self.look is None:
+            return np.full(len(crops), np.nan, np.float32)
+        crops = np.ascontiguousarray(crops, np.uint8)
+        return _sigmoid(self.look.run(None, {"crops": crops})[0])  # type: ignore[attr-defined]
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64).reshape(-1)))).astype(np.float32)
 
 
 @cache

@@ -73,9 +73,9 @@ def test_every_face_of_a_photo_is_judged_in_one_call(astronaut_points):
     calls = []
 
     class Counting:
-        def probabilities(self, image_rgb, faces):
+        def judge(self, image_rgb, faces):
             calls.append(len(faces))
-            return np.ones(len(faces), np.float32)
+            return np.ones(len(faces), np.float32), np.ones(len(faces), np.float32)
 
     masker = FaceMasker(verifier=Counting())
     faces = masker.find_faces(data.astronaut(), Mode.FACES)
@@ -84,8 +84,8 @@ def test_every_face_of_a_photo_is_judged_in_one_call(astronaut_points):
 
 def test_a_face_the_verifier_doubts_gets_no_mask():
     class Never:
-        def probabilities(self, image_rgb, faces):
-            return np.zeros(len(faces), np.float32)
+        def judge(self, image_rgb, faces):
+            return np.zeros(len(faces), np.float32), np.full(len(faces), np.nan, np.float32)
 
     masker = FaceMasker(verifier=Never(), gate=FaceGate(min_face=0.5))
     with pytest.raises(NoFaceFoundError):
@@ -100,3 +100,39 @@ def test_the_gate_reads_the_verifier_and_nan_means_none():
     assert gate.keeps(FaceEvidence(**seen, face=0.9))
     assert not gate.keeps(FaceEvidence(**seen, face=0.1))
     assert gate.keeps(FaceEvidence(**seen))  # no verifier: the other evidence decides
+
+
+def test_the_second_look_stops_a_cat_and_keeps_the_astronaut(verifier, astronaut_points):
+    assert verifier.look is not None  # the shipped look is loaded with the verifier
+    gate = FaceGate()
+    her_face, look = verifier.judge(data.astronaut(), [astronaut_points])
+    assert look[0] > 0.9 and her_face[0] > 0.9
+    # the astronaut's points laid on Chelsea the cat, where the verifier alone would let a
+    # mask on: the ImageNet features know a cat
+    on_the_cat = (astronaut_points - astronaut_points.mean(0)) * 1.3 + (90, 210)
+    face, look = verifier.judge(data.chelsea(), [on_the_cat])
+    assert face[0] > 10 * gate.min_face and look[0] < gate.min_look / 5
+    # asked for the verifier alone, no second look is taken
+    face_only, none = verifier.judge(data.astronaut(), [astronaut_points], look=False)
+    assert np.isnan(none).all() and face_only[0] == pytest.approx(her_face[0])
+
+
+def test_a_face_the_second_look_rules_out_gets_no_mask():
+    class Looks:
+        def __init__(self, look: float) -> None:
+            self.look = look
+
+        def judge(self, image_rgb, faces):
+            return np.ones(len(faces), np.float32), np.full(len(faces), self.look, np.float32)
+
+    with pytest.raises(NoFaceFoundError):
+        FaceMasker(verifier=Looks(0.0001)).find_faces(data.astronaut(), Mode.FACES)
+    assert len(FaceMasker(verifier=Looks(0.5)).find_faces(data.astronaut(), Mode.FACES)) == 1
+
+
+def test_the_gate_reads_the_second_look_and_nan_means_none():
+    gate = FaceGate(min_look=0.01)
+    seen = dict(score=0.99, spread=0.13, shape_error=0.02, skin=0.9, eyes_px=40.0, face=0.9)
+    assert gate.keeps(FaceEvidence(**seen, look=0.5))
+    assert not gate.keeps(FaceEvidence(**seen, look=0.001))
+    assert gate.keeps(FaceEvidence(**seen))  # no second look: the other evidence decides

@@ -1,0 +1,37 @@
+"""training.look: ImageNet features of the verifier's crops, a probe fitted on them, exported
+as the one ONNX file that serving runs beside the verifier."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.keypoints.verifier import VERIFIER_ONNX, FaceVerifier
+from core.weightfiles import weight_file
+from training import look
+
+from .test_verifier_training import _crops
+
+
+def test_fits_a_probe_on_imagenet_features_and_exports_what_serving_runs(tmp_path, capsys):
+    _crops(tmp_path / "train.npz", 96, 0)
+    _crops(tmp_path / "val.npz", 32, 1)
+    onnx = tmp_path / "look.onnx"
+    look.main([
+        "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
+        "--out", str(tmp_path / "look.pt"), "--onnx", str(onnx), "--side", "64",
+        "--threads", "1",
+    ])  # fmt: skip
+    report = capsys.readouterr().out
+    assert '"val"' in report and onnx.exists()
+    # a bright middle is a "face" in these crops: ImageNet's features tell that at once
+    verifier = FaceVerifier.load(weight_file(VERIFIER_ONNX), look=onnx)
+    with np.load(tmp_path / "val.npz") as z:
+        crops, labels = z["crops"], z["labels"]
+    seen = verifier.look_of_crops(crops)
+    assert seen[labels == 1].min() > seen[labels == 0].max()
+    # the checkpoint exports again to the same answers
+    again = tmp_path / "again.onnx"
+    look.main(["--export", str(tmp_path / "look.pt"), "--onnx", str(again)])
+    twin = FaceVerifier.load(weight_file(VERIFIER_ONNX), look=again)
+    assert np.allclose(twin.look_of_crops(crops), seen, atol=1e-5)
+    assert np.isnan(FaceVerifier.load(look=False).look_of_crops(crops)).all()
