@@ -309,7 +309,8 @@ class FaceMasker:
             raise NoFaceFoundError()
         points, spreads = points_and_spreads(self.predictor, rgb, [d.box for d in detections])
         template = catalog.template().points.astype(np.float64)
-        sure = look = np.full(len(detections), np.nan, np.float32)
+        sure = np.full(len(detections), np.nan, np.float32)
+        look = np.full((len(detections), 2), np.nan, np.float32)
         if self.gate is not None and self.verifier is not None and len(points):
             sure, look = self.verifier.judge(rgb, points)  # every face in one call
         faces, borderline = [], []
@@ -322,7 +323,17 @@ class FaceMasker:
                 log.debug("dropped a detection without a face shape (%.3f)", error)
                 continue
             if self.gate is not None and not self.gate.keeps(
-                evidence(rgb, d.score, p, float(spread), error, float(face), d.unsure, float(seen))
+                evidence(
+                    rgb,
+                    d.score,
+                    p,
+                    float(spread),
+                    error,
+                    float(face),
+                    d.unsure,
+                    look=float(seen[1]),
+                    look_sharp=float(seen[0]),
+                )  # fmt: skip
             ):
                 log.debug("dropped a detection that is not a face (plausibility gate)")
                 continue

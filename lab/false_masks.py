@@ -367,7 +367,7 @@ def rejudged(verifier, photos, groups, damage):
         crops = np.stack(o.crops)
         sure, look = verifier.of_crops(crops), verifier.look_of_crops(crops)
         evidence = [
-            dataclasses.replace(e, face=float(p), look=float(q))
+            dataclasses.replace(e, face=float(p), look=float(q[1]), look_sharp=float(q[0]))
             for e, p, q in zip(o.evidence, sure, look, strict=True)
         ]
         return dataclasses.replace(o, evidence=evidence)

@@ -66,18 +66,28 @@ class Lite0Features(nn.Module):
         return self.net.extract_features((x - 127.0) / 128.0).mean((2, 3))
 
 
+#: the two probes, in the order of the look's logits: "sharp" fitted on the crops as they are
+#: (and mirrored), "soft" on the crops as they are and mirrored out of focus
+PROBES = ("sharp", "soft")
+
+
 class Look(nn.Module):
-    """The features and the probe: crops -> logits (face: positive)."""
+    """The features and the two probes: crops -> (N, 2) logits (face: positive), the sharp
+    probe's and the soft one's (:data:`PROBES`)."""
 
     def __init__(self, side: int = LOOK_SIDE) -> None:
         super().__init__()
         self.features = Lite0Features(side)
-        self.register_buffer("mean", torch.zeros(FEATURES))
-        self.register_buffer("scale", torch.ones(FEATURES))
-        self.probe = nn.Linear(FEATURES, 1)
+        self.register_buffer("mean", torch.zeros(len(PROBES), FEATURES))
+        self.register_buffer("scale", torch.ones(len(PROBES), FEATURES))
+        self.probes = nn.ModuleList(nn.Linear(FEATURES, 1) for _ in PROBES)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        return self.probe((self.features(crops) - self.mean) * self.scale)[:, 0]
+        f = self.features(crops)
+        return torch.cat(
+            [probe((f - self.mean[k]) * self.scale[k]) for k, probe in enumerate(self.probes)],
+            dim=1,
+        )
 
 
 def blurred(crops: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
@@ -136,53 +146,58 @@ def train(args) -> Look:
     model = Look(args.side).eval()
     data, val = load(args.train), load(args.val)
     started = time.time()
-    # every crop, and its mirror image out of focus: the probe should not care which way a
-    # face looks, nor whether it is sharp (a first probe fitted on sharp crops alone dropped
-    # a fifth of the detector bench's blurred group faces)
+    # every crop and its mirror image (the probes should not care which way a face looks);
+    # the soft probe sees the mirror images out of focus: fitted on sharp crops alone, a
+    # probe drops faces out of focus (a fifth of the detector bench's blurred group faces)
     rng = np.random.default_rng(args.seed)
-    crops = np.concatenate([data["crops"], blurred(data["crops"][:, :, ::-1], rng, args.blur)])
+    mirrored = data["crops"][:, :, ::-1]
+    as_is, flipped = features(model, data["crops"]), features(model, mirrored)
+    soft = features(model, blurred(mirrored, rng, args.blur))
+    xv = features(model, val["crops"])
+    print(f"features of {4 * len(as_is)} crops in {time.time() - started:.0f} s", flush=True)
     labels = np.concatenate([data["labels"], data["labels"]])
     groups = np.concatenate([data["groups"], data["groups"]])
-    x = features(model, crops)
-    xv = features(model, val["crops"])
-    print(f"features of {len(x) + len(xv)} crops in {time.time() - started:.0f} s", flush=True)
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    z, zv = (x - mean) / std, (xv - mean) / std
     dev = np.array([is_dev(g) for g in groups])
-    # held back by person/source group first (the same split as the verifier's): how well it
-    # generalises; then fitted on all of it for the export
-    probe = fit_probe(z[~dev], labels[~dev], args.l2)
-    with torch.no_grad():
-        s_dev = torch.sigmoid(probe(torch.from_numpy(z[dev]).float())[:, 0]).numpy()
-    report = {"dev": judged(s_dev, labels[dev])}
-    probe = fit_probe(z, labels, args.l2)
-    with torch.no_grad():
-        s_val = torch.sigmoid(probe(torch.from_numpy(zv).float())[:, 0]).numpy()
-    report["val"] = judged(s_val, val["labels"])
-    print(json.dumps(report), flush=True)
-    model.mean.copy_(torch.from_numpy(mean))
-    model.scale.copy_(torch.from_numpy(1 / std))
-    model.probe.load_state_dict(probe.state_dict())
+    state = {"side": args.side, "l2": args.l2, "blur": args.blur}
+    for k, (name, second) in enumerate(zip(PROBES, (flipped, soft), strict=True)):
+        x = np.concatenate([as_is, second])
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        z, zv = (x - mean) / std, (xv - mean) / std
+        # held back by person/source group first (the verifier's split): how well it
+        # generalises; then fitted on all of it for the export
+        probe = fit_probe(z[~dev], labels[~dev], args.l2)
+        report = {"dev": judged(_probabilities(probe, z[dev]), labels[dev])}
+        probe = fit_probe(z, labels, args.l2)
+        report["val"] = judged(_probabilities(probe, zv), val["labels"])
+        print(json.dumps({name: report}), flush=True)
+        model.mean[k] = torch.from_numpy(mean)
+        model.scale[k] = torch.from_numpy(1 / std)
+        model.probes[k].load_state_dict(probe.state_dict())
+        state[name] = {"probe": probe.state_dict(), "mean": mean, "scale": 1 / std,
+                       "judged": report}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"probe": probe.state_dict(), "mean": mean, "scale": 1 / std, "side": args.side,
-         "l2": args.l2, "blur": args.blur, "judged": report},
-        args.out,
-    )  # fmt: skip
+    torch.save(state, args.out)
     return model
+
+
+@torch.no_grad()
+def _probabilities(probe: nn.Linear, z: np.ndarray) -> np.ndarray:
+    return torch.sigmoid(probe(torch.from_numpy(z).float())[:, 0]).numpy()
 
 
 def load_look(checkpoint: Path) -> Look:
     state = torch.load(checkpoint, weights_only=False)
     model = Look(state["side"]).eval()
-    model.mean.copy_(torch.from_numpy(state["mean"]))
-    model.scale.copy_(torch.from_numpy(state["scale"]))
-    model.probe.load_state_dict(state["probe"])
+    for k, name in enumerate(PROBES):
+        model.mean[k] = torch.from_numpy(state[name]["mean"])
+        model.scale[k] = torch.from_numpy(state[name]["scale"])
+        model.probes[k].load_state_dict(state[name]["probe"])
     return model
 
 
 def export(model: Look, onnx_path: Path) -> None:
-    """The look as an ONNX file (input ``crops``: (N, 64, 64, 3) uint8, output: logits)."""
+    """The look as an ONNX file (input ``crops``: (N, 64, 64, 3) uint8; output ``logit``:
+    (N, 2), the sharp and the soft probe's)."""
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     crops = torch.zeros(2, SIZE, SIZE, 3, dtype=torch.uint8)
     torch.onnx.export(

@@ -41,7 +41,8 @@ class FaceEvidence:
     eyes_px: float  # outer eye corners apart, pixels
     face: float = float("nan")  # the face verifier's probability (NaN: no verifier)
     unsure: bool = False  # found below the detector's own bar (Detection.unsure)
-    look: float = float("nan")  # the verifier's second look (ImageNet features; NaN: none)
+    look: float = float("nan")  # the verifier's second look, its soft probe (NaN: none)
+    look_sharp: float = float("nan")  # its sharp probe (NaN: none, or the crop is not sharp)
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,15 @@ class FaceGate:
     (``sure_score`` 0): every setting of it that stopped more fur also dropped faces behind
     worn masks.
 
-    The verifier's second look (``min_look``, ImageNet features and a probe:
-    ``training.look``) drops what it is sure is not a face; 0.0004 is the largest round value
-    that loses no face of the validation people's group photos (clean, blurred, in
-    sunglasses, mirrored; the lowest, a blurred face, reads 0.0005) nor any of the 1,100
-    damaged faces (docs/experiments/false-masks.md, "Round 5"): the probe is certain of
-    faces, and only its far tail is used.
+    The verifier's second look (ImageNet features and two probes: ``training.look``) drops
+    what it is sure is not a face: its soft probe (fitted on sharp and blurred crops) below
+    ``min_look`` and, on a sharp crop, its sharp probe (fitted on sharp crops: surer of
+    boxes and fur, never asked of a face out of focus) below ``min_look_sharp``. Each bar is
+    the largest round value that loses no face of the validation people's group photos
+    (clean, blurred, in sunglasses, mirrored) nor any of the 1,100 damaged faces
+    (docs/experiments/false-masks.md, "Round 5"; the lowest: a blurred face's soft look
+    0.0005, a damaged face's sharp look 0.0019): the probes are certain of faces, and only
+    their far tails are used.
 
     A borderline detection (``FaceEvidence.unsure``: MTCNN's score below its bar, in a
     photo where a face is sure) is kept only where the verifier gives it ``min_face_unsure``
@@ -81,6 +85,7 @@ class FaceGate:
     min_face: float = 0.01
     min_face_unsure: float = 0.5
     min_look: float = 0.0004
+    min_look_sharp: float = 0.0015
 
     def keeps(self, e: FaceEvidence) -> bool:
         if np.isfinite(e.spread) and e.spread > self.max_spread:
@@ -88,6 +93,8 @@ class FaceGate:
         if np.isfinite(e.face) and e.face < self.min_face:
             return False
         if np.isfinite(e.look) and e.look < self.min_look:
+            return False
+        if np.isfinite(e.look_sharp) and e.look_sharp < self.min_look_sharp:
             return False
         if e.unsure and not (np.isfinite(e.face) and e.face >= self.min_face_unsure):
             return False
@@ -163,6 +170,7 @@ def evidence(
     face: float = float("nan"),
     unsure: bool = False,
     look: float = float("nan"),
+    look_sharp: float = float("nan"),
 ) -> FaceEvidence:
     """One detection's :class:`FaceEvidence` (``face``: the verifier's probability, ``look``
     its second look's; ``unsure``: the detection's own,
@@ -178,4 +186,5 @@ def evidence(
         float(face),
         bool(unsure),
         float(look),
+        float(look_sharp),
     )

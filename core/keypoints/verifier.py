@@ -31,9 +31,13 @@ log = logging.getLogger(__name__)
 
 #: the shipped verifier (its .onnx is listed in core/weights/MANIFEST.json)
 VERIFIER_ONNX = "verifier-face64-r8.onnx"
-#: its second look at the same crop: ImageNet features and a linear probe
-#: (``training.look``), which knows animals and objects the verifier never saw
+#: its second look at the same crop: ImageNet features and two linear probes
+#: (``training.look``), which know animals and objects the verifier never saw
 LOOK_ONNX = "look-lite0-r9.onnx"
+#: a crop at least this sharp (:func:`sharpness`) is judged by the look's sharp probe too;
+#: every face out of focus in the detector bench's group photos reads below 0.15
+#: (docs/experiments/false-masks.md, "Round 5")
+SHARP = 0.16
 #: the side of the square the face is laid into
 SIZE = 64
 # Where a face's eye centres, nose tip and mouth corners fall in the square: the usual
@@ -102,13 +106,13 @@ class FaceVerifier:
     def judge(
         self, image_rgb: np.ndarray, faces: Sequence[np.ndarray], look: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(N,) the verifier's probabilities and (N,) the second look's (NaN without it)
-        that each set of 68 points outlines a face: one crop each, both networks in one
-        call each."""
+        """(N,) the verifier's probabilities and (N, 2) the second look's
+        (:meth:`look_of_crops`; NaN without it) that each set of 68 points outlines a face:
+        one crop each, both networks in one call each."""
         if not len(faces):
-            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+            return np.zeros(0, np.float32), np.zeros((0, 2), np.float32)
         crops = np.stack([aligned(image_rgb, p) for p in faces])
-        second = self.look_of_crops(crops) if look else np.full(len(crops), np.nan, np.float32)
+        second = self.look_of_crops(crops) if look else np.full((len(crops), 2), np.nan, np.float32)
         return self.of_crops(crops), second
 
     def of_crops(self, crops: np.ndarray) -> np.ndarray:
@@ -116,12 +120,28 @@ class FaceVerifier:
         return _sigmoid(logits)
 
     def look_of_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N,) the second look's probabilities of (N, SIZE, SIZE, 3) uint8 crops (NaN where
-        none is loaded)."""
+        """(N, 2) the second look's probabilities of (N, SIZE, SIZE, 3) uint8 crops: its
+        sharp probe's where the crop is sharp (:data:`SHARP`; NaN where it is not: that
+        probe never saw a face out of focus), and its soft probe's. NaN where no look is
+        loaded."""
         if self.look is None:
-            return np.full(len(crops), np.nan, np.float32)
+            return np.full((len(crops), 2), np.nan, np.float32)
         crops = np.ascontiguousarray(crops, np.uint8)
-        return _sigmoid(self.look.run(None, {"crops": crops})[0])  # type: ignore[attr-defined]
+        logits = np.asarray(self.look.run(None, {"crops": crops})[0])  # type: ignore[attr-defined]
+        out = _sigmoid(logits).reshape(len(crops), 2)
+        out[sharpness(crops) < SHARP, 0] = np.nan
+        return out
+
+
+def sharpness(crops: np.ndarray) -> np.ndarray:
+    """(N,) how sharp each crop's middle is: the mean absolute Laplacian of its grey levels
+    over their spread (plus 4 levels, so that a flat dark crop is not sharp by its noise)."""
+    out = np.empty(len(crops), np.float32)
+    for i, crop in enumerate(crops):
+        grey = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)[8:-8, 8:-8]
+        grey = grey.astype(np.float32)
+        out[i] = np.abs(cv2.Laplacian(grey, cv2.CV_32F)).mean() / (grey.std() + 4.0)
+    return out
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -11,11 +11,13 @@ from core.api import FaceMasker
 from core.errors import NoFaceFoundError
 from core.keypoints.plausibility import FaceEvidence, FaceGate
 from core.keypoints.verifier import (
+    SHARP,
     SIZE,
     TEMPLATE,
     FaceVerifier,
     aligned,
     five_points,
+    sharpness,
     shipped_verifier,
 )
 from core.results import Mode
@@ -75,7 +77,7 @@ def test_every_face_of_a_photo_is_judged_in_one_call(astronaut_points):
     class Counting:
         def judge(self, image_rgb, faces):
             calls.append(len(faces))
-            return np.ones(len(faces), np.float32), np.ones(len(faces), np.float32)
+            return np.ones(len(faces), np.float32), np.ones((len(faces), 2), np.float32)
 
     masker = FaceMasker(verifier=Counting())
     faces = masker.find_faces(data.astronaut(), Mode.FACES)
@@ -85,7 +87,7 @@ def test_every_face_of_a_photo_is_judged_in_one_call(astronaut_points):
 def test_a_face_the_verifier_doubts_gets_no_mask():
     class Never:
         def judge(self, image_rgb, faces):
-            return np.zeros(len(faces), np.float32), np.full(len(faces), np.nan, np.float32)
+            return np.zeros(len(faces), np.float32), np.full((len(faces), 2), np.nan, np.float32)
 
     masker = FaceMasker(verifier=Never(), gate=FaceGate(min_face=0.5))
     with pytest.raises(NoFaceFoundError):
@@ -105,13 +107,13 @@ def test_the_gate_reads_the_verifier_and_nan_means_none():
 def test_the_second_look_stops_a_cat_and_keeps_the_astronaut(verifier, astronaut_points):
     assert verifier.look is not None  # the shipped look is loaded with the verifier
     gate = FaceGate()
-    her_face, look = verifier.judge(data.astronaut(), [astronaut_points])
-    assert look[0] > 0.9 and her_face[0] > 0.9
+    her_face, looks = verifier.judge(data.astronaut(), [astronaut_points])
+    assert (looks[0] > 0.9).all() and her_face[0] > 0.9  # a sharp face: both probes asked
     # the astronaut's points laid on Chelsea the cat, where the verifier alone would let a
     # mask on: the ImageNet features know a cat
     on_the_cat = (astronaut_points - astronaut_points.mean(0)) * 1.3 + (90, 210)
-    face, look = verifier.judge(data.chelsea(), [on_the_cat])
-    assert face[0] > 10 * gate.min_face and look[0] < gate.min_look / 5
+    face, looks = verifier.judge(data.chelsea(), [on_the_cat])
+    assert face[0] > 10 * gate.min_face and looks[0, 1] < gate.min_look / 5
     # asked for the verifier alone, no second look is taken
     face_only, none = verifier.judge(data.astronaut(), [astronaut_points], look=False)
     assert np.isnan(none).all() and face_only[0] == pytest.approx(her_face[0])
@@ -123,7 +125,7 @@ def test_a_face_the_second_look_rules_out_gets_no_mask():
             self.look = look
 
         def judge(self, image_rgb, faces):
-            return np.ones(len(faces), np.float32), np.full(len(faces), self.look, np.float32)
+            return np.ones(len(faces), np.float32), np.full((len(faces), 2), self.look, np.float32)
 
     with pytest.raises(NoFaceFoundError):
         FaceMasker(verifier=Looks(0.0001)).find_faces(data.astronaut(), Mode.FACES)
@@ -136,3 +138,14 @@ def test_the_gate_reads_the_second_look_and_nan_means_none():
     assert gate.keeps(FaceEvidence(**seen, look=0.5))
     assert not gate.keeps(FaceEvidence(**seen, look=0.001))
     assert gate.keeps(FaceEvidence(**seen))  # no second look: the other evidence decides
+    sharp = FaceGate(min_look_sharp=0.01)
+    assert not sharp.keeps(FaceEvidence(**seen, look=0.5, look_sharp=0.001))
+    assert sharp.keeps(FaceEvidence(**seen, look=0.5))  # a soft crop: the soft probe decides
+
+
+def test_a_face_out_of_focus_is_not_asked_of_the_sharp_probe(verifier, astronaut_points):
+    crop = aligned(data.astronaut(), astronaut_points)
+    soft = cv2.GaussianBlur(crop, (0, 0), 2.0)
+    assert sharpness(crop[None])[0] >= SHARP > sharpness(soft[None])[0]
+    looks = verifier.look_of_crops(np.stack([crop, soft]))
+    assert np.isfinite(looks[0]).all() and np.isnan(looks[1, 0]) and looks[1, 1] > 0.5
