@@ -312,7 +312,8 @@ class FaceMasker:
         sure = np.full(len(detections), np.nan, np.float32)
         look = np.full((len(detections), 2), np.nan, np.float32)
         if self.gate is not None and self.verifier is not None and len(points):
-            sure, look = self.verifier.judge(rgb, points)  # every face in one call
+            # every face in one call; the second look only where detector and verifier doubt
+            sure, look = self.verifier.judge(rgb, points, scores=[d.score for d in detections])
         faces, borderline = [], []
         for d, p, spread, face, seen in zip(detections, points, spreads, sure, look, strict=True):
             if d.unsure and self.gate is None:

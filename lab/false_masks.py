@@ -365,7 +365,7 @@ def rejudged(verifier, photos, groups, damage):
         if not o.crops:
             return o
         crops = np.stack(o.crops)
-        sure, look = verifier.of_crops(crops), verifier.look_of_crops(crops)
+        sure, look = verifier.judge_crops(crops, scores=[e.score for e in o.evidence])
         evidence = [
             dataclasses.replace(e, face=float(p), look=float(q[1]), look_sharp=float(q[0]))
             for e, p, q in zip(o.evidence, sure, look, strict=True)

@@ -75,7 +75,7 @@ def test_every_face_of_a_photo_is_judged_in_one_call(astronaut_points):
     calls = []
 
     class Counting:
-        def judge(self, image_rgb, faces):
+        def judge(self, image_rgb, faces, scores=None):
             calls.append(len(faces))
             return np.ones(len(faces), np.float32), np.ones((len(faces), 2), np.float32)
 
@@ -86,7 +86,7 @@ def test_every_face_of_a_photo_is_judged_in_one_call(astronaut_points):
 
 def test_a_face_the_verifier_doubts_gets_no_mask():
     class Never:
-        def judge(self, image_rgb, faces):
+        def judge(self, image_rgb, faces, scores=None):
             return np.zeros(len(faces), np.float32), np.full((len(faces), 2), np.nan, np.float32)
 
     masker = FaceMasker(verifier=Never(), gate=FaceGate(min_face=0.5))
@@ -124,7 +124,7 @@ def test_a_face_the_second_look_rules_out_gets_no_mask():
         def __init__(self, look: float) -> None:
             self.look = look
 
-        def judge(self, image_rgb, faces):
+        def judge(self, image_rgb, faces, scores=None):
             return np.ones(len(faces), np.float32), np.full((len(faces), 2), self.look, np.float32)
 
     with pytest.raises(NoFaceFoundError):
@@ -149,3 +149,14 @@ def test_a_face_out_of_focus_is_not_asked_of_the_sharp_probe(verifier, astronaut
     assert sharpness(crop[None])[0] >= SHARP > sharpness(soft[None])[0]
     looks = verifier.look_of_crops(np.stack([crop, soft]))
     assert np.isfinite(looks[0]).all() and np.isnan(looks[1, 0]) and looks[1, 1] > 0.5
+
+
+def test_the_second_look_is_not_asked_where_detector_and_verifier_are_sure(
+    verifier, astronaut_points
+):
+    image = data.astronaut()
+    asked = verifier.judge(image, [astronaut_points])[1]
+    sure = verifier.judge(image, [astronaut_points], scores=[0.9999])[1]
+    doubted = verifier.judge(image, [astronaut_points], scores=[0.9])[1]
+    assert np.isfinite(asked).all() and np.isnan(sure).all()
+    assert np.allclose(doubted, asked)
