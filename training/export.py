@@ -56,6 +56,32 @@ def export(module: torch.nn.Module, size: int) -> bytes:
     return buffer.getvalue()
 
 
+def export_checked(
+    model: torch.nn.Module,
+    example: np.ndarray,
+    probe: np.ndarray,
+    path: Path,
+    input_name: str,
+    atol: float,
+) -> None:
+    """A small network (the face verifier, its second look) as an ONNX file at ``path``: one
+    input ``input_name`` shaped like ``example`` (the first axis the batch), one output
+    ``logit``; ONNX Runtime must answer ``probe`` as the model does, within ``atol``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model, (torch.from_numpy(example),), str(path), input_names=[input_name],
+        output_names=["logit"], dynamic_axes={input_name: {0: "n"}, "logit": {0: "n"}},
+        opset_version=17, dynamo=False,
+    )  # fmt: skip
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = model(torch.from_numpy(probe)).numpy()
+    got = sess.run(None, {input_name: probe})[0]
+    assert np.allclose(want, got, atol=atol), "the ONNX export answers differently"
+
+
 def member_models(model: bytes, members: int | None = None) -> list[bytes]:
     """An ensemble's ONNX model (outputs points0, spread0, points1, ...) cut into one model
     per member, each computing only its own outputs; a single network comes back whole."""

@@ -198,20 +198,11 @@ def load_look(checkpoint: Path) -> Look:
 def export(model: Look, onnx_path: Path) -> None:
     """The look as an ONNX file (input ``crops``: (N, 64, 64, 3) uint8; output ``logit``:
     (N, 2), the sharp and the soft probe's)."""
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    crops = torch.zeros(2, SIZE, SIZE, 3, dtype=torch.uint8)
-    torch.onnx.export(
-        model, (crops,), str(onnx_path), input_names=["crops"], output_names=["logit"],
-        dynamic_axes={"crops": {0: "n"}, "logit": {0: "n"}}, opset_version=17, dynamo=False,
-    )  # fmt: skip
-    import onnxruntime as ort
+    from training.export import export_checked
 
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    example = np.zeros((2, SIZE, SIZE, 3), np.uint8)
     probe = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, 3)).astype(np.uint8)
-    with torch.no_grad():
-        want = model(torch.from_numpy(probe)).numpy()
-    got = sess.run(None, {"crops": probe})[0]
-    assert np.allclose(want, got, atol=1e-3), "the ONNX export answers differently"
+    export_checked(model, example, probe, onnx_path, "crops", atol=1e-3)
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes)")
 
 

@@ -199,19 +199,11 @@ def export(checkpoint: Path, onnx_path: Path) -> None:
     model = Verifier(state["width"])
     model.load_state_dict(state["model"])
     model.eval()
-    x = torch.zeros(2, 3, SIZE, SIZE)
-    torch.onnx.export(
-        model, (x,), str(onnx_path), input_names=["x"], output_names=["logit"],
-        dynamic_axes={"x": {0: "n"}, "logit": {0: "n"}}, opset_version=17, dynamo=False,
-    )  # fmt: skip
-    import onnxruntime as ort
+    from training.export import export_checked
 
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    example = np.zeros((2, 3, SIZE, SIZE), np.float32)
     probe = np.random.default_rng(0).uniform(-0.5, 0.5, (4, 3, SIZE, SIZE)).astype(np.float32)
-    with torch.no_grad():
-        want = model(torch.from_numpy(probe)).numpy()
-    got = sess.run(None, {"x": probe})[0]
-    assert np.allclose(want, got, atol=1e-4), "the ONNX export answers differently"
+    export_checked(model, example, probe, onnx_path, "x", atol=1e-4)
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes); judged: {state.get('judged')}")
 
 
