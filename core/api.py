@@ -334,7 +334,7 @@ class FaceMasker:
                     d.unsure,
                     look=float(seen[1]),
                     look_sharp=float(seen[0]),
-                )  # fmt: skip
+                )
             ):
                 log.debug("dropped a detection that is not a face (plausibility gate)")
                 continue

@@ -39,10 +39,9 @@ LOOK_ONNX = "look-lite0-r9.onnx"
 #: (docs/experiments/false-masks.md, "Round 5")
 SHARP = 0.16
 #: the second look is not asked of a detection this sure (the detector's score) that the
-#: verifier is this sure of: most faces (86% of the recorded run's group and damaged faces),
-#: and none of the masks the look stops on any of the false-mask benchmark's sources (the
-#: training sources' came from detections of 0.95 and less); on a one-face photo the look
-#: would otherwise cost ~7% of its CPU (docs/experiments/false-masks.md, "Round 5")
+#: verifier is this sure of: most clear faces are, and no mask the look stops came from one;
+#: asked of every face, it made one-face photos measurably slower
+#: (docs/experiments/false-masks.md, "Round 5")
 SURE_SCORE, SURE_FACE = 0.995, 0.99
 #: the side of the square the face is laid into
 SIZE = 64

@@ -44,7 +44,7 @@ def mask_video(
     ``style`` (the photo path's restyled picture: the same warp and light)."""
     started = time.perf_counter()
     # an unknown mask or style fails before any work
-    picture = masker.picture(mask_id) if style is None else masker.picture(mask_id, style)
+    picture = masker.picture(mask_id, style)
     tracker = _tracker(masker, mode, smooth)
     painter = TrackPainter(picture)
     faces_seen = 0
