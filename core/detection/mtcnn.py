@@ -20,7 +20,7 @@ from functools import cache
 import cv2
 import numpy as np
 
-from core.detection.base import BoxConvention, Detection, largest_first
+from core.detection.base import BoxConvention, Detection, largest_first, shrunk
 
 log = logging.getLogger(__name__)
 
@@ -292,8 +292,10 @@ class MtcnnFaceDetector:
         scale = min(scale, self.max_side / max(h, w))
         if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            rgb = cv2.resize(rgb, size, interpolation=shrink)
+            if scale < 1:
+                rgb = shrunk(rgb, size)
+            else:
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
         # a tilted head: the crop turns with the eyes (better points on tilted faces, upright
         # ones unchanged), the offsets along the face
         sure, unsure = [], []

@@ -16,7 +16,7 @@ import logging
 import cv2
 import numpy as np
 
-from core.detection.base import Detection, FaceDetector, largest_first, same_face
+from core.detection.base import Detection, FaceDetector, largest_first, same_face, shrunk
 from core.detection.boxes import FaceBox, box_overlap
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def detect_turned(
     shrink = min(1.0, TURN_MAX_SIDE / max(image_rgb.shape[:2]))
     if shrink < 1.0:
         size = tuple(max(1, round(v * shrink)) for v in image_rgb.shape[1::-1])
-        image_rgb = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
+        image_rgb = shrunk(image_rgb, size)
     best: list[Detection] = []
     for turn in turns:
         turned, matrix = turn_image(image_rgb, turn)

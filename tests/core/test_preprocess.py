@@ -41,6 +41,35 @@ def test_crop_cuts_the_right_pixels_even_through_the_pyramid():
         assert abs(xs.mean() - 31.5) < 1 and abs(ys.mean() - 31.5) < 1
 
 
+def _whole_photo_pyramid_crop(img: np.ndarray, box: FaceBox, size: int) -> np.ndarray:
+    """The crop as it was cut before the pyramid read only the crop's region: the whole
+    photo halved while the crop shrinks it more than twice."""
+    import cv2
+
+    m = crop_matrix(box, size)
+    scale, factor, src = float(np.hypot(*m[0, :2])), 1.0, img
+    while scale / factor < 0.5 and min(src.shape[:2]) >= 4:
+        src, factor = cv2.pyrDown(src), factor * 0.5
+    up = np.array([[1 / factor, 0, (1 / factor - 1) / 2], [0, 1 / factor, (1 / factor - 1) / 2]])
+    return cv2.warpAffine(src, m @ np.vstack([up, [0, 0, 1]]), (size, size), flags=cv2.INTER_LINEAR)
+
+
+def test_the_pyramid_halves_only_the_crops_region_with_the_same_pixels():
+    rng = np.random.default_rng(0)
+    cases = 0
+    for k in range(60):
+        h, w = (int(v) for v in rng.integers(20, 1500, 2))
+        img = rng.integers(0, 256, (h, w, 3), np.uint8)
+        # faces of 2-40x the crop, anywhere: inside, across an edge, off the photo
+        side = float(rng.uniform(400, 400 + 3 * max(h, w)))
+        cx, cy = rng.uniform(-0.3, 1.3) * w, rng.uniform(-0.3, 1.3) * h
+        box = FaceBox(float(cx), float(cy), side, float(rng.uniform(-180, 180)))
+        crop, _ = crop_image(img, box, 192)
+        np.testing.assert_array_equal(crop, _whole_photo_pyramid_crop(img, box, 192))
+        cases += crop.any()
+    assert cases > 30  # most crops show some of the photo
+
+
 def test_boxes_from_points_a_detectors_box_and_the_whole_image():
     from core.detection.haar import haar_face_box
 
