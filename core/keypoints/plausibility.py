@@ -64,15 +64,15 @@ class FaceGate:
     (``sure_score`` 0): every setting of it that stopped more fur also dropped faces behind
     worn masks.
 
-    The verifier's second look (ImageNet features and two probes: ``training.look``) drops
-    what it is sure is not a face: its soft probe (fitted on sharp and blurred crops) below
-    ``min_look`` and, on a sharp crop, its sharp probe (fitted on sharp crops: surer of
-    boxes and fur, never asked of a face out of focus) below ``min_look_sharp``. Each bar is
-    the largest round value that loses no face of the validation people's group photos
-    (clean, blurred, in sunglasses, mirrored) nor any of the 1,100 damaged faces
-    (docs/experiments/false-masks.md, "Round 5"; the lowest: a blurred face's soft look
-    0.0005, a damaged face's sharp look 0.0019): the probes are certain of faces, and only
-    their far tails are used.
+    The verifier's second look (an ImageNet network, fine-tuned, and two probes:
+    ``training.look``) drops what it is sure is not a face: its soft probe (trained on sharp
+    and blurred crops) below ``min_look`` and, on a sharp crop, its sharp probe (trained on
+    sharp crops: surer of boxes and fur, never asked of a face out of focus) below
+    ``min_look_sharp``. Each bar is the largest round value that loses no face of the
+    validation people's group photos (clean, blurred, in sunglasses, mirrored) nor any of
+    the 1,100 damaged faces (docs/experiments/false-masks.md, "Round 6"; the lowest: a face
+    in a plain cloth mask, soft 0.000034 and sharp 0.0004): the probes are certain of faces,
+    and only their far tails are used.
 
     A borderline detection (``FaceEvidence.unsure``: MTCNN's score below its bar, in a
     photo where a face is sure) is kept only where the verifier gives it ``min_face_unsure``
@@ -85,8 +85,8 @@ class FaceGate:
     min_skin_unsure: float = 0.0
     min_face: float = 0.01
     min_face_unsure: float = 0.5
-    min_look: float = 0.0004
-    min_look_sharp: float = 0.0015
+    min_look: float = 0.00003
+    min_look_sharp: float = 0.0003
 
     def keeps(self, e: FaceEvidence) -> bool:
         if np.isfinite(e.spread) and e.spread > self.max_spread:
