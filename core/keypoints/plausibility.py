@@ -69,10 +69,12 @@ class FaceGate:
     and blurred crops) below ``min_look`` and, on a sharp crop, its sharp probe (trained on
     sharp crops: surer of boxes and fur, never asked of a face out of focus) below
     ``min_look_sharp``. Each bar is the largest round value that loses no face of the
-    validation people's group photos (clean, blurred, in sunglasses, mirrored) nor any of
-    the 1,100 damaged faces (docs/experiments/false-masks.md, "Round 6"; the lowest: a face
-    in a plain cloth mask, soft 0.000034 and sharp 0.0004): the probes are certain of faces,
-    and only their far tails are used.
+    validation people's group photos (the detector bench's, clean, blurred, in sunglasses,
+    mirrored, and the command-line bench's) nor any of the 1,100 damaged faces
+    (docs/experiments/false-masks.md, "Round 6"): the sharp probe's lowest face is one in a
+    plain cloth mask (0.0004); the fine-tuned soft probe reads a blurred face in a group
+    photo's background 0.0000003, so no bar of it keeps every face and release 10 leaves it
+    off (``min_look`` 0). The probes are certain of faces, and only their far tails are used.
 
     A borderline detection (``FaceEvidence.unsure``: MTCNN's score below its bar, in a
     photo where a face is sure) is kept only where the verifier gives it ``min_face_unsure``
@@ -85,7 +87,7 @@ class FaceGate:
     min_skin_unsure: float = 0.0
     min_face: float = 0.01
     min_face_unsure: float = 0.5
-    min_look: float = 0.00003
+    min_look: float = 0.0
     min_look_sharp: float = 0.0003
 
     def keeps(self, e: FaceEvidence) -> bool:
