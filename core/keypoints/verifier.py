@@ -167,7 +167,8 @@ def sharpness(crops: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64).reshape(-1)))).astype(np.float32)
+    x = np.clip(np.asarray(logits, np.float64).reshape(-1), -500.0, 500.0)  # exp stays finite
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
 @cache
