@@ -12,15 +12,21 @@ from training import look
 from .test_verifier_training import _crops
 
 
-def test_fits_a_probe_on_imagenet_features_and_exports_what_serving_runs(tmp_path, capsys):
+def _fit(tmp_path, *options: str):
+    """training.look on small made-up crops; the ONNX file it exported."""
     _crops(tmp_path / "train.npz", 96, 0)
     _crops(tmp_path / "val.npz", 32, 1)
     onnx = tmp_path / "look.onnx"
     look.main([
         "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
         "--out", str(tmp_path / "look.pt"), "--onnx", str(onnx), "--side", "64",
-        "--threads", "1",
+        "--threads", "1", *options,
     ])  # fmt: skip
+    return onnx
+
+
+def test_fits_a_probe_on_imagenet_features_and_exports_what_serving_runs(tmp_path, capsys):
+    onnx = _fit(tmp_path)
     report = capsys.readouterr().out
     assert '"val"' in report and onnx.exists()
     # a bright middle is a "face" in these crops: ImageNet's features tell that at once
@@ -41,14 +47,7 @@ def test_fits_a_probe_on_imagenet_features_and_exports_what_serving_runs(tmp_pat
 
 
 def test_fine_tunes_the_last_blocks_keeps_the_best_epoch_and_exports_it(tmp_path, capsys):
-    _crops(tmp_path / "train.npz", 96, 0)
-    _crops(tmp_path / "val.npz", 32, 1)
-    onnx = tmp_path / "look.onnx"
-    look.main([
-        "--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"),
-        "--out", str(tmp_path / "look.pt"), "--onnx", str(onnx), "--side", "64",
-        "--fine-tune", "2", "--batch", "32", "--threads", "1",
-    ])  # fmt: skip
+    onnx = _fit(tmp_path, "--fine-tune", "2", "--batch", "32")
     report = capsys.readouterr().out
     assert '"epoch": 2' in report and "kept epoch" in report
     import torch
