@@ -25,6 +25,7 @@ from PIL import Image
 from core import imageio, threads
 from core.batch import FileResult, MaskPlan, Options, mask_file, mask_plan
 from core.detection.base import FaceDetector
+from core.detection.boxes import centre_in_either
 from core.detection.registry import default_detector
 from core.detection.turns import detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
@@ -120,12 +121,10 @@ class Masker(Protocol):
 def same_points(a: np.ndarray, b: np.ndarray) -> bool:
     """Two readings of one face: either's points' centre lies in the other's point box."""
 
-    def centre_in(p: np.ndarray, q: np.ndarray) -> bool:
-        (x0, y0), (x1, y1) = q.min(axis=0), q.max(axis=0)
-        cx, cy = (p.min(axis=0) + p.max(axis=0)) / 2
-        return bool(x0 <= cx <= x1 and y0 <= cy <= y1)
+    def box(points: np.ndarray) -> tuple[float, ...]:
+        return (*points.min(axis=0), *points.max(axis=0))
 
-    return centre_in(a, b) or centre_in(b, a)
+    return centre_in_either(box(a), box(b))
 
 
 class FaceMasker:

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from core.detection.boxes import FaceBox, box_around, face_axes
+from core.detection.boxes import FaceBox, box_around, centre_in_either, face_axes
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,7 @@ def largest_first(found: list[Detection]) -> list[Detection]:
 
 def same_face(a: Detection, b: Detection) -> bool:
     """Either face's centre lies in the other's square (one face seen two ways)."""
-
-    def centre_in(p: FaceBox, q: FaceBox) -> bool:
-        x0, y0, x1, y1 = q.face_xyxy()
-        return x0 <= p.cx <= x1 and y0 <= p.cy <= y1
-
-    return centre_in(a.box, b.box) or centre_in(b.box, a.box)
-
+    return centre_in_either(a.box.face_xyxy(), b.box.face_xyxy())
 
 
 def shrunk(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

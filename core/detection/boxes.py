@@ -49,6 +49,16 @@ def box_overlap(a: tuple[float, ...], b: tuple[float, ...], over_smaller: bool =
     return inter / denom if denom > 0 else 0.0
 
 
+def centre_in_either(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Either (x0, y0, x1, y1) box's centre lies in the other: one face seen two ways."""
+
+    def centre_in(p: tuple[float, ...], q: tuple[float, ...]) -> bool:
+        cx, cy = (p[0] + p[2]) / 2, (p[1] + p[3]) / 2
+        return bool(q[0] <= cx <= q[2] and q[1] <= cy <= q[3])
+
+    return centre_in(a, b) or centre_in(b, a)
+
+
 def keypoint_box(points: np.ndarray) -> tuple[float, float, float]:
     """Centre x, centre y and side (the longer one) of the points' bounding box."""
     lo, hi = points.min(0), points.max(0)

@@ -308,3 +308,16 @@ def test_a_photo_shrunk_for_the_search_looks_as_the_area_filter_makes_it(astrona
     area = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
     # the same picture: a pixel's shift alone differs by 1.9-6.3 grey levels on average
     assert np.abs(small.astype(int) - area).mean() < 0.5
+
+
+def test_one_face_seen_two_ways_is_told_by_either_centre_lying_in_the_other():
+    from core.api import same_points
+    from core.detection.boxes import centre_in_either
+
+    big, small_inside, beside = (0, 0, 100, 100), (80, 80, 90, 90), (101, 0, 150, 50)
+    assert centre_in_either(big, small_inside) and centre_in_either(small_inside, big)
+    assert not centre_in_either(big, beside)
+    # one way round is enough: the first centre lies in the second box, not the other way
+    assert centre_in_either((0, 0, 100, 100), (40, 40, 200, 200))
+    square = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 100.0], [0.0, 100.0]])
+    assert same_points(square, square * 0.2 + 70) and not same_points(square, square + 150)
