@@ -631,7 +631,6 @@ def main(argv: list[str] | None = None) -> None:
             observed = [o for o in observed if o.kind != "no-face" or held_out_photo(o.photo)]
         elif args.sources == "train":
             observed = [o for o in observed if o.kind == "no-face" and not held_out_photo(o.photo)]
-        photos = observed
         sources = len({o.photo.rsplit("/", 1)[0] for o in observed if o.kind == "no-face"})
     else:
         photos = no_face_photos(args.wheels, args.seed)

@@ -112,7 +112,10 @@ class Look(nn.Module):
         self.probes = nn.ModuleList(nn.Linear(FEATURES, 1) for _ in PROBES)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        f = self.features(crops)
+        return self.probed(self.features(crops))
+
+    def probed(self, f: torch.Tensor) -> torch.Tensor:
+        """(N, 2) both probes' logits of (N, 1280) features."""
         return torch.cat(
             [probe((f - self.mean[k]) * self.scale[k]) for k, probe in enumerate(self.probes)],
             dim=1,
@@ -260,10 +263,7 @@ def fine_tune(model: Look, front: dict, data: dict, val: dict, args) -> dict:
     rng = np.random.default_rng(args.seed + 1)
 
     def logits(x: np.ndarray) -> torch.Tensor:
-        return torch.cat(
-            [probe((model.features.back(torch.from_numpy(x)) - model.mean[k]) * model.scale[k])
-             for k, probe in enumerate(model.probes)], dim=1,
-        )  # fmt: skip
+        return model.probed(model.features.back(torch.from_numpy(x)))
 
     @torch.no_grad()
     def report(epoch: int) -> dict:
@@ -284,8 +284,11 @@ def fine_tune(model: Look, front: dict, data: dict, val: dict, args) -> dict:
     def weights() -> dict:
         return {k: v.clone() for k, v in model.state_dict().items()}
 
+    def worth(row: dict) -> tuple[float, int]:  # of equal AUCs, the later epoch
+        return row["val_sharp"] + row["val_soft"], row["epoch"]
+
     rows = [report(0)]
-    best, kept = rows[0]["val_sharp"] + rows[0]["val_soft"], weights()
+    kept = weights()
     for epoch in range(1, args.fine_tune + 1):
         started, total = time.time(), 0.0
         order = rng.permutation(np.concatenate([train_, train_]))
@@ -305,19 +308,18 @@ def fine_tune(model: Look, front: dict, data: dict, val: dict, args) -> dict:
         print(f"epoch {epoch}: loss {total / len(order):.4f}, {time.time() - started:.0f} s",
               flush=True)  # fmt: skip
         rows.append(report(epoch))
-        if rows[-1]["val_sharp"] + rows[-1]["val_soft"] >= best:  # a tie: the later
-            best, kept = rows[-1]["val_sharp"] + rows[-1]["val_soft"], weights()
+        if max(rows, key=worth) is rows[-1]:
+            kept = weights()
     model.load_state_dict(kept)
     model.eval()
-    chosen = max(rows, key=lambda r: (r["val_sharp"] + r["val_soft"], r["epoch"]))["epoch"]
+    chosen = max(rows, key=worth)["epoch"]
     print(f"kept epoch {chosen}", flush=True)
     return {"epochs": rows, "kept": chosen, "lr": args.lr, "batch": args.batch, "cut": CUT}
 
 
 def logits_of(model: Look, front: torch.Tensor, k: int) -> torch.Tensor:
     """Probe ``k``'s logits from the network's output at block :data:`CUT`."""
-    f = model.features.back(front)
-    return model.probes[k]((f - model.mean[k]) * model.scale[k])[:, 0]
+    return model.probed(model.features.back(front))[:, k]
 
 
 @torch.no_grad()

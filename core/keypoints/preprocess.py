@@ -124,14 +124,10 @@ def crop_image(image_rgb: np.ndarray, box: FaceBox, size: int) -> tuple[np.ndarr
     levels, side = 0, min(height, width)
     while scale * 2**levels < 0.5 and side >= 4:
         levels, side = levels + 1, (side + 1) // 2
-    if levels == 0:
-        crop = cv2.warpAffine(
-            image_rgb, matrix, (size, size), flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-        )  # fmt: skip
-        return crop, matrix
     step = 2**levels
-    x0, y0, x1, y1 = _read_region(matrix, size, step, width, height)
+    x0, y0, x1, y1 = (
+        _read_region(matrix, size, step, width, height) if levels else (0, 0, width, height)
+    )
     src = image_rgb[y0:y1, x0:x1]
     for _ in range(levels):
         src = cv2.pyrDown(src)
@@ -152,7 +148,7 @@ def _read_region(
     (multiples of ``step``) so its halvings sample the image's own pyramid pixels."""
     back = cv2.invertAffineTransform(matrix.astype(np.float64))
     corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64)
-    xs, ys = (back @ corners.T)
+    xs, ys = back @ corners.T
     margin = 4 * step + 2
     x0 = max(0, int(np.floor((xs.min() - margin) / step)) * step)
     y0 = max(0, int(np.floor((ys.min() - margin) / step)) * step)
