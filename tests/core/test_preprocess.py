@@ -57,7 +57,7 @@ def _whole_photo_pyramid_crop(img: np.ndarray, box: FaceBox, size: int) -> np.nd
 def test_the_pyramid_halves_only_the_crops_region_with_the_same_pixels():
     rng = np.random.default_rng(0)
     cases = 0
-    for k in range(60):
+    for _ in range(60):
         h, w = (int(v) for v in rng.integers(20, 1500, 2))
         img = rng.integers(0, 256, (h, w, 3), np.uint8)
         # faces of 2-40x the crop, anywhere: inside, across an edge, off the photo
