@@ -263,12 +263,10 @@ def fine_tune(model: Look, front: dict, data: dict, val: dict, args) -> dict:
     bce = nn.functional.binary_cross_entropy_with_logits
     rng = np.random.default_rng(args.seed + 1)
 
-    def logits(x: np.ndarray) -> torch.Tensor:
-        return model.probed(model.features.back(torch.from_numpy(x)))
-
     @torch.no_grad()
     def report(epoch: int) -> dict:
-        at = {k: np.concatenate([logits(v[i : i + 512]).numpy() for i in range(0, len(v), 512)])
+        at = {k: np.concatenate([logits_of(model, torch.from_numpy(v[i : i + 512])).numpy()
+                                 for i in range(0, len(v), 512)])
               for k, v in (("dev", front["as_is"][dev]), ("soft", front["soft"][dev]),
                            ("val", front["val"]))}  # fmt: skip
         yd, yv = labels[dev] == 1, val["labels"] == 1
@@ -299,8 +297,8 @@ def fine_tune(model: Look, front: dict, data: dict, val: dict, args) -> dict:
             as_is = torch.from_numpy(front["as_is"][idx])
             sharp = torch.where(second, torch.from_numpy(front["mirrored"][idx]), as_is)
             soft = torch.where(second, torch.from_numpy(front["soft"][idx]), as_is)
-            sharp_loss = bce(logits_of(model, sharp, 0), y[idx], reduction="none")
-            soft_loss = bce(logits_of(model, soft, 1), y[idx], reduction="none")
+            sharp_loss = bce(logits_of(model, sharp)[:, 0], y[idx], reduction="none")
+            soft_loss = bce(logits_of(model, soft)[:, 1], y[idx], reduction="none")
             loss = ((sharp_loss + soft_loss) * weight[idx]).mean()
             opt.zero_grad()
             loss.backward()
@@ -318,9 +316,9 @@ def fine_tune(model: Look, front: dict, data: dict, val: dict, args) -> dict:
     return {"epochs": rows, "kept": chosen, "lr": args.lr, "batch": args.batch, "cut": CUT}
 
 
-def logits_of(model: Look, front: torch.Tensor, k: int) -> torch.Tensor:
-    """Probe ``k``'s logits from the network's output at block :data:`CUT`."""
-    return model.probed(model.features.back(front))[:, k]
+def logits_of(model: Look, front: torch.Tensor) -> torch.Tensor:
+    """(N, 2) both probes' logits from the network's output at block :data:`CUT`."""
+    return model.probed(model.features.back(front))
 
 
 @torch.no_grad()

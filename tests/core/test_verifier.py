@@ -114,7 +114,7 @@ def test_the_second_look_stops_a_cat_and_keeps_the_astronaut(verifier, astronaut
     on_the_cat = (astronaut_points - astronaut_points.mean(0)) * 1.3 + (90, 210)
     face, looks = verifier.judge(data.chelsea(), [on_the_cat])
     assert face[0] > 10 * gate.min_face and looks[0, 0] < gate.min_look_sharp / 5
-    assert looks[0, 1] < 0.001  # the soft probe (off in the gate since release 10) agrees
+    assert looks[0, 1] < 0.001  # the soft probe agrees
     # asked for the verifier alone, no second look is taken
     face_only, none = verifier.judge(data.astronaut(), [astronaut_points], look=False)
     assert np.isnan(none).all() and face_only[0] == pytest.approx(her_face[0])

@@ -222,7 +222,7 @@ def make_room() -> float:
     its build layers), and say how much room is left: a disk that fills half-way through a
     build fails it with an unhelpful pipe error, and the tests that run after it with it.
     The stand-in base images stay (they take minutes to make); GB free is returned."""
-    podman("image", "prune", "-f", check=False)
+    prune_replaced()
     root = podman("info", "--format", "{{.Store.GraphRoot}}").strip() or "/var/lib/containers"
     free = shutil.disk_usage(root).free / 1e9
     if free < BUILD_NEEDS_GB:
@@ -231,6 +231,11 @@ def make_room() -> float:
             f"{BUILD_NEEDS_GB:.0f}. `podman system prune -a` frees everything podman made."
         )
     return free
+
+
+def prune_replaced() -> None:
+    """Remove the dangling images: those a rebuild replaced, a few GB a run."""
+    podman("image", "prune", "-f", check=False)
 
 
 def _exists(image: str) -> bool:
@@ -663,9 +668,8 @@ def main(argv: list[str] | None = None) -> int:
         report(numbers)
         return 1
     finally:
-        # the images the rebuild replaced would be left dangling, a few GB a run
         if not args.keep and shutil.which("podman"):
-            subprocess.run(["podman", "image", "prune", "-f"], capture_output=True, env=_env())
+            prune_replaced()
     report(numbers)
     # targets are measurements on a shared machine and a stand-in base: said loudly, and
     # left to people; what fails the check is what a user of the stack would notice
