@@ -51,6 +51,7 @@ from core.errors import NoFaceFoundError
 from core.keypoints.face68 import BROWS
 from core.keypoints.verifier import aligned
 from core.results import Mode
+from lab.debian_images import deb_sources
 from lab.false_masks import (
     QUARTER_TURNS,
     fit,
@@ -209,18 +210,23 @@ def scipy_raccoon(wheels: list[Path]):
             yield "scipy/face.dat", np.frombuffer(raw, np.uint8).reshape(768, 1024, 3).copy()
 
 
-def free_part(crops: Crops, wheels: list[Path], samples, rng, variants: int) -> None:
+def free_part(
+    crops: Crops, wheels: list[Path], samples, rng, variants: int,
+    debs: list[Path] = (), deb_variants: int = 12,
+) -> None:  # fmt: skip
     """What the product (and a readier detector) masks in the training sources' face-free
-    photos, and faces' points laid on them at random."""
+    photos, and faces' points laid on them at random (``deb_variants`` of each photo from
+    a Debian package: :mod:`lab.debian_images`)."""
     shipped, eager = FaceMasker(gate=None), eager_masker()
-    sources = [source for w in wheels or [None] for source in package_sources(w)]
-    sources += list(scipy_raccoon(wheels))
+    sources = [(*source, variants) for w in wheels or [None] for source in package_sources(w)]
+    sources += [(*source, variants) for source in scipy_raccoon(wheels)]
+    sources += [(*source, deb_variants) for deb in debs for source in deb_sources(deb)]
     seen = set()
-    for name, image in tqdm(sources, desc="face-free sources", mininterval=10):
+    for name, image, count in tqdm(sources, desc="face-free sources", mininterval=10):
         if name in seen or source_split(name) != "train":
             continue
         seen.add(name)
-        for _ in range(variants):
+        for _ in range(count):
             photo = random_variant(image, rng)
             for masker in (shipped, eager):
                 for face in faces_of(masker, photo):
@@ -248,6 +254,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--val", action="store_true", help="the validation people instead")
     p.add_argument("--limit", type=int, help="at most N people's photos")
     p.add_argument("--variants", type=int, default=40, help="variants of each face-free source")
+    p.add_argument(
+        "--deb", type=Path, action="append", default=[],
+        help="a Debian package whose photos are face-free training sources "
+        "(gcompris-qt-data: lab.debian_images; repeatable)",
+    )  # fmt: skip
+    p.add_argument("--deb-variants", type=int, default=12, help="variants of each of its photos")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -260,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     crops, started = Crops(), time.time()
     people_part(crops, samples, FaceMasker(gate=None), rng, args.val, "people")
     if not args.val:
-        free_part(crops, args.wheels, splits.train, rng, args.variants)
+        free_part(crops, args.wheels, splits.train, rng, args.variants, args.deb, args.deb_variants)
     crops.save(args.out)
     print(f"{time.time() - started:.0f} s")
 

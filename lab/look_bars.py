@@ -1,0 +1,186 @@
+"""The second look's bars by the rule: the largest round values that lose no real face.
+
+``FaceGate.min_look`` (the soft probe) and ``min_look_sharp`` (the sharp probe, asked only of
+sharp crops) drop what the verifier's second look (``training.look``) is sure is not a face.
+Each bar is chosen on the validation people only, never on the false-mask benchmark: the
+largest value with one significant digit (0.0008, 0.000001) that loses no face of
+
+* the detector bench's group photos (``facemask-detector-bench``: 40 photos, seed 0) under
+  each of its face conditions (clean, blurred, in sunglasses, mirrored);
+* the command-line bench's 30 group photos (``lab.cli_bench.build_groups``, JPEG at 90);
+* the 1,100 damaged faces (50 images x 22 conditions of ``training.damage``), read back from a
+  recorded false-mask run (``python -m lab.false_masks ... --save-run R``) or made anew.
+
+A face counts where the product masks it with the rest of the gate as shipped (the look off);
+a labelled face with several detections on it is lost only if all of them are dropped. The
+look is asked only where the product asks it (not of a sure detection: ``SURE_SCORE``).
+
+    python -m lab.look_bars --data $D --run runs/fm-r11 --look .cache/verifier/look.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from core.api import FaceMasker
+from core.keypoints.verifier import FaceVerifier
+from lab.cli_bench import GROUP_SIZES, group_eyes, group_photo
+from lab.detector_bench import FACE_CONDITIONS, make_photo
+from lab.false_masks import crops_of, load_run, observe, observe_damage, on_labelled, rejudged
+from training.data import load_splits
+
+
+def round_down(value: float) -> float:
+    """The largest value with one significant digit not above ``value`` (0.00083 -> 0.0008)."""
+    if not value > 0:
+        return 0.0
+    unit = 10.0 ** math.floor(math.log10(value))
+    return math.floor(value / unit + 1e-9) * unit
+
+
+@dataclasses.dataclass
+class RealFace:
+    """One labelled face the product masks: the best look of the detections on it."""
+
+    name: str  # "group/blurred/12#3"
+    soft: float  # the soft probe's (NaN: the look was not asked)
+    sharp: float  # the sharp probe's (NaN: not asked, or no crop sharp)
+
+
+def best(looks: list[float]) -> float:
+    return float("nan") if any(np.isnan(v) for v in looks) else float(max(looks))
+
+
+def faces_on(name: str, evidence, hits_per_face, gate) -> list[RealFace]:
+    """The real faces of one photo: per labelled face, the detections on it the gate without
+    the look keeps, their best looks."""
+    out = []
+    for n, hits in enumerate(hits_per_face):
+        kept = [evidence[i] for i in hits if gate.keeps(evidence[i])]
+        if kept:
+            # a face survives a probe's bar through any detection that probe is not asked of
+            soft, sharp = ([getattr(e, probe) for e in kept] for probe in ("look", "look_sharp"))
+            out.append(RealFace(f"{name}#{n}", best(soft), best(sharp)))
+    return out
+
+
+def group_faces(masker, verifier, samples, photos: int, seed: int, gate) -> dict[str, list]:
+    """Per face condition of the detector bench, its group photos' real faces."""
+    out = {}
+    for condition in FACE_CONDITIONS:
+        rng, faces = np.random.default_rng(seed), []
+        for k in tqdm(range(photos), desc=f"group photos, {condition}", mininterval=10):
+            changes = np.random.default_rng([seed, k])
+            image, labelled, _ = make_photo(samples, rng, condition=condition, change_rng=changes)
+            faces += judged(f"group/{condition}/{k}", masker, verifier, image, labelled, gate)
+        out[f"detector bench, {condition}"] = faces
+    return out
+
+
+def cli_faces(masker, verifier, samples, photos: int, seed: int, gate) -> list[RealFace]:
+    """The command-line bench's group photos (as ``build_groups`` writes them) real faces."""
+    rng, faces = np.random.default_rng(seed), []
+    for k in tqdm(range(photos), desc="command-line bench photos", mininterval=10):
+        size = GROUP_SIZES[k % len(GROUP_SIZES)]
+        count = int(rng.integers(2, 13))
+        photo, labelled = group_photo(samples, rng, size, count, group_eyes(size, count))
+        ok, data = cv2.imencode(".jpg", photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
+        faces += judged(f"cli/{k}", masker, verifier, image, labelled, gate)
+    return faces
+
+
+def judged(name, masker, verifier, image, labelled, gate) -> list[RealFace]:
+    found, evidence = observe(masker, image)
+    if not found:
+        return []
+    crops = np.stack(crops_of(image, found))
+    _, looks = verifier.judge_crops(crops, scores=[e.score for e in evidence])
+    evidence = [
+        dataclasses.replace(e, look=float(q[1]), look_sharp=float(q[0]))
+        for e, q in zip(evidence, looks, strict=True)
+    ]
+    hits = [[i for i, f in enumerate(found) if on_labelled(f, [pts])] for pts in labelled]
+    return faces_on(name, evidence, hits, gate)
+
+
+def damage_faces(damage, gate) -> list[RealFace]:
+    """The damaged images' real faces (one labelled face each)."""
+    faces = []
+    for o in damage:
+        on = [i for i, f in enumerate(o.on_face) if f]
+        faces += faces_on(o.photo, o.evidence, [on], gate)
+    return faces
+
+
+def lowest(faces: list[RealFace], probe: str) -> RealFace | None:
+    asked = [f for f in faces if not np.isnan(getattr(f, probe))]
+    return min(asked, key=lambda f: getattr(f, probe)) if asked else None
+
+
+def bars(sets: dict[str, list[RealFace]]) -> tuple[float, float]:
+    every = [f for faces in sets.values() for f in faces]
+    soft, sharp = lowest(every, "soft"), lowest(every, "sharp")
+    return (round_down(soft.soft) if soft else 0.0, round_down(sharp.sharp) if sharp else 0.0)
+
+
+def lost(faces: list[RealFace], min_look: float, min_look_sharp: float) -> list[RealFace]:
+    return [
+        f for f in faces
+        if (not np.isnan(f.soft) and f.soft < min_look)
+        or (not np.isnan(f.sharp) and f.sharp < min_look_sharp)
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m lab.look_bars", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--data", type=Path, required=True, help="the face-keypoints folder")
+    p.add_argument("--look", type=Path, help="the second look's .onnx (default: the shipped one)")
+    p.add_argument("--run", type=Path, help="a recorded false-mask run: its damaged faces")
+    p.add_argument("--photos", type=int, default=40, help="detector bench group photos")
+    p.add_argument("--cli-photos", type=int, default=30, help="command-line bench group photos")
+    p.add_argument("--damage", type=int, default=50, help="damaged images, without --run")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    cv2.setNumThreads(2)
+    masker = FaceMasker()
+    verifier = FaceVerifier.load(look=args.look or True)
+    # the rest of the gate as shipped: a face it drops anyway binds no bar
+    gate = dataclasses.replace(masker.gate, min_look=0.0, min_look_sharp=0.0)
+    samples = load_splits(args.data).val
+    sets = group_faces(masker, verifier, samples, args.photos, args.seed, gate)
+    sets["command-line bench"] = cli_faces(
+        masker, verifier, samples, args.cli_photos, args.seed, gate
+    )
+    if args.run:
+        _, _, damage = load_run(args.run)
+    else:
+        damage = observe_damage(masker, samples, args.damage, args.seed)
+    _, _, damage = rejudged(verifier, [], [], damage)
+    sets["damaged faces"] = damage_faces(damage, gate)
+    for title, faces in sets.items():
+        soft, sharp = lowest(faces, "soft"), lowest(faces, "sharp")
+        asked = sum(not np.isnan(f.soft) for f in faces)
+        print(
+            f"{title}: {len(faces)} faces masked, the look asked of {asked}; lowest soft "
+            + (f"{soft.soft:.2g} ({soft.name})" if soft else "-")
+            + "; lowest sharp "
+            + (f"{sharp.sharp:.2g} ({sharp.name})" if sharp else "-")
+        )
+    min_look, min_look_sharp = bars(sets)
+    every = [f for faces in sets.values() for f in faces]
+    dropped = lost(every, min_look, min_look_sharp)
+    print(f"bars by the rule: min_look={min_look:g} min_look_sharp={min_look_sharp:g} "
+          f"(faces lost at them: {len(dropped)} of {len(every)})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
