@@ -5,7 +5,8 @@ GCompris' data package (``gcompris-qt-data``, Debian main: every file under a fr
 GPL-3+ or Creative Commons as its ``copyright`` file lists) keeps each activity's pictures in
 a Qt resource file (``.rcc``). :data:`GCOMPRIS_PHOTOS` picks its photographs of animals and of
 hands, none with a person's face: 32 wildlife photos and 8 hands ("erase"), 15 wild and 9 farm
-animals (a German shepherd, a cat), and a golden retriever cut in pieces ("babyshapes").
+animals (a German shepherd, a cat), a golden retriever cut in pieces ("babyshapes"), 28 fish
+and 17 things of a house (cups, plates, a ball: "categorization").
 
     apt-get download gcompris-qt-data
     python -m lab.verifier_data ... --deb gcompris-qt-data_3.1-2_all.deb
@@ -33,6 +34,8 @@ GCOMPRIS_PHOTOS = (
     "/explore_world_animals/resource/animals/",
     "/explore_farm_animals/resource/animals/",
     "/babyshapes/resource/dog",
+    "/categorization/resource/images/fishes/",
+    "/categorization/resource/images/others/",
 )
 #: a Qt resource tree node: a directory has this flag; a file may be zlib- or zstd-compressed
 RCC_DIRECTORY, RCC_ZLIB, RCC_ZSTD = 0x02, 0x01, 0x04

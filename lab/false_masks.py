@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from core.api import FaceMasker
 from core.errors import NoFaceFoundError
-from core.keypoints.face68 import BROWS
+from core.keypoints.face68 import BROWS, OUTER_EYE_CORNERS
 from core.keypoints.plausibility import FaceEvidence, FaceGate
 from core.keypoints.verifier import FaceVerifier, aligned
 from core.results import Face, Mode
@@ -170,7 +170,23 @@ def observe(masker: FaceMasker, image: np.ndarray) -> tuple[list[Face], list[Fac
         faces = []
     finally:
         masker.gate = shipped
-    return faces, recorder.seen
+    return faces, in_face_order(faces, recorder.seen)
+
+
+def in_face_order(faces: list[Face], seen: list[FaceEvidence]) -> list[FaceEvidence]:
+    """The gate's evidence (asked in the detector's order) in the order of ``faces``:
+    ``FaceMasker.find_faces`` lists the sure faces first, then the borderline ones that
+    read no sure face's points, each found by its outer eye corners' distance (the same
+    numbers from the same points)."""
+    sure = [e for e in seen if not e.unsure]
+    unsure = iter(e for e in seen if e.unsure)
+    a, b = OUTER_EYE_CORNERS
+    out = list(sure)
+    for face in faces[len(sure) :]:
+        points = np.asarray(face.points, np.float64)
+        eyes = float(np.linalg.norm(points[a] - points[b]))
+        out.append(next(e for e in unsure if e.eyes_px == eyes))
+    return out
 
 
 # --------------------------------------------------------------------------- sources

@@ -9,6 +9,7 @@ import pytest
 
 from core.keypoints.plausibility import FaceEvidence, FaceGate
 from core.keypoints.verifier import VERIFIER_ONNX
+from core.results import Face
 from core.weightfiles import WEIGHTS_DIR
 from lab import false_masks
 from lab.false_masks import Observed, score, turn, turn_points, variants
@@ -114,3 +115,23 @@ def test_the_close_ups_left_out_for_another_face_are_in_the_hair_set(shared_data
 
     names = {p.name for p in false_masks.hair_photos(load_splits(shared_data).val, 100)}
     assert false_masks.ANOTHER_FACE <= names
+
+
+def test_evidence_follows_the_faces_order_where_a_borderline_face_came_first():
+    """find_faces lists sure faces first, then borderline ones that are no sure face's
+    duplicate; the gate saw them in the detector's order."""
+
+    def face(eyes: float) -> Face:
+        points = np.zeros((68, 2), np.float32)
+        points[45, 0] = eyes
+        return Face((0.0, 0.0, 1.0, 1.0), points)
+
+    def seen(eyes: float, unsure: bool) -> FaceEvidence:
+        return FaceEvidence(0.9, 0.1, 0.05, 0.5, eyes, unsure=unsure)
+
+    detector_order = [seen(11, True), seen(20, False), seen(30, True), seen(40, False)]
+    # the borderline face of 11 px read the 20-px face's points and was left out
+    faces = [face(20), face(40), face(30)]
+    ordered = false_masks.in_face_order(faces, detector_order)
+    assert [e.eyes_px for e in ordered] == [20, 40, 30]
+    assert [e.unsure for e in ordered] == [False, False, True]
