@@ -3,7 +3,7 @@
 ``FaceGate.min_look`` (the soft probe) and ``min_look_sharp`` (the sharp probe, asked only of
 sharp crops) drop what the verifier's second look (``training.look``) is sure is not a face.
 Each bar is chosen on the validation people only, never on the false-mask benchmark: the
-largest value with one significant digit (0.0008, 0.000001) that loses no face of
+largest value with one significant digit (0.0008, 0.000001) that loses no labelled face of
 
 * the detector bench's group photos (``facemask-detector-bench``: 40 photos, seed 0) under
   each of its face conditions (clean, blurred, in sunglasses, mirrored);
@@ -14,6 +14,9 @@ largest value with one significant digit (0.0008, 0.000001) that loses no face o
 A face counts where the product masks it with the rest of the gate as shipped (the look off);
 a labelled face with several detections on it is lost only if all of them are dropped. The
 look is asked only where the product asks it (not of a sure detection: ``SURE_SCORE``).
+What the product masks off the labelled faces is listed where the bars would drop it (``--dump``
+writes each one's surroundings): a second person in the background of a pasted photo is a face
+too, and the bars must go under it; the shuffled tiles of the background are not.
 
     python -m lab.look_bars --data $D --run runs/fm-r11 --look .cache/verifier/look.onnx
 """
@@ -49,9 +52,10 @@ def round_down(value: float) -> float:
 class RealFace:
     """One labelled face the product masks: the best look of the detections on it."""
 
-    name: str  # "group/blurred/12#3"
+    name: str  # "group/blurred/12#3"; off a labelled face "group/blurred/12@5"
     soft: float  # the soft probe's (NaN: the look was not asked)
     sharp: float  # the sharp probe's (NaN: not asked, or no crop sharp)
+    patch: np.ndarray | None = None  # off a labelled face: the photo around it, to look at
 
 
 def best(looks: list[float]) -> float:
@@ -71,21 +75,23 @@ def faces_on(name: str, evidence, hits_per_face, gate) -> list[RealFace]:
     return out
 
 
-def group_faces(masker, verifier, samples, photos: int, seed: int, gate) -> dict[str, list]:
-    """Per face condition of the detector bench, its group photos' real faces."""
+def group_faces(masker, verifier, samples, photos: int, seed: int, gate, off: list):
+    """Per face condition of the detector bench, its group photos' real faces (what is
+    masked off them goes to ``off``)."""
     out = {}
     for condition in FACE_CONDITIONS:
         rng, faces = np.random.default_rng(seed), []
         for k in tqdm(range(photos), desc=f"group photos, {condition}", mininterval=10):
             changes = np.random.default_rng([seed, k])
             image, labelled, _ = make_photo(samples, rng, condition=condition, change_rng=changes)
-            faces += judged(f"group/{condition}/{k}", masker, verifier, image, labelled, gate)
+            name = f"group/{condition}/{k}"
+            faces += judged(name, masker, verifier, image, labelled, gate, off)
         out[f"detector bench, {condition}"] = faces
     return out
 
 
-def cli_faces(masker, verifier, samples, photos: int, seed: int, gate) -> list[RealFace]:
-    """The command-line bench's group photos (as ``build_groups`` writes them) real faces."""
+def cli_faces(masker, verifier, samples, photos: int, seed: int, gate, off: list):
+    """The command-line bench's group photos' (as ``build_groups`` writes them) real faces."""
     rng, faces = np.random.default_rng(seed), []
     for k in tqdm(range(photos), desc="command-line bench photos", mininterval=10):
         size = GROUP_SIZES[k % len(GROUP_SIZES)]
@@ -93,11 +99,13 @@ def cli_faces(masker, verifier, samples, photos: int, seed: int, gate) -> list[R
         photo, labelled = group_photo(samples, rng, size, count, group_eyes(size, count))
         ok, data = cv2.imencode(".jpg", photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
-        faces += judged(f"cli/{k}", masker, verifier, image, labelled, gate)
+        faces += judged(f"cli/{k}", masker, verifier, image, labelled, gate, off)
     return faces
 
 
-def judged(name, masker, verifier, image, labelled, gate) -> list[RealFace]:
+def judged(name, masker, verifier, image, labelled, gate, off: list) -> list[RealFace]:
+    """The labelled faces of one photo; what the gate without the look keeps off them (a
+    second person in a pasted crop's background, or no face) goes to ``off``."""
     found, evidence = observe(masker, image)
     if not found:
         return []
@@ -108,6 +116,13 @@ def judged(name, masker, verifier, image, labelled, gate) -> list[RealFace]:
         for e, q in zip(evidence, looks, strict=True)
     ]
     hits = [[i for i, f in enumerate(found) if on_labelled(f, [pts])] for pts in labelled]
+    on = {i for h in hits for i in h}
+    for i, (face, e) in enumerate(zip(found, evidence, strict=True)):
+        if i not in on and gate.keeps(e):
+            x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+            pad = (x1 - x0) // 2
+            patch = image[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad].copy()
+            off.append(RealFace(f"{name}@{i}", e.look, e.look_sharp, patch))
     return faces_on(name, evidence, hits, gate)
 
 
@@ -149,6 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cli-photos", type=int, default=30, help="command-line bench group photos")
     p.add_argument("--damage", type=int, default=50, help="damaged images, without --run")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--dump", type=Path, help="write the masks off a labelled face below the bars here",
+    )  # fmt: skip
     args = p.parse_args(argv)
     cv2.setNumThreads(2)
     masker = FaceMasker()
@@ -156,9 +174,10 @@ def main(argv: list[str] | None = None) -> None:
     # the rest of the gate as shipped: a face it drops anyway binds no bar
     gate = dataclasses.replace(masker.gate, min_look=0.0, min_look_sharp=0.0)
     samples = load_splits(args.data).val
-    sets = group_faces(masker, verifier, samples, args.photos, args.seed, gate)
+    off: list[RealFace] = []
+    sets = group_faces(masker, verifier, samples, args.photos, args.seed, gate, off)
     sets["command-line bench"] = cli_faces(
-        masker, verifier, samples, args.cli_photos, args.seed, gate
+        masker, verifier, samples, args.cli_photos, args.seed, gate, off
     )
     if args.run:
         _, _, damage = load_run(args.run)
@@ -180,6 +199,17 @@ def main(argv: list[str] | None = None) -> None:
     dropped = lost(every, min_look, min_look_sharp)
     print(f"bars by the rule: min_look={min_look:g} min_look_sharp={min_look_sharp:g} "
           f"(faces lost at them: {len(dropped)} of {len(every)})")  # fmt: skip
+    # a mask off a labelled face is a second person in a pasted crop's background or no
+    # face (the shuffled tiles of the background): below the bars, somebody looks at it
+    below = sorted(lost(off, min_look, min_look_sharp), key=lambda f: f.name)
+    ask = " (look at each: is it a face? then the bars must go under it)" if below else ""
+    print(f"masks off a labelled face: {len(off)}; below the bars: {len(below)}{ask}")
+    for f in below:
+        print(f"  {f.name}: soft {f.soft:.2g}, sharp {f.sharp:.2g}")
+        if args.dump is not None and f.patch is not None and f.patch.size:
+            args.dump.mkdir(parents=True, exist_ok=True)
+            file = args.dump / (f.name.replace("/", "-").replace("@", "-at") + ".png")
+            cv2.imwrite(str(file), f.patch[..., ::-1])
 
 
 if __name__ == "__main__":

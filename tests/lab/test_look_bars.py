@@ -61,3 +61,4 @@ def test_the_rule_runs_on_a_tiny_set(tiny_dataset, capsys):
         assert title + ":" in out
     rule = r"bars by the rule: min_look=\S+ min_look_sharp=\S+ \(faces lost at them: 0 of \d+\)"
     assert re.search(rule, out)
+    assert "masks off a labelled face: " in out
