@@ -28,8 +28,14 @@ Not faces (label 0):
 ``--val`` writes the same for the validation people (faces and hair; for picking the
 training epoch and the threshold) instead.
 
-    python -m lab.verifier_data --data $D --wheels DIR --out .cache/verifier/train.npz
+    python -m lab.verifier_data --data $D --wheels DIR [--deb gcompris-qt-data_3.1-2_all.deb] \
+        --out .cache/verifier/train.npz
     python -m lab.verifier_data --data $D --val --out .cache/verifier/val.npz
+
+``--deb`` adds the photos of animals, fish, things and hands in GCompris' data package
+(:mod:`lab.debian_images`; ``apt-get download gcompris-qt-data``) to the training sources,
+``--deb-variants`` (12) variants each (release 12's second look: dogs, cats and apes that the
+benchmark's packages do not ship on the training side).
 """
 
 from __future__ import annotations
