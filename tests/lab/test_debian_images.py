@@ -71,17 +71,14 @@ def test_a_qt_resource_file_gives_back_every_file_stored_or_compressed():
         list(rcc_files(b"PK\3\4 a zip"))
 
 
-@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
-def test_the_photos_of_the_chosen_folders_come_out_of_a_real_debian_package(tmp_path):
-    cat, coffee = skimage.data.chelsea(), skimage.data.coffee()
-    activities = "gcompris/src/activities"
-    rcc = _rcc({
-        f"{activities}/erase/resource/cat.png": (_png(cat), False),
-        f"{activities}/babyshapes/resource/dog1/coffee.png": (_png(coffee), True),
-        f"{activities}/erase/resource/icon.png": (_png(cat[:40, :40]), False),  # too small
-        f"{activities}/paintings/resource/image/cat.png": (_png(cat), False),  # not chosen
-        f"{activities}/erase/resource/notes.txt": (b"not a photo", False),
-    })  # fmt: skip
+needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs Debian's dpkg-deb")
+ACTIVITIES = "gcompris/src/activities"
+
+
+def _deb(tmp_path, files: dict[str, tuple[bytes, bool]]):
+    """A real Debian package (dpkg-deb) named as GCompris' data package, holding one Qt
+    resource file with ``files``."""
+    rcc = _rcc(files)
     root = tmp_path / "pkg"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN/control").write_text(
@@ -94,6 +91,19 @@ def test_the_photos_of_the_chosen_folders_come_out_of_a_real_debian_package(tmp_
     deb = tmp_path / "gcompris-qt-data_3.1-2_all.deb"
     subprocess.run(["dpkg-deb", "-Zxz", "--build", str(root), str(deb)], check=True,
                    capture_output=True)  # fmt: skip
+    return deb
+
+
+@needs_dpkg
+def test_the_photos_of_the_chosen_folders_come_out_of_a_real_debian_package(tmp_path):
+    cat, coffee = skimage.data.chelsea(), skimage.data.coffee()
+    deb = _deb(tmp_path, {
+        f"{ACTIVITIES}/erase/resource/cat.png": (_png(cat), False),
+        f"{ACTIVITIES}/babyshapes/resource/dog1/coffee.png": (_png(coffee), True),
+        f"{ACTIVITIES}/erase/resource/icon.png": (_png(cat[:40, :40]), False),  # too small
+        f"{ACTIVITIES}/paintings/resource/image/cat.png": (_png(cat), False),  # not chosen
+        f"{ACTIVITIES}/erase/resource/notes.txt": (b"not a photo", False),
+    })  # fmt: skip
     assert dict(deb_files(deb))["usr/share/gcompris-qt/readme.txt"] == b"hello"
     found = dict(deb_sources(deb))
     assert set(found) == {
@@ -111,3 +121,22 @@ def test_a_file_that_is_no_debian_package_is_refused(tmp_path):
     path.write_bytes(b"not an archive")
     with pytest.raises(ValueError, match="not a Debian package"):
         list(deb_files(path))
+
+
+@needs_dpkg
+def test_the_verifiers_training_crops_take_the_packages_photos(tmp_path, monkeypatch, tiny_dataset):
+    from lab import verifier_data
+    from training.data import load_splits
+
+    deb = _deb(
+        tmp_path, {f"{ACTIVITIES}/erase/resource/cat.png": (_png(skimage.data.chelsea()), False)}
+    )
+    monkeypatch.setattr(verifier_data, "package_sources", lambda wheels: iter(()))
+    crops = verifier_data.Crops()
+    samples = load_splits(tiny_dataset).train
+    verifier_data.free_part(crops, [], samples, np.random.default_rng(0), 40, [deb], 2)
+    # two variants, each with a face's points laid three times at random (and whatever the
+    # detectors take for a face in a cat), all labelled "no face" and named by the photo
+    assert crops.kinds.count("placed-free") == 6
+    assert set(crops.groups) == {"gcompris-qt-data/erase/resource/cat.png"}
+    assert set(crops.labels) == {0}
