@@ -18,7 +18,8 @@ What the product masks off the labelled faces is listed where the bars would dro
 writes each one's surroundings): a second person in the background of a pasted photo is a face
 too, and the bars must go under it; the shuffled tiles of the background are not.
 
-    python -m lab.look_bars --data $D --run runs/fm-r11 --look .cache/verifier/look.onnx
+    python -m lab.false_masks --wheels DIR --data $D --save-run R     # the recorded run
+    python -m lab.look_bars --data $D --run R --look .cache/verifier/look.onnx --dump DIR
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from core import imageio
 from core.api import FaceMasker
 from core.keypoints.verifier import FaceVerifier
 from lab.cli_bench import GROUP_SIZES, group_eyes, group_photo
@@ -97,8 +99,9 @@ def cli_faces(masker, verifier, samples, photos: int, seed: int, gate, off: list
         size = GROUP_SIZES[k % len(GROUP_SIZES)]
         count = int(rng.integers(2, 13))
         photo, labelled = group_photo(samples, rng, size, count, group_eyes(size, count))
+        # the file build_groups writes, read as `facemask apply` reads it
         ok, data = cv2.imencode(".jpg", photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
+        image = imageio.decode(data.tobytes()).rgb
         faces += judged(f"cli/{k}", masker, verifier, image, labelled, gate, off)
     return faces
 

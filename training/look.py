@@ -14,14 +14,16 @@ checkpoints). Two probes (logistic regressions on the pooled 1280 features, stan
 both classes weighted equally, L-BFGS) are fitted on the frozen network (release 9); with
 ``--fine-tune`` its last five blocks, its head and both probes are then trained together
 (release 10: the frozen features left boxes on a shelf just over the bar; release 11: the soft
-probe's copies blurred up to 4 px, not 2.5, so that it keeps faces out of focus). The export is one
+probe's copies blurred up to 4 px, not 2.5, so that it keeps faces out of focus; release 12: the
+same recipe on crops that hold GCompris' photos of dogs, cats, apes, fish and hands among the
+non-faces, ``lab.verifier_data --deb``). The export is one
 ONNX file that takes the verifier's uint8 crops and gives logits, run by :class:`core.
 keypoints.verifier.FaceVerifier` beside the verifier.
 
     python -m training.look --train .cache/verifier/train.npz --val .cache/verifier/val.npz \
-        --fine-tune 4 --blur 4 --out core/weights/look-lite0-r11.pt \
-        --onnx core/weights/look-lite0-r11.onnx                                # ~20 min
-    python -m training.look --export core/weights/look-lite0-r11.pt --onnx FILE    # again
+        --fine-tune 4 --blur 4 --out core/weights/look-lite0-r12.pt \
+        --onnx core/weights/look-lite0-r12.onnx                                # ~25 min
+    python -m training.look --export core/weights/look-lite0-r12.pt --onnx FILE    # again
 """
 
 from __future__ import annotations

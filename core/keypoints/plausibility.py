@@ -70,12 +70,11 @@ class FaceGate:
     sharp crops: surer of boxes and fur, never asked of a face out of focus) below
     ``min_look_sharp``. Each bar is the largest round value that loses no face of the
     validation people's group photos (the detector bench's, clean, blurred, in sunglasses,
-    mirrored, and the command-line bench's) nor any of the 1,100 damaged faces
-    (docs/experiments/false-masks.md, "Round 7"): the lowest face of both probes is one in a
-    plain cloth mask (soft 0.0000015, sharp 0.00083). Release 10's soft probe, fine-tuned on
-    crops blurred up to 2.5 px, read a blurred face in a group photo's background 0.0000003
-    and was left off; release 11's, fine-tuned on blur up to 4 px, reads it 0.00005. The
-    probes are certain of faces, and only their far tails are used.
+    mirrored, and the command-line bench's, a blurred face in a photo's background included)
+    nor any of the 1,100 damaged faces (``python -m lab.look_bars``; docs/experiments/
+    false-masks.md, "Round 8"): with release 12's look the lowest soft reading is that blurred
+    background face (0.00019), the lowest sharp one a face cut off through the brows (0.0036).
+    The probes are certain of faces, and only their far tails are used.
 
     A borderline detection (``FaceEvidence.unsure``: MTCNN's score below its bar, in a
     photo where a face is sure) is kept only where the verifier gives it ``min_face_unsure``
@@ -88,8 +87,8 @@ class FaceGate:
     min_skin_unsure: float = 0.0
     min_face: float = 0.01
     min_face_unsure: float = 0.5
-    min_look: float = 0.000001
-    min_look_sharp: float = 0.0008
+    min_look: float = 0.0001
+    min_look_sharp: float = 0.003
 
     def keeps(self, e: FaceEvidence) -> bool:
         if np.isfinite(e.spread) and e.spread > self.max_spread:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 VERIFIER_ONNX = "verifier-face64-r8.onnx"
 #: its second look at the same crop: an ImageNet network, its last blocks fine-tuned, and two
 #: linear probes (``training.look``), which know animals and objects the verifier never saw
-LOOK_ONNX = "look-lite0-r11.onnx"
+LOOK_ONNX = "look-lite0-r12.onnx"
 #: a crop at least this sharp (:func:`sharpness`) is judged by the look's sharp probe too;
 #: every face out of focus in the detector bench's group photos reads below 0.15
 #: (docs/experiments/false-masks.md, "Round 5")

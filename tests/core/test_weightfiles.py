@@ -20,7 +20,7 @@ def test_every_shipped_file_is_listed_with_its_hash_source_and_licence():
     entries = weightfiles.manifest()
     assert set(entries) == {"mtcnn-pnet.onnx", "mtcnn-rnet.onnx", "mtcnn-onet.onnx",
                             "centerface.onnx", "verifier-face64-r8.onnx",
-                            "look-lite0-r11.onnx"}  # fmt: skip
+                            "look-lite0-r12.onnx"}  # fmt: skip
     for name, entry in entries.items():
         assert runtime.file_sha256(weightfiles.WEIGHTS_DIR / name) == entry["sha256"], name
         assert "MIT" in entry["licence"] and entry["source"], name
@@ -31,7 +31,7 @@ def test_every_shipped_file_is_listed_with_its_hash_source_and_licence():
     assert on_disk - listed == {
         f"{release.name}.pt",
         "verifier-face64-r8.pt",
-        "look-lite0-r11.pt",
+        "look-lite0-r12.pt",
         "MODEL_CARD.md",
         "MANIFEST.json",
     }
