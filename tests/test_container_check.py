@@ -33,3 +33,9 @@ def test_make_room_stops_in_one_clear_line_on_a_nearly_full_disk(monkeypatch, po
     monkeypatch.setattr(cc.shutil, "disk_usage", lambda path: Usage(100e9, 97e9, 3e9))
     with pytest.raises(cc.CheckFailed, match=r"3\.0 GB free .* needs about 6"):
         cc.make_room()
+
+
+def test_a_command_that_hangs_fails_the_check_in_one_clear_line(tmp_path):
+    # podman-compose waits without end for a container that cannot start (no iptables)
+    with pytest.raises(cc.CheckFailed, match=r"did not finish in 0.5 s:\n.*waiting"):
+        cc.sh("sh", "-c", "echo waiting; sleep 30", timeout=0.5)

@@ -60,7 +60,12 @@ BASE_IMAGE = "localhost/facemask-base:bookworm"
 REDIS_IMAGE = "localhost/facemask-redis:bookworm"
 COMPOSE_TOOL = "podman-compose==1.6.0"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
-APT_PACKAGES = ("podman", "runc", "netavark", "aardvark-dns", "debootstrap")
+#: netavark sets up the containers' network with iptables, which Debian's netavark does not
+#: pull in: without it no container starts ("netavark: No such file or directory")
+APT_PACKAGES = ("podman", "runc", "netavark", "aardvark-dns", "iptables", "debootstrap")
+#: at most this long for a compose command: podman-compose waits, without end, for a service
+#: it depends on to be running, and a container that cannot start never is
+COMPOSE_TIMEOUT = 300.0
 #: the build context: what the Dockerfile copies (.dockerignore still applies)
 CONTEXT_PATHS = (
     "Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "THIRD_PARTY.md",
@@ -97,9 +102,19 @@ class CheckFailed(Exception):
 
 
 def sh(*args: str | Path, check: bool = True, quiet: bool = False, **kw) -> str:
-    """Run a command; its stdout. On failure: CheckFailed with the end of its output."""
+    """Run a command; its stdout. On failure, or past ``timeout`` seconds: CheckFailed with
+    the end of its output."""
     argv = [str(a) for a in args]
-    result = subprocess.run(argv, capture_output=True, text=True, env=_env(), **kw)
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, env=_env(), **kw)
+    except subprocess.TimeoutExpired as err:
+        said = "".join(
+            o.decode(errors="replace") if isinstance(o, bytes) else o
+            for o in (err.stdout, err.stderr) if o
+        )  # fmt: skip
+        raise CheckFailed(
+            f"`{' '.join(argv)[:300]}` did not finish in {err.timeout:g} s:\n{said[-4000:]}"
+        ) from None
     if check and result.returncode != 0:
         tail = (result.stdout + result.stderr)[-4000:]
         raise CheckFailed(f"`{' '.join(argv)[:300]}` failed ({result.returncode}):\n{tail}")
@@ -120,7 +135,7 @@ def compose(*args: str, check: bool = True) -> str:
     stack = WORK / "stack"
     files = ["-f", str(stack / "docker-compose.yml"), "-f", str(stack / "check.yml")]
     tool = WORK / "compose-venv" / "bin" / "podman-compose"
-    return sh(tool, "-p", PROJECT, *files, *args, check=check, cwd=stack)
+    return sh(tool, "-p", PROJECT, *files, *args, check=check, cwd=stack, timeout=COMPOSE_TIMEOUT)
 
 
 def log(line: str) -> None:
