@@ -1,5 +1,6 @@
 """The container check's own housekeeping (tests/support/container_check.py), without podman."""
 
+import subprocess
 from collections import namedtuple
 
 import pytest
@@ -39,3 +40,16 @@ def test_a_command_that_hangs_fails_the_check_in_one_clear_line(tmp_path):
     # podman-compose waits without end for a container that cannot start (no iptables)
     with pytest.raises(cc.CheckFailed, match=r"did not finish in 0.5 s:\n.*waiting"):
         cc.sh("sh", "-c", "echo waiting; sleep 30", timeout=0.5)
+
+
+@pytest.mark.parametrize(
+    ("status", "installed"),
+    [("install ok installed", True), ("unknown ok not-installed", False),
+     ("deinstall ok config-files", False), ("", False)],
+)  # fmt: skip
+def test_a_package_removed_earlier_counts_as_missing(monkeypatch, status, installed):
+    def dpkg_query(argv, **kw):
+        return subprocess.CompletedProcess(argv, 0 if status else 1, stdout=status, stderr="")
+
+    monkeypatch.setattr(cc.subprocess, "run", dpkg_query)
+    assert cc._installed("iptables") is installed

@@ -177,7 +177,8 @@ def _installed(package: str) -> bool:
     out = subprocess.run(
         ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True
     )
-    return out.stdout.endswith("installed")
+    # "install ok installed"; a package dpkg knows but that is gone reads "... not-installed"
+    return out.stdout.split()[-1:] == ["installed"]
 
 
 def base_images() -> dict[str, float]:
