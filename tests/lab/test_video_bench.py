@@ -1,9 +1,16 @@
-"""The video benchmark's bookkeeping: which face of a frame is the one it measures."""
+"""The video benchmark's bookkeeping: which face of a frame is the one it measures, and a
+one-core run on one core."""
 
 from __future__ import annotations
 
-import numpy as np
+import os
+import subprocess
+import sys
 
+import numpy as np
+import pytest
+
+from lab import video_bench
 from lab.video_bench import one_face
 
 
@@ -26,3 +33,12 @@ def test_without_truth_the_face_stays_the_one_followed_and_gaps_repeat_it():
     assert len(chosen) == 4
     assert np.allclose(chosen[1], a + 3) and np.allclose(chosen[2], a + 3)
     assert np.allclose(chosen[3], a + 5)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_the_one_core_run_is_confined_to_one_core():
+    seen = subprocess.run(
+        [sys.executable, "-c", "import os; print(len(os.sched_getaffinity(0)))"],
+        capture_output=True, text=True, check=True, preexec_fn=video_bench.one_core,
+    )  # fmt: skip
+    assert seen.stdout.strip() == "1"
