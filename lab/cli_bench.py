@@ -87,20 +87,25 @@ def group_eyes(size: tuple[int, int], faces: int) -> tuple[float, float]:
     return max(24.0, room * 0.35), max(30.0, room * 0.8)
 
 
+def group_photos(samples, n: int, seed: int = 0, faces: tuple[int, int] = (2, 12)):
+    """(photo, each face's 68 points) for ``n`` group photos as :func:`build_groups` makes
+    them: sizes from ``GROUP_SIZES`` in turn, ``faces`` people each."""
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        size = GROUP_SIZES[k % len(GROUP_SIZES)]
+        count = int(rng.integers(faces[0], faces[1] + 1))
+        yield group_photo(samples, rng, size, count, group_eyes(size, count))
+
+
 def build_groups(data: Path, n: int, folder: Path, seed: int = 0,
                  faces: tuple[int, int] = (2, 12)) -> list[Path]:  # fmt: skip
     """``n`` group photos (JPEG, sizes from ``GROUP_SIZES``, ``faces`` people each) of the
     validation people's faces, never trained on, written into ``folder``."""
     from training.data import load_splits
 
-    samples = load_splits(data).val
-    rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     paths = []
-    for k in range(n):
-        size = GROUP_SIZES[k % len(GROUP_SIZES)]
-        count = int(rng.integers(faces[0], faces[1] + 1))
-        photo, _ = group_photo(samples, rng, size, count, group_eyes(size, count))
+    for k, (photo, _) in enumerate(group_photos(load_splits(data).val, n, seed, faces)):
         path = folder / f"group{k:03d}.jpg"
         cv2.imwrite(str(path), photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
         paths.append(path)

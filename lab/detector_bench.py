@@ -125,6 +125,16 @@ def make_photo(
     return photo, faces, taken
 
 
+def bench_photos(samples, photos: int, seed: int = 0, condition: str = "clean"):
+    """The bench's group photos, :func:`make_photo`'s (photo, faces, taken) each: the same
+    layout under every condition, each photo's changes drawn from its own seed."""
+    rng = np.random.default_rng(seed)
+    for k in range(photos):
+        yield make_photo(
+            samples, rng, condition=condition, change_rng=np.random.default_rng([seed, k])
+        )
+
+
 class MaskedFaces:
     """The faces the product masks: detector, keypoint model and the face-shape check."""
 
@@ -153,15 +163,12 @@ def run(
 ) -> dict:
     """Recall by face size and false boxes; ``dump`` saves each false box's surroundings.
     Every face is under ``condition`` (:data:`FACE_CONDITIONS`)."""
-    rng = np.random.default_rng(seed)
     detector = detector or default_detector()
     found = {b: [0, 0] for b in BUCKETS}
     false_pos, on_background, ms = 0, 0, []
     if dump:
         dump.mkdir(parents=True, exist_ok=True)
-    for k in range(photos):
-        change_rng = np.random.default_rng([seed, k])
-        photo, faces, taken = make_photo(samples, rng, condition=condition, change_rng=change_rng)
+    for k, (photo, faces, taken) in enumerate(bench_photos(samples, photos, seed, condition)):
         t = time.perf_counter()
         dets = detector.detect(photo)
         ms.append((time.perf_counter() - t) * 1000)

@@ -50,8 +50,8 @@ from tqdm import tqdm
 
 from core.api import FaceMasker
 from core.errors import NoFaceFoundError
-from core.keypoints.face68 import BROWS, OUTER_EYE_CORNERS
-from core.keypoints.plausibility import FaceEvidence, FaceGate
+from core.keypoints.face68 import BROWS
+from core.keypoints.plausibility import FaceEvidence, FaceGate, outer_eye_distance
 from core.keypoints.verifier import FaceVerifier, aligned
 from core.results import Face, Mode
 from lab.detector_bench import BUCKETS, make_photo
@@ -180,11 +180,9 @@ def in_face_order(faces: list[Face], seen: list[FaceEvidence]) -> list[FaceEvide
     numbers from the same points)."""
     sure = [e for e in seen if not e.unsure]
     unsure = iter(e for e in seen if e.unsure)
-    a, b = OUTER_EYE_CORNERS
     out = list(sure)
     for face in faces[len(sure) :]:
-        points = np.asarray(face.points, np.float64)
-        eyes = float(np.linalg.norm(points[a] - points[b]))
+        eyes = outer_eye_distance(face.points)
         out.append(next(e for e in unsure if e.eyes_px == eyes))
     return out
 

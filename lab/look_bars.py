@@ -36,9 +36,9 @@ from tqdm import tqdm
 from core import imageio
 from core.api import FaceMasker
 from core.keypoints.verifier import FaceVerifier
-from lab.cli_bench import GROUP_SIZES, group_eyes, group_photo
-from lab.detector_bench import FACE_CONDITIONS, make_photo
-from lab.false_masks import crops_of, load_run, observe, observe_damage, on_labelled, rejudged
+from lab.cli_bench import group_photos
+from lab.detector_bench import FACE_CONDITIONS, bench_photos
+from lab.false_masks import load_run, observe, observe_damage, on_labelled, rejudged
 from training.data import load_splits
 
 
@@ -77,47 +77,40 @@ def faces_on(name: str, evidence, hits_per_face, gate) -> list[RealFace]:
     return out
 
 
-def group_faces(masker, verifier, samples, photos: int, seed: int, gate, off: list):
+def group_faces(masker, samples, photos: int, seed: int, gate, off: list):
     """Per face condition of the detector bench, its group photos' real faces (what is
     masked off them goes to ``off``)."""
     out = {}
     for condition in FACE_CONDITIONS:
-        rng, faces = np.random.default_rng(seed), []
-        for k in tqdm(range(photos), desc=f"group photos, {condition}", mininterval=10):
-            changes = np.random.default_rng([seed, k])
-            image, labelled, _ = make_photo(samples, rng, condition=condition, change_rng=changes)
-            name = f"group/{condition}/{k}"
-            faces += judged(name, masker, verifier, image, labelled, gate, off)
+        made = bench_photos(samples, photos, seed, condition)
+        faces = []
+        for k, (image, labelled, _) in enumerate(
+            tqdm(made, total=photos, desc=f"group photos, {condition}", mininterval=10)
+        ):
+            faces += judged(f"group/{condition}/{k}", masker, image, labelled, gate, off)
         out[f"detector bench, {condition}"] = faces
     return out
 
 
-def cli_faces(masker, verifier, samples, photos: int, seed: int, gate, off: list):
+def cli_faces(masker, samples, photos: int, seed: int, gate, off: list):
     """The command-line bench's group photos' (as ``build_groups`` writes them) real faces."""
-    rng, faces = np.random.default_rng(seed), []
-    for k in tqdm(range(photos), desc="command-line bench photos", mininterval=10):
-        size = GROUP_SIZES[k % len(GROUP_SIZES)]
-        count = int(rng.integers(2, 13))
-        photo, labelled = group_photo(samples, rng, size, count, group_eyes(size, count))
+    made = group_photos(samples, photos, seed)
+    faces = []
+    for k, (photo, labelled) in enumerate(
+        tqdm(made, total=photos, desc="command-line bench photos", mininterval=10)
+    ):
         # the file build_groups writes, read as `facemask apply` reads it
         ok, data = cv2.imencode(".jpg", photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
         image = imageio.decode(data.tobytes()).rgb
-        faces += judged(f"cli/{k}", masker, verifier, image, labelled, gate, off)
+        faces += judged(f"cli/{k}", masker, image, labelled, gate, off)
     return faces
 
 
-def judged(name, masker, verifier, image, labelled, gate, off: list) -> list[RealFace]:
-    """The labelled faces of one photo; what the gate without the look keeps off them (a
-    second person in a pasted crop's background, or no face) goes to ``off``."""
+def judged(name, masker, image, labelled, gate, off: list) -> list[RealFace]:
+    """The labelled faces of one photo, as ``masker`` (its verifier's look the one under
+    test) reads them; what the gate without the look keeps off them (a second person in a
+    pasted crop's background, or no face) goes to ``off``."""
     found, evidence = observe(masker, image)
-    if not found:
-        return []
-    crops = np.stack(crops_of(image, found))
-    _, looks = verifier.judge_crops(crops, scores=[e.score for e in evidence])
-    evidence = [
-        dataclasses.replace(e, look=float(q[1]), look_sharp=float(q[0]))
-        for e, q in zip(evidence, looks, strict=True)
-    ]
     hits = [[i for i, f in enumerate(found) if on_labelled(f, [pts])] for pts in labelled]
     on = {i for h in hits for i in h}
     for i, (face, e) in enumerate(zip(found, evidence, strict=True)):
@@ -172,16 +165,14 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     args = p.parse_args(argv)
     cv2.setNumThreads(2)
-    masker = FaceMasker()
     verifier = FaceVerifier.load(look=args.look or True)
+    masker = FaceMasker(verifier=verifier)
     # the rest of the gate as shipped: a face it drops anyway binds no bar
     gate = dataclasses.replace(masker.gate, min_look=0.0, min_look_sharp=0.0)
     samples = load_splits(args.data).val
     off: list[RealFace] = []
-    sets = group_faces(masker, verifier, samples, args.photos, args.seed, gate, off)
-    sets["command-line bench"] = cli_faces(
-        masker, verifier, samples, args.cli_photos, args.seed, gate, off
-    )
+    sets = group_faces(masker, samples, args.photos, args.seed, gate, off)
+    sets["command-line bench"] = cli_faces(masker, samples, args.cli_photos, args.seed, gate, off)
     if args.run:
         _, _, damage = load_run(args.run)
     else:

@@ -164,6 +164,14 @@ def skin_share(image_rgb: np.ndarray, points: np.ndarray) -> float:
     return float(skin[inside > 0].mean())
 
 
+def outer_eye_distance(points: np.ndarray) -> float:
+    """``FaceEvidence.eyes_px``: the outer eye corners apart, pixels (float64, so the same
+    points always give the same number: ``lab.false_masks`` finds a face's evidence by it)."""
+    points = np.asarray(points, np.float64)
+    a, b = OUTER_EYE_CORNERS
+    return float(np.linalg.norm(points[a] - points[b]))
+
+
 def evidence(
     image_rgb: np.ndarray,
     score: float,
@@ -179,13 +187,12 @@ def evidence(
     its second look's; ``unsure``: the detection's own,
     :attr:`core.detection.base.Detection.unsure`)."""
     points = np.asarray(points, np.float64)
-    a, b = OUTER_EYE_CORNERS
     return FaceEvidence(
         float(score),
         float(spread),
         float(shape_error),
         skin_share(image_rgb, points),
-        float(np.linalg.norm(points[a] - points[b])),
+        outer_eye_distance(points),
         float(face),
         bool(unsure),
         float(look),
