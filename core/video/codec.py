@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -65,6 +66,30 @@ CRF = 23
 # partitions: much less of the encoder's time for about the same file size and quality on
 # noisy phone video (measured in docs/experiments/video-speed.md, rounds 1 and 4)
 X264_PARAMS = "me=dia:subme=1:partitions=none"
+# ... and on a CPU with AVX-512, x264's code for it held back: on an AMD EPYC with AVX-512
+# the same frames encoded with one thread gave a different file each time (sizes 51,260 to
+# 51,309 bytes, the pictures different too), with AVX2 the same file every time.
+AVX512_X264_PARAMS = ":asm=avx2"
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+@cache
+def x264_params() -> str:
+    """``X264_PARAMS``, with ``AVX512_X264_PARAMS`` where the CPU has AVX-512 (never
+    naming AVX2 to a CPU without it: x264 would run instructions it lacks)."""
+    has_avx512 = "avx512f" in cpu_flags()
+    return X264_PARAMS + (AVX512_X264_PARAMS if has_avx512 else "")
 PROGRESS_EVERY_S = 0.5
 MAX_DAMAGED_PACKETS = 30  # more than this many undecodable packets: the rest is noise
 COPIED_AUDIO = {"aac", "mp3"}  # MP4 holds these as they are
@@ -749,7 +774,7 @@ def _overlapped(
 
 
 def encoder_options(overlap: bool = False) -> dict[str, str]:
-    """libx264's settings: ``PRESET``, ``CRF`` and ``X264_PARAMS``, on this process's
+    """libx264's settings: ``PRESET``, ``CRF`` and ``x264_params()``, on this process's
     threads (``core.threads``): one thread where a worker has one core. ``overlap``: the
     encoder has a thread of its own beside the caller's, which keeps a core busy: it gets
     the others (on two cores its own thread only: x264's frame threads cost CPU there and
@@ -760,7 +785,7 @@ def encoder_options(overlap: bool = False) -> dict[str, str]:
     return {
         "preset": PRESET,
         "crf": str(CRF),
-        "x264-params": X264_PARAMS,
+        "x264-params": x264_params(),
         "threads": str(max(1, cores - 1) if overlap else cores),
     }
 

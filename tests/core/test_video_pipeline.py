@@ -196,3 +196,16 @@ def test_one_core_runs_in_one_thread(clip, monkeypatch):
     monkeypatch.setattr(threads, "count", lambda: 2)
     codec.transcode(clip, frame_fn, io.BytesIO())
     assert seen == {"video-decode", "video-encode"}
+
+
+def test_x264_keeps_to_avx2_only_where_the_cpu_has_avx512(monkeypatch):
+    """x264's AVX-512 code wrote a different file from the same frames each time (an AMD
+    EPYC); a CPU without AVX2 must never be told to use it."""
+    cpus = (({"avx2", "avx512f"}, True), ({"sse4_2", "avx2"}, False), (set(), False))
+    for flags, held_back in cpus:
+        monkeypatch.setattr(codec, "cpu_flags", lambda flags=flags: frozenset(flags))
+        codec.x264_params.cache_clear()
+        assert codec.x264_params().endswith(":asm=avx2") == held_back
+        assert codec.x264_params().startswith(codec.X264_PARAMS)
+    codec.x264_params.cache_clear()
+    assert codec.encoder_options()["x264-params"] == codec.x264_params()
