@@ -29,7 +29,7 @@ from core.detection.boxes import centre_in_either
 from core.detection.registry import default_detector
 from core.detection.turns import detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
-from core.keypoints.plausibility import FaceGate, evidence, points_and_spreads
+from core.keypoints.plausibility import FaceGate, evidence, readings
 from core.keypoints.verifier import FaceVerifier, shipped_verifier
 from core.render import warp
 from core.render.picture import load_picture
@@ -306,19 +306,21 @@ class FaceMasker:
         detections = detect_with_turns(self.detector, rgb)
         if not detections:
             raise NoFaceFoundError()
-        points, spreads = points_and_spreads(self.predictor, rgb, [d.box for d in detections])
+        read = readings(self.predictor, rgb, [d.box for d in detections])
         template = catalog.template().points.astype(np.float64)
         sure = np.full(len(detections), np.nan, np.float32)
         look = np.full((len(detections), 2), np.nan, np.float32)
-        if self.gate is not None and self.verifier is not None and len(points):
+        if self.gate is not None and self.verifier is not None and len(detections):
             # every face in one call; the second look only where detector and verifier doubt
-            sure, look = self.verifier.judge(rgb, points, scores=[d.score for d in detections])
+            sure, look = self.verifier.judge(rgb, read.judged, scores=[d.score for d in detections])
         faces, borderline = [], []
-        for d, p, spread, face, seen in zip(detections, points, spreads, sure, look, strict=True):
+        rows = zip(detections, read.points, read.judged, read.spreads, sure, look, strict=True)
+        for d, p, judged, spread, face, seen in rows:
             if d.unsure and self.gate is None:
                 continue  # a borderline detection needs the gate's confirmation
-            p = np.asarray(p, np.float32)
-            error = warp.shape_error(p, template)
+            # the face's shape and the gate's evidence from the looks the gate was tuned on
+            judged = np.asarray(judged, np.float32)
+            error = warp.shape_error(judged, template)
             if self.max_shape_error is not None and error > self.max_shape_error:
                 log.debug("dropped a detection without a face shape (%.3f)", error)
                 continue
@@ -326,7 +328,7 @@ class FaceMasker:
                 evidence(
                     rgb,
                     d.score,
-                    p,
+                    judged,
                     float(spread),
                     error,
                     float(face),
@@ -337,7 +339,8 @@ class FaceMasker:
             ):
                 log.debug("dropped a detection that is not a face (plausibility gate)")
                 continue
-            (borderline if d.unsure else faces).append(Face(d.box.face_xyxy(), p))
+            points = np.asarray(p, np.float32)
+            (borderline if d.unsure else faces).append(Face(d.box.face_xyxy(), points))
         # a borderline box beside a face can read that face's points: one mask a face
         faces += [f for f in borderline if not any(same_points(f.points, g.points) for g in faces)]
         if not faces:

@@ -184,7 +184,7 @@ def noise_level(image_rgb: np.ndarray) -> float:
 # Two readings of one face whose angles are further apart than this see it different
 # ways up: MTCNN takes a worn mask's top edge and the eyes above it for an upside-down
 # face's mouth and nose, where CenterFace, which reads the face whole, has it upright.
-OPPOSITE_DEGREES = 90.0
+OPPOSITE_DEGREES = 45.0
 
 
 def with_fallback(found: list[Detection], extra: list[Detection]) -> list[Detection]:

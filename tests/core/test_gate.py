@@ -16,7 +16,7 @@ from core.keypoints.plausibility import (
     FaceEvidence,
     FaceGate,
     evidence,
-    points_and_spreads,
+    readings,
     skin_share,
 )
 from core.results import Mode
@@ -50,7 +50,7 @@ def test_the_astronaut_keeps_her_mask(masker):
     assert len(faces) == 1
     image = data.astronaut()
     detections = masker.detector.detect(image)
-    points, spreads = points_and_spreads(masker.predictor, image, [d.box for d in detections])
+    points, spreads, _ = readings(masker.predictor, image, [d.box for d in detections])
     assert np.isfinite(spreads).all()
     e = evidence(image, detections[0].score, points[0], float(spreads[0]), 0.03)
     assert e.skin > 0.5 and masker.gate.keeps(e)
@@ -59,8 +59,29 @@ def test_the_astronaut_keeps_her_mask(masker):
 def test_the_points_are_the_predictors_own(masker):
     image = data.astronaut()
     boxes = [d.box for d in masker.detector.detect(image)]
-    points, _ = points_and_spreads(masker.predictor, image, boxes)
-    np.testing.assert_array_equal(points, masker.predictor.predict(image, boxes))
+    read = readings(masker.predictor, image, boxes)
+    np.testing.assert_array_equal(read.points, masker.predictor.predict(image, boxes))
+    np.testing.assert_array_equal(read.judged, read.points)  # a sure face: one look
+
+
+def test_a_doubted_face_is_masked_on_its_second_look_and_judged_on_its_first(masker):
+    from core.keypoints.landmarks import RELOOK_SPREAD, level_boxes
+
+    image = data.astronaut()
+    (d,) = masker.detector.detect(image)
+    # the detector's box turned 40 degrees: the model doubts it, not enough to turn it
+    box = replace(d.box, angle=d.box.angle + 40.0)
+    read = readings(masker.predictor, image, [box])
+    assert RELOOK_SPREAD < read.spreads[0] <= masker.predictor.unsure_spread
+    first, spread = masker.predictor.look(image, [box])
+    np.testing.assert_array_equal(read.judged, first)
+    np.testing.assert_allclose(read.spreads, spread)
+    again = masker.predictor.look(image, level_boxes(first))[0]
+    np.testing.assert_array_equal(read.points, again)
+    np.testing.assert_array_equal(read.points, masker.predictor.predict(image, [box]))
+    sure = masker.predictor.predict(image, [d.box])
+    # the second look reads the face where the sure box does; the first is off
+    assert np.abs(read.points - sure).mean() < 0.5 * np.abs(read.judged - sure).mean()
 
 
 def test_a_predictor_without_heatmaps_gives_no_spread():
@@ -69,8 +90,9 @@ def test_a_predictor_without_heatmaps_gives_no_spread():
             return np.zeros((len(boxes), 68, 2), np.float32)
 
     box = box_around(50, 50, 40, 0.0)
-    points, spreads = points_and_spreads(PointsOnly(), np.zeros((100, 100, 3), np.uint8), [box])
+    points, spreads, judged = readings(PointsOnly(), np.zeros((100, 100, 3), np.uint8), [box])
     assert points.shape == (1, 68, 2) and np.isnan(spreads).all()
+    assert judged is points
 
 
 def test_grey_is_not_skin_and_a_face_is(astronaut_points):
