@@ -41,6 +41,7 @@ import json
 import logging
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,10 +49,17 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from core import api
 from core.api import FaceMasker
 from core.errors import NoFaceFoundError
 from core.keypoints.face68 import BROWS
-from core.keypoints.plausibility import FaceEvidence, FaceGate, outer_eye_distance
+from core.keypoints.plausibility import (
+    FaceEvidence,
+    FaceGate,
+    Readings,
+    outer_eye_distance,
+    readings,
+)
 from core.keypoints.verifier import FaceVerifier, aligned
 from core.results import Face, Mode
 from lab.detector_bench import BUCKETS, make_photo
@@ -160,31 +168,66 @@ class Recorder:
         return True
 
 
-def observe(masker: FaceMasker, image: np.ndarray) -> tuple[list[Face], list[FaceEvidence]]:
-    """The faces ``masker`` masks in ``image`` without its gate, and each one's evidence."""
+def observe(
+    masker: FaceMasker, image: np.ndarray
+) -> tuple[list[Face], list[FaceEvidence], list[np.ndarray]]:
+    """The faces ``masker`` masks in ``image`` without its gate, each one's evidence and
+    the points the gate judged it on (its first look's: ``core.keypoints.plausibility.
+    readings``; a face's own points are its second look's where the model took one)."""
     recorder, shipped = Recorder(), masker.gate
+    read: list[Readings] = []
+
+    def reading(*args, **kwargs) -> Readings:
+        read.append(readings(*args, **kwargs))
+        return read[-1]
+
     masker.gate = recorder
     try:
-        faces = masker.find_faces(image, Mode.FACES)
+        with patched(api, "readings", reading):
+            faces = masker.find_faces(image, Mode.FACES)
     except NoFaceFoundError:
         faces = []
     finally:
         masker.gate = shipped
-    return faces, in_face_order(faces, recorder.seen)
+    judged = judged_points(faces, read[-1]) if read else []
+    return faces, in_face_order(faces, recorder.seen, judged), judged
 
 
-def in_face_order(faces: list[Face], seen: list[FaceEvidence]) -> list[FaceEvidence]:
+def judged_points(faces: list[Face], read: Readings) -> list[np.ndarray]:
+    """The points the gate judged each face on, found by the face's own points."""
+    return [
+        read.judged[next(k for k, p in enumerate(read.points) if np.array_equal(p, f.points))]
+        for f in faces
+    ]
+
+
+def in_face_order(
+    faces: list[Face], seen: list[FaceEvidence], judged: list[np.ndarray] | None = None
+) -> list[FaceEvidence]:
     """The gate's evidence (asked in the detector's order) in the order of ``faces``:
     ``FaceMasker.find_faces`` lists the sure faces first, then the borderline ones that
     read no sure face's points, each found by its outer eye corners' distance (the same
-    numbers from the same points)."""
+    numbers from the same points: those the gate judged, ``judged``, default the faces'
+    own)."""
+    judged = [f.points for f in faces] if judged is None else judged
     sure = [e for e in seen if not e.unsure]
     unsure = iter(e for e in seen if e.unsure)
     out = list(sure)
-    for face in faces[len(sure) :]:
-        eyes = outer_eye_distance(face.points)
+    for points in judged[len(sure) :]:
+        eyes = outer_eye_distance(points)
         out.append(next(e for e in unsure if e.eyes_px == eyes))
     return out
+
+
+@contextmanager
+def patched(module: object, name: str, value: object) -> Iterator[None]:
+    """``module.name`` is ``value`` inside the block."""
+    before = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, before)
 
 
 # --------------------------------------------------------------------------- sources
@@ -332,8 +375,9 @@ def turned_portraits(samples, count: int) -> list[Photo]:
 # --------------------------------------------------------------------------- runs
 
 
-def crops_of(image: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
-    return [aligned(image, f.points) for f in faces]
+def crops_of(image: np.ndarray, judged: list[np.ndarray]) -> list[np.ndarray]:
+    """The verifier's pictures of the faces, from the points the gate judged them on."""
+    return [aligned(image, points) for points in judged]
 
 
 def save_run(folder: Path, photos: list[Observed], groups: list[dict], damage: list[Observed]):
@@ -411,10 +455,10 @@ def observe_photos(
 ) -> list[Observed]:
     out = []
     for photo in tqdm(photos, desc="no-face photos", disable=not progress):
-        faces, seen = observe(masker, photo.image)
+        faces, seen, judged = observe(masker, photo.image)
         labelled = [photo.face] if photo.face is not None else []
         on = [on_labelled(f, labelled) for f in faces]
-        out.append(Observed(photo.name, photo.kind, seen, on, crops_of(photo.image, faces)))
+        out.append(Observed(photo.name, photo.kind, seen, on, crops_of(photo.image, judged)))
     return out
 
 
@@ -425,13 +469,13 @@ def observe_groups(masker: FaceMasker, samples, photos: int, seed: int = 0, prog
     out = []
     for k in tqdm(range(photos), desc="group photos", disable=not progress):
         image, labelled, _ = make_photo(samples, rng)
-        faces, seen = observe(masker, image)
+        faces, seen, judged = observe(masker, image)
         matches = []
         for pts in labelled:
             hits = [i for i, f in enumerate(faces) if on_labelled(f, [pts])]
             matches.append((float(interocular(pts)), hits))
         on_face = [any(i in hits for _, hits in matches) for i in range(len(faces))]
-        o = Observed(f"group/{k}", "group", seen, on_face, crops_of(image, faces))
+        o = Observed(f"group/{k}", "group", seen, on_face, crops_of(image, judged))
         out.append({"observed": o, "faces": matches})
     return out
 
@@ -444,10 +488,10 @@ def observe_damage(masker: FaceMasker, samples, limit: int, seed: int = 0, progr
         original = read_image(sample.path)
         for condition in CONDITIONS:
             image, truth = damaged(condition, original, sample.points, seed, index)
-            faces, seen = observe(masker, image)
+            faces, seen, judged = observe(masker, image)
             hits = [on_labelled(f, [truth]) for f in faces]
             name = f"{condition.key}/{sample.path.name}"
-            out.append(Observed(name, condition.key, seen, hits, crops_of(image, faces)))
+            out.append(Observed(name, condition.key, seen, hits, crops_of(image, judged)))
     return out
 
 

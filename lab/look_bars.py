@@ -110,7 +110,7 @@ def judged(name, masker, image, labelled, gate, off: list) -> list[RealFace]:
     """The labelled faces of one photo, as ``masker`` (its verifier's look the one under
     test) reads them; what the gate without the look keeps off them (a second person in a
     pasted crop's background, or no face) goes to ``off``."""
-    found, evidence = observe(masker, image)
+    found, evidence, _ = observe(masker, image)
     hits = [[i for i, f in enumerate(found) if on_labelled(f, [pts])] for pts in labelled]
     on = {i for h in hits for i in h}
     for i, (face, e) in enumerate(zip(found, evidence, strict=True)):

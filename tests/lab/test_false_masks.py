@@ -135,3 +135,26 @@ def test_evidence_follows_the_faces_order_where_a_borderline_face_came_first():
     ordered = false_masks.in_face_order(faces, detector_order)
     assert [e.eyes_px for e in ordered] == [20, 40, 30]
     assert [e.unsure for e in ordered] == [False, False, True]
+
+
+def test_evidence_is_paired_by_the_points_the_gate_judged_not_the_second_look():
+    """A face the model took a second look at is masked on that look's points and judged
+    on its first look's: the pairing follows the judged points."""
+
+    def points(eyes: float) -> np.ndarray:
+        out = np.zeros((68, 2), np.float32)
+        out[45, 0] = eyes
+        return out
+
+    detector_order = [
+        FaceEvidence(0.9, 0.1, 0.05, 0.5, 30, unsure=True),
+        FaceEvidence(0.9, 0.1, 0.05, 0.5, 20, unsure=False),
+        FaceEvidence(0.9, 0.1, 0.05, 0.5, 25, unsure=True),
+    ]
+    # the borderline faces, looked at again, read 31 and 26 px; judged on 30 and 25
+    faces = [Face((0, 0, 1, 1), points(e)) for e in (20, 31, 26)]
+    judged = [points(e) for e in (20, 30, 25)]
+    ordered = false_masks.in_face_order(faces, detector_order, judged)
+    assert [e.eyes_px for e in ordered] == [20, 30, 25]
+    with pytest.raises(StopIteration):  # paired by the faces' own points: none matches
+        false_masks.in_face_order(faces, detector_order)
