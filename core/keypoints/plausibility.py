@@ -20,7 +20,7 @@ import numpy as np
 
 from core.detection.boxes import FaceBox
 from core.keypoints.face68 import BROWS, JAW, OUTER_EYE_CORNERS
-from core.keypoints.landmarks import detected_looks, relooked
+from core.keypoints.landmarks import detected_looks, quieter, relooked
 
 # Skin in YCrCb (Chai and Ngan 1999, widened for dim and warm light): red-difference and
 # blue-difference bands that skin of every tone falls in; grey, blue and green do not.
@@ -117,7 +117,8 @@ class Readings(NamedTuple):
 
 def readings(predictor: Any, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> Readings:
     """The points a mask goes on and the looks the gate judges (the same but for faces the
-    model doubts, which take a second look, ``core.keypoints.landmarks.RELOOK_SPREAD``).
+    model doubts, which take a second look, ``core.keypoints.landmarks.RELOOK_SPREAD``),
+    read in the photo as the model reads it (a noisy one blurred a little, ``quieter``).
 
     The gate judges the looks its bars were tuned on: a blurred face's second look, its
     points closer to the truth, read 0.06 to the face verifier against its first look's
@@ -129,8 +130,10 @@ def readings(predictor: Any, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) ->
         points = np.asarray(predictor.predict(image_rgb, boxes), np.float32)
         return Readings(points, np.full(len(boxes), np.nan, np.float32), points)
 
+    quiet = quieter(image_rgb) if boxes else image_rgb
+
     def looking(_, crops):
-        return look(image_rgb, crops)
+        return look(quiet, crops)
 
     judged, spreads = detected_looks(looking, boxes, unsure)
     relook = getattr(predictor, "relook_spread", None)

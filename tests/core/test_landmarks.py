@@ -376,3 +376,25 @@ def test_a_turned_reading_is_kept_only_when_the_model_is_sure_of_it(
     )
     template = _stub_look({})([0], [FaceBox(0.0, 0.0, 1.0)])[0][0]
     np.testing.assert_allclose(points[0], template + kept_angle, atol=1e-4)
+
+
+def test_a_noisy_photo_is_read_blurred_a_little_and_a_clean_one_as_it_is(predictor, face_box):
+    from core.detection.turns import NOISY, noise_level
+    from core.keypoints.landmarks import detected_points, quieter
+
+    clean = astronaut()
+    assert quieter(clean) is clean
+    rng = np.random.default_rng(0)
+    noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    assert noise_level(noisy) > NOISY
+    quiet = quieter(noisy)
+    assert noise_level(quiet) < noise_level(noisy) / 2
+    expected = detected_points(
+        lambda _, crops: predictor.look(quiet, crops),
+        [face_box],
+        predictor.unsure_spread,
+        predictor.relook_spread,
+    )
+    np.testing.assert_array_equal(predictor.predict(noisy, [face_box]), expected)
+    upright = predictor.predict(clean, [face_box])
+    assert np.linalg.norm(expected - upright, axis=2).mean() < 3
