@@ -29,9 +29,9 @@ from core.detection.boxes import centre_in_either
 from core.detection.registry import default_detector
 from core.detection.turns import detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
-from core.keypoints.plausibility import FaceGate, evidence, readings
+from core.keypoints.plausibility import FaceGate, Readings, evidence, readings
 from core.keypoints.verifier import FaceVerifier, shipped_verifier
-from core.render import warp
+from core.render import cover, warp
 from core.render.picture import load_picture
 from core.render.sticker import cut_out
 from core.render.style import Style
@@ -116,6 +116,16 @@ class Masker(Protocol):
         progress: Callable[[float], None] | None = ...,
         cancel: threading.Event | None = ...,
     ) -> MaskedVideo: ...
+
+
+def read_faces(predictor: KeypointPredictor, rgb: np.ndarray, boxes: list) -> Readings:
+    """The keypoint model's readings of detected faces as the product takes them: a face
+    that wears a mask (``core.render.cover.wears_mask`` on its first look's points) and that
+    the model doubts takes a second look in a crop built from its points, since a worn mask
+    misleads the detector's box; a bare face keeps its one look (a second one gained it
+    nothing and read blurred faces worse: docs/experiments/keypoint-model.md, "A second look
+    where the model doubts")."""
+    return readings(predictor, rgb, boxes, picked=lambda points: cover.wears_mask(rgb, points))
 
 
 def same_points(a: np.ndarray, b: np.ndarray) -> bool:
@@ -306,7 +316,7 @@ class FaceMasker:
         detections = detect_with_turns(self.detector, rgb)
         if not detections:
             raise NoFaceFoundError()
-        read = readings(self.predictor, rgb, [d.box for d in detections])
+        read = read_faces(self.predictor, rgb, [d.box for d in detections])
         template = catalog.template().points.astype(np.float64)
         sure = np.full(len(detections), np.nan, np.float32)
         look = np.full((len(detections), 2), np.nan, np.float32)

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from core.api import read_faces
 from core.detection.base import Detection, FaceDetector
 from core.detection.boxes import whole_image_box
 from core.detection.registry import default_detector
@@ -64,7 +65,7 @@ def product_prediction(
     found = product_detection(detector, image, truth)
     if found is None:
         return None, None
-    return predictor.predict(image, [found.box])[0], found
+    return read_faces(predictor, image, [found.box]).points[0], found
 
 
 def product_detection(detector: FaceDetector, image: np.ndarray, truth: np.ndarray):

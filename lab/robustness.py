@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.api import read_faces
 from core.detection.base import FaceDetector
 from core.detection.registry import default_detector
 from lab.evaluate import product_detection
@@ -79,7 +80,9 @@ def compare(
             search_ms = (time.perf_counter() - started) * 1000
             for k, predictor in enumerate(predictors):
                 started = time.perf_counter()
-                pred = None if found is None else predictor.predict(image, [found.box])[0]
+                pred = None
+                if found is not None:
+                    pred = read_faces(predictor, image, [found.box]).points[0]
                 ms[k][condition.key].append(search_ms + (time.perf_counter() - started) * 1000)
                 err = math.inf if pred is None else float(nme(pred, truth))
                 errors[k][condition.key].append(err)

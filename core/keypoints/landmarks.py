@@ -1,11 +1,12 @@
 """68 keypoints for faces in an image: crop -> model -> image points.
 
 A face found by the detector takes one look: the model was trained on crops jittered
-like the detector's boxes, so on a face it reads sure of, a second look gains nothing. A
-face it doubts (RELOOK_SPREAD: most faces under a worn mask, few clean ones) takes a second
-look, level with its first points' eyes: a mask misleads the detector's box (turned by its
-eye guesses, cut short above the mask) more than the model's points. A whole image taken
-as the face takes two: the first finds the face, the second looks again at the box of the
+like the detector's boxes, so a second look gains nothing on a bare face. A face under a
+worn mask is another matter: the mask misleads the detector's box (turned by its eye
+guesses, cut short above the mask) more than the model's points, and the product gives
+such a face, where the model doubts it, a second look level with its first points' eyes
+(:func:`relooked`, ``RELOOK_SPREAD``; ``core.api`` decides which faces). A whole image
+taken as the face takes two: the first finds the face, the second looks again at the box of the
 first look's points, level with its eyes (docs/experiments/core-notes.md, "Keypoint
 looks"). Every look cuts its crop with core.keypoints.preprocess, exactly as training does.
 
@@ -57,12 +58,14 @@ log = logging.getLogger(__name__)
 # faces the right way up and of the same crops upside down, since a detector can be sure of
 # a face upside down (docs/experiments/core-notes.md, "The doubt"; re-measure per release).
 UNSURE_SPREAD = 0.17
-# Above this spread (after the turns) a detected face takes a second look, its crop built
-# from its points so far and level with their eyes: 13% of clean validation faces, nearly
-# every worn-mask one. On the validation people's damage conditions (facemask-robustness,
-# 200 images) worn printed cloth read 5.88 -> 5.26% NME, faces lost 7.5 -> 5.0%, respirators
-# 6.20 -> 5.86% and 5.0 -> 2.5%, clean faces unchanged; a second look at every face gained
-# no more (docs/experiments/keypoint-model.md, "A second look where the model doubts").
+# Above this spread (after the turns) a face the product picks (``core.api``: one that wears
+# a mask) takes a second look, its crop built from its points so far and level with their
+# eyes: nearly every worn-mask face and no bare one is above it and picked. On the
+# validation people's damage conditions (facemask-robustness, 200 images) worn printed
+# cloth read 5.20 -> 4.83% NME, faces lost 3.5 -> 2.5%, respirators 5.07 -> 4.70% and
+# 3.0 -> 0.5%; a second look at every face doubted above it (26 of 200 clean faces, 61% of
+# the faces in group photos) gained no more on worn masks and read blurred faces worse
+# (docs/experiments/keypoint-model.md, "A second look where the model doubts").
 RELOOK_SPREAD = 0.15
 # A photo noisier than NOISY (core.detection.turns: a night shot the phone brightened) is
 # read by the model blurred this much (sd, pixels): on the validation people's boosted night
@@ -196,13 +199,18 @@ def surest_points(
 
 
 def relooked(
-    look: Look, points: np.ndarray, spread: np.ndarray, relook_spread: float | None
+    look: Look,
+    points: np.ndarray,
+    spread: np.ndarray,
+    picked: Callable[[np.ndarray], bool],
+    relook_spread: float = RELOOK_SPREAD,
 ) -> np.ndarray:
     """``points`` (N, 68, 2), each face whose look's ``spread`` is above ``relook_spread``
-    read again in a crop level with its eyes and built from its points (RELOOK_SPREAD);
-    None: as they are. Once: a third look gained a little more (held-out striped cloth
-    4.0 -> 3.5% lost) for half as much time again on every masked face."""
-    again = [] if relook_spread is None else [i for i, s in enumerate(spread) if s > relook_spread]
+    and that ``picked`` (its points so far) picks read again in a crop level with its eyes
+    and built from its points (RELOOK_SPREAD). Once: a third look gained a little more
+    (held-out striped cloth 4.0 -> 3.5% lost) for half as much time again on every masked
+    face."""
+    again = [i for i, s in enumerate(spread) if s > relook_spread and picked(points[i])]
     if not again:
         return points
     points = np.array(points, copy=True)
@@ -213,24 +221,18 @@ def relooked(
 def detected_looks(
     look: Look, boxes: Sequence[FaceBox], unsure_spread: float = UNSURE_SPREAD
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 68, 2) points of N detected faces (their face boxes) before their second look,
-    and (N,) their looks' spreads: what the plausibility gate judges
-    (``core.keypoints.plausibility``), its bars tuned on these readings."""
+    """(N, 68, 2) points of N detected faces (their face boxes) and (N,) the spreads of the
+    looks they come from."""
     return surest_looks(
         look, boxes, lambda i, degrees: reorient(boxes[i], boxes[i].angle + degrees), unsure_spread
     )
 
 
 def detected_points(
-    look: Look,
-    boxes: Sequence[FaceBox],
-    unsure_spread: float = UNSURE_SPREAD,
-    relook_spread: float | None = RELOOK_SPREAD,
+    look: Look, boxes: Sequence[FaceBox], unsure_spread: float = UNSURE_SPREAD
 ) -> np.ndarray:
-    """(N, 68, 2) points of N detected faces (their face boxes): the product's path, a
-    second look where the model doubts a face (``relook_spread``)."""
-    points, spread = detected_looks(look, boxes, unsure_spread)
-    return relooked(look, points, spread, relook_spread)
+    """(N, 68, 2) points of N detected faces (their face boxes): the model's path."""
+    return detected_looks(look, boxes, unsure_spread)[0]
 
 
 def whole_image_points(
@@ -340,7 +342,6 @@ class KeypointPredictor:
         refine_whole: bool = True,
         unsure_spread: float = UNSURE_SPREAD,
         unsure_spread_whole: float = UNSURE_SPREAD_WHOLE,
-        relook_spread: float | None = RELOOK_SPREAD,
     ) -> None:
         self.forward = forward
         self.size = size
@@ -349,7 +350,6 @@ class KeypointPredictor:
         self.refine_whole = refine_whole
         self.unsure_spread = unsure_spread
         self.unsure_spread_whole = unsure_spread_whole
-        self.relook_spread = relook_spread
 
     @classmethod
     def load(
@@ -387,10 +387,7 @@ class KeypointPredictor:
             return np.zeros((0, 68, 2), np.float32)
         image_rgb = quieter(image_rgb)
         return detected_points(
-            lambda _, crops: self.look(image_rgb, crops),
-            list(boxes),
-            self.unsure_spread,
-            self.relook_spread,
+            lambda _, crops: self.look(image_rgb, crops), list(boxes), self.unsure_spread
         )
 
     def predict_whole_image(self, image_rgb: np.ndarray) -> np.ndarray:

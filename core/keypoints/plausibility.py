@@ -11,7 +11,7 @@ thresholds and how they were chosen: docs/experiments/false-masks.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -115,10 +115,16 @@ class Readings(NamedTuple):
     judged: np.ndarray  # (N, 68, 2) the looks the gate judges: before the second look
 
 
-def readings(predictor: Any, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) -> Readings:
-    """The points a mask goes on and the looks the gate judges (the same but for faces the
-    model doubts, which take a second look, ``core.keypoints.landmarks.RELOOK_SPREAD``),
-    read in the photo as the model reads it (a noisy one blurred a little, ``quieter``).
+def readings(
+    predictor: Any,
+    image_rgb: np.ndarray,
+    boxes: Sequence[FaceBox],
+    picked: Callable[[np.ndarray], bool] | None = None,
+) -> Readings:
+    """The points a mask goes on and the looks the gate judges, read in the photo as the
+    model reads it (a noisy one blurred a little, ``quieter``): the same but for the faces
+    ``picked`` (their first look's points) picks among those the model doubts, which take
+    a second look (``core.keypoints.landmarks.relooked``); None picks none.
 
     The gate judges the looks its bars were tuned on: a blurred face's second look, its
     points closer to the truth, read 0.06 to the face verifier against its first look's
@@ -129,15 +135,13 @@ def readings(predictor: Any, image_rgb: np.ndarray, boxes: Sequence[FaceBox]) ->
     if look is None or unsure is None:
         points = np.asarray(predictor.predict(image_rgb, boxes), np.float32)
         return Readings(points, np.full(len(boxes), np.nan, np.float32), points)
-
     quiet = quieter(image_rgb) if boxes else image_rgb
 
     def looking(_, crops):
         return look(quiet, crops)
 
     judged, spreads = detected_looks(looking, boxes, unsure)
-    relook = getattr(predictor, "relook_spread", None)
-    points = relooked(looking, judged, spreads, relook)
+    points = judged if picked is None else relooked(looking, judged, spreads, picked)
     return Readings(
         np.asarray(points, np.float32),
         np.asarray(spreads, np.float32),

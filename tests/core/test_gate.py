@@ -71,17 +71,42 @@ def test_a_doubted_face_is_masked_on_its_second_look_and_judged_on_its_first(mas
     (d,) = masker.detector.detect(image)
     # the detector's box turned 40 degrees: the model doubts it, not enough to turn it
     box = replace(d.box, angle=d.box.angle + 40.0)
-    read = readings(masker.predictor, image, [box])
+    read = readings(masker.predictor, image, [box], picked=lambda points: True)
     assert RELOOK_SPREAD < read.spreads[0] <= masker.predictor.unsure_spread
     first, spread = masker.predictor.look(image, [box])
     np.testing.assert_array_equal(read.judged, first)
     np.testing.assert_allclose(read.spreads, spread)
     again = masker.predictor.look(image, level_boxes(first))[0]
     np.testing.assert_array_equal(read.points, again)
-    np.testing.assert_array_equal(read.points, masker.predictor.predict(image, [box]))
     sure = masker.predictor.predict(image, [d.box])
     # the second look reads the face where the sure box does; the first is off
     assert np.abs(read.points - sure).mean() < 0.5 * np.abs(read.judged - sure).mean()
+    # not picked, or picked by no one: one look
+    for picked in (lambda points: False, None):
+        one = readings(masker.predictor, image, [box], picked=picked)
+        np.testing.assert_array_equal(one.points, first)
+        np.testing.assert_array_equal(one.judged, first)
+
+
+def test_the_product_gives_a_second_look_to_doubted_faces_that_wear_a_mask(masker, monkeypatch):
+    from core import api
+    from core.render import cover
+
+    image = data.astronaut()
+    (d,) = masker.detector.detect(image)
+    doubted = replace(d.box, angle=d.box.angle + 40.0)
+    asked = []
+
+    def wears(photo, points):
+        asked.append(points.copy())
+        return worn
+
+    monkeypatch.setattr(cover, "wears_mask", wears)
+    for worn in (True, False):
+        read = api.read_faces(masker.predictor, image, [doubted, d.box])
+        assert (read.points[0] != read.judged[0]).any() == worn
+        np.testing.assert_array_equal(read.points[1], read.judged[1])  # sure: never asked
+    assert len(asked) == 2 and all((a == read.judged[0]).all() for a in asked)
 
 
 def test_a_predictor_without_heatmaps_gives_no_spread():

@@ -267,9 +267,7 @@ def test_a_face_the_detector_reports_turned_the_wrong_way_is_read_the_right_way_
     fixed = predictor.predict(image, [wrong_box])[0]
     assert np.linalg.norm(fixed - upright, axis=1).mean() < 4
     # without the check the points are nowhere near the face's own
-    trusting = KeypointPredictor(
-        predictor.forward, predictor.size, unsure_spread=np.inf, relook_spread=None
-    )
+    trusting = KeypointPredictor(predictor.forward, predictor.size, unsure_spread=np.inf)
     wrong = trusting.predict(image, [wrong_box])[0]
     assert np.linalg.norm(wrong - upright, axis=1).mean() > 30
 
@@ -279,7 +277,6 @@ def test_a_doubted_face_keeps_the_surest_look_the_level_look_from_its_first_look
     looked at level with its first look's eyes; a level look from a wrong quarter turn,
     surer than the first look but less sure than that, must not win."""
     predictor = untrained()
-    predictor.relook_spread = None  # the turns alone: no second look after them
     rng = np.random.default_rng(0)
     first, turn, from_turn, from_first = (rng.uniform(90, 110, (68, 2)) for _ in range(4))
     calls = []
@@ -390,10 +387,7 @@ def test_a_noisy_photo_is_read_blurred_a_little_and_a_clean_one_as_it_is(predict
     quiet = quieter(noisy)
     assert noise_level(quiet) < noise_level(noisy) / 2
     expected = detected_points(
-        lambda _, crops: predictor.look(quiet, crops),
-        [face_box],
-        predictor.unsure_spread,
-        predictor.relook_spread,
+        lambda _, crops: predictor.look(quiet, crops), [face_box], predictor.unsure_spread
     )
     np.testing.assert_array_equal(predictor.predict(noisy, [face_box]), expected)
     upright = predictor.predict(clean, [face_box])
