@@ -69,9 +69,9 @@ UNSURE_SPREAD = 0.17
 RELOOK_SPREAD = 0.15
 # A photo noisier than NOISY (core.detection.turns: a night shot the phone brightened) is
 # read by the model blurred this much (sd, pixels): on the validation people's boosted night
-# shots 4.71 -> 4.52% NME, faces lost 3.5 -> 2.0% (sd 1.0: 4.51%, 2.5%; 1.5: 4.64%, 3.0%);
-# no clean, dim or night photo there is that noisy (docs/experiments/keypoint-model.md,
-# "Noisy night shots read blurred").
+# shots 4.74 -> 4.58% NME (sd 1.0: about the same; 1.5: worse; a denoiser: worse); no clean,
+# dim or night photo there is that noisy (docs/experiments/keypoint-model.md, "A second
+# look where the model doubts", "Noisy night shots read blurred").
 READ_SIGMA = 1.2
 # The same for a whole image taken as the face: the face fills less of that crop, and the
 # heatmaps are narrower. The doubt starts lower than a turned reading must reach to be kept
