@@ -110,7 +110,7 @@ class FaceGate:
 class Readings(NamedTuple):
     """The keypoint model's readings of N detected faces."""
 
-    points: np.ndarray  # (N, 68, 2) as ``predictor.predict`` reads them: the masks' points
+    points: np.ndarray  # (N, 68, 2) the masks' points: the judged looks', or a second look's
     spreads: np.ndarray  # (N,) heatmap spreads of the judged looks (NaN: none shown)
     judged: np.ndarray  # (N, 68, 2) the looks the gate judges: before the second look
 

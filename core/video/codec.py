@@ -90,6 +90,8 @@ def x264_params() -> str:
     naming AVX2 to a CPU without it: x264 would run instructions it lacks)."""
     has_avx512 = "avx512f" in cpu_flags()
     return X264_PARAMS + (AVX512_X264_PARAMS if has_avx512 else "")
+
+
 PROGRESS_EVERY_S = 0.5
 MAX_DAMAGED_PACKETS = 30  # more than this many undecodable packets: the rest is noise
 COPIED_AUDIO = {"aac", "mp3"}  # MP4 holds these as they are
