@@ -116,6 +116,20 @@ def test_a_face_found_both_ways_up_is_the_fallbacks_and_an_agreeing_one_the_sear
     assert with_fallback([], [elsewhere]) == [elsewhere]
 
 
+def test_a_face_read_a_quarter_turn_off_is_the_fallbacks():
+    """A worn mask read by MTCNN's turned search 52 degrees off (validation face
+    Nick_Reilly_41 in printed cloth), CenterFace upright on it: CenterFace's reading, as
+    for a face found upside down; a head tilted less than 45 degrees apart stays MTCNN's."""
+    from core.detection.turns import OPPOSITE_DEGREES, with_fallback
+
+    assert OPPOSITE_DEGREES == 45.0
+    turned = Detection(FaceBox(83.0, 114.0, 152.0, angle=52.0), 0.985)
+    upright = Detection(FaceBox(81.0, 73.0, 94.0, angle=-5.0), 0.746)
+    assert with_fallback([turned], [upright]) == [upright]
+    tilted = Detection(FaceBox(83.0, 90.0, 110.0, angle=30.0), 0.985)
+    assert with_fallback([tilted], [upright]) == [tilted]  # 35 degrees apart
+
+
 def test_auto_is_mtcnn_with_centerface_behind_it(monkeypatch):
     monkeypatch.delenv("FACEMASK_DETECTOR", raising=False)
     detector = default_detector()
