@@ -41,9 +41,9 @@ import json
 import logging
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -183,7 +183,7 @@ def observe(
 
     masker.gate = recorder
     try:
-        with patched(api, "readings", reading):
+        with mock.patch.object(api, "readings", reading):
             faces = masker.find_faces(image, Mode.FACES)
     except NoFaceFoundError:
         faces = []
@@ -217,17 +217,6 @@ def in_face_order(
         eyes = outer_eye_distance(points)
         out.append(next(e for e in unsure if e.eyes_px == eyes))
     return out
-
-
-@contextmanager
-def patched(module: object, name: str, value: object) -> Iterator[None]:
-    """``module.name`` is ``value`` inside the block."""
-    before = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, before)
 
 
 # --------------------------------------------------------------------------- sources

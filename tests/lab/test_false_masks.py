@@ -158,3 +158,17 @@ def test_evidence_is_paired_by_the_points_the_gate_judged_not_the_second_look():
     assert [e.eyes_px for e in ordered] == [20, 30, 25]
     with pytest.raises(StopIteration):  # paired by the faces' own points: none matches
         false_masks.in_face_order(faces, detector_order)
+
+
+def test_observe_gives_each_face_its_evidence_and_judged_points_and_unpatches():
+    from skimage import data
+
+    from core import api
+    from core.api import FaceMasker
+    from core.keypoints.plausibility import outer_eye_distance, readings
+
+    masker = FaceMasker()
+    faces, seen, judged = false_masks.observe(masker, data.astronaut())
+    assert len(faces) == len(seen) == len(judged) == 1
+    assert seen[0].eyes_px == outer_eye_distance(judged[0])
+    assert api.readings is readings and masker.gate is not None
