@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Self
+
 import numpy as np
 
 from core.detection.base import Detection, FaceDetector, largest_first, same_face
@@ -18,6 +21,13 @@ class _MtcnnWithCenterFace:
         # there it finds more masked faces with no more false boxes on the background
         # (docs/experiments/detection-and-speed.md, "CenterFace behind MTCNN")
         self.second: CenterFaceDetector | None = CenterFaceDetector(threshold=0.35)
+
+    def no_smaller_than(self, side: float) -> Self:
+        """These detectors, MTCNN's search not looking for faces under ``side`` pixels
+        (:meth:`MtcnnFaceDetector.no_smaller_than`; CenterFace reads the photo once)."""
+        floored = copy.copy(self)
+        floored.first = self.first.no_smaller_than(side)
+        return floored
 
 
 class MtcnnThenCenterFace(_MtcnnWithCenterFace):

@@ -75,6 +75,7 @@ def detect_turned(
     if shrink < 1.0:
         size = tuple(max(1, round(v * shrink)) for v in image_rgb.shape[1::-1])
         image_rgb = shrunk(image_rgb, size)
+        detector = resized_for(detector, shrink)
     best: list[Detection] = []
     for turn in turns:
         turned, matrix = turn_image(image_rgb, turn)
@@ -151,9 +152,18 @@ def anything_at_all(
         return True
     size = tuple(max(1, round(v * shrink)) for v in image_rgb.shape[1::-1])
     small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
-    if fallback is not None and fallback.detect(small):
+    if fallback is not None and resized_for(fallback, shrink).detect(small):
         return True
+    detector = resized_for(detector, shrink)
     return any(detector.detect(turn_image(small, turn)[0]) for turn in QUICK_TURNS)
+
+
+def resized_for(detector: FaceDetector, factor: float) -> FaceDetector:
+    """The detector for a copy of the photo resized by ``factor``: a size floor on its faces
+    (``core.detection.limits.Limited.scaled``) shrinks with the photo; any other detector
+    as it is."""
+    scaled = getattr(detector, "scaled", None)
+    return scaled(factor) if scaled is not None else detector
 
 
 # Sensor noise (grey levels, sd) above which a photo is searched blurred: above what clean

@@ -193,6 +193,26 @@ def test_detection_controls_leave_small_or_unsure_faces_alone(tmp_path, small):
     assert code == 0
 
 
+def test_a_masked_face_only_centerface_finds_is_masked_under_the_detection_controls(
+    tmp_path, astronaut, astronaut_points
+):
+    # a drawn cloth mask MTCNN finds nothing under; its fallback, CenterFace, finds the face.
+    # --min-face and --threshold used to drop the fallback: "no face found" (session 20)
+    from core.detection.mtcnn import MtcnnFaceDetector
+    from training import damage
+
+    rng = np.random.default_rng(7)
+    photo, _ = damage.worn_mask(astronaut, astronaut_points, rng, kind="cloth-plain")
+    assert not MtcnnFaceDetector().detect(photo)
+    Image.fromarray(photo).save(tmp_path / "in.png")
+    for controls in (("--min-face", "40"), ("--threshold", "0.5")):
+        out = tmp_path / f"out{controls[0]}.png"
+        code, _, err = facemask("apply", str(tmp_path / "in.png"), "-o", str(out), *controls)
+        assert code == 0, err
+        changed = np.abs(np.asarray(Image.open(out), np.int16) - photo).max(axis=2) > 40
+        assert changed[130:200, 190:260].mean() > 0.3  # her lower face, masked anew
+
+
 def test_ctrl_c_stops_cleanly_and_removes_partial_outputs(tmp_path, small):
     src = tmp_path / "many"
     src.mkdir()
