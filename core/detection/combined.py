@@ -5,11 +5,24 @@ from __future__ import annotations
 import copy
 from typing import Self
 
+import cv2
 import numpy as np
 
 from core.detection.base import Detection, FaceDetector, largest_first, same_face
+from core.detection.boxes import FaceBox
 from core.detection.centerface import CenterFaceDetector
-from core.detection.mtcnn import MtcnnFaceDetector
+from core.detection.mtcnn import BORDERLINE, MtcnnFaceDetector
+from core.detection.turns import SURE_SCORE
+
+# ONet's faint faces: scored above FAINT but not above BORDERLINE. Blurred faces in group
+# photos that MTCNN misses land here, among many textures; one is kept (as a borderline
+# face, for the face verifier to confirm) where CenterFace, reading a crop CONFIRM_CROP times
+# its box wide at CONFIRM_SIDE px, sees a face there too. On the detector bench's blurred and
+# clean group photos (40 each) 61 faint faces: CenterFace saw 7 of the 7 on a person's face,
+# 5 of the 54 elsewhere, ~9 ms a crop (docs/experiments/false-masks.md, "Session 20").
+FAINT = 0.1
+CONFIRM_CROP = 3.0
+CONFIRM_SIDE = 160
 
 
 class _MtcnnWithCenterFace:
@@ -39,13 +52,42 @@ class MtcnnThenCenterFace(_MtcnnWithCenterFace):
 
     def __init__(self) -> None:
         super().__init__()
+        self.first = MtcnnFaceDetector(borderline=FAINT)
         self.fallback: FaceDetector | None = self.second
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         return self.first.detect(image_rgb)
 
     def detect_borderline(self, image_rgb: np.ndarray) -> tuple[list[Detection], list[Detection]]:
-        return self.first.detect_borderline(image_rgb)
+        """MTCNN's sure and borderline faces, and its faint ones (``FAINT``) that CenterFace
+        also sees (:meth:`seen_again`), where a face is sure: the search takes borderline
+        faces only then (``core.detection.turns.detect_with_turns``)."""
+        sure, unsure = self.first.detect_borderline(image_rgb)
+        plain = [d for d in unsure if d.score > BORDERLINE]
+        if self.second is None or not any(d.score >= SURE_SCORE for d in sure):
+            return sure, plain
+        faint = [d for d in unsure if d.score <= BORDERLINE]
+        return sure, plain + [d for d in faint if self.seen_again(image_rgb, d)]
+
+    def seen_again(self, image_rgb: np.ndarray, face: Detection) -> bool:
+        """Whether CenterFace finds the same face (:func:`core.detection.base.same_face`) in
+        a crop around it, ``CONFIRM_CROP`` times its box, read at ``CONFIRM_SIDE`` px."""
+        box, (h, w) = face.box, image_rgb.shape[:2]
+        half = CONFIRM_CROP * box.side / 2
+        x0, y0 = int(max(0, box.cx - half)), int(max(0, box.cy - half))
+        x1, y1 = int(min(w, box.cx + half)), int(min(h, box.cy + half))
+        if min(x1 - x0, y1 - y0) < 8:
+            return False
+        crop = image_rgb[y0:y1, x0:x1]
+        z = CONFIRM_SIDE / max(crop.shape[:2])
+        size = (max(1, round(crop.shape[1] * z)), max(1, round(crop.shape[0] * z)))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if z < 1 else cv2.INTER_LINEAR)
+        for seen in self.second.detect(crop):
+            b = seen.box
+            back = FaceBox(b.cx / z + x0, b.cy / z + y0, b.side / z, b.angle)
+            if same_face(Detection(back, seen.score), face):
+                return True
+        return False
 
 
 class MtcnnAndCenterFace(_MtcnnWithCenterFace):

@@ -219,6 +219,32 @@ def test_a_blurred_face_mtcnn_is_unsure_of_is_masked_where_the_verifier_is_sure(
     assert len(ungated.find_faces(canvas, Mode.FACES)) == 1  # unconfirmed: left alone
 
 
+def test_a_faint_face_is_a_borderline_one_only_where_centerface_sees_it_too(masker):
+    from core.detection import combined
+
+    detector = masker.detector
+    canvas = blurred_beside(9.0)  # ONet scores her blurred face ~0.24: faint
+    sure, unsure = detector.detect_borderline(canvas)
+    assert len(sure) == 1 and [d.box.cx > 512 for d in unsure] == [True]
+    faint = unsure[0]
+    assert combined.FAINT < faint.score <= combined.BORDERLINE and faint.unsure
+    assert detector.seen_again(canvas, faint)
+    # the same box on the grey beside her face, or on her sharp shoulder: nothing seen
+    for cx, cy in ((950.0, 450.0), (300.0, 430.0)):
+        assert not detector.seen_again(canvas, replace(faint, box=replace(faint.box, cx=cx, cy=cy)))
+    # where no face is sure, the search takes no borderline face: no crop is read for one
+    both_blurred = np.full_like(canvas, 128)
+    both_blurred[100:360, 138:368] = both_blurred[100:360, 650:880] = canvas[100:360, 650:880]
+    calls = []
+    seen_again = detector.seen_again
+    detector.seen_again = lambda *a: (calls.append(1), seen_again(*a))[1]
+    try:
+        sure, unsure = detector.detect_borderline(both_blurred)
+    finally:
+        del detector.seen_again
+    assert sure == [] and unsure == [] and calls == []
+
+
 def test_a_score_floor_applies_to_borderline_faces_too():
     from core.detection.limits import Limited
 
