@@ -66,7 +66,10 @@ class MtcnnThenCenterFace(_MtcnnWithCenterFace):
         plain = [d for d in unsure if d.score > BORDERLINE]
         if self.second is None or not any(d.score >= SURE_SCORE for d in sure):
             return sure, plain
-        faint = [d for d in unsure if d.score <= BORDERLINE]
+        # a faint reading of a sure face would be dropped by the search: no crop read for it
+        faint = [
+            d for d in unsure if d.score <= BORDERLINE and not any(same_face(d, f) for f in sure)
+        ]
         return sure, plain + [d for d in faint if self.seen_again(image_rgb, d)]
 
     def seen_again(self, image_rgb: np.ndarray, face: Detection) -> bool:
