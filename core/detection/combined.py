@@ -28,8 +28,8 @@ CONFIRM_SIDE = 160
 class _MtcnnWithCenterFace:
     """MTCNN (``first``) and CenterFace (``second``): what the two combinations below share."""
 
-    def __init__(self) -> None:
-        self.first = MtcnnFaceDetector()
+    def __init__(self, borderline: float = BORDERLINE) -> None:
+        self.first = MtcnnFaceDetector(borderline=borderline)
         # 0.35, not CenterFace's usual 0.5: it looks only where MTCNN was not sure, and
         # there it finds more masked faces with no more false boxes on the background
         # (docs/experiments/detection-and-speed.md, "CenterFace behind MTCNN")
@@ -51,8 +51,7 @@ class MtcnnThenCenterFace(_MtcnnWithCenterFace):
     right. :meth:`detect` alone is MTCNN's (what the turned search calls)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.first = MtcnnFaceDetector(borderline=FAINT)
+        super().__init__(borderline=FAINT)  # the faint ones too, for CenterFace to see again
         self.fallback: FaceDetector | None = self.second
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
