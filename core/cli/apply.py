@@ -214,6 +214,23 @@ def plan(args: argparse.Namespace, choice: batch.MaskPlan) -> list[Task]:
     if args.labels:
         _check_writable(Path(args.labels))
 
+    def name(task: Task, stem: str) -> None:
+        """Its outputs (and label files) named after ``stem``, in the mirror of its folder."""
+        suffix, rel = batch.SUFFIX[task.format], Path(task.key)
+        for tag in tags:
+            tagged = f"_{_tag_name(tag)}" if several_outputs else ""
+            if to_stdout:
+                target = STDIO
+            elif out_file is not None:
+                target = str(out_file.with_name(out_file.stem + tagged + out_file.suffix))
+            elif out_dir is not None:
+                target = str(out_dir / rel.parent / (stem + tagged + suffix))
+            else:
+                target = str(Path(task.source).with_name(f"{stem}_{_tag_name(tag)}{suffix}"))
+            task.outputs[tag] = target
+        if args.labels:
+            task.labels = str(Path(args.labels) / rel.parent / stem)
+
     tasks = []
     stdin_data = sys.stdin.buffer.read() if stdin else None
     for index, (source, key, _base) in enumerate(found):
@@ -227,25 +244,20 @@ def plan(args: argparse.Namespace, choice: batch.MaskPlan) -> list[Task]:
             if not os.access(p, os.R_OK):
                 task.status, task.error, task.message = "failed", "unreadable", "permission denied"
                 continue
-        fmt = output_format(_head(source, task.data), args, str(out_file) if out_file else None)
-        task.format = fmt
-        suffix = batch.SUFFIX[fmt]
-        rel = Path(key)
-        for tag in tags:
-            tagged = f"_{_tag_name(tag)}" if several_outputs else ""
-            if to_stdout:
-                target = STDIO
-            elif out_file is not None:
-                task.explicit = True
-                target = str(out_file.with_name(out_file.stem + tagged + out_file.suffix))
-            elif out_dir is not None:
-                target = str(out_dir / rel.parent / (rel.stem + tagged + suffix))
-            else:
-                target = str(Path(source).with_name(f"{rel.stem}_{_tag_name(tag)}{suffix}"))
-            task.outputs[tag] = target
-        if args.labels:
-            stem = rel.parent / rel.stem
-            task.labels = str(Path(args.labels) / stem)
+        task.format = output_format(
+            _head(source, task.data), args, str(out_file) if out_file else None
+        )
+        task.explicit = out_file is not None and not to_stdout
+        name(task, Path(key).stem)
+    for group in _clashes(tasks):
+        renamed = _separate(group, name)
+        if not args.quiet:
+            print(f"facemask: {renamed}", file=sys.stderr)
+    _claim_once(tasks)
+    for task in tasks:
+        if task.status is not None:
+            continue
+        source = task.source
         if source != STDIO and any(
             t != STDIO and _same_file(t, source) for t in task.outputs.values()
         ):
@@ -259,6 +271,50 @@ def plan(args: argparse.Namespace, choice: batch.MaskPlan) -> list[Task]:
         ):
             task.status = "skipped"
     return tasks
+
+
+def _clashes(tasks: list[Task]) -> list[list[Task]]:
+    """Groups of inputs still to do whose outputs or label files would be the same files
+    (``a.tiff`` and ``a.bmp`` both become ``a.png``; ``a.jpg`` and ``a.JPG`` both ``a.jpg``;
+    ``x.jpg`` of two folders given, both ``OUT/x.jpg``), in input order."""
+    claims: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task.status is not None:
+            continue
+        paths = {t for t in task.outputs.values() if t != STDIO}
+        if task.labels:
+            paths.add(task.labels + ".json")
+        for path in paths:
+            claims.setdefault(os.path.normcase(os.path.abspath(path)), []).append(task)
+    groups: list[list[Task]] = []
+    for claim in claims.values():
+        if len(claim) > 1 and not any(claim == g for g in groups):
+            groups.append(claim)
+    return groups
+
+
+def _separate(group: list[Task], name) -> str:
+    """Each input of a clashing ``group`` its own outputs, its name marked with its own
+    extension (``a_tiff.png``, ``a_bmp.png``), or where those are alike with its place among
+    them (``x_1.jpg``, ``x_2.jpg``). What was done, for the terminal."""
+    marks = [Path(t.key).suffix.lstrip(".") for t in group]
+    if not all(marks) or len(set(marks)) < len(marks):
+        marks = [str(i + 1) for i in range(len(group))]
+    before = next(iter(group[0].outputs.values()))
+    for task, mark in zip(group, marks, strict=True):
+        name(task, f"{Path(task.key).stem}_{mark}")
+    written = ", ".join(f"{t.source} -> {Path(next(iter(t.outputs.values()))).name}" for t in group)
+    return f"{len(group)} inputs would all write {before}; each keeps its own: {written}"
+
+
+def _claim_once(tasks: list[Task]) -> None:
+    """An input whose output (or label file) is still another's after :func:`_separate`
+    (``a.png`` marked ``a_png.png``, the name of another input's output) fails
+    ("same_output") rather than write over it."""
+    for claim in _clashes(tasks):
+        for task in claim[1:]:
+            task.status, task.error = "failed", "same_output"
+            task.message = f"its output's name is also {claim[0].source}'s"
 
 
 def _same_file(a: str, b: str) -> bool:

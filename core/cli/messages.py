@@ -56,6 +56,7 @@ TERMINAL = {
     "weights": "the keypoint model's weights could not be loaded; check --weights",
     # outputs
     "same_as_input": "the output would replace the input; choose another -o",
+    "same_output": "{message}; rename one of them",
     "wrong_format": "{message}",
     "write_failed": "could not write {output} ({reason})",
     "internal": "unexpected {message} (a bug: --debug shows where; please report it)",

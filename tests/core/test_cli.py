@@ -213,6 +213,63 @@ def test_a_masked_face_only_centerface_finds_is_masked_under_the_detection_contr
         assert changed[130:200, 190:260].mean() > 0.3  # her lower face, masked anew
 
 
+def test_two_inputs_that_would_write_one_output_each_keep_their_own(tmp_path, small):
+    # a.tiff and a.bmp both become a.png; x.jpg of two folders both OUT/x.jpg. One used to
+    # overwrite the other, both reported done (session 20)
+    for name in ("a.tiff", "a.bmp"):
+        Image.fromarray(small).save(tmp_path / name)
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(small).save(tmp_path / folder / "x.jpg")
+    out, report = tmp_path / "out", tmp_path / "report.jsonl"
+    code, _, err = facemask(
+        "apply", str(tmp_path / "a.tiff"), str(tmp_path / "a.bmp"), str(tmp_path / "one"),
+        str(tmp_path / "two"), "-o", str(out), "--mask", "2", "--labels", str(tmp_path / "l"),
+        "--report", str(report),
+    )  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a_bmp.png",
+        "a_tiff.png",
+        "x_1.jpg",
+        "x_2.jpg",
+    ]
+    assert "a_tiff.png" in err and "x_2.jpg" in err
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    written = [line["outputs"][0]["path"] for line in lines]
+    assert len(set(written)) == 4 and all(line["status"] == "done" for line in lines)
+    assert sorted(p.name for p in (tmp_path / "l").glob("*.json")) == [
+        "a_bmp.json", "a_tiff.json", "coco.json", "x_1.json", "x_2.json",
+    ]  # fmt: skip
+    # run again: every input is skipped, its own output found
+    code, _, err = facemask(
+        "apply", str(tmp_path / "a.tiff"), str(tmp_path / "a.bmp"), "-o", str(out)
+    )
+    assert code == 0 and "2 skipped" in err
+
+
+def test_an_input_whose_marked_name_is_another_inputs_fails_rather_than_overwrite(tmp_path, small):
+    from core.cli import apply
+
+    for name in ("a.png", "a.jpg", "a_png.png"):
+        Image.fromarray(small).save(tmp_path / name)
+    args = cli.parser().parse_args(
+        ["apply", str(tmp_path), "-o", str(tmp_path / "out"), "--format", "png"]
+    )
+    tasks = apply.plan(args, apply.batch.mask_plan(args.mask, 0))
+    outputs = {
+        Path(t.source).name: (t.status, Path(next(iter(t.outputs.values()))).name) for t in tasks
+    }
+    # a.png and a.jpg both a.png: marked a_png.png and a_jpg.png; a_png.png is an input's own
+    assert outputs["a.jpg"] == (None, "a_jpg.png")
+    assert outputs["a.png"][1] == outputs["a_png.png"][1] == "a_png.png"
+    assert sorted(outputs[n][0] or "" for n in ("a.png", "a_png.png")) == ["", "failed"]
+    failed = next(t for t in tasks if t.status == "failed")
+    assert failed.error == "same_output" and "rename one" in cli.messages.describe(
+        failed.error, failed.message
+    )
+
+
 def test_ctrl_c_stops_cleanly_and_removes_partial_outputs(tmp_path, small):
     src = tmp_path / "many"
     src.mkdir()
