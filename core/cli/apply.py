@@ -213,6 +213,7 @@ def plan(args: argparse.Namespace, choice: batch.MaskPlan) -> list[Task]:
     _check_writable(out_dir or (out_file.parent if out_file else None))
     if args.labels:
         _check_writable(Path(args.labels))
+    found = _not_ours(found, [out_dir, Path(args.labels) if args.labels else None])
 
     def name(task: Task, stem: str) -> None:
         """Its outputs (and label files) named after ``stem``, in the mirror of its folder."""
@@ -271,6 +272,22 @@ def plan(args: argparse.Namespace, choice: batch.MaskPlan) -> list[Task]:
         ):
             task.status = "skipped"
     return tasks
+
+
+def _not_ours(
+    found: list[tuple[str, str, Path | None]], folders: list[Path | None]
+) -> list[tuple[str, str, Path | None]]:
+    """The inputs found in folders or by patterns, less those inside our own output or label
+    folders: ``facemask apply photos -o photos/masked --recursive`` run again (to resume)
+    masked its own outputs again, into photos/masked/masked. A file named by itself stays."""
+    ours = [f.resolve() for f in folders if f is not None and f.exists()]
+    if not ours:
+        return found
+    return [
+        (source, key, base)
+        for source, key, base in found
+        if base is None or not any(Path(source).resolve().is_relative_to(f) for f in ours)
+    ]
 
 
 def _clashes(tasks: list[Task]) -> list[list[Task]]:

@@ -270,6 +270,21 @@ def test_an_input_whose_marked_name_is_another_inputs_fails_rather_than_overwrit
     )
 
 
+def test_a_run_again_into_a_folder_inside_its_input_leaves_its_own_outputs_alone(tmp_path, small):
+    # it used to mask its outputs again, into photos/out/out (session 20)
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    Image.fromarray(small).save(photos / "a.jpg")
+    Image.fromarray(small).save(photos / "sub" / "b.jpg")
+    run = ("apply", str(photos), "-o", str(photos / "out"), "--recursive", "--mask", "1",
+           "--labels", str(photos / "labels"))  # fmt: skip
+    code, _, err = facemask(*run)
+    assert code == 0 and "2 done" in err, err
+    code, _, err = facemask(*run)
+    assert code == 0 and "0 done, 2 skipped" in err, err
+    assert not (photos / "out" / "out").exists() and not (photos / "out" / "labels").exists()
+
+
 def test_ctrl_c_stops_cleanly_and_removes_partial_outputs(tmp_path, small):
     src = tmp_path / "many"
     src.mkdir()
