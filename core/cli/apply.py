@@ -269,6 +269,7 @@ def plan(args: argparse.Namespace, choice: batch.MaskPlan) -> list[Task]:
             and not task.explicit
             and not to_stdout
             and all(Path(t).exists() for t in task.outputs.values())
+            and _labelled(task)  # a run again with --labels writes what is missing
         ):
             task.status = "skipped"
     return tasks
@@ -463,12 +464,24 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(part, path)
 
 
-def _write_labels(task: Task, result: batch.FileResult) -> None:
+def _label_file(task: Task, tag: str) -> Path:
+    """Where the labels of ``task``'s output for mask ``tag`` go: LABELS/<path>[_<mask>].json
+    (beside it, ``_mask.png``)."""
     stem = Path(task.labels)
-    several = len(result.outputs) > 1
+    name = stem.name + (f"_{_tag_name(tag)}" if len(task.outputs) > 1 else "")
+    return stem.with_name(name + ".json")
+
+
+def _labelled(task: Task) -> bool:
+    """Whether every output of ``task`` has its labels (a video has none to have)."""
+    if task.labels is None or task.format in batch.VIDEO_FORMATS:
+        return True
+    return all(_label_file(task, tag).exists() for tag in task.outputs)
+
+
+def _write_labels(task: Task, result: batch.FileResult) -> None:
     for output in result.outputs:
-        name = stem.name + (f"_{_tag_name(output.tag)}" if several else "")
-        base = stem.with_name(name)
+        base = _label_file(task, output.tag).with_suffix("")
         faces = output.labels or []
         doc = {
             "input": task.source,
@@ -563,6 +576,7 @@ def run(args: argparse.Namespace) -> int:
     bar = Progress(len(tasks), show_bar, info)
     report = open(args.report, "w", encoding="utf-8") if args.report else None  # noqa: SIM115
     coco = _Coco() if args.labels else None
+    by_source = {task.source: task for task in tasks}
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     counts = {"done": 0, "skipped": 0, "failed": 0}
     faces = 0.0
@@ -587,6 +601,8 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(line, ensure_ascii=False), file=json_out, flush=True)
             if coco is not None and line["status"] == "done":
                 coco.add(line)
+            elif coco is not None and line["status"] == "skipped":
+                coco.add_saved(by_source[line["input"]])  # a resumed run keeps the set whole
             last = line
     except KeyboardInterrupt:
         bar.close()
@@ -780,6 +796,17 @@ class _Coco:
                         "num_keypoints": len(face["points"]),
                     }
                 )
+
+    def add_saved(self, task: Task) -> None:
+        """A skipped input's labels, as an earlier run wrote them (``_write_labels``)."""
+        for tag in task.outputs:
+            try:
+                doc = json.loads(_label_file(task, tag).read_text(encoding="utf-8"))
+                entry = {"output": doc["output"], "faces": doc["faces"]}
+                self.add({"input": doc["input"], "width": doc["width"], "height": doc["height"],
+                          "labels": [entry]})  # fmt: skip
+            except (OSError, ValueError, KeyError):  # none written (a video), or not ours
+                continue
 
     def write(self, path: Path) -> None:
         points = [str(i) for i in range(68)]

@@ -285,6 +285,34 @@ def test_a_run_again_into_a_folder_inside_its_input_leaves_its_own_outputs_alone
     assert not (photos / "out" / "out").exists() and not (photos / "out" / "labels").exists()
 
 
+def test_a_resumed_run_keeps_the_whole_set_in_coco_json_and_writes_missing_labels(tmp_path, small):
+    # a run again rewrote coco.json with only what it masked itself: a stopped run of
+    # thousands of photos, resumed, listed the last few (session 20)
+    photos, out, labels = tmp_path / "photos", tmp_path / "out", tmp_path / "labels"
+    photos.mkdir()
+    Image.fromarray(small).save(photos / "a.jpg")
+    code, _, err = facemask("apply", str(photos), "-o", str(out), "--mask", "1")
+    assert code == 0, err  # first without labels
+    Image.fromarray(small).save(photos / "b.jpg")
+
+    def coco() -> list[str]:
+        doc = json.loads((labels / "coco.json").read_text())
+        assert len(doc["annotations"]) == len(doc["images"])  # one face each
+        return sorted(Path(i["source"]).name for i in doc["images"])
+
+    run = ("apply", str(photos), "-o", str(out), "--mask", "1", "--labels", str(labels))
+    code, _, err = facemask(*run)  # a.jpg's output exists, its labels do not: not skipped
+    assert code == 0 and "2 done, 0 skipped" in err, err
+    assert coco() == ["a.jpg", "b.jpg"]
+    Image.fromarray(small).save(photos / "c.jpg")
+    code, _, err = facemask(*run)
+    assert code == 0 and "1 done, 2 skipped" in err, err
+    assert coco() == ["a.jpg", "b.jpg", "c.jpg"]
+    code, _, err = facemask(*run)
+    assert code == 0 and "0 done, 3 skipped" in err, err
+    assert coco() == ["a.jpg", "b.jpg", "c.jpg"]
+
+
 def test_ctrl_c_stops_cleanly_and_removes_partial_outputs(tmp_path, small):
     src = tmp_path / "many"
     src.mkdir()
