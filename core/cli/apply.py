@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,7 +311,7 @@ def _clashes(tasks: list[Task]) -> list[list[Task]]:
     return groups
 
 
-def _separate(group: list[Task], name) -> str:
+def _separate(group: list[Task], name: Callable[[Task, str], None]) -> str:
     """Each input of a clashing ``group`` its own outputs, its name marked with its own
     extension (``a_tiff.png``, ``a_bmp.png``), or where those are alike with its place among
     them (``x_1.jpg``, ``x_2.jpg``). What was done, for the terminal."""
