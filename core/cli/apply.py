@@ -23,6 +23,9 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -400,13 +403,21 @@ def make_masker(
     return FaceMasker(predictor=predictor, detector=detector)
 
 
-def _init_worker(setup: Setup, updates) -> None:
+def _init_worker(setup: Setup, updates, notices) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _worker["setup"], _worker["updates"] = setup, updates
+    _worker["setup"], _worker["updates"], _worker["notices"] = setup, updates, notices
     _worker["masker"] = setup.masker()
 
 
 def _work(task: Task) -> dict:
+    # which worker has it, written to the pipe before anything else (a SimpleQueue has no
+    # feeder thread to die with it): where this process dies (the system's out-of-memory
+    # killer), the parent tells from this that the task is lost, rather than wait for ever
+    _worker["notices"].put(task.index)
+    return _mask(task)
+
+
+def _mask(task: Task) -> dict:
     return run_task(_worker["masker"], _worker["setup"], task, _worker["updates"])
 
 
@@ -683,30 +694,114 @@ def _results(
             bar.advance(task.index)
             yield line
         return
-    ctx = worker_context()
-    updates = ctx.Queue()
-    pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(setup, updates))
+    workers = _Workers(work, setup, jobs, bar)
     try:
-        finished = pool.imap(_work, work, chunksize=1)
         for task in tasks:
-            if task.status:
-                line = _planned(task)
-            else:
-                while True:
-                    try:
-                        line = finished.next(timeout=0.2)
-                        break
-                    except multiprocessing.TimeoutError:
-                        _drain(updates, bar)
-            _drain(updates, bar)
+            line = _planned(task) if task.status else workers.result(task)
             bar.advance(task.index)
             yield line
-        pool.close()
-        pool.join()
+        workers.close()
     except BaseException:
-        pool.terminate()
-        pool.join()
+        workers.kill()
         raise
+
+
+class _Workers:
+    """The ``--jobs`` worker processes of a run; each task's record when asked, in any order.
+
+    A ``concurrent.futures`` pool, not a ``multiprocessing.Pool``: a worker killed under a
+    task (the system's out-of-memory killer) left a Pool waiting for its result for ever, and
+    one killed between two tasks held its task queue's lock, so that no other worker got
+    one. An executor says that a worker died (``BrokenProcessPool``, every task not finished
+    failing with it); then each task that was being masked (the workers' notices, ``_work``)
+    is tried again alone, so that only one that kills its worker again fails
+    ("worker_died"), and the rest go on in a fresh pool (docs/cli.md)."""
+
+    def __init__(self, work: list[Task], setup: Setup, jobs: int, bar: Progress) -> None:
+        self.ctx = worker_context()
+        self.updates, self.notices = self.ctx.Queue(), self.ctx.SimpleQueue()
+        self.setup, self.jobs, self.bar = setup, jobs, bar
+        self.tasks = {task.index: task for task in work}
+        self.records: dict[int, dict] = {}
+        self.futures: dict[int, Future] = {}
+        self.barren = 0  # pools in a row that broke with no task taken
+        self.executor = self._start(work, jobs)
+
+    def _start(self, work: list[Task], workers: int) -> ProcessPoolExecutor:
+        before = {child.pid for child in multiprocessing.active_children()}
+        executor = ProcessPoolExecutor(
+            workers, mp_context=self.ctx, initializer=_init_worker,
+            initargs=(self.setup, self.updates, self.notices),
+        )  # fmt: skip
+        self.taken: set[int] = set()
+        for task in work:
+            self.futures[task.index] = executor.submit(_work, task)
+        # its processes (forked as the first task went in), and no one else's, to stop
+        self.processes = [c for c in multiprocessing.active_children() if c.pid not in before]
+        return executor
+
+    def result(self, task: Task) -> dict:
+        while task.index not in self.records:
+            try:
+                self.records[task.index] = self.futures[task.index].result(timeout=0.2)
+            except FuturesTimeout:
+                _drain(self.updates, self.bar)
+            except BrokenProcessPool:
+                self._recover()
+        _drain(self.updates, self.bar)
+        return self.records.pop(task.index)
+
+    def _recover(self) -> None:
+        while not self.notices.empty():
+            self.taken.add(self.notices.get())
+        unfinished = []
+        for index, future in self.futures.items():
+            if index in self.records or future.cancelled():
+                continue
+            if future.done() and future.exception() is None:
+                self.records[index] = future.result()  # finished before the worker died
+            else:
+                unfinished.append(self.tasks[index])
+        self.kill()
+        suspects = [task for task in unfinished if task.index in self.taken]
+        # no task was being masked (a worker died between two): once, the rest go on in a
+        # fresh pool; twice in a row, the workers cannot start at all
+        self.barren = 0 if suspects else self.barren + 1
+        if self.barren > 1:
+            for task in unfinished:
+                self.records[task.index] = _died(task)
+            return
+        for task in suspects:
+            self.records[task.index] = self._alone(task)
+        rest = [task for task in unfinished if task not in suspects]
+        self.executor = self._start(rest, self.jobs)
+
+    def _alone(self, task: Task) -> dict:
+        """``task`` in a pool of one: its record, or "worker_died" where it kills it again."""
+        self.executor = self._start([task], 1)
+        while True:
+            try:
+                record = self.futures[task.index].result(timeout=0.2)
+                break
+            except FuturesTimeout:
+                _drain(self.updates, self.bar)
+            except BrokenProcessPool:
+                record = _died(task)
+                break
+        self.kill()  # nothing else is queued there
+        return record
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+    def kill(self) -> None:
+        """Stop at once: what is queued is dropped, the workers terminated (Ctrl-C, a worker
+        dead)."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.join(5)
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -729,6 +824,13 @@ def _drain(updates, bar: Progress) -> None:
         except Exception:
             return
         bar.partial(index, p)
+
+
+def _died(task: Task) -> dict:
+    """The record of a task whose worker died under it; its partial outputs removed."""
+    _remove_parts([task])
+    task.status, task.error = "failed", "worker_died"
+    return _planned(task)
 
 
 def _planned(task: Task) -> dict:

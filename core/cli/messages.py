@@ -57,6 +57,8 @@ TERMINAL = {
     # outputs
     "same_as_input": "the output would replace the input; choose another -o",
     "same_output": "{message}; rename one of them",
+    "worker_died": "the worker masking it stopped (killed by the system: out of memory?); "
+    "the other inputs went on; run again to retry it",
     "wrong_format": "{message}",
     "write_failed": "could not write {output} ({reason})",
     "internal": "unexpected {message} (a bug: --debug shows where; please report it)",

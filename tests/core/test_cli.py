@@ -313,6 +313,82 @@ def test_a_resumed_run_keeps_the_whole_set_in_coco_json_and_writes_missing_label
     assert coco() == ["a.jpg", "b.jpg", "c.jpg"]
 
 
+def test_a_worker_killed_under_a_photo_loses_that_photo_alone_and_the_run_ends(tmp_path, astronaut):
+    # the system's out-of-memory killer takes a worker: the run used to wait for its photo
+    # for ever (session 20)
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(40):
+        Image.fromarray(astronaut).save(src / f"p{i:02d}.jpg")
+    report = tmp_path / "report.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "apply", str(src), "-o", str(tmp_path / "out"),
+         "--jobs", "2", "--mask", "all", "--report", str(report)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (report.exists() and len(report.read_text().splitlines()) >= 2):
+            assert time.monotonic() < deadline and proc.poll() is None, "no photo masked"
+            time.sleep(0.05)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        os.kill(int(children[0]), signal.SIGKILL)  # a worker, busy with a photo
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert len(lines) == 40
+    lost = [line for line in lines if line["status"] != "done"]
+    assert len(lost) <= 1 and all(line["error"] == "worker_died" for line in lost)
+    assert proc.returncode == (1 if lost else 0)
+    if lost:
+        assert "run again to retry it" in err.decode()
+        name = Path(lost[0]["input"]).stem
+        assert not list((tmp_path / "out").glob(f"{name}_*")), "its partial outputs left"
+    assert sum(line["status"] == "done" for line in lines) == 40 - len(lost)
+
+
+# ``facemask apply``, its workers' _mask replaced by one that dies on p03.jpg (as the system's
+# out-of-memory killer would take it), in a fresh interpreter: forked from a test process
+# that has run others, a worker can hang on a lock another thread held
+DEADLY = """
+import os, signal, sys
+from core import cli
+from core.cli import apply
+
+masking = apply._mask
+
+def deadly(task):
+    if task.key == "p03.jpg":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return masking(task)
+
+apply._mask = deadly
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_photo_that_kills_its_worker_every_time_fails_alone(tmp_path, small):
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(8):
+        Image.fromarray(small).save(src / f"p{i:02d}.jpg")
+    report = tmp_path / "report.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-c", DEADLY, "apply", str(src), "-o", str(tmp_path / "out"),
+         "--jobs", "2", "--report", str(report)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, timeout=120,
+    )  # fmt: skip
+    lines = {Path(x["input"]).name: x for x in map(json.loads, report.read_text().splitlines())}
+    assert proc.returncode == messages.SOME_FAILED and len(lines) == 8, proc.stderr.decode()
+    assert lines.pop("p03.jpg")["error"] == "worker_died"
+    assert "run again to retry it" in proc.stderr.decode()
+    assert all(line["status"] == "done" for line in lines.values())  # tried again, masked
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(lines)
+
+
 def test_ctrl_c_stops_cleanly_and_removes_partial_outputs(tmp_path, small):
     src = tmp_path / "many"
     src.mkdir()
