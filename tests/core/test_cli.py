@@ -41,6 +41,14 @@ def last_json(text: bytes | str) -> dict:
     return json.loads(text.strip().splitlines()[-1])
 
 
+def many_photos(folder: Path, picture: np.ndarray, n: int) -> Path:
+    """``folder`` made, holding ``n`` copies of ``picture``: p00.jpg, p01.jpg..."""
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(picture).save(folder / f"p{i:02d}.jpg")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def small(astronaut) -> np.ndarray:
     """The astronaut at 256 px: one face, quick."""
@@ -316,10 +324,7 @@ def test_a_resumed_run_keeps_the_whole_set_in_coco_json_and_writes_missing_label
 def test_a_worker_killed_under_a_photo_loses_that_photo_alone_and_the_run_ends(tmp_path, astronaut):
     # the system's out-of-memory killer takes a worker: the run used to wait for its photo
     # for ever (session 20)
-    src = tmp_path / "many"
-    src.mkdir()
-    for i in range(40):
-        Image.fromarray(astronaut).save(src / f"p{i:02d}.jpg")
+    src = many_photos(tmp_path / "many", astronaut, 40)
     report = tmp_path / "report.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "apply", str(src), "-o", str(tmp_path / "out"),
@@ -371,10 +376,7 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 def test_a_photo_that_kills_its_worker_every_time_fails_alone(tmp_path, small):
-    src = tmp_path / "many"
-    src.mkdir()
-    for i in range(8):
-        Image.fromarray(small).save(src / f"p{i:02d}.jpg")
+    src = many_photos(tmp_path / "many", small, 8)
     report = tmp_path / "report.jsonl"
     proc = subprocess.run(
         [sys.executable, "-c", DEADLY, "apply", str(src), "-o", str(tmp_path / "out"),
@@ -390,10 +392,7 @@ def test_a_photo_that_kills_its_worker_every_time_fails_alone(tmp_path, small):
 
 
 def test_ctrl_c_stops_cleanly_and_removes_partial_outputs(tmp_path, small):
-    src = tmp_path / "many"
-    src.mkdir()
-    for i in range(40):
-        Image.fromarray(small).save(src / f"p{i:02d}.jpg")
+    src = many_photos(tmp_path / "many", small, 40)
     out = tmp_path / "out"
     # Ctrl-C as in a terminal: a suite started in the background (``./run test &``) inherits
     # SIGINT ignored, and Python then installs no KeyboardInterrupt for it
