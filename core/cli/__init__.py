@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -341,9 +343,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise messages.Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # SIGTERM (a scheduler's time limit) stops a run cleanly, as Ctrl-C does: by default it
+    # ended this process at once, its partial outputs left and its workers running on
+    # (a handler can be set from the main thread only)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
     try:
         return _main(argv)
+    except messages.Terminated:
+        print("facemask: stopped (SIGTERM)", file=sys.stderr)
+        return messages.TERMINATED
     except KeyboardInterrupt:
         print("facemask: interrupted", file=sys.stderr)
         return messages.INTERRUPTED
@@ -353,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return messages.BROKEN_PIPE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: Sequence[str] | None) -> int:

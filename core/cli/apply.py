@@ -53,6 +53,7 @@ INPUT_EXTENSIONS = {
 }
 _MAGIC = set("*?[")
 STDIO = "-"
+PR_SET_PDEATHSIG = 1  # Linux prctl(2): a signal this process gets when its parent ends
 #: names an earlier run wrote beside its inputs: not inputs of the next run over the folder
 OUTPUT_TAGS = tuple(f"_{names.slug(s)}" for s in catalog.masks()) + (f"_{batch.MIX}",)
 
@@ -403,10 +404,26 @@ def make_masker(
     return FaceMasker(predictor=predictor, detector=detector)
 
 
-def _init_worker(setup: Setup, updates, notices) -> None:
+def _init_worker(setup: Setup, updates, notices, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's clean stop: just end
+    _end_with(parent)
     _worker["setup"], _worker["updates"], _worker["notices"] = setup, updates, notices
     _worker["masker"] = setup.masker()
+
+
+def _end_with(parent: int) -> None:
+    """This worker ends when ``parent`` does, however it ends (killed, it stops no worker):
+    Linux's parent-death signal. A worker otherwise waits on its task queue for ever, since
+    it holds that pipe's other end itself (a run stopped by ``kill -9`` left two workers of
+    ~300 MB each behind)."""
+    from core import runtime
+
+    libc = runtime.libc()
+    if libc is not None and hasattr(libc, "prctl"):
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it ended before we asked
+        os._exit(0)
 
 
 def _work(task: Task) -> dict:
@@ -615,15 +632,16 @@ def run(args: argparse.Namespace) -> int:
             elif coco is not None and line["status"] == "skipped":
                 coco.add_saved(by_source[line["input"]])  # a resumed run keeps the set whole
             last = line
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         bar.close()
         _remove_parts(tasks)
+        terminated = isinstance(stop, messages.Terminated)  # SIGTERM (core.cli.main)
         print(
-            f"facemask: interrupted after {sum(counts.values())} of {len(tasks)} inputs; "
-            "partial outputs removed",
+            f"facemask: {'stopped (SIGTERM)' if terminated else 'interrupted'} after "
+            f"{sum(counts.values())} of {len(tasks)} inputs; partial outputs removed",
             file=info,
         )
-        return messages.INTERRUPTED
+        return messages.TERMINATED if terminated else messages.INTERRUPTED
     finally:
         bar.close()
         if report is not None:
@@ -731,7 +749,7 @@ class _Workers:
         before = {child.pid for child in multiprocessing.active_children()}
         executor = ProcessPoolExecutor(
             workers, mp_context=self.ctx, initializer=_init_worker,
-            initargs=(self.setup, self.updates, self.notices),
+            initargs=(self.setup, self.updates, self.notices, os.getpid()),
         )  # fmt: skip
         self.taken: set[int] = set()
         for task in work:

@@ -12,12 +12,20 @@ SOME_FAILED = 1
 USAGE = 2
 INTERRUPTED = 130
 BROKEN_PIPE = 141  # the reader of our output went away (``| head``), as for any Unix tool
+TERMINATED = 143  # SIGTERM (a job scheduler's time limit, ``timeout``): stopped as for Ctrl-C
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping a command as Ctrl-C does (partial outputs removed, workers stopped),
+    with its own exit status (``TERMINATED``)."""
+
 
 EXIT_CODES = (
     (OK, "every input was masked (or skipped: its output already existed)"),
     (SOME_FAILED, "some inputs failed (each is named on stderr and in --report)"),
     (USAGE, "the command line is wrong (an unknown option or mask, an output it cannot write)"),
     (INTERRUPTED, "interrupted (Ctrl-C); partial outputs are removed"),
+    (TERMINATED, "stopped by SIGTERM; partial outputs are removed"),
 )
 
 FORMATS_PHOTO = "JPEG, PNG, WebP, GIF, BMP or TIFF"

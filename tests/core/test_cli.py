@@ -412,6 +412,46 @@ def test_ctrl_c_stops_cleanly_and_removes_partial_outputs(tmp_path, small):
     assert not list(out.glob(".*.part"))
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _gone(pids: list[int], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_stopped_run_leaves_no_worker_and_a_terminated_one_no_partial_output(
+    tmp_path, astronaut, how
+):
+    # SIGTERM (a scheduler's time limit) ended the command at once, its partial outputs left
+    # and its workers waiting for ever; killed, it left them too (session 20)
+    src, out = many_photos(tmp_path / "many", astronaut, 40), tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "apply", str(src), "-o", str(out), "--jobs", "2",
+         "--mask", "all"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.time() + 90
+    while time.time() < deadline and not (out.exists() and any(out.glob("p*.jpg"))):
+        time.sleep(0.1)
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    proc.send_signal(getattr(signal, how))
+    _, err = proc.communicate(timeout=60)
+    assert _gone(workers), "its workers are still running"
+    if how == "SIGTERM":
+        text = err.decode()
+        assert proc.returncode == messages.TERMINATED, text
+        assert "stopped (SIGTERM)" in text and "Traceback" not in text
+        assert not list(out.glob(".*.part"))
+
+
 def test_landmarks_json_on_stdout_rounded_to_hundredths(tmp_path, small):
     photo = tmp_path / "in.jpg"
     Image.fromarray(small).save(photo)
