@@ -737,7 +737,6 @@ class _Workers:
 
     def __init__(self, work: list[Task], setup: Setup, jobs: int, bar: Progress) -> None:
         self.ctx = worker_context()
-        self.updates, self.notices = self.ctx.Queue(), self.ctx.SimpleQueue()
         self.setup, self.jobs, self.bar = setup, jobs, bar
         self.tasks = {task.index: task for task in work}
         self.records: dict[int, dict] = {}
@@ -746,6 +745,8 @@ class _Workers:
         self.executor = self._start(work, jobs)
 
     def _start(self, work: list[Task], workers: int) -> ProcessPoolExecutor:
+        # queues of its own: a worker killed while writing to one holds its lock for good
+        self.updates, self.notices = self.ctx.Queue(), self.ctx.SimpleQueue()
         before = {child.pid for child in multiprocessing.active_children()}
         executor = ProcessPoolExecutor(
             workers, mp_context=self.ctx, initializer=_init_worker,
