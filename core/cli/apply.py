@@ -821,6 +821,9 @@ class _Workers:
             process.terminate()
         for process in self.processes:
             process.join(5)
+        # its manager thread, which ends now that its workers have: left running, it could
+        # close its wake-up pipe while Python's exit was writing to it (a traceback on Ctrl-C)
+        self.executor.shutdown(wait=True)
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
