@@ -488,8 +488,13 @@ def _part_name(path: Path) -> Path:
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     part = _part_name(path)
-    part.write_bytes(data)
-    os.replace(part, path)
+    try:
+        part.write_bytes(data)
+        os.replace(part, path)
+    except BaseException:  # a full disk: no half-written .part left behind to fill it more
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise
 
 
 def _label_file(task: Task, tag: str) -> Path:

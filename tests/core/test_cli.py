@@ -452,6 +452,18 @@ def test_a_stopped_run_leaves_no_worker_and_a_terminated_one_no_partial_output(
         assert not list(out.glob(".*.part"))
 
 
+def test_a_write_that_fails_leaves_no_partial_file(tmp_path, monkeypatch):
+    from core.cli import apply
+
+    def full(src, dst):  # the disk filled up as the output was put in place
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(apply.os, "replace", full)
+    with pytest.raises(OSError):
+        apply._write_atomic(tmp_path / "out" / "a.jpg", b"x" * 1000)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_landmarks_json_on_stdout_rounded_to_hundredths(tmp_path, small):
     photo = tmp_path / "in.jpg"
     Image.fromarray(small).save(photo)
