@@ -609,14 +609,14 @@ def run(args: argparse.Namespace) -> int:
     bar = Progress(len(tasks), show_bar, info)
     report = open(args.report, "w", encoding="utf-8") if args.report else None  # noqa: SIM115
     coco = _Coco() if args.labels else None
-    by_source = {task.source: task for task in tasks}
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     counts = {"done": 0, "skipped": 0, "failed": 0}
     faces = 0.0
     last: dict | None = None
     picture: bytes | None = None
     try:
-        for line in _results(tasks, work, setup, jobs, bar):
+        # one line a task, in the tasks' order
+        for task, line in zip(tasks, _results(tasks, work, setup, jobs, bar)):
             picture = (line.pop("stdout", None) or [None])[0] or picture
             counts[line["status"]] += 1
             faces += float(line.get("faces", 0) or 0)
@@ -635,7 +635,7 @@ def run(args: argparse.Namespace) -> int:
             if coco is not None and line["status"] == "done":
                 coco.add(line)
             elif coco is not None and line["status"] == "skipped":
-                coco.add_saved(by_source[line["input"]])  # a resumed run keeps the set whole
+                coco.add_saved(task)  # a resumed run keeps the set whole
             last = line
     except KeyboardInterrupt as stop:
         bar.close()

@@ -17,9 +17,9 @@ from core.detection.turns import SURE_SCORE
 # ONet's faint faces: scored above FAINT but not above BORDERLINE. Blurred faces in group
 # photos that MTCNN misses land here, among many textures; one is kept (as a borderline
 # face, for the face verifier to confirm) where CenterFace, reading a crop CONFIRM_CROP times
-# its box wide at CONFIRM_SIDE px, sees a face there too. On the detector bench's blurred and
-# clean group photos (40 each) 61 faint faces: CenterFace saw 7 of the 7 on a person's face,
-# 5 of the 54 elsewhere, ~9 ms a crop (docs/experiments/false-masks.md, "Session 20").
+# its box wide at CONFIRM_SIDE px, sees a face there too: two detectors that look at a face
+# differently rarely agree on a texture. The crop and its size were chosen on the detector
+# bench (docs/experiments/false-masks.md, "Session 20").
 FAINT = 0.1
 CONFIRM_CROP = 3.0
 CONFIRM_SIDE = 160

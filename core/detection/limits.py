@@ -8,9 +8,9 @@ The limits hold wherever the product's search looks (``core.detection.turns``): 
 detector's ``fallback`` (CenterFace behind MTCNN) is limited the same way, and a copy of the
 photo searched smaller (the quick look of a photo without a face, a big photo's turned
 search) is searched with the floor shrunk with it (:meth:`Limited.scaled`). A detector that
-can skip the search for faces under the floor (MTCNN: the finer levels of its pyramid,
-``no_smaller_than``) is told to: with ``--min-face 80`` a group photo's search costs ~40%
-less (docs/experiments/detection-and-speed.md).
+can skip the search for faces under the floor (MTCNN: the finer levels of its pyramid, where
+most of its time goes, ``no_smaller_than``) is told to (docs/experiments/detection-and-speed.md,
+"A size floor the search keeps to").
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ class Limited:
 
     def __post_init__(self) -> None:
         floor = getattr(self.detector, "no_smaller_than", None)
-        searching = floor(self.min_side) if floor is not None and self.min_side > 0 else None
-        object.__setattr__(self, "searching", searching or self.detector)
+        floored = floor is not None and self.min_side > 0
+        object.__setattr__(self, "searching", floor(self.min_side) if floored else self.detector)
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         return self._kept(self.searching.detect(image_rgb))

@@ -171,8 +171,8 @@ class Mtcnn:
         """The faces in an RGB image. ``smallest``: the pyramid's levels that find only
         boxes a step (``factor``) or more smaller than this many pixels are not searched.
         The levels left are the very same, and find the faces above it; a face's box is
-        theirs (on the CLI bench's group photos 92-98% of boxes the very same, every face
-        kept), and a search for faces of 120 px and more there costs half as much."""
+        theirs, so it can differ a little where a finer level scored the face surer
+        (docs/experiments/detection-and-speed.md, "A size floor the search keeps to")."""
         image = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
         boxes = self._propose(image, smallest)
         if len(boxes):
