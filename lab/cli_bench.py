@@ -9,8 +9,11 @@ processes, alternating (``--rounds``): ours with ``--jobs`` (2), MaskTheFace
 MaskTheFace is skipped, with the reason, where it is absent. For each run: wall time, CPU
 time (user + system of the tool's processes: the machine may be shared), photos/s and
 faces/s, and for ours the resident memory of its process tree sampled every 0.2 s (its peak,
-and the peaks of the run's first and last quarters, to show it stays flat). Then which photos
-MaskTheFace masked that ours did not.
+and the peaks of the run's first and last quarters, to show it stays flat; and its peak PSS,
+which counts the pages the workers share with their parent once). Then which photos
+MaskTheFace masked that ours did not. Each round also runs both tools on the folder's first
+``--jobs`` photos alone: the difference is each tool's CPU a photo with its start (imports,
+models, workers) left out, both tools loaded once (``per_photo_cpu_ratio``).
 """
 
 from __future__ import annotations
@@ -112,14 +115,17 @@ def build_groups(data: Path, n: int, folder: Path, seed: int = 0,
     return paths
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (Linux /proc)."""
+def _tree_rss(pid: int, field: str = "VmRSS") -> int:
+    """Resident bytes of a process and all its descendants (Linux /proc). ``field``
+    "Pss": each page shared by n of them counted 1/n in each (forked workers share their
+    parent's networks), from smaps_rollup."""
     total, todo = 0, [pid]
+    source = "status" if field == "VmRSS" else "smaps_rollup"
     while todo:
         p = todo.pop()
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/{source}").read_text().splitlines():
+                if line.startswith(field + ":"):
                     total += int(line.split()[1]) * 1024
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
@@ -133,11 +139,11 @@ def timed(cmd: list[str], cwd: Path, sample: bool = False) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[int, int]] = []  # (RSS, PSS) of the tree
 
     def watch() -> None:
         while proc.poll() is None:
-            samples.append((time.perf_counter() - started, _tree_rss(proc.pid)))
+            samples.append((_tree_rss(proc.pid), _tree_rss(proc.pid, "Pss")))
             time.sleep(0.2)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -153,9 +159,10 @@ def timed(cmd: list[str], cwd: Path, sample: bool = False) -> dict:
     if proc.returncode != 0:
         out["stderr_tail"] = err.decode(errors="replace")[-800:]
     if samples:
-        rss = [r for _, r in samples]
+        rss = [r for r, _ in samples]
         q = max(1, len(rss) // 4)
         out["peak_rss_mb"] = round(max(rss) / 2**20)
+        out["peak_pss_mb"] = round(max(p for _, p in samples) / 2**20)
         out["peak_rss_first_quarter_mb"] = round(max(rss[:q]) / 2**20)
         out["peak_rss_last_quarter_mb"] = round(max(rss[-q:]) / 2**20)
     return out
@@ -264,20 +271,37 @@ def main(argv: list[str] | None = None) -> int:
         probe = None
         if mtf_reason is None and (args.group or args.folder is not None):
             probe = mtf_faces(args.mtf, folder)  # untimed: which faces it masks
+        # the first --jobs photos alone: what each tool costs to start (imports, models, its
+        # workers) and to mask them; the difference from the whole folder is per photo
+        few = Path(tmp) / "few"
+        few.mkdir()
+        for photo in sorted(folder.iterdir())[: max(1, args.jobs)]:
+            shutil.copyfile(photo, few / photo.name)
         runs: dict[str, list[dict]] = {"facemask": [], "masktheface": [], "compare": []}
         for r in range(args.rounds):
             if args.compare is not None:
                 other = run_ours(folder, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl",
                                  args.compare.resolve())  # fmt: skip
+                other["few_cpu_s"] = run_ours(
+                    few,
+                    Path(tmp) / "out",
+                    args.jobs,
+                    Path(tmp) / "report.jsonl",
+                    args.compare.resolve(),
+                )["cpu_s"]
                 runs["compare"].append(other)
                 print(f"round {r + 1} facemask from {args.compare}: {_line(other, args.photos)}",
                       file=sys.stderr)  # fmt: skip
             ours = run_ours(folder, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl")
+            ours["few_cpu_s"] = run_ours(
+                few, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl"
+            )["cpu_s"]
             runs["facemask"].append(ours)
             print(f"round {r + 1} facemask --jobs {args.jobs}: {_line(ours, args.photos)}",
                   file=sys.stderr)  # fmt: skip
             if mtf_reason is None:
                 theirs = run_mtf(args.mtf, folder)
+                theirs["few_cpu_s"] = run_mtf(args.mtf, few)["cpu_s"]
                 runs["masktheface"].append(theirs)
                 print(f"round {r + 1} MaskTheFace: {_line(theirs, args.photos)}", file=sys.stderr)
     summary = _summary(runs, args, mtf_reason)
@@ -312,6 +336,7 @@ def _summary(runs: dict, args: argparse.Namespace, mtf_reason: str | None) -> di
             "photos_masked": len(ours["masked"]),
             "faces": ours["faces"],
             "peak_rss_mb": ours.get("peak_rss_mb"),
+            "peak_pss_mb": ours.get("peak_pss_mb"),
             "peak_rss_first_quarter_mb": ours.get("peak_rss_first_quarter_mb"),
             "peak_rss_last_quarter_mb": ours.get("peak_rss_last_quarter_mb"),
         },
@@ -324,7 +349,13 @@ def _summary(runs: dict, args: argparse.Namespace, mtf_reason: str | None) -> di
             "cpu_s": [r["cpu_s"] for r in runs["compare"]],
             "faces": other["faces"],
             "peak_rss_mb": other.get("peak_rss_mb"),
+            "peak_pss_mb": other.get("peak_pss_mb"),
         }
+        few = min(args.jobs, n)
+        if n > few:
+            out["compare"]["per_photo_cpu_s"] = [
+                round((r["cpu_s"] - r["few_cpu_s"]) / (n - few), 4) for r in runs["compare"]
+            ]
     if mtf_reason is not None:
         out["masktheface"] = {"skipped": mtf_reason}
         return out
@@ -338,6 +369,23 @@ def _summary(runs: dict, args: argparse.Namespace, mtf_reason: str | None) -> di
     }
     out["wall_ratio"] = round(ours["wall_s"] / theirs["wall_s"], 3)
     out["cpu_ratio"] = round(ours["cpu_s"] / max(theirs["cpu_s"], 1e-9), 3)
+    few = min(args.jobs, n)
+    if n > few:
+        # each tool loaded once, as the speed issue's own baseline timed them: the CPU of
+        # the whole folder less that of its first --jobs photos alone, over the photos left
+        ours_each = [(r["cpu_s"] - r["few_cpu_s"]) / (n - few) for r in runs["facemask"]]
+        theirs_each = [(r["cpu_s"] - r["few_cpu_s"]) / (n - few) for r in runs["masktheface"]]
+        out["per_photo_cpu_s"] = {
+            "facemask": [round(v, 4) for v in ours_each],
+            "masktheface": [round(v, 4) for v in theirs_each],
+            "start_cpu_s": {
+                "facemask": [r["few_cpu_s"] for r in runs["facemask"]],
+                "masktheface": [r["few_cpu_s"] for r in runs["masktheface"]],
+            },
+        }
+        out["per_photo_cpu_ratio"] = round(
+            float(np.median(ours_each)) / max(float(np.median(theirs_each)), 1e-9), 3
+        )
     out["masked_by_masktheface_not_by_us"] = missed[:50]
     out["missed_count"] = len(missed)
     return out

@@ -391,6 +391,47 @@ def test_a_photo_that_kills_its_worker_every_time_fails_alone(tmp_path, small):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(lines)
 
 
+# ``facemask apply`` in a fresh interpreter, each masker it builds written down with the
+# process that built it
+COUNTED = """
+import os, sys
+from core import cli
+from core.cli import apply
+
+making = apply.make_masker
+
+def counted(*args):
+    with open(sys.argv[1], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    return making(*args)
+
+apply.make_masker = counted
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_workers_share_one_masker_built_before_them_where_each_runs_one_thread(
+    tmp_path, small, threads
+):
+    src = many_photos(tmp_path / "many", small, 6)
+    built = tmp_path / "built.txt"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", COUNTED, str(built), "apply", str(src), "-o",
+         str(tmp_path / "out"), "--jobs", "2", "--json"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "FACEMASK_THREADS": str(threads)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert last_json(out)["done"] == 6
+    makers = built.read_text().split()
+    if threads == 1:  # built once, by the command itself; its workers inherit it
+        assert makers == [str(proc.pid)]
+    else:  # a worker's network threads would not survive the fork: each builds its own
+        assert len(makers) == 2 and str(proc.pid) not in makers
+
+
 def test_ctrl_c_stops_cleanly_and_removes_partial_outputs(tmp_path, small):
     src = many_photos(tmp_path / "many", small, 40)
     out = tmp_path / "out"
