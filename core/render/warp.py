@@ -370,9 +370,9 @@ def composite(
 
 
 def _blend(photo: np.ndarray, keep: np.ndarray, add: np.ndarray) -> np.ndarray:
-    """``photo * keep + add`` rounded to uint8, the arithmetic numpy's operators do (float32,
-    float64 where a tint made ``add`` so) without their temporary arrays."""
-    out = np.multiply(photo, keep[..., None], dtype=np.float32)
+    """``photo * keep + add`` rounded to uint8: the arithmetic numpy's operators do (in
+    float32, or float64 where a tint made ``add`` so), with fewer temporary arrays."""
+    out = np.multiply(photo, keep[..., None])
     if add.dtype == out.dtype:
         out += add
     else:
