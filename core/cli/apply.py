@@ -868,14 +868,18 @@ class _Workers:
     def kill(self) -> None:
         """Stop at once: what is queued is dropped, the workers terminated (Ctrl-C, a worker
         dead)."""
+        # the pool's manager thread, which ends once its workers have: waited for below, or
+        # it can close its wake-up pipe while Python's exit writes to it (a traceback after
+        # Ctrl-C or SIGTERM; CPython 3.11). The executor forgets it in shutdown(wait=False),
+        # so it is taken first (an attribute of CPython's executor; None elsewhere).
+        manager = getattr(self.executor, "_executor_manager_thread", None)
         self.executor.shutdown(wait=False, cancel_futures=True)
         for process in self.processes:
             process.terminate()
         for process in self.processes:
             process.join(5)
-        # its manager thread, which ends now that its workers have: left running, it could
-        # close its wake-up pipe while Python's exit was writing to it (a traceback on Ctrl-C)
-        self.executor.shutdown(wait=True)
+        if manager is not None:
+            manager.join(5)
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
