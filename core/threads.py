@@ -23,6 +23,7 @@ import math
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.settings import core_settings
@@ -131,3 +132,22 @@ def configure(workers: int | None = None, threads: int | None = None) -> int:
 def count() -> int:
     """The number of threads each library may use here (decided on first use)."""
     return configure()
+
+
+@contextmanager
+def planned_for(workers: int) -> Iterator[int]:
+    """Inside: this process's threads as one of ``workers`` processes has them
+    (:func:`configure`), to build what such processes will inherit; after: as before."""
+    global _chosen, _torch_given
+    import cv2
+
+    chosen, torch_given, cv2_threads = _chosen, _torch_given, cv2.getNumThreads()
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    try:
+        yield configure(workers=workers)
+    finally:
+        _chosen, _torch_given = chosen, torch_given
+        cv2.setNumThreads(cv2_threads)
+        if torch is not None and torch_threads is not None:
+            torch.set_num_threads(torch_threads)

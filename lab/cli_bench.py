@@ -282,26 +282,28 @@ def main(argv: list[str] | None = None) -> int:
             if args.compare is not None:
                 other = run_ours(folder, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl",
                                  args.compare.resolve())  # fmt: skip
-                other["few_cpu_s"] = run_ours(
-                    few,
-                    Path(tmp) / "out",
-                    args.jobs,
-                    Path(tmp) / "report.jsonl",
-                    args.compare.resolve(),
-                )["cpu_s"]
+                other["few_cpu_s"] = _start_cpu(
+                    run_ours(
+                        few,
+                        Path(tmp) / "out",
+                        args.jobs,
+                        Path(tmp) / "report.jsonl",
+                        args.compare.resolve(),
+                    )
+                )
                 runs["compare"].append(other)
                 print(f"round {r + 1} facemask from {args.compare}: {_line(other, args.photos)}",
                       file=sys.stderr)  # fmt: skip
             ours = run_ours(folder, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl")
-            ours["few_cpu_s"] = run_ours(
-                few, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl"
-            )["cpu_s"]
+            ours["few_cpu_s"] = _start_cpu(
+                run_ours(few, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl")
+            )
             runs["facemask"].append(ours)
             print(f"round {r + 1} facemask --jobs {args.jobs}: {_line(ours, args.photos)}",
                   file=sys.stderr)  # fmt: skip
             if mtf_reason is None:
                 theirs = run_mtf(args.mtf, folder)
-                theirs["few_cpu_s"] = run_mtf(args.mtf, few)["cpu_s"]
+                theirs["few_cpu_s"] = _start_cpu(run_mtf(args.mtf, few))
                 runs["masktheface"].append(theirs)
                 print(f"round {r + 1} MaskTheFace: {_line(theirs, args.photos)}", file=sys.stderr)
     summary = _summary(runs, args, mtf_reason)
@@ -309,6 +311,24 @@ def main(argv: list[str] | None = None) -> int:
         summary["faces_check"] = faces_check(probe, runs["facemask"][-1]["boxes"])
     print(json.dumps(summary, indent=None if args.json else 1))
     return 0
+
+
+def _start_cpu(run: dict) -> float | None:
+    """The CPU of a run on the first photos alone; None where it crashed (rc 1 is ours for
+    "some photo failed", a photo with no face)."""
+    return run["cpu_s"] if run["rc"] in (0, 1) else None
+
+
+def _per_photo(runs: list[dict], n: int, few: int) -> list[float | None]:
+    """Each run's CPU a photo with its start left out, or None where that cannot be told
+    (no photos beyond the first ``few``, the short run crashed, or the noise made it <= 0)."""
+    out: list[float | None] = []
+    for r in runs:
+        value = None
+        if n > few and r["few_cpu_s"] is not None:
+            value = (r["cpu_s"] - r["few_cpu_s"]) / (n - few)
+        out.append(value if value is not None and value > 0 else None)
+    return out
 
 
 def _line(run: dict, n: int) -> str:
@@ -351,11 +371,16 @@ def _summary(runs: dict, args: argparse.Namespace, mtf_reason: str | None) -> di
             "peak_rss_mb": other.get("peak_rss_mb"),
             "peak_pss_mb": other.get("peak_pss_mb"),
         }
-        few = min(args.jobs, n)
-        if n > few:
-            out["compare"]["per_photo_cpu_s"] = [
-                round((r["cpu_s"] - r["few_cpu_s"]) / (n - few), 4) for r in runs["compare"]
-            ]
+    # each tool loaded once, as the speed issue's own baseline timed them: the CPU of the
+    # whole folder less that of its first --jobs photos alone, over the photos left
+    few = min(max(1, args.jobs), n)
+    each = {tool: _per_photo(tool_runs, n, few) for tool, tool_runs in runs.items() if tool_runs}
+    out["per_photo_cpu_s"] = {
+        **{tool: [None if v is None else round(v, 4) for v in values]
+           for tool, values in each.items()},
+        "start_cpu_s": {tool: [r["few_cpu_s"] for r in tool_runs]
+                        for tool, tool_runs in runs.items() if tool_runs},
+    }  # fmt: skip
     if mtf_reason is not None:
         out["masktheface"] = {"skipped": mtf_reason}
         return out
@@ -369,22 +394,11 @@ def _summary(runs: dict, args: argparse.Namespace, mtf_reason: str | None) -> di
     }
     out["wall_ratio"] = round(ours["wall_s"] / theirs["wall_s"], 3)
     out["cpu_ratio"] = round(ours["cpu_s"] / max(theirs["cpu_s"], 1e-9), 3)
-    few = min(args.jobs, n)
-    if n > few:
-        # each tool loaded once, as the speed issue's own baseline timed them: the CPU of
-        # the whole folder less that of its first --jobs photos alone, over the photos left
-        ours_each = [(r["cpu_s"] - r["few_cpu_s"]) / (n - few) for r in runs["facemask"]]
-        theirs_each = [(r["cpu_s"] - r["few_cpu_s"]) / (n - few) for r in runs["masktheface"]]
-        out["per_photo_cpu_s"] = {
-            "facemask": [round(v, 4) for v in ours_each],
-            "masktheface": [round(v, 4) for v in theirs_each],
-            "start_cpu_s": {
-                "facemask": [r["few_cpu_s"] for r in runs["facemask"]],
-                "masktheface": [r["few_cpu_s"] for r in runs["masktheface"]],
-            },
-        }
+    ours_each = [v for v in each["facemask"] if v is not None]
+    theirs_each = [v for v in each["masktheface"] if v is not None]
+    if ours_each and theirs_each:
         out["per_photo_cpu_ratio"] = round(
-            float(np.median(ours_each)) / max(float(np.median(theirs_each)), 1e-9), 3
+            float(np.median(ours_each)) / float(np.median(theirs_each)), 3
         )
     out["masked_by_masktheface_not_by_us"] = missed[:50]
     out["missed_count"] = len(missed)

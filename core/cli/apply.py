@@ -29,11 +29,15 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import core.cli.messages as messages
 from core import batch, threads
 from core.cli.progress import Progress
 from masks import catalog, names
+
+if TYPE_CHECKING:
+    from core.api import FaceMasker
 
 log = logging.getLogger(__name__)
 
@@ -378,13 +382,8 @@ class Setup:
     min_face: float
     workers: int
 
-    @property
-    def builds(self) -> tuple:
-        """What the masker is made from."""
-        return (self.weights, self.detector, self.threshold, self.min_face, self.workers)
-
     def masker(self):
-        return make_masker(*self.builds)
+        return make_masker(self.weights, self.detector, self.threshold, self.min_face, self.workers)
 
 
 _worker: dict = {}
@@ -417,42 +416,46 @@ def _init_worker(setup: Setup, updates, notices, parent: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's clean stop: just end
     _end_with(parent)
     _worker["setup"], _worker["updates"], _worker["notices"] = setup, updates, notices
-    preloaded = _worker.pop("preloaded", None)  # this run's, built before the fork
-    same = preloaded is not None and preloaded[0] == setup.builds
-    _worker["masker"] = preloaded[1] if same else setup.masker()
+    preloaded = _worker.pop("preloaded", None)  # built by the parent for these workers
+    if preloaded is None:
+        _worker["masker"] = setup.masker()
+    else:
+        threads.configure(workers=setup.workers)  # as make_masker would have
+        _worker["masker"] = preloaded
 
 
-def _preload(setup: Setup) -> None:
-    """Build the workers' masker here, once, before they are forked: each inherits it
-    (its networks and mask pictures shared, copy on write) instead of loading its own,
-    ~0.2 s of CPU a worker and ~0.1 s a mask. Only with one thread a worker (``--jobs`` at
-    its default: one a core), where loading starts no thread: a forked child has none of
-    its parent's threads, and a network that waited on its thread pool's would hang.
-    Otherwise, or where it fails here, each worker loads its own as before (and reports a
-    failure as before)."""
-    if _worker.get("preloaded", (None,))[0] == setup.builds:
-        return
-    _worker.pop("preloaded", None)
-    before = _thread_count()
+def _preload(setup: Setup) -> FaceMasker | None:
+    """The workers' masker, built here, once, before they are forked, or None: each worker
+    inherits it (its networks and mask pictures shared, copy on write) instead of loading
+    its own, ~0.2 s of CPU a worker and ~0.1 s a mask. Only with one thread a worker
+    (``--jobs`` at its default: one a core), where loading starts no thread: a forked child
+    has none of its parent's threads, and a network that waited on its thread pool's would
+    hang. Otherwise, or where it fails here, each worker loads its own as before (and
+    reports a failure as before). This process's own thread settings are left as they were."""
+    before = _thread_ids()
     if before is None or threads.plan(setup.workers) != 1:
-        return
+        return None
     try:
-        masker = setup.masker()
-        # and the run's mask pictures, read and prepared (~0.1 s each) once for all
-        style = batch.style_of(setup.options.style, setup.options.pattern_file)
-        for mask_id in setup.choice.ids:
-            masker.picture(mask_id, style)
+        # one thread, as in a worker: OpenCV's pool with more would start threads too
+        with threads.planned_for(setup.workers):
+            masker = setup.masker()
+            # and the run's mask pictures, read and prepared (~0.1 s each) once for all
+            style = batch.style_of(setup.options.style, setup.options.pattern_file)
+            for mask_id in setup.choice.ids:
+                masker.picture(mask_id, style)
     except Exception:  # noqa: BLE001  each worker tries again and reports it
         log.debug("no masker preloaded for the workers", exc_info=True)
-        return
-    if _thread_count() == before:
-        _worker["preloaded"] = (setup.builds, masker)
+        return None
+    if _thread_ids() - before:  # (OpenCV's pool, down to one thread, may have ended some)
+        log.debug("loading started a thread: each worker loads its own masker")
+        return None
+    return masker
 
 
-def _thread_count() -> int | None:
+def _thread_ids() -> set[str] | None:
     """This process's threads, native ones included (Linux), or None where unknown."""
     try:
-        return len(os.listdir("/proc/self/task"))
+        return set(os.listdir("/proc/self/task"))
     except OSError:
         return None
 
@@ -787,8 +790,8 @@ class _Workers:
 
     def __init__(self, work: list[Task], setup: Setup, jobs: int, bar: Progress) -> None:
         self.ctx = worker_context()
-        if self.ctx.get_start_method() == "fork":
-            _preload(setup)
+        forks = self.ctx.get_start_method() == "fork"
+        self.preloaded = _preload(setup) if forks else None  # every pool of this run's
         self.setup, self.jobs, self.bar = setup, jobs, bar
         self.tasks = {task.index: task for task in work}
         self.records: dict[int, dict] = {}
@@ -800,6 +803,8 @@ class _Workers:
         # queues of its own: a worker killed while writing to one holds its lock for good
         self.updates, self.notices = self.ctx.Queue(), self.ctx.SimpleQueue()
         before = {child.pid for child in multiprocessing.active_children()}
+        if self.preloaded is not None:  # for the workers forked below to take
+            _worker["preloaded"] = self.preloaded
         executor = ProcessPoolExecutor(
             workers, mp_context=self.ctx, initializer=_init_worker,
             initargs=(self.setup, self.updates, self.notices, os.getpid()),
@@ -809,6 +814,7 @@ class _Workers:
             self.futures[task.index] = executor.submit(_work, task)
         # its processes (forked as the first task went in), and no one else's, to stop
         self.processes = [c for c in multiprocessing.active_children() if c.pid not in before]
+        _worker.pop("preloaded", None)  # forked: this process keeps it in self.preloaded
         return executor
 
     def result(self, task: Task) -> dict:

@@ -198,7 +198,10 @@ class MaskPicture:
                 )
             )
         template = np.asarray(template_points, np.float64)
-        return cls(tuple(levels), control_points(template), triangulate(template), template)
+        triangles = triangulate(template)
+        if len(triangles) > 255:  # warp_mask labels each pixel's triangle in 8 bits
+            raise ValueError(f"a mask picture of {len(triangles)} triangles: 255 at most")
+        return cls(tuple(levels), control_points(template), triangles, template)
 
     def level_for(self, src_per_dst: float) -> int:
         """The coarsest level that still has at least one picture pixel per photo pixel."""

@@ -392,9 +392,9 @@ def test_a_photo_that_kills_its_worker_every_time_fails_alone(tmp_path, small):
 
 
 # ``facemask apply`` in a fresh interpreter, each masker it builds written down with the
-# process that built it
+# process that built it; "thread" as the second argument: building one starts a thread
 COUNTED = """
-import os, sys
+import os, sys, threading
 from core import cli
 from core.cli import apply
 
@@ -403,33 +403,42 @@ making = apply.make_masker
 def counted(*args):
     with open(sys.argv[1], "a") as log:
         log.write(f"{os.getpid()}\\n")
+    if sys.argv[2] == "thread":
+        threading.Thread(target=threading.Event().wait, daemon=True).start()
     return making(*args)
 
 apply.make_masker = counted
-sys.exit(cli.main(sys.argv[2:]))
+sys.exit(cli.main(sys.argv[3:]))
 """
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", ["one thread", "two threads", "loading starts a thread"])
 def test_workers_share_one_masker_built_before_them_where_each_runs_one_thread(
-    tmp_path, small, threads
+    tmp_path, small, case
 ):
     src = many_photos(tmp_path / "many", small, 6)
     built = tmp_path / "built.txt"
+    threads = "2" if case == "two threads" else "1"
+    starts = "thread" if case == "loading starts a thread" else "-"
     proc = subprocess.Popen(
-        [sys.executable, "-c", COUNTED, str(built), "apply", str(src), "-o",
+        [sys.executable, "-c", COUNTED, str(built), starts, "apply", str(src), "-o",
          str(tmp_path / "out"), "--jobs", "2", "--json"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "FACEMASK_THREADS": str(threads)},
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "FACEMASK_THREADS": threads},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == 0, err.decode()
     assert last_json(out)["done"] == 6
     makers = built.read_text().split()
-    if threads == 1:  # built once, by the command itself; its workers inherit it
+    if case == "one thread":  # built once, by the command itself; its workers inherit it
         assert makers == [str(proc.pid)]
-    else:  # a worker's network threads would not survive the fork: each builds its own
+    elif case == "two threads":  # a network's thread pool would not survive the fork
         assert len(makers) == 2 and str(proc.pid) not in makers
+    else:  # the command's masker is not handed on: each worker builds its own
+        assert makers[0] == str(proc.pid) and len(set(makers[1:]) - {str(proc.pid)}) == 2
 
 
 def test_ctrl_c_stops_cleanly_and_removes_partial_outputs(tmp_path, small):
@@ -528,7 +537,10 @@ def test_stopping_the_workers_waits_for_their_pools_manager_thread(tmp_path, sma
     while time.time() < deadline and not (out.exists() and any(out.glob("p*.jpg"))):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     text = err.decode()
     assert proc.returncode == messages.TERMINATED, text
     assert "manager threads left: 0" in text and "Traceback" not in text

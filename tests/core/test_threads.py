@@ -110,6 +110,19 @@ def test_facemask_threads_overrides_and_nonsense_is_ignored(tmp_path, monkeypatc
     assert threads.plan(2, root, proc) == 2
 
 
+def test_planned_for_gives_a_workers_share_inside_and_leaves_the_process_as_it_was(monkeypatch):
+    # the command line builds its workers' masker in its own process (core.cli.apply._preload)
+    import cv2
+
+    monkeypatch.setattr(threads, "usable_cores", lambda *args: 4)
+    monkeypatch.delenv("FACEMASK_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_chosen", 3)
+    cv2_before = cv2.getNumThreads()
+    with threads.planned_for(4) as share:
+        assert share == threads.count() == cv2.getNumThreads() == 1
+    assert threads.count() == 3 and cv2.getNumThreads() == cv2_before
+
+
 def test_facemasker_sets_every_library_from_it():
     """FaceMasker() with its defaults: OpenCV, the keypoint sessions and MTCNN's sessions
     all run the count core.threads decides (1 here, under FACEMASK_THREADS=1), and torch is
