@@ -149,5 +149,5 @@ def planned_for(workers: int) -> Iterator[int]:
     finally:
         _chosen, _torch_given = chosen, torch_given
         cv2.setNumThreads(cv2_threads)
-        if torch is not None and torch_threads is not None:
+        if torch is not None:
             torch.set_num_threads(torch_threads)

@@ -411,12 +411,15 @@ def make_masker(
     return FaceMasker(predictor=predictor, detector=detector)
 
 
-def _init_worker(setup: Setup, updates, notices, parent: int) -> None:
+def _init_worker(
+    setup: Setup, updates, notices, parent: int, preloaded: FaceMasker | None = None
+) -> None:
+    """A worker's set-up; ``preloaded``: the parent's masker (:func:`_preload`), handed
+    over by the fork itself (a forked process's arguments are not pickled)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's clean stop: just end
     _end_with(parent)
     _worker["setup"], _worker["updates"], _worker["notices"] = setup, updates, notices
-    preloaded = _worker.pop("preloaded", None)  # built by the parent for these workers
     if preloaded is None:
         _worker["masker"] = setup.masker()
     else:
@@ -803,30 +806,34 @@ class _Workers:
         # queues of its own: a worker killed while writing to one holds its lock for good
         self.updates, self.notices = self.ctx.Queue(), self.ctx.SimpleQueue()
         before = {child.pid for child in multiprocessing.active_children()}
-        if self.preloaded is not None:  # for the workers forked below to take
-            _worker["preloaded"] = self.preloaded
         executor = ProcessPoolExecutor(
             workers, mp_context=self.ctx, initializer=_init_worker,
-            initargs=(self.setup, self.updates, self.notices, os.getpid()),
+            initargs=(self.setup, self.updates, self.notices, os.getpid(), self.preloaded),
         )  # fmt: skip
         self.taken: set[int] = set()
         for task in work:
             self.futures[task.index] = executor.submit(_work, task)
         # its processes (forked as the first task went in), and no one else's, to stop
         self.processes = [c for c in multiprocessing.active_children() if c.pid not in before]
-        _worker.pop("preloaded", None)  # forked: this process keeps it in self.preloaded
         return executor
 
     def result(self, task: Task) -> dict:
         while task.index not in self.records:
             try:
-                self.records[task.index] = self.futures[task.index].result(timeout=0.2)
-            except FuturesTimeout:
-                _drain(self.updates, self.bar)
+                self.records[task.index] = self._waited(task)
             except BrokenProcessPool:
                 self._recover()
         _drain(self.updates, self.bar)
         return self.records.pop(task.index)
+
+    def _waited(self, task: Task) -> dict:
+        """``task``'s record, the workers' progress shown while it is masked;
+        ``BrokenProcessPool`` where a worker of its pool died."""
+        while True:
+            try:
+                return self.futures[task.index].result(timeout=0.2)
+            except FuturesTimeout:
+                _drain(self.updates, self.bar)
 
     def _recover(self) -> None:
         while not self.notices.empty():
@@ -856,15 +863,10 @@ class _Workers:
     def _alone(self, task: Task) -> dict:
         """``task`` in a pool of one: its record, or "worker_died" where it kills it again."""
         self.executor = self._start([task], 1)
-        while True:
-            try:
-                record = self.futures[task.index].result(timeout=0.2)
-                break
-            except FuturesTimeout:
-                _drain(self.updates, self.bar)
-            except BrokenProcessPool:
-                record = _died(task)
-                break
+        try:
+            record = self._waited(task)
+        except BrokenProcessPool:
+            record = _died(task)
         self.kill()  # nothing else is queued there
         return record
 
