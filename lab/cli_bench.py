@@ -115,23 +115,26 @@ def build_groups(data: Path, n: int, folder: Path, seed: int = 0,
     return paths
 
 
-def _tree_rss(pid: int, field: str = "VmRSS") -> int:
-    """Resident bytes of a process and all its descendants (Linux /proc). ``field``
-    "Pss": each page shared by n of them counted 1/n in each (forked workers share their
-    parent's networks), from smaps_rollup."""
-    total, todo = 0, [pid]
-    source = "status" if field == "VmRSS" else "smaps_rollup"
+def _tree_memory(pid: int) -> tuple[int, int]:
+    """Resident bytes of a process and all its descendants, and their proportional share
+    (PSS: a page shared by n of them counted 1/n in each, as forked workers share their
+    parent's networks), from each one's /proc/PID/smaps_rollup (Linux)."""
+    rss = pss = 0
+    todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            for line in Path(f"/proc/{p}/{source}").read_text().splitlines():
-                if line.startswith(field + ":"):
-                    total += int(line.split()[1]) * 1024
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                name, _, value = line.partition(":")
+                if name == "Rss":
+                    rss += int(value.split()[0]) * 1024
+                elif name == "Pss":
+                    pss += int(value.split()[0]) * 1024
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue
-    return total
+    return rss, pss
 
 
 def timed(cmd: list[str], cwd: Path, sample: bool = False) -> dict:
@@ -143,7 +146,7 @@ def timed(cmd: list[str], cwd: Path, sample: bool = False) -> dict:
 
     def watch() -> None:
         while proc.poll() is None:
-            samples.append((_tree_rss(proc.pid), _tree_rss(proc.pid, "Pss")))
+            samples.append(_tree_memory(proc.pid))
             time.sleep(0.2)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -277,27 +280,23 @@ def main(argv: list[str] | None = None) -> int:
         few.mkdir()
         for photo in sorted(folder.iterdir())[: max(1, args.jobs)]:
             shutil.copyfile(photo, few / photo.name)
+
+        def ours_and_start(root: Path) -> dict:
+            """facemask from checkout ``root`` on the folder, ``few_cpu_s`` its CPU on the
+            first photos alone."""
+            out, report = Path(tmp) / "out", Path(tmp) / "report.jsonl"
+            run = run_ours(folder, out, args.jobs, report, root)
+            run["few_cpu_s"] = _start_cpu(run_ours(few, out, args.jobs, report, root))
+            return run
+
         runs: dict[str, list[dict]] = {"facemask": [], "masktheface": [], "compare": []}
         for r in range(args.rounds):
             if args.compare is not None:
-                other = run_ours(folder, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl",
-                                 args.compare.resolve())  # fmt: skip
-                other["few_cpu_s"] = _start_cpu(
-                    run_ours(
-                        few,
-                        Path(tmp) / "out",
-                        args.jobs,
-                        Path(tmp) / "report.jsonl",
-                        args.compare.resolve(),
-                    )
-                )
+                other = ours_and_start(args.compare.resolve())
                 runs["compare"].append(other)
                 print(f"round {r + 1} facemask from {args.compare}: {_line(other, args.photos)}",
                       file=sys.stderr)  # fmt: skip
-            ours = run_ours(folder, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl")
-            ours["few_cpu_s"] = _start_cpu(
-                run_ours(few, Path(tmp) / "out", args.jobs, Path(tmp) / "report.jsonl")
-            )
+            ours = ours_and_start(ROOT)
             runs["facemask"].append(ours)
             print(f"round {r + 1} facemask --jobs {args.jobs}: {_line(ours, args.photos)}",
                   file=sys.stderr)  # fmt: skip
