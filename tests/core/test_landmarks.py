@@ -392,3 +392,41 @@ def test_a_noisy_photo_is_read_blurred_a_little_and_a_clean_one_as_it_is(predict
     np.testing.assert_array_equal(predictor.predict(noisy, [face_box]), expected)
     upright = predictor.predict(clean, [face_box])
     assert np.linalg.norm(expected - upright, axis=2).mean() < 3
+
+
+def test_a_relooked_face_looks_again_until_its_crop_settles():
+    """A look that reads a face half-way from where its crop sits to where the face is (a
+    box cut short above a mask): each look comes closer, the looks stop once the crop moves
+    less than ``settled`` of its side, never more than ``most``; a face not picked, or not
+    doubted, keeps its first look."""
+    from core.keypoints.landmarks import level_boxes, relooked
+
+    rng = np.random.default_rng(0)
+    truth = np.stack([rng.uniform(100, 200, (68, 2)) for _ in range(3)]).astype(np.float32)
+    first = truth.copy()
+    first[:, :, 1] = 100 + (truth[:, :, 1] - 100) * 0.5  # squashed up, as over a mask
+    calls: list[list[int]] = []
+
+    def look(faces, boxes):
+        calls.append(list(faces))
+        out = []
+        for i, box in zip(faces, boxes, strict=True):
+            now = level_boxes(first[i][None] if len(calls) == 1 else seen[i][None])[0]
+            assert abs(box.cx - now.cx) < 1e-3 and abs(box.side - now.side) < 1e-3
+            seen[i] = (seen[i] + truth[i]) / 2
+            out.append(seen[i])
+        return np.stack(out), np.zeros(len(faces))
+
+    seen = first.copy()
+    spread = np.array([0.2, 0.2, 0.1])  # face 2 is not doubted
+    got = relooked(look, first, spread, picked=lambda p: p[0, 0] != first[1, 0, 0], settled=0.02)
+    assert calls[0] == [0]  # face 1 not picked, face 2 not doubted
+    assert 3 <= len(calls) <= 5  # more than one look, stopped once settled
+    assert np.abs(got[0] - truth[0]).mean() < 0.1 * np.abs(first[0] - truth[0]).mean()
+    np.testing.assert_array_equal(got[1:], first[1:])
+
+    calls.clear()
+    seen = first.copy()
+    capped = relooked(look, first, spread, picked=lambda p: True, settled=0.0, most=3)
+    assert [len(c) for c in calls] == [2, 2]  # the second and third looks, then it stops
+    assert np.abs(capped[0] - truth[0]).mean() > np.abs(got[0] - truth[0]).mean()
