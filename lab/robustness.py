@@ -9,7 +9,9 @@ low resolution, sunglasses, an already-worn mask, chin or forehead out of frame,
 or a cup over the mouth), its labels kept, and run through the product's path as
 ``facemask-eval --people`` does (:func:`lab.evaluate.product_prediction`: the face search
 turned where no face is sure, the detection matching the labels, the model on it). A face
-the detector misses counts as a failure. Points a cut left outside the image still count.
+the detector misses counts as a failure, and so does one found only below its detector's bar
+(``unsure``) that the face verifier does not confirm, as the product's gate would drop it.
+Points a cut left outside the image still count.
 
 Per condition: ``n``, ``missed`` (no matching face found), ``nme_mean`` (over the faces
 found), ``nme_median`` and ``fail_0.10`` (over all faces, a miss counting as infinite
@@ -82,7 +84,9 @@ def compare(
                 started = time.perf_counter()
                 pred = None
                 if found is not None:
-                    pred = read_faces(predictor, image, [found.box]).points[0]
+                    read = read_faces(predictor, image, [found.box])
+                    if confirmed(found, image, read.judged[0]):
+                        pred = read.points[0]
                 ms[k][condition.key].append(search_ms + (time.perf_counter() - started) * 1000)
                 err = math.inf if pred is None else float(nme(pred, truth))
                 errors[k][condition.key].append(err)
@@ -90,6 +94,23 @@ def compare(
         {key: summary(errs, times[key]) for key, errs in per_model.items()}
         for per_model, times in zip(errors, ms)
     ]
+
+
+def confirmed(found, image: np.ndarray, judged: np.ndarray) -> bool:
+    """Whether the product would keep a found face as a face: a detection below its
+    detector's own bar (``unsure``) only where the face verifier is sure of it, as the gate
+    asks (``FaceGate.min_face_unsure``, on the first look's points); any other, yes (the
+    gate's other bars are measured by ``lab.false_masks``' damage set)."""
+    if not found.unsure:
+        return True
+    from core.keypoints.plausibility import FaceGate
+    from core.keypoints.verifier import shipped_verifier
+
+    verifier = shipped_verifier()
+    if verifier is None:
+        return False
+    face = float(verifier.judge(image, [judged], look=False)[0][0])
+    return face >= FaceGate().min_face_unsure
 
 
 def summary(errors: list[float], ms: list[float]) -> dict:

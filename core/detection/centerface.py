@@ -139,12 +139,23 @@ class CenterFaceDetector:
     core-notes.md), so alone it makes the product search every turn.
     """
 
-    def __init__(self, threshold: float = 0.5) -> None:
+    def __init__(
+        self, threshold: float = 0.5, sure: float | None = None, unsure_eyes: float = 0.0
+    ) -> None:
+        """Faces scored above ``threshold``; those not above ``sure`` (where given) marked
+        ``unsure`` (the gate keeps them only where the face verifier is sure of them), and
+        kept only where their eyes' centres lie ``unsure_eyes`` px apart or more."""
         self._net = CenterFace(threshold=threshold)
+        self.sure = sure
+        self.unsure_eyes = unsure_eyes
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
-        found = [
-            Detection(CENTERFACE_BOXES.face_box(*face.box, eyes=face.points), face.score)
-            for face in self._net(image_rgb)
-        ]
+        found = []
+        for face in self._net(image_rgb):
+            unsure = self.sure is not None and face.score <= self.sure
+            eyes = float(np.hypot(*(face.points[1] - face.points[0])))
+            if unsure and eyes < self.unsure_eyes:
+                continue
+            box = CENTERFACE_BOXES.face_box(*face.box, eyes=face.points)
+            found.append(Detection(box, face.score, unsure=unsure))
         return largest_first(found)

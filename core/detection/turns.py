@@ -152,8 +152,10 @@ def anything_at_all(
         return True
     size = tuple(max(1, round(v * shrink)) for v in image_rgb.shape[1::-1])
     small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
-    if fallback is not None and resized_for(fallback, shrink).detect(small):
-        return True
+    if fallback is not None:
+        # a sure face only: a faint one (Detection.unsure) is no reason to search every turn
+        if any(not d.unsure for d in resized_for(fallback, shrink).detect(small)):
+            return True
     detector = resized_for(detector, shrink)
     return any(detector.detect(turn_image(small, turn)[0]) for turn in QUICK_TURNS)
 
@@ -202,7 +204,7 @@ def with_fallback(found: list[Detection], extra: list[Detection]) -> list[Detect
     added; one both found the opposite ways up (``OPPOSITE_DEGREES``) is the fallback's.
     One face is two detections whose centres lie in each other's squares, or whose squares
     share a fifth of the smaller: an upside-down reading of a masked face sits on its upper
-    half.
+    half. A fallback face marked ``unsure`` (below its own bar) only adds a face.
 
     The fallback's angle decides such a face because it comes from the eyes it found
     (docs/experiments/core-notes.md), unless the search was sure enough to stop turning
@@ -221,6 +223,8 @@ def with_fallback(found: list[Detection], extra: list[Detection]) -> list[Detect
         if not same:
             faces.append(e)
             continue
+        if e.unsure:
+            continue  # a face the search found stays its own
         for i in same:
             opposite = _angle_gap(faces[i].box.angle, e.box.angle) > OPPOSITE_DEGREES
             if opposite and faces[i].score < EARLY_STOP:

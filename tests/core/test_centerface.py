@@ -164,3 +164,49 @@ def test_a_noisy_night_photo_is_searched_blurred_and_a_clean_one_is_not():
     blind = Blind()
     assert len(detect_with_turns(blind, astronaut)) == 1
     assert blind.levels[1] == pytest.approx(blind.levels[0], rel=1e-3)  # no blurred copy
+
+
+def test_a_face_below_centerfaces_bar_comes_marked_unsure_and_only_if_big_enough(astronaut):
+    """Scores between ``threshold`` and ``sure`` come marked unsure (for the verifier to
+    confirm); such a face with its eyes closer than ``unsure_eyes`` is not reported."""
+    (plain,) = CenterFaceDetector(threshold=0.25).detect(astronaut)
+    assert not plain.unsure and plain.score > 0.8
+    (doubted,) = CenterFaceDetector(threshold=0.25, sure=0.9999).detect(astronaut)
+    assert doubted.unsure and doubted.box == plain.box
+    eyes = np.hypot(*np.subtract(ASTRONAUT_MARKS["eye_left"], ASTRONAUT_MARKS["eye_right"]))
+    near = CenterFaceDetector(threshold=0.25, sure=0.9999, unsure_eyes=eyes - 5)
+    assert near.detect(astronaut) == [doubted]
+    assert (
+        CenterFaceDetector(threshold=0.25, sure=0.9999, unsure_eyes=eyes + 5).detect(astronaut)
+        == []
+    )
+    # a sure face is reported whatever its size
+    assert CenterFaceDetector(threshold=0.25, sure=0.5, unsure_eyes=1e6).detect(astronaut) == [
+        plain
+    ]
+
+
+def test_the_products_centerface_looks_lower_its_faint_faces_marked_unsure():
+    from core.detection.combined import BAR, UNSURE_BAR, UNSURE_EYES
+
+    second = default_detector("auto").second
+    assert UNSURE_BAR < BAR and second.sure == BAR and second.unsure_eyes == UNSURE_EYES
+    assert second._net.threshold == UNSURE_BAR
+
+
+def test_a_faint_fallback_face_only_adds_a_face_and_starts_no_turned_search():
+    """An unsure fallback face never takes the place of a face the search found (whichever
+    way up), and the quick look of a photo with no face upright does not count it."""
+    from core.detection.turns import anything_at_all, with_fallback
+
+    upside_down = Detection(FaceBox(62.7, 54.5, 62.5, angle=-177.0), 0.977)
+    faint = Detection(FaceBox(62.7, 77.0, 69.8, angle=6.8), 0.3, unsure=True)
+    assert with_fallback([upside_down], [faint]) == [upside_down]
+    elsewhere = Detection(FaceBox(300.0, 100.0, 50.0), 0.3, unsure=True)
+    assert with_fallback([upside_down], [elsewhere]) == [upside_down, elsewhere]
+
+    big = np.full((960, 1280, 3), 90, np.uint8)  # longer than QUICK_SIDE: a quick look
+    nothing = _Counting([])
+    assert not anything_at_all(nothing, _Counting([faint]), big)
+    sure = Detection(faint.box, 0.5)
+    assert anything_at_all(nothing, _Counting([sure]), big)

@@ -219,3 +219,20 @@ def test_several_weights_are_compared_on_the_same_faces(tmp_path, capsys, monkey
     table = robustness.format_comparison(["shipped", str(random)], [shipped, untrained])
     assert table.splitlines()[0].startswith("NME mean / lost") and "random.pt" in table
     assert table.splitlines()[1].startswith("clean ")
+
+
+def test_a_face_found_below_its_detectors_bar_counts_only_where_the_verifier_confirms_it(
+    astronaut, points
+):
+    """``confirmed``: a sure detection always; an unsure one where the shipped verifier
+    gives its first look's points FaceGate's ``min_face_unsure`` (her face: yes; the same
+    points laid on a grey wall: no)."""
+    from core.detection.base import Detection
+    from core.detection.boxes import FaceBox
+    from lab.robustness import confirmed
+
+    box = FaceBox(250.0, 120.0, 200.0)
+    grey = np.full_like(astronaut, 128)
+    assert confirmed(Detection(box, 0.99), grey, points)
+    assert confirmed(Detection(box, 0.3, unsure=True), astronaut, points)
+    assert not confirmed(Detection(box, 0.3, unsure=True), grey, points)
