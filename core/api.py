@@ -30,7 +30,7 @@ from core.detection.registry import default_detector
 from core.detection.turns import detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
 from core.keypoints.plausibility import FaceGate, Readings, evidence, readings
-from core.keypoints.verifier import FaceVerifier, shipped_verifier
+from core.keypoints.verifier import FaceVerifier, in_focus, shipped_verifier
 from core.render import cover, warp
 from core.render.picture import load_picture
 from core.render.sticker import cut_out
@@ -120,12 +120,22 @@ class Masker(Protocol):
 
 def read_faces(predictor: KeypointPredictor, rgb: np.ndarray, boxes: list) -> Readings:
     """The keypoint model's readings of detected faces as the product takes them: a face
-    that wears a mask (``core.render.cover.wears_mask`` on its first look's points) and that
-    the model doubts takes a second look in a crop built from its points, since a worn mask
-    misleads the detector's box; a bare face keeps its one look (a second one gained it
-    nothing and read blurred faces worse: docs/experiments/keypoint-model.md, "A second look
-    where the model doubts")."""
-    return readings(predictor, rgb, boxes, picked=lambda points: cover.wears_mask(rgb, points))
+    the model doubts and whose lower face is covered (:func:`takes_more_looks`, on its
+    first look's points) takes more looks in crops built from its points, since a worn
+    mask, a hand or a cup misleads the detector's box; a bare face keeps its one look (a
+    second one gained it nothing and read blurred faces worse: docs/experiments/
+    keypoint-model.md, "A second look where the model doubts")."""
+    return readings(predictor, rgb, boxes, picked=lambda points: takes_more_looks(rgb, points))
+
+
+def takes_more_looks(rgb: np.ndarray, points: np.ndarray) -> bool:
+    """Whether a doubted face on ``points`` is looked at again: it wears a mask
+    (``core.render.cover.wears_mask``), or something else covers its mouth and chin and
+    the face is in focus (a blurred face read again reads worse, and its lips and chin
+    smear into skin and shadow: docs/experiments/keypoint-model.md, "Something over the
+    mouth, in focus")."""
+    mask, mouth = cover.covered(rgb, points)
+    return mask or (mouth and in_focus(rgb, points))
 
 
 def same_points(a: np.ndarray, b: np.ndarray) -> bool:

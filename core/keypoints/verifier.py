@@ -155,6 +155,12 @@ class FaceVerifier:
         return out
 
 
+def in_focus(image_rgb: np.ndarray, points: np.ndarray) -> bool:
+    """Whether the face on ``points`` is in focus: its crop (:func:`aligned`) at least
+    ``SHARP`` sharp, as the second look asks of a face before its sharp probe reads it."""
+    return bool(sharpness(aligned(image_rgb, points)[None])[0] >= SHARP)
+
+
 def sharpness(crops: np.ndarray) -> np.ndarray:
     """(N,) how sharp each crop's middle is: the mean absolute Laplacian of its grey levels
     over their spread (plus 4 levels, so that a flat dark crop is not sharp by its noise)."""

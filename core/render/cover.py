@@ -64,6 +64,10 @@ DARK = 0.35  # lightness (+5) relative to the skin's
 BRIGHT = 1.7  # lightness (+5) relative to the skin's, photos without colour only
 COLOURLESS = 3.0  # Lab chroma of the skin below which the photo is taken to have no colour
 PART_SHARE, MEAN_SHARE = 0.4, 0.6
+# Something over the mouth and chin (``covered``): that part alone (the fourth of
+# ``_parts``) more than this share not skin, the bar a mask's four parts meet together.
+MOUTH_PART = 3
+MOUTH_SHARE = MEAN_SHARE
 
 # The band the old mask is looked for in: the jaw line (points 0-16) pushed out from the
 # face's centre, by little beside the cheeks (a worn cloth mask sits ~1.05x the jaw; the
@@ -243,27 +247,42 @@ def _decide(shares: list[float]) -> bool:
 def wears_mask(photo: np.ndarray, points: np.ndarray) -> bool:
     """Whether the face on ``points`` (68, 2) already wears something over its nose and
     mouth (see the module's docstring)."""
+    return covered(photo, points)[0]
+
+
+def covered(photo: np.ndarray, points: np.ndarray) -> tuple[bool, bool]:
+    """(whether the face on ``points`` wears a mask (:func:`wears_mask`), whether something
+    covers its mouth and chin): the second is the mask's test on that part alone, more than
+    ``MOUTH_SHARE`` not skin, as a hand or a cup over the mouth leaves it. One reading of
+    the face for both."""
     points = np.asarray(points, np.float64)
     if not np.isfinite(points).all() or _eye_distance(points) < MIN_IOD:
-        return False
+        return False, False
     crop = _read(photo, points, DECIDE_IOD)
     if crop is None:
-        return False
+        return False, False
     groups = _skin_samples(crop)
     skin = _skin(crop.lab[np.logical_or.reduce(groups)])
     if skin is None:
-        return False
+        return False, False
     lab = cv2.GaussianBlur(crop.lab, (0, 0), BLUR)
-    if not _decide(_shares(crop, lab, skin)):
-        return False
+    shares = _shares(crop, lab, skin)
+    mask, mouth = _decide(shares), _mouth(shares)
     # Rarely, the upper face as a whole is off the lower face's colour on a bare face (a
     # fringe of hair over the forehead, white glasses frames, light from above): the
     # middle of the upper face and the eyelids must each find the lower face not skin too.
     for group in groups[:2]:
+        if not (mask or mouth):
+            break
         skin = _skin(crop.lab[group])
-        if skin is not None and not _decide(_shares(crop, lab, skin)):
-            return False
-    return True
+        if skin is not None:
+            shares = _shares(crop, lab, skin)
+            mask, mouth = mask and _decide(shares), mouth and _mouth(shares)
+    return mask, mouth
+
+
+def _mouth(shares: list[float]) -> bool:
+    return bool(np.isfinite(shares[MOUTH_PART]) and shares[MOUTH_PART] > MOUTH_SHARE)
 
 
 def find_worn_mask(photo: np.ndarray, points: np.ndarray) -> WornMask | None:

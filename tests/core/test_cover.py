@@ -198,3 +198,23 @@ def test_faces_it_cannot_read_are_left_bare(astronaut, astronaut_points):
     assert not cover.wears_mask(masked, astronaut_points + [1000, 0])  # outside the photo
     half_out = astronaut_points + [0, -150]  # the forehead above the top edge
     assert cover.worn_mask_region(masked, half_out) is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_cup_over_the_mouth_covers_it_without_being_a_mask(astronaut, astronaut_points, seed):
+    """``covered``: a cup covers the mouth and chin, not the nose and cheeks (no mask); a
+    hand, skin itself, covers nothing by colour; a mask covers both. A doubted face whose
+    mouth is covered takes more looks only in focus (``core.api.takes_more_looks``)."""
+    from core.api import takes_more_looks
+
+    rng = np.random.default_rng(seed)
+    cup = damage.occluder(astronaut, astronaut_points, rng, kind="cup")[0]
+    assert cover.covered(cup, astronaut_points) == (False, True)
+    assert takes_more_looks(cup, astronaut_points)
+    assert not takes_more_looks(cv2.GaussianBlur(cup, (0, 0), 4), astronaut_points)
+    hand = damage.occluder(astronaut, astronaut_points, rng, kind="hand")[0]
+    assert cover.covered(hand, astronaut_points) == (False, False)
+    assert cover.covered(astronaut, astronaut_points) == (False, False)
+    masked = worn(astronaut, astronaut_points, "cloth-plain", seed)
+    assert cover.covered(masked, astronaut_points) == (True, True)
+    assert takes_more_looks(cv2.GaussianBlur(masked, (0, 0), 4), astronaut_points)

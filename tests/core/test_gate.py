@@ -88,7 +88,9 @@ def test_a_doubted_face_is_masked_on_its_second_look_and_judged_on_its_first(mas
         np.testing.assert_array_equal(one.judged, first)
 
 
-def test_the_product_gives_a_second_look_to_doubted_faces_that_wear_a_mask(masker, monkeypatch):
+def test_the_product_looks_again_at_doubted_faces_with_a_covered_lower_face(masker, monkeypatch):
+    """A doubted face that wears a mask takes more looks; one with only its mouth and chin
+    covered (a cup) too, where it is in focus; a sure face is never asked."""
     from core import api
     from core.render import cover
 
@@ -97,16 +99,23 @@ def test_the_product_gives_a_second_look_to_doubted_faces_that_wear_a_mask(maske
     doubted = replace(d.box, angle=d.box.angle + 40.0)
     asked = []
 
-    def wears(photo, points):
+    def covered(photo, points):
         asked.append(points.copy())
-        return worn
+        return reading
 
-    monkeypatch.setattr(cover, "wears_mask", wears)
-    for worn in (True, False):
+    monkeypatch.setattr(cover, "covered", covered)
+    for reading, focus, again in (
+        ((True, True), False, True),
+        ((False, True), True, True),
+        ((False, True), False, False),
+        ((False, False), True, False),
+    ):
+        monkeypatch.setattr(api, "in_focus", lambda photo, points, focus=focus: focus)
+        asked.clear()
         read = api.read_faces(masker.predictor, image, [doubted, d.box])
-        assert (read.points[0] != read.judged[0]).any() == worn
+        assert (read.points[0] != read.judged[0]).any() == again
         np.testing.assert_array_equal(read.points[1], read.judged[1])  # sure: never asked
-    assert len(asked) == 2 and all((a == read.judged[0]).all() for a in asked)
+        assert len(asked) == 1 and (asked[0] == read.judged[0]).all()
 
 
 def test_a_predictor_without_heatmaps_gives_no_spread():
