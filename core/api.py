@@ -29,6 +29,7 @@ from core.detection.boxes import centre_in_either
 from core.detection.registry import default_detector
 from core.detection.turns import detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
+from core.keypoints.face68 import OUTER_EYE_CORNERS
 from core.keypoints.plausibility import FaceGate, Readings, evidence, readings
 from core.keypoints.verifier import FaceVerifier, in_focus, shipped_verifier
 from core.render import cover, warp
@@ -145,6 +146,47 @@ def same_points(a: np.ndarray, b: np.ndarray) -> bool:
         return (*points.min(axis=0), *points.max(axis=0))
 
     return centre_in_either(box(a), box(b))
+
+
+def one_reading_each(faces: list[Face], scores: list[float]) -> list[Face]:
+    """``faces`` (in their order) less those that read a face a surer detection (higher
+    ``scores``) already reads (:func:`one_of_each`)."""
+    return [faces[i] for i in one_of_each([extent(f.points) for f in faces], scores)]
+
+
+def one_of_each(extents: Sequence[Sequence[float]], scores: Sequence[float]) -> list[int]:
+    """Which readings to keep (indices, in order): each one that no surer reading (higher
+    ``scores``) of the same face (:func:`same_face`) comes before. Two detections of one
+    face can survive the search (an upright one not sure enough, the same face found
+    turned; two boxes on a masked face), and each would get a mask."""
+    kept: list[int] = []
+    for i in sorted(range(len(extents)), key=lambda i: -scores[i]):
+        if not any(same_face(extents[i], extents[k]) for k in kept):
+            kept.append(i)
+    return sorted(kept)
+
+
+# Two readings are of one face only where their eyes are no more than this many times
+# further apart: a small face in front of a big one (a child held up to a cheek) is another.
+SAME_SIZE = 1.5
+
+
+def extent(points: np.ndarray) -> tuple[float, float, float, float, float]:
+    """A reading's point box (x0, y0, x1, y1) and its outer eye corners' distance."""
+    p = np.asarray(points, np.float64)
+    right, left = OUTER_EYE_CORNERS
+    return (
+        *map(float, p.min(axis=0)),
+        *map(float, p.max(axis=0)),
+        float(np.linalg.norm(p[left] - p[right])),
+    )
+
+
+def same_face(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Two readings (:func:`extent`) of one face: either's centre in the other's point box
+    (:func:`same_points`), at about the same size (``SAME_SIZE``)."""
+    similar = max(a[4], b[4]) <= SAME_SIZE * max(min(a[4], b[4]), 1e-6)
+    return similar and centre_in_either(tuple(a[:4]), tuple(b[:4]))
 
 
 class FaceMasker:
@@ -333,7 +375,7 @@ class FaceMasker:
         if self.gate is not None and self.verifier is not None and len(detections):
             # every face in one call; the second look only where detector and verifier doubt
             sure, look = self.verifier.judge(rgb, read.judged, scores=[d.score for d in detections])
-        faces, borderline = [], []
+        faces, borderline, scores = [], [], []
         rows = zip(detections, read.points, read.judged, read.spreads, sure, look, strict=True)
         for d, p, judged, spread, face, seen in rows:
             if d.unsure and self.gate is None:
@@ -360,7 +402,12 @@ class FaceMasker:
                 log.debug("dropped a detection that is not a face (plausibility gate)")
                 continue
             points = np.asarray(p, np.float32)
-            (borderline if d.unsure else faces).append(Face(d.box.face_xyxy(), points))
+            if d.unsure:
+                borderline.append(Face(d.box.face_xyxy(), points))
+            else:
+                faces.append(Face(d.box.face_xyxy(), points))
+                scores.append(d.score)
+        faces = one_reading_each(faces, scores)
         # a borderline box beside a face can read that face's points: one mask a face
         faces += [f for f in borderline if not any(same_points(f.points, g.points) for g in faces)]
         if not faces:

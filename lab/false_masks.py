@@ -154,6 +154,9 @@ class Observed:
     # each face's picture as the verifier sees it (core.keypoints.verifier.aligned): a
     # recorded run re-judged by another verifier needs no new look (--replay)
     crops: list[np.ndarray] = field(default_factory=list, repr=False)
+    # each face's point box and eye distance (core.api.extent): the product keeps one
+    # reading of a face, the surest, of those the gate keeps (core.api.one_of_each)
+    extents: list[list[float]] = field(default_factory=list, repr=False)
 
 
 class Recorder:
@@ -183,7 +186,12 @@ def observe(
 
     masker.gate = recorder
     try:
-        with mock.patch.object(api, "readings", reading):
+        # every reading recorded: which of two of one face is kept depends on the gate
+        # (kept() does what one_reading_each does, after the gate)
+        with (
+            mock.patch.object(api, "readings", reading),
+            mock.patch.object(api, "one_reading_each", lambda faces, scores: faces),
+        ):
             faces = masker.find_faces(image, Mode.FACES)
     except NoFaceFoundError:
         faces = []
@@ -204,18 +212,21 @@ def judged_points(faces: list[Face], read: Readings) -> list[np.ndarray]:
 def in_face_order(
     faces: list[Face], seen: list[FaceEvidence], judged: list[np.ndarray] | None = None
 ) -> list[FaceEvidence]:
-    """The gate's evidence (asked in the detector's order) in the order of ``faces``:
-    ``FaceMasker.find_faces`` lists the sure faces first, then the borderline ones that
-    read no sure face's points, each found by its outer eye corners' distance (the same
-    numbers from the same points: those the gate judged, ``judged``, default the faces'
-    own)."""
+    """The gate's evidence (asked in the detector's order) in the order of ``faces``, each
+    found by its outer eye corners' distance (the same numbers from the same points: those
+    the gate judged, ``judged``, default the faces' own). ``FaceMasker.find_faces`` lists
+    the sure faces first, then the borderline ones that read no sure face's points; a face
+    a surer detection already reads is left out (``core.api.one_reading_each``), and so is
+    its evidence. Here every face passes the recording gate before that, so a reading left
+    out for a surer one the real gate would drop is not recorded (rare: two detections of
+    one face)."""
     judged = [f.points for f in faces] if judged is None else judged
-    sure = [e for e in seen if not e.unsure]
-    unsure = iter(e for e in seen if e.unsure)
-    out = list(sure)
-    for points in judged[len(sure) :]:
+    left = list(seen)
+    out = []
+    for points in judged:
         eyes = outer_eye_distance(points)
-        out.append(next(e for e in unsure if e.eyes_px == eyes))
+        k = next(k for k, e in enumerate(left) if e.eyes_px == eyes)
+        out.append(left.pop(k))
     return out
 
 
@@ -364,6 +375,10 @@ def turned_portraits(samples, count: int) -> list[Photo]:
 # --------------------------------------------------------------------------- runs
 
 
+def extents_of(faces: list[Face]) -> list[list[float]]:
+    return [list(api.extent(f.points)) for f in faces]
+
+
 def crops_of(image: np.ndarray, judged: list[np.ndarray]) -> list[np.ndarray]:
     """The verifier's pictures of the faces, from the points the gate judged them on."""
     return [aligned(image, points) for points in judged]
@@ -376,7 +391,8 @@ def save_run(folder: Path, photos: list[Observed], groups: list[dict], damage: l
 
     def row(o: Observed) -> dict:
         return {"photo": o.photo, "kind": o.kind, "on_face": o.on_face,
-                "evidence": [dataclasses.asdict(e) for e in o.evidence]}  # fmt: skip
+                "evidence": [dataclasses.asdict(e) for e in o.evidence],
+                "extents": o.extents}  # fmt: skip
 
     every = [*photos, *(g["observed"] for g in groups), *damage]
     run = {
@@ -401,7 +417,7 @@ def load_run(folder: Path):
     def observed(r: dict) -> Observed:
         evidence = [FaceEvidence(**e) for e in r["evidence"]]
         return Observed(r["photo"], r["kind"], evidence, r["on_face"],
-                        [next(taken) for _ in evidence])  # fmt: skip
+                        [next(taken) for _ in evidence], r.get("extents", []))  # fmt: skip
 
     photos = [observed(r) for r in run["photos"]]
     groups = [
@@ -447,7 +463,8 @@ def observe_photos(
         faces, seen, judged = observe(masker, photo.image)
         labelled = [photo.face] if photo.face is not None else []
         on = [on_labelled(f, labelled) for f in faces]
-        out.append(Observed(photo.name, photo.kind, seen, on, crops_of(photo.image, judged)))
+        crops = crops_of(photo.image, judged)
+        out.append(Observed(photo.name, photo.kind, seen, on, crops, extents_of(faces)))
     return out
 
 
@@ -464,7 +481,9 @@ def observe_groups(masker: FaceMasker, samples, photos: int, seed: int = 0, prog
             hits = [i for i, f in enumerate(faces) if on_labelled(f, [pts])]
             matches.append((float(interocular(pts)), hits))
         on_face = [any(i in hits for _, hits in matches) for i in range(len(faces))]
-        o = Observed(f"group/{k}", "group", seen, on_face, crops_of(image, judged))
+        o = Observed(
+            f"group/{k}", "group", seen, on_face, crops_of(image, judged), extents_of(faces)
+        )
         out.append({"observed": o, "faces": matches})
     return out
 
@@ -480,15 +499,26 @@ def observe_damage(masker: FaceMasker, samples, limit: int, seed: int = 0, progr
             faces, seen, judged = observe(masker, image)
             hits = [on_labelled(f, [truth]) for f in faces]
             name = f"{condition.key}/{sample.path.name}"
-            out.append(Observed(name, condition.key, seen, hits, crops_of(image, judged)))
+            crops = crops_of(image, judged)
+            out.append(Observed(name, condition.key, seen, hits, crops, extents_of(faces)))
     return out
 
 
 # --------------------------------------------------------------------------- scoring
 
 
-def kept(gate, evidence: list[FaceEvidence]) -> list[bool]:
-    return [True if gate is None else gate.keeps(e) for e in evidence]
+def kept(gate, o: Observed) -> list[bool]:
+    """Which of a photo's recorded faces the product masks with ``gate`` (None: none):
+    those the gate keeps, less a sure one that reads a face a surer kept one reads
+    (``core.api.one_of_each``; a run recorded without extents: none left out)."""
+    keep = [True if gate is None else gate.keeps(e) for e in o.evidence]
+    if len(o.extents) != len(o.evidence):
+        return keep
+    sure = [i for i, (k, e) in enumerate(zip(keep, o.evidence)) if k and not e.unsure]
+    one = api.one_of_each([o.extents[i] for i in sure], [o.evidence[i].score for i in sure])
+    for j, i in enumerate(sure):
+        keep[i] = j in one
+    return keep
 
 
 def score(gate, photos: list[Observed], groups: list[dict], damage: list[Observed]) -> dict:
@@ -498,23 +528,23 @@ def score(gate, photos: list[Observed], groups: list[dict], damage: list[Observe
     for o in photos:
         by_kind.setdefault(o.kind, []).append(o)
     for kind, obs in by_kind.items():
-        false = [sum(k and not on for k, on in zip(kept(gate, o.evidence), o.on_face)) for o in obs]
+        false = [sum(k and not on for k, on in zip(kept(gate, o), o.on_face)) for o in obs]
         res[kind] = {
             "photos": len(obs),
             "false_masks_per_100": 100 * sum(false) / len(obs),
             "photos_with_a_false_mask_per_100": 100 * sum(f > 0 for f in false) / len(obs),
         }
         if kind == "turned-portrait":
-            found = [any(k and on for k, on in zip(kept(gate, o.evidence), o.on_face)) for o in obs]
+            found = [any(k and on for k, on in zip(kept(gate, o), o.on_face)) for o in obs]
             res[kind]["face_masked"] = sum(found) / len(obs)
     free = [o for o in photos if o.kind != "turned-portrait"]
     if free:
-        masks = sum(sum(kept(gate, o.evidence)) for o in free)
+        masks = sum(sum(kept(gate, o)) for o in free)
         res["without_faces"] = {
             "photos": len(free),
             "false_masks_per_100": 100 * masks / len(free),
             "photos_with_a_false_mask_per_100": 100
-            * sum(any(kept(gate, o.evidence)) for o in free)
+            * sum(any(kept(gate, o)) for o in free)
             / len(free),
         }
     if groups:
@@ -522,7 +552,7 @@ def score(gate, photos: list[Observed], groups: list[dict], damage: list[Observe
         false = 0
         for g in groups:
             o = g["observed"]
-            keep = kept(gate, o.evidence)
+            keep = kept(gate, o)
             false += sum(k and not on for k, on in zip(keep, o.on_face))
             for iod, hits in g["faces"]:
                 for b in BUCKETS:
@@ -541,7 +571,7 @@ def score(gate, photos: list[Observed], groups: list[dict], damage: list[Observe
         conditions: dict[str, list[int]] = {}
         for o in damage:
             c = conditions.setdefault(o.kind, [0, 0])
-            c[0] += any(k and on for k, on in zip(kept(gate, o.evidence), o.on_face))
+            c[0] += any(k and on for k, on in zip(kept(gate, o), o.on_face))
             c[1] += 1
         res["damage"] = {
             "faces_masked": {k: f / n for k, (f, n) in conditions.items()},
@@ -557,11 +587,12 @@ def faces_lost(gate, groups: list[dict], damage: list[Observed]) -> int:
     lost = 0
     for g in groups:
         o = g["observed"]
-        keep = kept(gate, o.evidence)
+        keep = kept(gate, o)
         lost += sum(bool(hits) and not any(keep[i] for i in hits) for _, hits in g["faces"])
     for o in damage:
         on = [i for i, f in enumerate(o.on_face) if f]
-        lost += bool(on) and not any(kept(gate, [o.evidence[i] for i in on]))
+        keep = kept(gate, o)
+        lost += bool(on) and not any(keep[i] for i in on)
     return lost
 
 
@@ -579,9 +610,7 @@ def tune(photos, groups, damage) -> list[tuple[int, float, FaceGate]]:
     for values in grid:
         gate = FaceGate(*values)
         lost = faces_lost(gate, groups, damage)
-        false = sum(
-            sum(k and not on for k, on in zip(kept(gate, o.evidence), o.on_face)) for o in photos
-        )
+        false = sum(sum(k and not on for k, on in zip(kept(gate, o), o.on_face)) for o in photos)
         found = (lost, 100 * false / max(1, len(photos)), gate)
         if lost not in best or found[1] < best[lost][1]:
             best[lost] = found

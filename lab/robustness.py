@@ -230,9 +230,10 @@ RAW_DETECTORS = ("mtcnn", "centerface")
 
 def raw_detector(name: str):
     if name == "mtcnn":
-        from core.detection.mtcnn import Mtcnn
+        from core.detection.mtcnn import BIG_FACE, BIG_PNET, Mtcnn
 
-        return Mtcnn(min_face=40.0, thresholds=(0.7, 0.7, 0.8))  # as MtcnnFaceDetector's
+        # as MtcnnFaceDetector's
+        return Mtcnn(min_face=40.0, thresholds=(0.7, 0.7, 0.8), big=(BIG_FACE, BIG_PNET))
     if name == "centerface":
         from core.detection.centerface import CenterFace
 

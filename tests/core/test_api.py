@@ -232,8 +232,8 @@ def test_detections_without_a_face_shape_are_left_alone(astronaut, astronaut_poi
         def predict(self, image_rgb, boxes):
             out = super().predict(image_rgb, boxes)
             rng = np.random.default_rng(0)
-            for i in range(1, len(out)):
-                out[i] += rng.normal(0, 12, (68, 2)).astype(np.float32)
+            for i in range(1, len(out)):  # her points moved onto the second box, twisted
+                out[i] += np.float32([150, 215]) + rng.normal(0, 12, (68, 2)).astype(np.float32)
             return out
 
     class TwoBoxes:
@@ -245,5 +245,49 @@ def test_detections_without_a_face_shape_are_left_alone(astronaut, astronaut_poi
     masker = FaceMasker(predictor=TwistedSecondFace([astronaut_points]), detector=TwoBoxes())
     faces = masker.landmarks(astronaut)
     assert len(faces) == 1 and faces[0].box == FACE.face_xyxy()  # her face's own square
-    everything = FaceMasker(TwistedSecondFace([astronaut_points]), TwoBoxes(), max_shape_error=None)
+    everything = FaceMasker(
+        TwistedSecondFace([astronaut_points]), TwoBoxes(), max_shape_error=None, gate=None
+    )
     assert len(everything.landmarks(astronaut)) == 2
+
+
+def test_two_detections_of_one_face_get_one_mask_the_surer_ones(astronaut, astronaut_points):
+    """Two sure detections that read the same face (the same points, at about the same size)
+    get one mask, on the surer detection's reading; a face half the size inside the other's
+    points (a child held up to a cheek) is another face."""
+    from core.api import extent, one_of_each
+    from core.detection.base import Detection
+
+    class Shifted(KnownFacePredictor):
+        """Her points for the first box; for the second, moved by ``shift`` and scaled."""
+
+        def __init__(self, points, shift, scale):
+            super().__init__(points)
+            self.shift, self.scale = shift, scale
+
+        def predict(self, image_rgb, boxes):
+            out = super().predict(image_rgb, boxes)
+            for i in range(1, len(out)):
+                centre = out[i].mean(axis=0)
+                out[i] = (out[i] - centre) * self.scale + centre + np.float32(self.shift)
+            return out
+
+    class TwoBoxes:
+        def __init__(self, scores):
+            self.scores = scores
+
+        def detect(self, image_rgb):
+            return [Detection(FACE, self.scores[0]), Detection(FACE, self.scores[1])]
+
+    for scores, shift, scale, count in (
+        ((0.9, 0.99), (6, 4), 1.0, 1),  # one face read twice: one mask
+        ((0.99, 0.9), (6, 4), 1.2, 1),
+        ((0.99, 0.9), (6, 4), 0.5, 2),  # a small face in front of hers
+        ((0.99, 0.9), (200, 0), 1.0, 2),  # beside her
+    ):
+        masker = FaceMasker(Shifted([astronaut_points], shift, scale), TwoBoxes(scores), gate=None)
+        faces = masker.landmarks(astronaut)
+        assert len(faces) == count, (scores, shift, scale)
+    # the surer reading is the one kept, in its place
+    a, b = extent(astronaut_points), extent(astronaut_points + 5)
+    assert one_of_each([a, b], [0.9, 0.99]) == [1] and one_of_each([a, b], [0.99, 0.9]) == [0]

@@ -321,3 +321,35 @@ def test_one_face_seen_two_ways_is_told_by_either_centre_lying_in_the_other():
     assert centre_in_either((0, 0, 100, 100), (40, 40, 200, 200))
     square = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 100.0], [0.0, 100.0]])
     assert same_points(square, square * 0.2 + 70) and not same_points(square, square + 150)
+
+
+def test_the_upright_search_looks_for_big_faces_more_willingly_and_the_turned_ones_do_not(
+    astronaut, monkeypatch
+):
+    """PNet's bar is lower (BIG_PNET) on the pyramid's levels that find boxes of BIG_FACE px
+    and up, in the upright search (detect_borderline) only; the finer levels keep theirs."""
+    from core.detection.mtcnn import BIG_FACE, BIG_PNET
+
+    plain = mtcnn.Mtcnn(thresholds=(0.7, 0.7, 0.8))
+    willing = mtcnn.Mtcnn(thresholds=(0.7, 0.7, 0.8), big=(BIG_FACE, BIG_PNET))
+    image = np.ascontiguousarray(astronaut)
+    before, after = plain._propose(image), willing._propose(image)
+    assert len(after) > len(before)
+    sides = after[:, 2] - after[:, 0]
+    # every box the lower bar adds is big (the box regression moves sides a little)
+    extra = len(after) - len(before)
+    assert (sides > 0.7 * BIG_FACE).sum() >= extra
+    np.testing.assert_array_equal(willing._propose(image, big=False), before)
+
+    detector = MtcnnFaceDetector()
+    asked = []
+    real = mtcnn.Mtcnn._propose
+
+    def propose(self, image, smallest=0.0, big=True):
+        asked.append(big)
+        return real(self, image, smallest, big)
+
+    monkeypatch.setattr(mtcnn.Mtcnn, "_propose", propose)
+    detector.detect_borderline(astronaut)
+    detector.detect(astronaut)
+    assert asked == [True, False]

@@ -135,6 +135,9 @@ def test_evidence_follows_the_faces_order_where_a_borderline_face_came_first():
     ordered = false_masks.in_face_order(faces, detector_order)
     assert [e.eyes_px for e in ordered] == [20, 40, 30]
     assert [e.unsure for e in ordered] == [False, False, True]
+    # a sure face that read a surer one's face was left out too (core.api.one_reading_each)
+    ordered = false_masks.in_face_order([face(40)], [seen(20, False), seen(40, False)])
+    assert [e.eyes_px for e in ordered] == [40]
 
 
 def test_evidence_is_paired_by_the_points_the_gate_judged_not_the_second_look():
