@@ -45,6 +45,8 @@ class Settings(WorkerSettings):
     # messages into one group per window: Telegram allows about 20 a minute; more wait in line
     group_messages: int = Field(20, ge=1)
     group_window: float = Field(60.0, gt=0)
+    # a video's progress message ("Masking... 40%") is edited at most this often
+    progress_seconds: float = Field(2.0, gt=0)
 
     # webhook mode (polling when WEBHOOK_URL is unset): Telegram posts updates to WEBHOOK_URL,
     # the bot listens on WEBHOOK_LISTEN:WEBHOOK_PORT at that URL's path

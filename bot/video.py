@@ -10,7 +10,7 @@ as the same kind of message.
   download 20 MB) gets a sentence instead of a keyboard. What only the file can tell (no
   picture, no frames, cut off, no face in any frame) comes back from the worker as a typed error.
 - While the worker masks it, the chat shows "recording video note..." or "sending video...",
-  and a progress message ("Masking... 40%", edited at most every :data:`PROGRESS_EDIT_SECONDS`)
+  and a progress message ("Masking... 40%", edited at most every ``PROGRESS_SECONDS``)
   carries a Cancel button that stops the job in the worker. The progress message is deleted
   when the video is sent (after a video note, which has no caption, it becomes the caption's
   line instead: "😷 Surgical mask"), or becomes the error's sentence.
@@ -58,8 +58,6 @@ from serving.jobs import MAX_VIDEO_SECONDS, VideoJob
 
 logger = logging.getLogger(__name__)
 
-#: the progress message is edited at most this often (Telegram's flood limits, and calm)
-PROGRESS_EDIT_SECONDS = 2.0
 #: the per-user throttle counts a video as one photo per this many seconds of it
 SECONDS_PER_PHOTO = 5.0
 #: bot_data key: (chat id, progress message id) -> the video job behind that message
@@ -350,10 +348,11 @@ async def _masked(
 async def _show_progress(
     context: Context, message: Message, running: _Running, markup: object, t: Translator
 ) -> None:
-    """Edit "Masking... N%" in place, at most every PROGRESS_EDIT_SECONDS, while N grows."""
+    """Edit "Masking... N%" in place, at most every ``PROGRESS_SECONDS`` (settings; Telegram's
+    flood limits, and calm), while N grows."""
     shown = 0
     while True:
-        await asyncio.sleep(PROGRESS_EDIT_SECONDS)
+        await asyncio.sleep(context.services.settings.progress_seconds)
         percent = min(99, int(running.fraction * 100))
         if percent <= shown:
             continue

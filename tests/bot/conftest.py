@@ -79,6 +79,8 @@ async def bot(
         HEARTBEAT_FILE=str(workdir / "alive"),
         THROTTLE_JOBS="8",
         POLL_TIMEOUT="2",
+        # a 6-s video note is masked in about a second on a fast machine: show progress often
+        PROGRESS_SECONDS="0.2",
         # inline mode posts profile photos' masks there (tests/bot/test_bot_inline.py)
         INLINE_CACHE_CHAT_ID=str(telegram.group("inline cache").id),
         **model_env,

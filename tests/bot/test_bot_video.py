@@ -67,7 +67,7 @@ async def test_a_video_note_comes_back_round_with_its_frames_and_progress(
     assert telegram.message(chat.id, progress.message_id).reply_markup is None  # no Cancel
     assert (chat.id, progress.message_id) not in telegram.state.deleted
     edits = progress_edits(telegram, progress)
-    # at least one "Masking... N%" while it worked (a 6 s note takes a few seconds now), then
+    # at least one "Masking... N%" while it worked (edited every 0.2 s here: conftest), then
     # the mask's name
     assert edits[-1] == named and len(edits) >= 2, edits
     # "Masking... N%" edited in place while it worked
