@@ -148,19 +148,26 @@ def same_points(a: np.ndarray, b: np.ndarray) -> bool:
     return centre_in_either(box(a), box(b))
 
 
-def one_reading_each(faces: list[Face], scores: list[float]) -> list[Face]:
-    """``faces`` (in their order) less those that read a face a surer detection (higher
-    ``scores``) already reads (:func:`one_of_each`)."""
-    return [faces[i] for i in one_of_each([extent(f.points) for f in faces], scores)]
+def one_reading_each(faces: list[Face], doubts: list[float]) -> list[Face]:
+    """``faces`` (in their order) less those that read a face a surer reading (a lower
+    heatmap spread, ``doubts``) already reads (:func:`one_of_each`)."""
+    return [faces[i] for i in one_of_each([extent(f.points) for f in faces], doubts)]
 
 
-def one_of_each(extents: Sequence[Sequence[float]], scores: Sequence[float]) -> list[int]:
-    """Which readings to keep (indices, in order): each one that no surer reading (higher
-    ``scores``) of the same face (:func:`same_face`) comes before. Two detections of one
-    face can survive the search (an upright one not sure enough, the same face found
-    turned; two boxes on a masked face), and each would get a mask."""
+def one_of_each(extents: Sequence[Sequence[float]], doubts: Sequence[float]) -> list[int]:
+    """Which readings to keep (indices, in order): each one that no surer reading of the
+    same face (:func:`same_face`) comes before, surer meaning the keypoint model's lower
+    doubt (its heatmap spread; NaN last): one model judges every reading, whichever detector
+    found it. Two detections of one face can survive the search (an upright one not sure
+    enough, the same face found turned; two boxes on a masked face), and each would get a
+    mask."""
+
+    def doubt(i: int) -> tuple[bool, float]:
+        d = float(doubts[i])
+        return (bool(np.isnan(d)), d if not np.isnan(d) else 0.0)
+
     kept: list[int] = []
-    for i in sorted(range(len(extents)), key=lambda i: -scores[i]):
+    for i in sorted(range(len(extents)), key=doubt):
         if not any(same_face(extents[i], extents[k]) for k in kept):
             kept.append(i)
     return sorted(kept)
@@ -375,7 +382,7 @@ class FaceMasker:
         if self.gate is not None and self.verifier is not None and len(detections):
             # every face in one call; the second look only where detector and verifier doubt
             sure, look = self.verifier.judge(rgb, read.judged, scores=[d.score for d in detections])
-        faces, borderline, scores = [], [], []
+        faces, borderline, doubts = [], [], []
         rows = zip(detections, read.points, read.judged, read.spreads, sure, look, strict=True)
         for d, p, judged, spread, face, seen in rows:
             if d.unsure and self.gate is None:
@@ -406,8 +413,8 @@ class FaceMasker:
                 borderline.append(Face(d.box.face_xyxy(), points))
             else:
                 faces.append(Face(d.box.face_xyxy(), points))
-                scores.append(d.score)
-        faces = one_reading_each(faces, scores)
+                doubts.append(float(spread))
+        faces = one_reading_each(faces, doubts)
         # a borderline box beside a face can read that face's points: one mask a face
         faces += [f for f in borderline if not any(same_points(f.points, g.points) for g in faces)]
         if not faces:

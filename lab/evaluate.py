@@ -65,7 +65,27 @@ def product_prediction(
     found = product_detection(detector, image, truth)
     if found is None:
         return None, None
-    return read_faces(predictor, image, [found.box]).points[0], found
+    read = read_faces(predictor, image, [found.box])
+    if not confirmed(found, image, read.judged[0]):
+        return None, None
+    return read.points[0], found
+
+
+def confirmed(found, image: np.ndarray, judged: np.ndarray) -> bool:
+    """Whether the product would keep a found face as a face: a detection below its
+    detector's own bar (``unsure``) only where the face verifier is sure of it, as the gate
+    asks (``FaceGate.min_face_unsure``, on the first look's points); any other, yes (the
+    gate's other bars are measured by ``lab.false_masks``' damage set)."""
+    if not found.unsure:
+        return True
+    from core.keypoints.plausibility import FaceGate
+    from core.keypoints.verifier import shipped_verifier
+
+    verifier = shipped_verifier()
+    if verifier is None:
+        return False
+    face = float(verifier.judge(image, [judged], look=False)[0][0])
+    return face >= FaceGate().min_face_unsure
 
 
 def product_detection(detector: FaceDetector, image: np.ndarray, truth: np.ndarray):

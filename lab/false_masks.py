@@ -190,7 +190,7 @@ def observe(
         # (kept() does what one_reading_each does, after the gate)
         with (
             mock.patch.object(api, "readings", reading),
-            mock.patch.object(api, "one_reading_each", lambda faces, scores: faces),
+            mock.patch.object(api, "one_reading_each", lambda faces, doubts: faces),
         ):
             faces = masker.find_faces(image, Mode.FACES)
     except NoFaceFoundError:
@@ -215,11 +215,10 @@ def in_face_order(
     """The gate's evidence (asked in the detector's order) in the order of ``faces``, each
     found by its outer eye corners' distance (the same numbers from the same points: those
     the gate judged, ``judged``, default the faces' own). ``FaceMasker.find_faces`` lists
-    the sure faces first, then the borderline ones that read no sure face's points; a face
-    a surer detection already reads is left out (``core.api.one_reading_each``), and so is
-    its evidence. Here every face passes the recording gate before that, so a reading left
-    out for a surer one the real gate would drop is not recorded (rare: two detections of
-    one face)."""
+    the sure faces first, then the borderline ones that read no sure face's points (a face
+    left out, its evidence is left out too). :func:`observe` records every reading of a
+    face (``core.api.one_reading_each`` is after the gate: which reading is kept depends on
+    it), and :func:`kept` keeps one as the product does."""
     judged = [f.points for f in faces] if judged is None else judged
     left = list(seen)
     out = []
@@ -509,13 +508,14 @@ def observe_damage(masker: FaceMasker, samples, limit: int, seed: int = 0, progr
 
 def kept(gate, o: Observed) -> list[bool]:
     """Which of a photo's recorded faces the product masks with ``gate`` (None: none):
-    those the gate keeps, less a sure one that reads a face a surer kept one reads
-    (``core.api.one_of_each``; a run recorded without extents: none left out)."""
+    those the gate keeps, less a sure one that reads a face a kept one the model doubts
+    less already reads (``core.api.one_of_each``; a run recorded without extents: none
+    left out)."""
     keep = [True if gate is None else gate.keeps(e) for e in o.evidence]
     if len(o.extents) != len(o.evidence):
         return keep
     sure = [i for i, (k, e) in enumerate(zip(keep, o.evidence)) if k and not e.unsure]
-    one = api.one_of_each([o.extents[i] for i in sure], [o.evidence[i].score for i in sure])
+    one = api.one_of_each([o.extents[i] for i in sure], [o.evidence[i].spread for i in sure])
     for j, i in enumerate(sure):
         keep[i] = j in one
     return keep

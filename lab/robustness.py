@@ -39,7 +39,7 @@ from tqdm import tqdm
 from core.api import read_faces
 from core.detection.base import FaceDetector
 from core.detection.registry import default_detector
-from lab.evaluate import product_detection
+from lab.evaluate import confirmed, product_detection
 from lab.options import add_detector_option
 from training.damage import CONDITIONS, Condition, damaged, select
 from training.data import Sample, load_splits, read_image
@@ -94,23 +94,6 @@ def compare(
         {key: summary(errs, times[key]) for key, errs in per_model.items()}
         for per_model, times in zip(errors, ms)
     ]
-
-
-def confirmed(found, image: np.ndarray, judged: np.ndarray) -> bool:
-    """Whether the product would keep a found face as a face: a detection below its
-    detector's own bar (``unsure``) only where the face verifier is sure of it, as the gate
-    asks (``FaceGate.min_face_unsure``, on the first look's points); any other, yes (the
-    gate's other bars are measured by ``lab.false_masks``' damage set)."""
-    if not found.unsure:
-        return True
-    from core.keypoints.plausibility import FaceGate
-    from core.keypoints.verifier import shipped_verifier
-
-    verifier = shipped_verifier()
-    if verifier is None:
-        return False
-    face = float(verifier.judge(image, [judged], look=False)[0][0])
-    return face >= FaceGate().min_face_unsure
 
 
 def summary(errors: list[float], ms: list[float]) -> dict:
@@ -232,7 +215,7 @@ def raw_detector(name: str):
     if name == "mtcnn":
         from core.detection.mtcnn import BIG_FACE, BIG_PNET, Mtcnn
 
-        # as MtcnnFaceDetector's
+        # as MtcnnFaceDetector's upright search (detect_borderline)
         return Mtcnn(min_face=40.0, thresholds=(0.7, 0.7, 0.8), big=(BIG_FACE, BIG_PNET))
     if name == "centerface":
         from core.detection.centerface import CenterFace

@@ -28,10 +28,10 @@ FAINT = 0.1
 # photos rose from 1.0 to 1.3 in 100 (docs/experiments/false-masks.md, "Session 22").
 BAR = 0.35
 UNSURE_BAR = 0.25
-# ... and only where CenterFace's eyes lie this far apart (px, eye centres; ~14 px between
-# the outer eye corners), a face big enough for the verifier to judge: the two face-free
-# photos this band put masks on (a camera, a guitar: training sources of the verifier) read
-# 7.3 and 9.1 px, the masked validation faces it found 11.7-30 px.
+# ... and only where CenterFace's eyes lie this far apart (px of the photo it is given, eye
+# centres; ~14 px between the outer eye corners), a face big enough for the verifier to
+# judge: the two face-free photos this band put masks on (a camera, a guitar: training
+# sources of the verifier) read 7.3 and 9.1 px, the masked validation faces it found 11.7-30.
 UNSURE_EYES = 10.0
 CONFIRM_CROP = 3.0
 CONFIRM_SIDE = 160
@@ -110,8 +110,9 @@ class MtcnnThenCenterFace(_MtcnnWithCenterFace):
 
 
 class MtcnnAndCenterFace(_MtcnnWithCenterFace):
-    """MTCNN's faces and CenterFace's where MTCNN has none (both run on every photo and
-    every turn, several times the photo time; kept for comparison)."""
+    """MTCNN's faces and CenterFace's where MTCNN has none, its faint ones marked unsure
+    (both run on every photo and every turn, several times the photo time; kept for
+    comparison)."""
 
     def detect(self, image_rgb: np.ndarray) -> list[Detection]:
         found = self.first.detect(image_rgb)

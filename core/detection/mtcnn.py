@@ -272,11 +272,13 @@ MTCNN_BOXES = BoxConvention(MTCNN_SIDE_RATIO, MTCNN_DX, MTCNN_DY)
 # upright (core.detection.turns.detect_with_turns) (docs/experiments/false-masks.md,
 # "Round 4").
 BORDERLINE = 0.5
-# PNet's bar on the levels of the pyramid that find boxes of BIG_FACE px and up (faces with
-# their eyes ~45 px apart and more), instead of 0.7: few cells to read there, and RNet and
-# ONet keep their bars. Big faces behind mirrored sunglasses in the detector bench's group
-# photos scored under 0.7 there; with it 3 of the 4 faces (eyes >= 20 px) missed were
-# found (97.8 -> 99.4%), with no more false boxes on any of its four conditions
+# PNet's bar on the levels of the pyramid that find boxes of BIG_FACE px and up (pixels of
+# the photo as MTCNN searches it, the photo itself up to 2000 px long: faces with their eyes
+# ~45 px apart and more), instead of 0.7, in the first upright search only: few cells to
+# read there, and RNet and ONet keep their bars. Big faces behind mirrored sunglasses in
+# the detector bench's group photos scored under 0.7 there; with it 3 of the 4 faces (eyes
+# >= 20 px) missed were found (97.8 -> 99.4%), with no more false boxes on any of its four
+# conditions
 # (docs/experiments/false-masks.md, "Session 22").
 BIG_FACE = 100.0
 BIG_PNET = 0.5
@@ -332,10 +334,10 @@ class MtcnnFaceDetector:
     ) -> tuple[list[Detection], list[Detection]]:
         """The faces and, from the same search, the borderline ones: ONet's score above
         ``borderline`` but not above its own bar, marked ``unsure`` (blurred faces in a
-        group photo are often among them; so are textures). This is the product's upright
-        search (``core.detection.turns.detect_with_turns``), and with ``big`` it looks for
-        big faces more willingly (``BIG_FACE``); :meth:`detect`, which the turned searches
-        call, does not."""
+        group photo are often among them; so are textures). This is the product's first,
+        upright search (``core.detection.turns.detect_with_turns``), and with ``big`` it
+        looks for big faces more willingly (``BIG_FACE``); :meth:`detect`, which the turned
+        searches and the search of a noisy photo's quieter copy call, does not."""
         rgb = image_rgb if image_rgb.ndim == 3 else cv2.cvtColor(image_rgb, cv2.COLOR_GRAY2RGB)
         h, w = rgb.shape[:2]
         scale = max(1.0, self.min_side / min(h, w))

@@ -88,7 +88,7 @@ def detect_turned(
             cx, cy = (back @ [d.box.cx, d.box.cy, 1.0] + 0.5) / shrink - 0.5
             angle = (d.box.angle + turn + 180.0) % 360.0 - 180.0
             box = FaceBox(float(cx), float(cy), d.box.side / shrink, angle)
-            best.append(Detection(box, d.score))
+            best.append(Detection(box, d.score, unsure=d.unsure))
         if _best_score(best) >= enough:
             break
     return best
@@ -124,8 +124,13 @@ def detect_with_turns(detector: FaceDetector, image_rgb: np.ndarray) -> list[Det
         if _best_score(upright) >= SURE_SCORE:
             return upright
     fallback: FaceDetector | None = getattr(detector, "fallback", None)
-    if not upright and not anything_at_all(detector, fallback, image_rgb):
-        return []  # a photo without a face: stopped early (see anything_at_all)
+    if not upright:
+        seen = quick_look(detector, fallback, image_rgb)
+        if seen is None:
+            return []  # a photo without a face: stopped early (see quick_look)
+        if seen == FAINT and fallback is not None:
+            # only the fallback's faint faces: those, for the gate to confirm, no turned search
+            return with_fallback([], fallback.detect(image_rgb))
     found = _search_turned(detector, image_rgb, upright)
     if fallback is None:
         return found
@@ -140,24 +145,38 @@ QUICK_SIDE = 640
 QUICK_TURNS = (90.0, 270.0, 180.0)
 
 
+FACE, FAINT = "face", "faint"
+
+
+def quick_look(
+    detector: FaceDetector, fallback: FaceDetector | None, image_rgb: np.ndarray
+) -> str | None:
+    """What a quick look (``QUICK_SIDE``, ``QUICK_TURNS``, the fallback upright) finds in a
+    photo whose upright search found none: ``FACE`` (a face: the whole turned search is
+    made), ``FAINT`` (only faint faces of the fallback, ``Detection.unsure``: no reason to
+    search every turn, but the fallback's own look at the photo is), or None. The faces a
+    turned search exists for (a phone photo on its side, a masked face only the fallback
+    sees) are big in their photo, and a photo of small faces has some of them found
+    upright."""
+    shrink = QUICK_SIDE / max(image_rgb.shape[:2])
+    if shrink >= 1.0:  # a small photo: the whole search costs what a quick look would
+        return FACE
+    size = tuple(max(1, round(v * shrink)) for v in image_rgb.shape[1::-1])
+    small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
+    seen = resized_for(fallback, shrink).detect(small) if fallback is not None else []
+    if any(not d.unsure for d in seen):
+        return FACE
+    detector = resized_for(detector, shrink)
+    if any(detector.detect(turn_image(small, turn)[0]) for turn in QUICK_TURNS):
+        return FACE
+    return FAINT if seen else None
+
+
 def anything_at_all(
     detector: FaceDetector, fallback: FaceDetector | None, image_rgb: np.ndarray
 ) -> bool:
-    """Whether a quick look (``QUICK_SIDE``, ``QUICK_TURNS``, the fallback upright) finds
-    any face in a photo whose upright search found none: the faces a turned search exists
-    for (a phone photo on its side, a masked face only the fallback sees) are big in their
-    photo, and a photo of small faces has some of them found upright."""
-    shrink = QUICK_SIDE / max(image_rgb.shape[:2])
-    if shrink >= 1.0:  # a small photo: the whole search costs what a quick look would
-        return True
-    size = tuple(max(1, round(v * shrink)) for v in image_rgb.shape[1::-1])
-    small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
-    if fallback is not None:
-        # a sure face only: a faint one (Detection.unsure) is no reason to search every turn
-        if any(not d.unsure for d in resized_for(fallback, shrink).detect(small)):
-            return True
-    detector = resized_for(detector, shrink)
-    return any(detector.detect(turn_image(small, turn)[0]) for turn in QUICK_TURNS)
+    """Whether the quick look (:func:`quick_look`) finds a face worth the turned search."""
+    return quick_look(detector, fallback, image_rgb) == FACE
 
 
 def resized_for(detector: FaceDetector, factor: float) -> FaceDetector:
@@ -213,7 +232,8 @@ def with_fallback(found: list[Detection], extra: list[Detection]) -> list[Detect
     turns a face it doubts (``core.keypoints.landmarks.surest_points``).
     """
     faces = list(found)
-    for e in extra:
+    # the fallback's sure faces first: a big faint box must not take a sure one inside it
+    for e in sorted(extra, key=lambda d: d.unsure):
         same = [
             i
             for i, f in enumerate(faces)

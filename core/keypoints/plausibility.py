@@ -77,9 +77,10 @@ class FaceGate:
     The probes are certain of faces, and only their far tails are used.
 
     A borderline detection (``FaceEvidence.unsure``: MTCNN's score below its bar, in a
-    photo where a face is sure) is kept only where the verifier gives it ``min_face_unsure``
-    or more (none without a verifier), chosen as ``min_face`` was: on the validation people's
-    group photos and the training sources (docs/experiments/false-masks.md, "Round 4")."""
+    photo where a face is sure; or CenterFace's below its bar, where none is) is kept only
+    where the verifier gives it ``min_face_unsure`` or more (none without a verifier),
+    chosen as ``min_face`` was: on the validation people's group photos and the training
+    sources (docs/experiments/false-masks.md, "Round 4", "Session 22")."""
 
     max_spread: float = 0.22
     sure_score: float = 0.0

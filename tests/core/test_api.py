@@ -253,8 +253,8 @@ def test_detections_without_a_face_shape_are_left_alone(astronaut, astronaut_poi
 
 def test_two_detections_of_one_face_get_one_mask_the_surer_ones(astronaut, astronaut_points):
     """Two sure detections that read the same face (the same points, at about the same size)
-    get one mask, on the surer detection's reading; a face half the size inside the other's
-    points (a child held up to a cheek) is another face."""
+    get one mask, on the reading the model doubts less; a face half the size inside the
+    other's points (a child held up to a cheek) is another face."""
     from core.api import extent, one_of_each
     from core.detection.base import Detection
 
@@ -288,6 +288,9 @@ def test_two_detections_of_one_face_get_one_mask_the_surer_ones(astronaut, astro
         masker = FaceMasker(Shifted([astronaut_points], shift, scale), TwoBoxes(scores), gate=None)
         faces = masker.landmarks(astronaut)
         assert len(faces) == count, (scores, shift, scale)
-    # the surer reading is the one kept, in its place
+    # the reading the model doubts less is the one kept, in its place; no doubt known: the first
     a, b = extent(astronaut_points), extent(astronaut_points + 5)
-    assert one_of_each([a, b], [0.9, 0.99]) == [1] and one_of_each([a, b], [0.99, 0.9]) == [0]
+    assert one_of_each([a, b], [0.2, 0.15]) == [1] and one_of_each([a, b], [0.15, 0.2]) == [0]
+    assert one_of_each([a, b], [np.nan, 0.2]) == [1] and one_of_each([a, b], [np.nan] * 2) == [0]
+    far = extent(astronaut_points + 200)
+    assert one_of_each([a, far, b], [0.2, 0.3, 0.15]) == [1, 2]

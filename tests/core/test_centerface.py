@@ -196,17 +196,39 @@ def test_the_products_centerface_looks_lower_its_faint_faces_marked_unsure():
 
 def test_a_faint_fallback_face_only_adds_a_face_and_starts_no_turned_search():
     """An unsure fallback face never takes the place of a face the search found (whichever
-    way up), and the quick look of a photo with no face upright does not count it."""
-    from core.detection.turns import anything_at_all, with_fallback
+    way up), nor a sure fallback face inside its box; a big photo whose quick look sees only
+    faint fallback faces gets the fallback's look, not the turned search."""
+    from core.detection.turns import FACE, FAINT, anything_at_all, quick_look, with_fallback
 
     upside_down = Detection(FaceBox(62.7, 54.5, 62.5, angle=-177.0), 0.977)
     faint = Detection(FaceBox(62.7, 77.0, 69.8, angle=6.8), 0.3, unsure=True)
     assert with_fallback([upside_down], [faint]) == [upside_down]
     elsewhere = Detection(FaceBox(300.0, 100.0, 50.0), 0.3, unsure=True)
     assert with_fallback([upside_down], [elsewhere]) == [upside_down, elsewhere]
+    # a big faint box around a smaller sure one (largest first, as detectors list them)
+    big_faint = Detection(FaceBox(300.0, 300.0, 200.0), 0.3, unsure=True)
+    sure_inside = Detection(FaceBox(300.0, 300.0, 100.0), 0.9)
+    assert with_fallback([], [big_faint, sure_inside]) == [sure_inside]
 
     big = np.full((960, 1280, 3), 90, np.uint8)  # longer than QUICK_SIDE: a quick look
     nothing = _Counting([])
+    assert quick_look(nothing, _Counting([faint]), big) == FAINT
     assert not anything_at_all(nothing, _Counting([faint]), big)
     sure = Detection(faint.box, 0.5)
-    assert anything_at_all(nothing, _Counting([sure]), big)
+    assert quick_look(nothing, _Counting([sure]), big) == FACE
+    assert quick_look(nothing, _Counting([]), big) is None
+
+    fallback = _Counting([faint])
+    searching = _WithFallback([], fallback)
+    assert detect_with_turns(searching, big) == [faint]
+    # the upright search and the quick look's three turns; no full turned search
+    assert searching.calls == 4 and fallback.calls == 2  # the quick look's, then full size
+    assert detect_with_turns(_WithFallback([], _Counting([])), big) == []
+
+
+def test_a_turned_search_keeps_a_faint_face_marked():
+    from core.detection.turns import detect_turned
+
+    faint = Detection(FaceBox(100.0, 80.0, 60.0), 0.3, unsure=True)
+    (found,) = detect_turned(_Counting([faint]), np.full((200, 240, 3), 90, np.uint8))
+    assert found.unsure

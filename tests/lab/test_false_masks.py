@@ -175,3 +175,30 @@ def test_observe_gives_each_face_its_evidence_and_judged_points_and_unpatches():
     assert len(faces) == len(seen) == len(judged) == 1
     assert seen[0].eyes_px == outer_eye_distance(judged[0])
     assert api.readings is readings and masker.gate is not None
+
+
+def test_a_replayed_gate_keeps_one_reading_of_a_face_as_the_product_does():
+    """Two recorded readings of one face: the gate first, then the one the model doubts
+    less among those it keeps; a reading elsewhere and a borderline one are not touched; a
+    run recorded without point boxes keeps every reading the gate keeps."""
+
+    class ByVerifier:
+        def keeps(self, e: FaceEvidence) -> bool:
+            return e.face >= 0.5
+
+    def seen(spread: float, face: float, unsure: bool = False) -> FaceEvidence:
+        return FaceEvidence(0.9, spread, 0.05, 0.5, 30.0, face=face, unsure=unsure)
+
+    here, again, there = [0, 0, 100, 100, 30], [5, 5, 105, 105, 31], [300, 0, 400, 100, 30]
+    o = false_masks.Observed(
+        "p", "no-face", [seen(0.16, 1.0), seen(0.15, 1.0), seen(0.2, 1.0), seen(0.1, 1.0, True)],
+        [True, True, False, True], extents=[here, again, there, again],
+    )  # fmt: skip
+    assert false_masks.kept(ByVerifier(), o) == [False, True, True, True]
+    assert false_masks.kept(None, o) == [False, True, True, True]
+    # the reading the model doubts less is not a face to the gate: the other one is kept
+    o.evidence[1] = seen(0.15, 0.0)
+    assert false_masks.kept(ByVerifier(), o) == [True, False, True, True]
+    o.extents = []
+    o.evidence[1] = seen(0.15, 1.0)
+    assert false_masks.kept(ByVerifier(), o) == [True, True, True, True]

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from skimage import data
 
+from core.keypoints.verifier import VERIFIER_ONNX
+from core.weightfiles import WEIGHTS_DIR
 from lab import robustness
 from masks import catalog
 from tests.core.conftest import ASTRONAUT_MARKS, fit_template
@@ -221,6 +223,9 @@ def test_several_weights_are_compared_on_the_same_faces(tmp_path, capsys, monkey
     assert table.splitlines()[1].startswith("clean ")
 
 
+@pytest.mark.skipif(
+    not (WEIGHTS_DIR / VERIFIER_ONNX).exists(), reason="no face verifier in this checkout"
+)
 def test_a_face_found_below_its_detectors_bar_counts_only_where_the_verifier_confirms_it(
     astronaut, points
 ):
@@ -229,7 +234,7 @@ def test_a_face_found_below_its_detectors_bar_counts_only_where_the_verifier_con
     points laid on a grey wall: no)."""
     from core.detection.base import Detection
     from core.detection.boxes import FaceBox
-    from lab.robustness import confirmed
+    from lab.evaluate import confirmed
 
     box = FaceBox(250.0, 120.0, 200.0)
     grey = np.full_like(astronaut, 128)
