@@ -29,8 +29,13 @@ from core.detection.boxes import centre_in_either
 from core.detection.registry import default_detector
 from core.detection.turns import detect_with_turns
 from core.errors import NoFaceFoundError, UnknownMaskError
-from core.keypoints.face68 import OUTER_EYE_CORNERS
-from core.keypoints.plausibility import FaceGate, Readings, evidence, readings
+from core.keypoints.plausibility import (
+    FaceGate,
+    Readings,
+    evidence,
+    outer_eye_distance,
+    readings,
+)
 from core.keypoints.verifier import FaceVerifier, in_focus, shipped_verifier
 from core.render import cover, warp
 from core.render.picture import load_picture
@@ -181,12 +186,7 @@ SAME_SIZE = 1.5
 def extent(points: np.ndarray) -> tuple[float, float, float, float, float]:
     """A reading's point box (x0, y0, x1, y1) and its outer eye corners' distance."""
     p = np.asarray(points, np.float64)
-    right, left = OUTER_EYE_CORNERS
-    return (
-        *map(float, p.min(axis=0)),
-        *map(float, p.max(axis=0)),
-        float(np.linalg.norm(p[left] - p[right])),
-    )
+    return (*map(float, p.min(axis=0)), *map(float, p.max(axis=0)), outer_eye_distance(p))
 
 
 def same_face(a: Sequence[float], b: Sequence[float]) -> bool:

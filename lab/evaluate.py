@@ -63,12 +63,17 @@ def product_prediction(
     sure upright), the detection matching the labels, the model on that box; the points
     and that detection. None, None: no detection matches (the face was missed)."""
     found = product_detection(detector, image, truth)
-    if found is None:
-        return None, None
+    points = None if found is None else product_points(predictor, image, found)
+    return (None, None) if points is None else (points, found)
+
+
+def product_points(
+    predictor: KeypointPredictor, image: np.ndarray, found: Detection
+) -> np.ndarray | None:
+    """The model's points on a found face as the product reads them, or None where the
+    product would not keep the face (:func:`confirmed`)."""
     read = read_faces(predictor, image, [found.box])
-    if not confirmed(found, image, read.judged[0]):
-        return None, None
-    return read.points[0], found
+    return read.points[0] if confirmed(found, image, read.judged[0]) else None
 
 
 def confirmed(found, image: np.ndarray, judged: np.ndarray) -> bool:

@@ -36,10 +36,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core.api import read_faces
 from core.detection.base import FaceDetector
 from core.detection.registry import default_detector
-from lab.evaluate import confirmed, product_detection
+from lab.evaluate import product_detection, product_points
 from lab.options import add_detector_option
 from training.damage import CONDITIONS, Condition, damaged, select
 from training.data import Sample, load_splits, read_image
@@ -84,9 +83,7 @@ def compare(
                 started = time.perf_counter()
                 pred = None
                 if found is not None:
-                    read = read_faces(predictor, image, [found.box])
-                    if confirmed(found, image, read.judged[0]):
-                        pred = read.points[0]
+                    pred = product_points(predictor, image, found)
                 ms[k][condition.key].append(search_ms + (time.perf_counter() - started) * 1000)
                 err = math.inf if pred is None else float(nme(pred, truth))
                 errors[k][condition.key].append(err)
