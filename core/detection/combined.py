@@ -23,15 +23,15 @@ from core.detection.turns import SURE_SCORE
 FAINT = 0.1
 # CenterFace's bar where it looks behind MTCNN, and how far below it its faces still come,
 # marked unsure (Detection.unsure): the gate keeps those only where the face verifier is
-# sure of them (FaceGate.min_face_unsure). Faces under a held-out striped cloth mask that
-# CenterFace scores 0.25-0.35 are found; at 0.25 with no such check the masks on face-free
-# photos rose from 1.0 to 1.3 in 100 (docs/experiments/false-masks.md, "Session 22").
+# sure of them (FaceGate.min_face_unsure). Masked faces CenterFace scores just under its bar
+# are found that way; the lower bar alone, with no such check, put masks on face-free
+# photos (docs/experiments/false-masks.md, "Session 22").
 BAR = 0.35
 UNSURE_BAR = 0.25
 # ... and only where CenterFace's eyes lie this far apart (px of the photo it is given, eye
-# centres; ~14 px between the outer eye corners), a face big enough for the verifier to
-# judge: the two face-free photos this band put masks on (a camera, a guitar: training
-# sources of the verifier) read 7.3 and 9.1 px, the masked validation faces it found 11.7-30.
+# centres; ~14 px between the outer eye corners): a face big enough for the verifier to
+# judge. The false faces this band found were smaller, the masked ones larger (the same
+# section).
 UNSURE_EYES = 10.0
 CONFIRM_CROP = 3.0
 CONFIRM_SIDE = 160

@@ -70,11 +70,10 @@ UNSURE_SPREAD = 0.17
 RELOOK_SPREAD = 0.15
 # A face that took a second look looks again while its crop (built from its newest points)
 # moves by more than RELOOK_SETTLED of its side, RELOOK_MOST looks in all: a masked face
-# whose detector box was cut short above the mask comes closer with each look. On the
-# validation people (200 images a condition) worn striped cloth (held out) read 5.16 ->
-# 4.95% NME and 4.5 -> 3.5% of faces lost, printed cloth 4.83 -> 4.69% and 2.5 -> 1.5%, for
-# ~0.1 more looks a masked face; one look more for every face (session 19) cost half a look
-# (docs/experiments/keypoint-model.md, "Looking again until the crop settles").
+# whose detector box was cut short above the mask comes closer with each look, and most
+# faces settle after the second, so the extra looks cost little; a third look for every
+# masked face cost half a look each (docs/experiments/keypoint-model.md, "Looking again
+# until the crop settles").
 RELOOK_SETTLED = 0.02
 RELOOK_MOST = 6
 # A photo noisier than NOISY (core.detection.turns: a night shot the phone brightened) is
